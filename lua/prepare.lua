@@ -1,0 +1,79 @@
+-- prepare: claim the packet and reserve its amounts, all or nothing.
+--
+-- KEYS[1] hotSet hash          KEYS[2] hotSet expiry index (zset)
+-- KEYS[3] incoming account     KEYS[4] outgoing account
+-- ARGV[1] hotSet field (<inAccount>|<packetId>)
+-- ARGV[2] owner shard          ARGV[3] incoming amount
+-- ARGV[4] outgoing account id  ARGV[5] outgoing amount
+-- ARGV[6] expiresAt (ms)       ARGV[7] incoming minBalance ('' = no limit)
+-- ARGV[8] outgoing maxBalance ('' = no limit)
+--
+-- Returns 'OK', 'DUPLICATE', 'INSUFFICIENT_BALANCE' or 'EXCEEDS_MAX_BALANCE'.
+-- Every check runs before the first write: a refused prepare changes nothing.
+
+local field, shard, inAmount = ARGV[1], ARGV[2], ARGV[3]
+local outAccount, outAmount, expiresAt = ARGV[4], ARGV[5], ARGV[6]
+local minBalance, maxBalance = ARGV[7], ARGV[8]
+
+if redis.call('HEXISTS', KEYS[1], field) == 1 then return 'DUPLICATE' end
+
+-- Incoming side. Invariants: every hot balance >= 0 and cold >= minBalance,
+-- so cold + sum(hot) >= minBalance whatever the order of prepares on any
+-- number of shards. The shard spends its own hot balance first, then cold.
+local hotField = 'hot:' .. shard
+local cold, hot, takeHot, takeCold, reclaim = nil, nil, '0', '0', nil
+if inAmount ~= '0' then
+  local v = redis.call('HMGET', KEYS[3], 'cold', hotField)
+  cold, hot = v[1] or '0', v[2] or '0'
+  takeHot = big_min(hot, inAmount)
+  takeCold = big_sub(inAmount, takeHot)
+  if takeCold ~= '0' and minBalance ~= '' then
+    local spare = big_sub(cold, minBalance)
+    if big_cmp(spare, takeCold) < 0 then
+      -- Not enough on this shard: take back what other shards hold idle
+      -- before refusing, so the refusal is exact for the whole account.
+      local _, _, all = account_balance(KEYS[3])
+      local reclaimed = '0'
+      reclaim = {}
+      for i = 1, #all, 2 do
+        local f = all[i]
+        if string.sub(f, 1, 4) == 'hot:' and f ~= hotField and all[i + 1] ~= '0' then
+          reclaimed = big_add(reclaimed, all[i + 1])
+          reclaim[#reclaim + 1] = f
+        end
+      end
+      if big_cmp(big_add(spare, reclaimed), takeCold) < 0 then
+        return 'INSUFFICIENT_BALANCE'
+      end
+      cold = big_add(cold, reclaimed)
+    end
+  end
+end
+
+-- Outgoing side: reserve headroom so that a later fulfill can never push the
+-- account above its maxBalance.
+local headroom = '0'
+if maxBalance ~= '' and outAmount ~= '0' then
+  local balance, credits = account_balance(KEYS[4])
+  if big_cmp(big_add(big_add(balance, credits), outAmount), maxBalance) > 0 then
+    return 'EXCEEDS_MAX_BALANCE'
+  end
+  headroom = outAmount
+  redis.call('HSET', KEYS[4], 'creditsInFlight', big_add(credits, outAmount))
+end
+
+if inAmount ~= '0' then
+  if reclaim then
+    for _, f in ipairs(reclaim) do redis.call('HSET', KEYS[3], f, '0') end
+  end
+  if takeCold ~= '0' then
+    redis.call('HSET', KEYS[3], 'cold', big_sub(cold, takeCold), hotField, big_sub(hot, takeHot))
+  else
+    redis.call('HSET', KEYS[3], hotField, big_sub(hot, takeHot))
+  end
+end
+
+redis.call('HSET', KEYS[1], field,
+  shard .. '|' .. expiresAt .. '|' .. inAmount .. '|' .. outAccount .. '|' .. outAmount .. '|' .. headroom)
+redis.call('ZADD', KEYS[2], expiresAt, field)
+return 'OK'

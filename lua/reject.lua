@@ -1,0 +1,26 @@
+-- reject: the packet failed or timed out. Refund the incoming reservation to
+-- the shard that took it, release the outgoing headroom, drop the entry.
+--
+-- KEYS[1] hotSet hash       KEYS[2] hotSet expiry index
+-- KEYS[3] incoming account  KEYS[4] outgoing account
+-- ARGV[1] hotSet field      ARGV[2] outgoing account id (checked against the entry)
+--
+-- Returns 'OK', or 'GONE' when the entry was already resolved.
+
+local value = redis.call('HGET', KEYS[1], ARGV[1])
+if not value then return 'GONE' end
+local e = entry_parse(value)
+if e.outAccount ~= ARGV[2] then
+  return redis.error_reply('ERR hotSet entry ' .. ARGV[1] .. ' belongs to ' .. e.outAccount)
+end
+
+if e.inAmount ~= '0' then
+  local hotField = 'hot:' .. e.shard
+  local hot = redis.call('HGET', KEYS[3], hotField) or '0'
+  redis.call('HSET', KEYS[3], hotField, big_add(hot, e.inAmount))
+end
+release_headroom(KEYS[4], e.headroom)
+
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 'OK'

@@ -1,0 +1,120 @@
+import { readFileSync } from 'node:fs'
+import { extname } from 'node:path'
+import { parse as parseYaml } from 'yaml'
+import type { z } from 'zod'
+import { configSchema, type FarmConfig } from './schema.js'
+
+/** A config that cannot be used; `problems` are "field.path: reason" lines. */
+export class ConfigError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: string[],
+  ) {
+    super(`invalid config ${source}:\n${problems.map((p) => `  - ${p}`).join('\n')}`)
+    this.name = 'ConfigError'
+  }
+}
+
+type Path = ReadonlyArray<PropertyKey>
+
+export function formatPath(path: Path): string {
+  let out = ''
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`
+    else out += out === '' ? String(part) : `.${String(part)}`
+  }
+  return out === '' ? '(root)' : out
+}
+
+const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g
+
+/** Replaces `${NAME}` and `${NAME:-default}` in every string, so secrets can live in the environment. */
+function substituteEnv(value: unknown, env: NodeJS.ProcessEnv, path: PropertyKey[], problems: string[]): unknown {
+  if (typeof value === 'string') {
+    return value.replace(ENV_REF, (_match, name: string, fallback: string | undefined) => {
+      const found = env[name]
+      if (found !== undefined && found !== '') return found
+      if (fallback !== undefined) return fallback
+      problems.push(`${formatPath(path)}: environment variable ${name} is not set`)
+      return ''
+    })
+  }
+  if (Array.isArray(value)) return value.map((item, i) => substituteEnv(item, env, [...path, i], problems))
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {}
+    for (const [key, item] of Object.entries(value)) out[key] = substituteEnv(item, env, [...path, key], problems)
+    return out
+  }
+  return value
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string[] {
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((key) => `${formatPath([...issue.path, key])}: unknown key`)
+  }
+  if (issue.code === 'invalid_type' && issue.input === undefined) {
+    return [`${formatPath(issue.path)}: is required`]
+  }
+  return [`${formatPath(issue.path)}: ${issue.message}`]
+}
+
+/** Checks that need the whole config: unique ids, routes naming real accounts. */
+function crossCheck(config: FarmConfig): string[] {
+  const problems: string[] = []
+  const firstIndex = new Map<string, number>()
+  config.accounts.forEach((account, i) => {
+    const earlier = firstIndex.get(account.id)
+    if (earlier !== undefined) {
+      problems.push(`accounts[${i}].id: duplicate account id "${account.id}" (also accounts[${earlier}])`)
+    } else {
+      firstIndex.set(account.id, i)
+    }
+    if (account.maxBalance !== undefined && BigInt(account.maxBalance) < BigInt(account.minBalance)) {
+      problems.push(`accounts[${i}].maxBalance: must not be below minBalance (${account.minBalance})`)
+    }
+    if (account.routes.length > 0 && !account.outgoing) {
+      problems.push(`accounts[${i}].routes: an account with routes needs outgoing.url`)
+    }
+  })
+  config.routes.forEach((route, i) => {
+    const target = config.accounts.find((a) => a.id === route.account)
+    if (!target) {
+      problems.push(`routes[${i}].account: route to a missing account "${route.account}"`)
+    } else if (!target.outgoing) {
+      problems.push(`routes[${i}].account: account "${route.account}" has no outgoing.url`)
+    }
+  })
+  return problems
+}
+
+/** Validates an already-parsed config object (from a file, or built by a test). */
+export function parseConfig(raw: unknown, source = 'config', env: NodeJS.ProcessEnv = process.env): FarmConfig {
+  const problems: string[] = []
+  const substituted = substituteEnv(raw, env, [], problems)
+  if (problems.length > 0) throw new ConfigError(source, problems)
+
+  const result = configSchema.safeParse(substituted)
+  if (!result.success) throw new ConfigError(source, result.error.issues.flatMap(describeIssue))
+
+  const config = result.data
+  if (env.REDIS_URL) config.redis.url = env.REDIS_URL
+  const crossProblems = crossCheck(config)
+  if (crossProblems.length > 0) throw new ConfigError(source, crossProblems)
+  return config
+}
+
+export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): FarmConfig {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new ConfigError(file, [`(file): cannot read: ${(err as Error).message}`])
+  }
+  let raw: unknown
+  try {
+    raw = extname(file).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text)
+  } catch (err) {
+    throw new ConfigError(file, [`(file): not valid ${extname(file) === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message}`])
+  }
+  return parseConfig(raw, file, env)
+}

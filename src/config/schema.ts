@@ -1,0 +1,77 @@
+import { z } from 'zod'
+import { isIntString, isUInt64String } from '../util/amount.js'
+import { isValidAddressSegment, isValidIlpAddress, isValidRoutePrefix } from '../util/address.js'
+
+const uint64Amount = z
+  .string({ error: 'must be a decimal string in quotes (a non-negative integer)' })
+  .refine(isUInt64String, 'must be a non-negative integer decimal string no larger than 18446744073709551615')
+const intAmount = z
+  .string({ error: 'must be a decimal string in quotes (an integer)' })
+  .refine(isIntString, 'must be an integer decimal string such as "-1000" or "0"')
+const ilpAddress = z.string().refine(isValidIlpAddress, 'must be an ILP address such as "test.farm" (RFC 15)')
+const routePrefix = z
+  .string()
+  .refine(isValidRoutePrefix, 'must be an ILP address prefix such as "g.bank" or "test" (RFC 15)')
+const secret = z.string().min(1, 'must not be empty')
+const positiveMs = z.number().int('must be a whole number of milliseconds').positive('must be positive')
+
+export const accountSchema = z.strictObject({
+  id: z.string().refine(isValidAddressSegment, 'must be 1-64 characters of a-z A-Z 0-9 _ ~ -'),
+  relation: z.enum(['parent', 'peer', 'child']),
+  assetCode: z.string().min(1).max(16),
+  assetScale: z.number().int().min(0).max(255),
+  /** Lowest balance the account may reach; negative is credit the farm extends. */
+  minBalance: intAmount.default('0'),
+  /** Highest balance (what the farm may owe the account); unset means no limit. */
+  maxBalance: intAmount.optional(),
+  maxPacketAmount: uint64Amount.optional(),
+  incoming: z.strictObject({ token: secret }).optional(),
+  outgoing: z
+    .strictObject({
+      url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
+      token: secret.optional(),
+      mode: z.enum(['sync', 'async']).default('sync'),
+    })
+    .optional(),
+  routes: z.array(routePrefix).default([]),
+  sendRoutes: z.boolean().default(false),
+  receiveRoutes: z.boolean().default(false),
+})
+
+export const configSchema = z.strictObject({
+  ilpAddress,
+  http: z
+    .strictObject({
+      host: z.string().min(1).default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(7768),
+      tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+    })
+    .prefault({}),
+  workers: z.number().int().min(1).max(256).default(1),
+  redis: z
+    .strictObject({
+      url: z.string().min(1).optional(),
+      dataDir: z.string().min(1).default('data/redis'),
+      keyPrefix: z.string().default('ilpfarm:'),
+      appendfsync: z.enum(['always', 'everysec', 'no']).default('everysec'),
+      commandTimeoutMs: positiveMs.default(2000),
+    })
+    .prefault({}),
+  admin: z.strictObject({ token: secret.optional() }).prefault({}),
+  /** Time kept back from the incoming expiry for the reply to travel upstream. */
+  minMessageWindowMs: positiveMs.default(1000),
+  /** Longest time the farm holds a packet for the next hop. */
+  maxHoldTimeMs: positiveMs.default(30000),
+  routing: z.strictObject({ broadcastIntervalMs: positiveMs.default(60000) }).prefault({}),
+  log: z
+    .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+    .prefault({}),
+  /** Static routes naming their next hop; account-level `routes` are the shorthand. */
+  routes: z.array(z.strictObject({ prefix: routePrefix, account: z.string() })).default([]),
+  accounts: z.array(accountSchema).min(1, 'must list at least one account'),
+})
+
+export type FarmConfig = z.output<typeof configSchema>
+export type AccountConfig = z.output<typeof accountSchema>
+export type FarmConfigInput = z.input<typeof configSchema>
+export type AccountConfigInput = z.input<typeof accountSchema>

@@ -1,0 +1,139 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { accessSync, constants, mkdirSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { delimiter, join, resolve } from 'node:path'
+
+export const REDIS_MISSING_HELP =
+  'redis-server was not found. Install it (Debian/Ubuntu: apt-get install -y redis-server; macOS: brew install redis), ' +
+  'set REDIS_SERVER_BIN to its path, or point the farm at a running Redis with REDIS_URL=redis://host:6379 (or redis.url in the config).'
+
+export class RedisBinaryMissingError extends Error {
+  constructor() {
+    super(REDIS_MISSING_HELP)
+    this.name = 'RedisBinaryMissingError'
+  }
+}
+
+export interface EmbeddedRedisOptions {
+  dataDir: string
+  /** Fixed port (to restart on the same address); default: a free loopback port. */
+  port?: number
+  appendfsync?: 'always' | 'everysec' | 'no'
+  /** Append-only persistence; tests of a throwaway Redis may turn it off. */
+  appendonly?: boolean
+  bin?: string
+}
+
+export interface EmbeddedRedis {
+  readonly url: string
+  readonly port: number
+  readonly dataDir: string
+  readonly process: ChildProcess
+  /** SIGTERM (Redis flushes its append-only file) and wait for the exit. */
+  stop(): Promise<void>
+}
+
+function findBinary(bin: string): string | undefined {
+  const candidates = bin.includes('/') ? [resolve(bin)] : (process.env.PATH ?? '').split(delimiter).map((dir) => join(dir, bin))
+  for (const candidate of candidates) {
+    try {
+      accessSync(candidate, constants.X_OK)
+      return candidate
+    } catch {
+      // not here
+    }
+  }
+  return undefined
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer()
+    server.unref()
+    server.on('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      const port = typeof address === 'object' && address ? address.port : 0
+      server.close(() => resolvePort(port))
+    })
+  })
+}
+
+function waitForExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true)
+  return new Promise((done) => {
+    const timer = setTimeout(() => done(false), timeoutMs)
+    child.once('exit', () => {
+      clearTimeout(timer)
+      done(true)
+    })
+  })
+}
+
+/**
+ * Starts a redis-server child on loopback, with append-only persistence in
+ * dataDir. Resolves once Redis accepts connections.
+ */
+export async function startEmbeddedRedis(opts: EmbeddedRedisOptions): Promise<EmbeddedRedis> {
+  const bin = findBinary(opts.bin ?? process.env.REDIS_SERVER_BIN ?? 'redis-server')
+  if (!bin) throw new RedisBinaryMissingError()
+  const dataDir = resolve(opts.dataDir)
+  mkdirSync(dataDir, { recursive: true })
+  const port = opts.port ?? (await freePort())
+  const args = [
+    '--port', String(port),
+    '--bind', '127.0.0.1',
+    '--protected-mode', 'yes',
+    '--dir', dataDir,
+    '--appendonly', opts.appendonly === false ? 'no' : 'yes',
+    '--appendfsync', opts.appendfsync ?? 'everysec',
+    '--save', '',
+    '--daemonize', 'no',
+    '--logfile', '',
+  ]
+  // Own process group: a Ctrl+C in the terminal reaches the supervisor, which stops Redis last.
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+  let output = ''
+  await new Promise<void>((ready, fail) => {
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString()
+      if (output.includes('Ready to accept connections')) {
+        cleanup()
+        ready()
+      }
+    }
+    const onExit = (code: number | null) => {
+      cleanup()
+      fail(new Error(`redis-server exited (code ${code}) before it was ready:\n${output.slice(-2000)}`))
+    }
+    const onError = (err: Error) => {
+      cleanup()
+      fail(err)
+    }
+    const cleanup = () => {
+      child.stdout?.off('data', onData)
+      child.off('exit', onExit)
+      child.off('error', onError)
+    }
+    child.stdout?.on('data', onData)
+    child.on('exit', onExit)
+    child.on('error', onError)
+  })
+  // Keep draining its output so the pipe never fills up.
+  child.stdout?.resume()
+  child.stderr?.resume()
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    dataDir,
+    process: child,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      child.kill('SIGTERM')
+      if (!(await waitForExit(child, 15_000))) {
+        child.kill('SIGKILL')
+        await waitForExit(child, 5_000)
+      }
+    },
+  }
+}

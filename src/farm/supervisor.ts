@@ -1,0 +1,106 @@
+import cluster, { type Worker as ClusterWorker } from 'node:cluster'
+import { fileURLToPath } from 'node:url'
+import type { Redis } from 'ioredis'
+import type { FarmConfig } from '../config/schema.js'
+import { connectRedis } from '../store/redis.js'
+import { type EmbeddedRedis, startEmbeddedRedis } from './embedded-redis.js'
+import { type SupervisorMessage, WORKER_ENV, type WorkerMessage } from './ipc.js'
+
+export interface Supervisor {
+  readonly url: string
+  readonly redisUrl: string
+  readonly embeddedRedis: EmbeddedRedis | undefined
+  stop(): Promise<void>
+}
+
+type Say = (line: string) => void
+
+/** The worker entry next to this module: .ts under tsx, .js once built. */
+function workerEntry(): string {
+  const self = fileURLToPath(import.meta.url)
+  return self.replace(/supervisor\.(ts|js)$/, (_m, ext: string) => `worker-main.${ext}`)
+}
+
+async function checkRedis(url: string, config: FarmConfig): Promise<void> {
+  let redis: Redis | undefined
+  try {
+    redis = await connectRedis(url, { commandTimeoutMs: config.redis.commandTimeoutMs })
+    await redis.ping()
+  } finally {
+    redis?.disconnect()
+  }
+}
+
+/**
+ * `ilp-farm start`: makes sure Redis is there (an embedded redis-server child
+ * when no URL is configured), forks the workers that share the HTTP port,
+ * restarts any that die, and shuts everything down in order on a signal.
+ */
+export async function startSupervisor(config: FarmConfig, say: Say): Promise<Supervisor> {
+  let embeddedRedis: EmbeddedRedis | undefined
+  let redisUrl = config.redis.url
+  if (!redisUrl) {
+    embeddedRedis = await startEmbeddedRedis({ dataDir: config.redis.dataDir, appendfsync: config.redis.appendfsync })
+    redisUrl = embeddedRedis.url
+    say(`ilp-farm: embedded redis-server at ${redisUrl} (append-only data in ${embeddedRedis.dataDir})`)
+  }
+  try {
+    await checkRedis(redisUrl, config)
+  } catch (err) {
+    await embeddedRedis?.stop()
+    throw new Error(`cannot reach Redis at ${redisUrl}: ${(err as Error).message}`)
+  }
+
+  cluster.setupPrimary({ exec: workerEntry() })
+  let stopping = false
+  const shards = new Map<number, ClusterWorker>()
+  const listening = new Map<number, string>()
+  let firstUrl: (url: string) => void
+  const allListening = new Promise<string>((resolveUrl) => (firstUrl = resolveUrl))
+
+  const fork = (shard: number): void => {
+    const worker = cluster.fork({
+      [WORKER_ENV.config]: JSON.stringify(config),
+      [WORKER_ENV.shard]: String(shard),
+      [WORKER_ENV.redisUrl]: redisUrl,
+    })
+    shards.set(shard, worker)
+    worker.on('message', (message: WorkerMessage) => {
+      if (message.type !== 'listening') return
+      listening.set(shard, message.url)
+      if (listening.size === config.workers) firstUrl(message.url)
+    })
+    worker.on('exit', (code, signal) => {
+      if (stopping) return
+      say(`ilp-farm: worker ${shard} exited (${signal ?? `code ${code}`}); restarting it`)
+      setTimeout(() => !stopping && fork(shard), 500)
+    })
+  }
+  for (let shard = 0; shard < config.workers; shard++) fork(shard)
+  const url = await allListening
+
+  return {
+    url,
+    redisUrl,
+    embeddedRedis,
+    async stop() {
+      if (stopping) return
+      stopping = true
+      await Promise.all(
+        [...shards.values()].map(
+          (worker) =>
+            new Promise<void>((done) => {
+              if (worker.isDead()) return done()
+              const timer = setTimeout(() => worker.process.kill('SIGKILL'), 10_000)
+              worker.once('exit', () => {
+                clearTimeout(timer)
+                done()
+              })
+              worker.send({ type: 'shutdown' } satisfies SupervisorMessage)
+            }),
+        ),
+      )
+      await embeddedRedis?.stop()
+    },
+  }
+}

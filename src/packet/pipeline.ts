@@ -1,0 +1,60 @@
+import { createHash } from 'node:crypto'
+import type { AccountConfig } from '../config/schema.js'
+import type { PacketContext, PacketServices, RoutedPacket } from './context.js'
+import { IlpRejection, rejectBuffer } from './reject.js'
+import { outgoingExpiry } from './steps/expiry.js'
+import { forward } from './steps/forward.js'
+import { answerIldcp, ILDCP_DESTINATION } from './steps/ildcp.js'
+import { NotAPrepareError, parsePrepare } from './steps/parse.js'
+import { outgoingAmount, route } from './steps/route.js'
+import { reserve } from './steps/reserve.js'
+import { settle } from './steps/settle.js'
+import { validatePacket } from './steps/validate.js'
+
+/** Without a Request-Id, a packet is identified by its own bytes: a resent copy is the same packet. */
+function packetIdOf(raw: Buffer, requestId: string | undefined): string {
+  return requestId ?? createHash('sha256').update(raw).digest('base64url')
+}
+
+/**
+ * The packet path, one small step at a time: parse, validate, route, expiry,
+ * reserve (one Lua call), forward, settle (one Lua call). Steps reject by
+ * throwing IlpRejection; once the reservation is made, every path settles it.
+ * Throws NotAPrepareError (HTTP 400) for a body that is not a Prepare.
+ */
+export async function handlePrepare(
+  from: AccountConfig,
+  raw: Buffer,
+  requestId: string | undefined,
+  services: PacketServices,
+): Promise<Buffer> {
+  let ctx: RoutedPacket
+  try {
+    const prepare = parsePrepare(raw)
+    const base: PacketContext = { from, raw, prepare, packetId: packetIdOf(raw, requestId) }
+    validatePacket(base)
+    if (prepare.destination === ILDCP_DESTINATION) return await answerIldcp(base, services)
+    const nextHop = route(base, services)
+    ctx = {
+      ...base,
+      nextHop,
+      outAmount: outgoingAmount(base, nextHop),
+      outExpiresAt: outgoingExpiry(prepare.expiresAt, Date.now(), services),
+    }
+    await reserve(ctx, services)
+  } catch (err) {
+    if (err instanceof NotAPrepareError) throw err
+    return rejectBuffer(services.ilpAddress, asRejection(err, services))
+  }
+  const result = await forward(ctx, services).catch((err: unknown) => ({
+    kind: 'failed' as const,
+    rejection: asRejection(err, services),
+  }))
+  return settle(ctx, result, services)
+}
+
+function asRejection(err: unknown, services: PacketServices): IlpRejection {
+  if (err instanceof IlpRejection) return err
+  services.log.error({ err }, 'unexpected error on the packet path')
+  return new IlpRejection('T00', 'internal error')
+}

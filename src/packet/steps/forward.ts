@@ -1,0 +1,53 @@
+import { createHash } from 'node:crypto'
+import { deserializeIlpFulfill, deserializeIlpReject, serializeIlpPrepare, Type } from 'ilp-packet'
+import { OutgoingError } from '../../http/outgoing.js'
+import type { PacketServices, RoutedPacket } from '../context.js'
+import { IlpRejection } from '../reject.js'
+
+/** What came back from the next hop, already checked. */
+export type ForwardResult =
+  | { kind: 'fulfill'; raw: Buffer }
+  | { kind: 'reject'; raw: Buffer }
+  | { kind: 'failed'; rejection: IlpRejection }
+
+/**
+ * Sends the prepare with the farm's amount and expiry (condition and data
+ * untouched) and classifies the answer: R00 for no answer in time or a late
+ * fulfill, T01 for an unreachable or misbehaving hop, F05 for a fulfillment
+ * that does not hash to the condition.
+ */
+export async function forward(ctx: RoutedPacket, services: PacketServices): Promise<ForwardResult> {
+  const outgoing = serializeIlpPrepare({ ...ctx.prepare, amount: ctx.outAmount, expiresAt: ctx.outExpiresAt })
+  let reply: Buffer
+  try {
+    reply = await services.outgoing.send(ctx.nextHop, outgoing, ctx.outExpiresAt.getTime() - Date.now())
+  } catch (err) {
+    if (err instanceof OutgoingError) {
+      return { kind: 'failed', rejection: new IlpRejection(err.reason === 'timeout' ? 'R00' : 'T01', err.message) }
+    }
+    throw err
+  }
+  return checkReply(ctx, reply)
+}
+
+function checkReply(ctx: RoutedPacket, reply: Buffer): ForwardResult {
+  try {
+    if (reply[0] === Type.TYPE_ILP_FULFILL) {
+      const { fulfillment } = deserializeIlpFulfill(reply)
+      if (!createHash('sha256').update(fulfillment).digest().equals(ctx.prepare.executionCondition)) {
+        return { kind: 'failed', rejection: new IlpRejection('F05', 'fulfillment does not match the condition') }
+      }
+      if (Date.now() > ctx.outExpiresAt.getTime()) {
+        return { kind: 'failed', rejection: new IlpRejection('R00', 'fulfillment arrived after the packet expired') }
+      }
+      return { kind: 'fulfill', raw: reply }
+    }
+    if (reply[0] === Type.TYPE_ILP_REJECT) {
+      deserializeIlpReject(reply)
+      return { kind: 'reject', raw: reply }
+    }
+  } catch {
+    // fall through: an unreadable answer is the next hop's fault
+  }
+  return { kind: 'failed', rejection: new IlpRejection('T01', 'next hop answered with an invalid ILP packet') }
+}

@@ -1,0 +1,33 @@
+import type { PacketServices, RoutedPacket } from '../context.js'
+import { IlpRejection } from '../reject.js'
+
+/** One Lua call claims the packet in the hotSet and reserves both sides: T04, or F00 for a duplicate id. */
+export async function reserve(ctx: RoutedPacket, services: PacketServices): Promise<void> {
+  let outcome
+  try {
+    outcome = await services.ledger.prepare({
+      incomingAccount: ctx.from.id,
+      packetId: ctx.packetId,
+      shard: services.shard,
+      inAmount: ctx.prepare.amount,
+      outgoingAccount: ctx.nextHop.id,
+      outAmount: ctx.outAmount,
+      expiresAtMs: ctx.outExpiresAt.getTime(),
+      minBalance: ctx.from.minBalance,
+      maxBalance: ctx.nextHop.maxBalance,
+    })
+  } catch (err) {
+    services.log.error({ err }, 'prepare script failed')
+    throw new IlpRejection('T00', 'internal error: balance store unavailable')
+  }
+  switch (outcome) {
+    case 'ok':
+      return
+    case 'duplicate':
+      throw new IlpRejection('F00', 'duplicate packet: a packet with this id is already in flight')
+    case 'insufficient-balance':
+      throw new IlpRejection('T04', 'insufficient liquidity: the sender has not enough balance or credit')
+    case 'exceeds-max-balance':
+      throw new IlpRejection('T04', 'insufficient liquidity: the next hop would exceed its maximum balance')
+  }
+}

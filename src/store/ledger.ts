@@ -1,0 +1,182 @@
+import type { Redis, Result } from 'ioredis'
+import { Keys } from './keys.js'
+import { loadScripts } from './scripts.js'
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    ilpPrepare(
+      hotSet: string,
+      hotSetExpiry: string,
+      incoming: string,
+      outgoing: string,
+      field: string,
+      shard: string,
+      inAmount: string,
+      outAccount: string,
+      outAmount: string,
+      expiresAtMs: string,
+      minBalance: string,
+      maxBalance: string,
+    ): Result<string, Context>
+    ilpFulfill(hotSet: string, hotSetExpiry: string, outgoing: string, field: string, outAccount: string): Result<string, Context>
+    ilpReject(
+      hotSet: string,
+      hotSetExpiry: string,
+      incoming: string,
+      outgoing: string,
+      field: string,
+      outAccount: string,
+    ): Result<string, Context>
+  }
+}
+
+export type PrepareOutcome = 'ok' | 'duplicate' | 'insufficient-balance' | 'exceeds-max-balance'
+export type ResolveOutcome = 'ok' | 'gone'
+
+export interface Reservation {
+  incomingAccount: string
+  packetId: string
+  shard: number
+  inAmount: string
+  outgoingAccount: string
+  outAmount: string
+  expiresAtMs: number
+  /** Incoming account's minBalance; undefined means no lower limit. */
+  minBalance: string | undefined
+  /** Outgoing account's maxBalance; undefined means no upper limit. */
+  maxBalance: string | undefined
+}
+
+export interface AccountBalance {
+  /** cold + every shard's hot balance: positive, the farm owes the account; negative, the account owes the farm. */
+  balance: string
+  cold: string
+  hot: Record<string, string>
+  /** Headroom reserved against maxBalance by packets in flight towards this account. */
+  creditsInFlight: string
+}
+
+export interface HotSetEntry {
+  incomingAccount: string
+  packetId: string
+  shard: number
+  expiresAtMs: number
+  inAmount: string
+  outgoingAccount: string
+  outAmount: string
+  headroom: string
+}
+
+const PREPARE_OUTCOMES: Record<string, PrepareOutcome> = {
+  OK: 'ok',
+  DUPLICATE: 'duplicate',
+  INSUFFICIENT_BALANCE: 'insufficient-balance',
+  EXCEEDS_MAX_BALANCE: 'exceeds-max-balance',
+}
+
+function resolveOutcome(result: string): ResolveOutcome {
+  if (result === 'OK') return 'ok'
+  if (result === 'GONE') return 'gone'
+  throw new Error(`unexpected script result ${result}`)
+}
+
+/**
+ * The balances and the hotSet. Each packet state transition is exactly one
+ * Lua script call, so Redis applies it whole or not at all.
+ */
+export class Ledger {
+  readonly keys: Keys
+
+  constructor(
+    readonly redis: Redis,
+    keyPrefix: string,
+  ) {
+    this.keys = new Keys(keyPrefix)
+    for (const script of loadScripts()) {
+      const name = `ilp${script.name[0]!.toUpperCase()}${script.name.slice(1)}`
+      redis.defineCommand(name, { numberOfKeys: script.numberOfKeys, lua: script.lua })
+    }
+  }
+
+  async prepare(r: Reservation): Promise<PrepareOutcome> {
+    const result: string = await this.redis.ilpPrepare(
+      this.keys.hotSet,
+      this.keys.hotSetExpiry,
+      this.keys.account(r.incomingAccount),
+      this.keys.account(r.outgoingAccount),
+      Keys.hotSetField(r.incomingAccount, r.packetId),
+      String(r.shard),
+      r.inAmount,
+      r.outgoingAccount,
+      r.outAmount,
+      String(r.expiresAtMs),
+      r.minBalance ?? '',
+      r.maxBalance ?? '',
+    )
+    const outcome = PREPARE_OUTCOMES[result]
+    if (!outcome) throw new Error(`unexpected prepare result ${result}`)
+    return outcome
+  }
+
+  async fulfill(incomingAccount: string, packetId: string, outgoingAccount: string): Promise<ResolveOutcome> {
+    return resolveOutcome(
+      await this.redis.ilpFulfill(
+        this.keys.hotSet,
+        this.keys.hotSetExpiry,
+        this.keys.account(outgoingAccount),
+        Keys.hotSetField(incomingAccount, packetId),
+        outgoingAccount,
+      ),
+    )
+  }
+
+  async reject(incomingAccount: string, packetId: string, outgoingAccount: string): Promise<ResolveOutcome> {
+    return resolveOutcome(
+      await this.redis.ilpReject(
+        this.keys.hotSet,
+        this.keys.hotSetExpiry,
+        this.keys.account(incomingAccount),
+        this.keys.account(outgoingAccount),
+        Keys.hotSetField(incomingAccount, packetId),
+        outgoingAccount,
+      ),
+    )
+  }
+
+  async balance(accountId: string): Promise<AccountBalance> {
+    const fields = await this.redis.hgetall(this.keys.account(accountId))
+    let balance = 0n
+    const hot: Record<string, string> = {}
+    for (const [field, value] of Object.entries(fields)) {
+      if (field === 'cold') balance += BigInt(value)
+      else if (field.startsWith('hot:')) {
+        balance += BigInt(value)
+        hot[field.slice(4)] = value
+      }
+    }
+    return {
+      balance: balance.toString(),
+      cold: fields.cold ?? '0',
+      hot,
+      creditsInFlight: fields.creditsInFlight ?? '0',
+    }
+  }
+
+  async hotSet(): Promise<HotSetEntry[]> {
+    const fields = await this.redis.hgetall(this.keys.hotSet)
+    return Object.entries(fields).map(([field, value]) => {
+      const sep = field.indexOf('|')
+      const [shard, expiresAt, inAmount, outgoingAccount, outAmount, headroom] = value.split('|')
+      return {
+        incomingAccount: field.slice(0, sep),
+        packetId: field.slice(sep + 1),
+        shard: Number(shard),
+        expiresAtMs: Number(expiresAt),
+        inAmount: inAmount!,
+        outgoingAccount: outgoingAccount!,
+        outAmount: outAmount!,
+        headroom: headroom!,
+      }
+    })
+  }
+}

@@ -1,0 +1,26 @@
+import { Redis, type RedisOptions } from 'ioredis'
+
+export interface RedisConnectOptions {
+  commandTimeoutMs: number
+}
+
+/**
+ * A client for the packet path: auto-pipelined, and failing fast while Redis
+ * is unreachable (no offline queue) so packets get T00 instead of hanging.
+ */
+export async function connectRedis(url: string, opts: RedisConnectOptions): Promise<Redis> {
+  const options: RedisOptions = {
+    enableAutoPipelining: true,
+    maxRetriesPerRequest: 1,
+    commandTimeout: opts.commandTimeoutMs,
+    lazyConnect: true,
+    retryStrategy: (times) => Math.min(times * 100, 1000),
+  }
+  const redis = new Redis(url, options)
+  redis.on('error', () => {
+    // connection errors surface through failed commands; ioredis reconnects by itself
+  })
+  await redis.connect()
+  redis.options.enableOfflineQueue = false
+  return redis
+}
