@@ -131,7 +131,7 @@ local function big_cmp(x, y)
     if xn then return -1 else return 1 end
   end
   local c = big_cmp_mag(xl, yl)
-  if xn then return -c end
+  if xn and c ~= 0 then return -c end
   return c
 end
 

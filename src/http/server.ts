@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import type { PacketServices } from '../packet/context.js'
@@ -16,7 +16,8 @@ export interface ServerDeps {
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // per-request logs would cost more than the packet path itself
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1_000_000,
     keepAliveTimeout: 65_000,
   })

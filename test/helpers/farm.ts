@@ -1,5 +1,5 @@
 import { deserializeIlpPacket, type IlpPacket, type IlpPrepare, serializeIlpPrepare } from 'ilp-packet'
-import { pino } from 'pino'
+import { type Logger, pino } from 'pino'
 import { request } from 'undici'
 import { parseConfig } from '../../src/config/load.js'
 import type { AccountConfigInput, FarmConfig, FarmConfigInput } from '../../src/config/schema.js'
@@ -31,6 +31,7 @@ export async function startTestFarm(
   redisUrl: string,
   accounts: AccountConfigInput[],
   extra: Partial<FarmConfigInput> = {},
+  opts: { logger?: Logger; shard?: number } = {},
 ): Promise<TestFarm> {
   const config = parseConfig(
     {
@@ -44,7 +45,7 @@ export async function startTestFarm(
     'test',
     {},
   )
-  const worker = await createWorker({ config, redisUrl, shard: 0, logger: pino({ level: 'silent' }) })
+  const worker = await createWorker({ config, redisUrl, shard: opts.shard ?? 0, logger: opts.logger ?? pino({ level: 'silent' }) })
   const url = await worker.listen()
   return { url, config, worker, close: () => worker.close() }
 }

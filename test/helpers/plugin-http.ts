@@ -1,0 +1,55 @@
+import type { Server } from 'node:http'
+import PluginHttpModule from 'ilp-plugin-http'
+
+export { freePort } from '../../src/farm/embedded-redis.js'
+
+/**
+ * ilp-plugin-http is CommonJS: its module.exports is the class, with
+ * `.default` pointing at itself. TypeScript (NodeNext) sees the default import
+ * as the whole module, so take `.default`, which is the class either way.
+ */
+export const PluginHttp = PluginHttpModule.default
+export type PluginHttp = InstanceType<typeof PluginHttp>
+
+export interface TestPlugin {
+  plugin: PluginHttp
+  /** Disconnects the plugin and waits until its HTTP server has really closed. */
+  close(): Promise<void>
+}
+
+/**
+ * An ilp-plugin-http endpoint for one farm account: it POSTs to
+ * <farmUrl>/accounts/<accountId>/ilp with `Bearer <outgoingToken>` and accepts
+ * the farm's packets on `port` (all interfaces) when they carry
+ * `Bearer <incomingToken>`. Not connected yet: STREAM's createServer and
+ * createConnection connect it. (outgoing.staticToken is the option that sends
+ * "Bearer <token>"; outgoing.secretToken would send the bare token.)
+ */
+export function createPlugin(opts: {
+  port: number
+  farmUrl: string
+  accountId: string
+  outgoingToken: string
+  incomingToken: string
+}): TestPlugin {
+  const plugin = new PluginHttp({
+    incoming: { port: opts.port, staticToken: opts.incomingToken },
+    outgoing: { url: `${opts.farmUrl}/accounts/${opts.accountId}/ilp`, staticToken: opts.outgoingToken },
+  })
+  // disconnect() calls server.close() without waiting for it: remember each server's 'close'.
+  const servers: Array<{ server: Server; closed: Promise<void> }> = []
+  plugin.on('connect', () => {
+    const server = (plugin as unknown as { _httpServer: Server })._httpServer
+    servers.push({ server, closed: new Promise<void>((resolve) => server.once('close', () => resolve())) })
+  })
+  return {
+    plugin,
+    async close() {
+      if (plugin.isConnected()) await plugin.disconnect()
+      for (const { server, closed } of servers) {
+        server.closeAllConnections()
+        await closed
+      }
+    },
+  }
+}

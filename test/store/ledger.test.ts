@@ -1,0 +1,166 @@
+import { Redis } from 'ioredis'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { Ledger, type Reservation } from '../../src/store/ledger.js'
+import { startTestRedis, type TestRedis } from '../helpers/redis.js'
+
+/** The Lua scripts through their typed bindings, against a real Redis. */
+let redis: TestRedis
+let client: Redis
+let ledger: Ledger
+let prefix = ''
+let seq = 0
+
+beforeAll(async () => {
+  redis = await startTestRedis()
+  client = new Redis(redis.url)
+})
+afterAll(async () => {
+  client?.disconnect()
+  await redis?.close()
+})
+beforeEach(() => {
+  prefix = `l${++seq}:`
+  ledger = new Ledger(client, prefix)
+})
+
+function reservation(fields: Partial<Reservation> = {}): Reservation {
+  return {
+    incomingAccount: 'alice',
+    packetId: `p${Math.random()}`,
+    shard: 0,
+    inAmount: '100',
+    outgoingAccount: 'bob',
+    outAmount: '100',
+    expiresAtMs: Date.now() + 30_000,
+    minBalance: '-1000',
+    maxBalance: undefined,
+    ...fields,
+  }
+}
+
+async function snapshot(): Promise<Record<string, Record<string, string>>> {
+  const keys = await client.keys(`${prefix}*`)
+  const out: Record<string, Record<string, string>> = {}
+  for (const key of keys.sort()) {
+    out[key] = (await client.type(key)) === 'hash' ? await client.hgetall(key) : { zset: (await client.zrange(key, 0, -1, 'WITHSCORES')).join(',') }
+  }
+  return out
+}
+
+describe('Ledger (Lua scripts)', () => {
+  it('prepare debits the sender and records the hotSet entry; fulfill credits the next hop and drops it', async () => {
+    const r = reservation()
+    expect(await ledger.prepare(r)).toBe('ok')
+    expect((await ledger.balance('alice')).balance).toBe('-100')
+    expect((await ledger.balance('bob')).balance).toBe('0')
+    const [entry] = await ledger.hotSet()
+    expect(entry).toMatchObject({ incomingAccount: 'alice', packetId: r.packetId, shard: 0, inAmount: '100', outgoingAccount: 'bob' })
+    expect(await client.zscore(ledger.keys.hotSetExpiry, `alice|${r.packetId}`)).toBe(String(r.expiresAtMs))
+
+    expect(await ledger.fulfill('alice', r.packetId, 'bob')).toBe('ok')
+    expect((await ledger.balance('alice')).balance).toBe('-100')
+    expect((await ledger.balance('bob')).balance).toBe('100')
+    expect(await ledger.hotSet()).toEqual([])
+    expect(await client.zcard(ledger.keys.hotSetExpiry)).toBe(0)
+    // settled once: a second fulfill or a late reject changes nothing
+    expect(await ledger.fulfill('alice', r.packetId, 'bob')).toBe('gone')
+    expect(await ledger.reject('alice', r.packetId, 'bob')).toBe('gone')
+    expect((await ledger.balance('bob')).balance).toBe('100')
+    expect((await ledger.balance('alice')).balance).toBe('-100')
+  })
+
+  it('reject refunds the sender exactly and drops the entry', async () => {
+    const r = reservation({ inAmount: '250', outAmount: '250' })
+    await ledger.prepare(r)
+    expect(await ledger.reject('alice', r.packetId, 'bob')).toBe('ok')
+    expect((await ledger.balance('alice')).balance).toBe('0')
+    expect((await ledger.balance('bob')).balance).toBe('0')
+    expect(await ledger.hotSet()).toEqual([])
+  })
+
+  it('refuses a duplicate packet id while it is in flight and debits once', async () => {
+    const r = reservation()
+    expect(await ledger.prepare(r)).toBe('ok')
+    expect(await ledger.prepare(r)).toBe('duplicate')
+    expect((await ledger.balance('alice')).balance).toBe('-100')
+    // the same id from another account is a different packet
+    expect(await ledger.prepare({ ...r, incomingAccount: 'carol' })).toBe('ok')
+  })
+
+  it('refuses below minBalance, and a refused prepare changes nothing', async () => {
+    expect(await ledger.prepare(reservation({ inAmount: '600', outAmount: '600' }))).toBe('ok')
+    const before = await snapshot()
+    expect(await ledger.prepare(reservation({ inAmount: '401', outAmount: '401' }))).toBe('insufficient-balance')
+    expect(await snapshot()).toEqual(before)
+    expect(await ledger.prepare(reservation({ inAmount: '400', outAmount: '400' }))).toBe('ok')
+    expect((await ledger.balance('alice')).balance).toBe('-1000')
+    expect(await ledger.prepare(reservation({ inAmount: '1', outAmount: '1' }))).toBe('insufficient-balance')
+  })
+
+  it('no minBalance means no lower limit', async () => {
+    expect(await ledger.prepare(reservation({ inAmount: '5000', minBalance: undefined }))).toBe('ok')
+    expect((await ledger.balance('alice')).balance).toBe('-5000')
+  })
+
+  it('reserves headroom against maxBalance for packets in flight, releases it on reject', async () => {
+    const cap = { maxBalance: '150' }
+    const a = reservation({ ...cap })
+    expect(await ledger.prepare(a)).toBe('ok')
+    expect((await ledger.balance('bob')).creditsInFlight).toBe('100')
+    const before = await snapshot()
+    expect(await ledger.prepare(reservation({ ...cap, outAmount: '51' }))).toBe('exceeds-max-balance')
+    expect(await snapshot()).toEqual(before)
+    expect(await ledger.prepare(reservation({ ...cap, inAmount: '50', outAmount: '50' }))).toBe('ok')
+    await ledger.reject('alice', a.packetId, 'bob')
+    expect((await ledger.balance('bob')).creditsInFlight).toBe('50')
+    expect(await ledger.prepare(reservation({ ...cap, outAmount: '100' }))).toBe('ok')
+    expect((await ledger.balance('bob')).creditsInFlight).toBe('150')
+  })
+
+  it('a fulfill can never push the next hop over maxBalance', async () => {
+    const cap = { maxBalance: '100', minBalance: '-100000' }
+    const packets = Array.from({ length: 5 }, () => reservation({ ...cap, inAmount: '30', outAmount: '30' }))
+    const outcomes = await Promise.all(packets.map((p) => ledger.prepare(p)))
+    expect(outcomes.filter((o) => o === 'ok')).toHaveLength(3)
+    for (const [i, p] of packets.entries()) if (outcomes[i] === 'ok') await ledger.fulfill('alice', p.packetId, 'bob')
+    expect((await ledger.balance('bob')).balance).toBe('90')
+    expect((await ledger.balance('bob')).creditsInFlight).toBe('0')
+  })
+
+  it('keeps UInt64 amounts and balances beyond 2^64 exact', async () => {
+    const max = '18446744073709551615'
+    const huge = { inAmount: max, outAmount: max, minBalance: '-100000000000000000000000' }
+    const a = reservation(huge)
+    const b = reservation(huge)
+    expect(await ledger.prepare(a)).toBe('ok')
+    expect(await ledger.prepare(b)).toBe('ok')
+    expect((await ledger.balance('alice')).balance).toBe('-36893488147419103230')
+    await ledger.fulfill('alice', a.packetId, 'bob')
+    await ledger.reject('alice', b.packetId, 'bob')
+    expect((await ledger.balance('alice')).balance).toBe(`-${max}`)
+    expect((await ledger.balance('bob')).balance).toBe(max)
+    const c = reservation({ inAmount: '9007199254740993', outAmount: '9007199254740993', minBalance: '-100000000000000000000000' })
+    await ledger.prepare(c)
+    await ledger.fulfill('alice', c.packetId, 'bob')
+    expect((await ledger.balance('bob')).balance).toBe((BigInt(max) + 9007199254740993n).toString())
+  })
+
+  it('keeps a cold balance and one hot balance per shard: refunds stay hot, idle hot balance is reclaimed before refusing', async () => {
+    // shard 0 reserves 600 of alice's 1000 credit, then the packet is rejected: the 600 is refunded to hot:0
+    const first = reservation({ inAmount: '600', outAmount: '600' })
+    await ledger.prepare(first)
+    await ledger.reject('alice', first.packetId, 'bob')
+    let b = await ledger.balance('alice')
+    expect(b).toMatchObject({ balance: '0', cold: '-600', hot: { '0': '600' } })
+    // shard 0 spends its hot balance first
+    const second = reservation({ inAmount: '100', outAmount: '100' })
+    await ledger.prepare(second)
+    b = await ledger.balance('alice')
+    expect(b).toMatchObject({ balance: '-100', cold: '-600', hot: { '0': '500' } })
+    // shard 1 needs 900: cold has 400 spare above minBalance, so it takes back shard 0's idle 500 first
+    expect(await ledger.prepare(reservation({ shard: 1, inAmount: '901', outAmount: '901' }))).toBe('insufficient-balance')
+    expect(await ledger.prepare(reservation({ shard: 1, inAmount: '900', outAmount: '900' }))).toBe('ok')
+    b = await ledger.balance('alice')
+    expect(b).toMatchObject({ balance: '-1000', cold: '-1000', hot: { '0': '0', '1': '0' } })
+  })
+})
