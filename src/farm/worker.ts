@@ -55,7 +55,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     resolver,
     log,
   }
-  const app = await buildServer({ services, redis, adminToken: config.admin.token, logger: log })
+  const app = await buildServer({ services, redis, tls: config.http.tls, adminToken: config.admin.token, logger: log })
 
   return {
     app,
@@ -65,7 +65,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
       await app.listen({ host: config.http.host, port: config.http.port })
       const address = app.server.address()
       const port = typeof address === 'object' && address ? address.port : config.http.port
-      return `http://${config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host}:${port}`
+      return `${config.http.tls ? 'https' : 'http'}://${config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host}:${port}`
     },
     async close() {
       await app.close()

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
@@ -7,6 +8,8 @@ import { ilpOverHttp } from './ilp-over-http.js'
 
 export interface ServerDeps {
   services: PacketServices
+  /** PEM file paths; with them the worker serves HTTPS only. */
+  tls?: { cert: string; key: string }
   redis: Redis
   adminToken: string | undefined
   logger: Logger
@@ -14,13 +17,16 @@ export interface ServerDeps {
 
 /** One worker's HTTP surface: ILP-over-HTTP, admin, health. */
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
+  const https = deps.tls ? { cert: readFileSync(deps.tls.cert), key: readFileSync(deps.tls.key) } : null
+  // fastify's types split HTTP and HTTPS instances; the routes below are the same for both
   const app = Fastify({
+    https,
     loggerInstance: deps.logger as FastifyBaseLogger,
     // per-request logs would cost more than the packet path itself
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1_000_000,
     keepAliveTimeout: 65_000,
-  })
+  }) as unknown as FastifyInstance
   await app.register(ilpOverHttp(deps.services))
   await app.register(adminApi({ adminToken: deps.adminToken, accounts: deps.services.accounts, ledger: deps.services.ledger }))
   app.get('/health', async (_request, reply) => {
