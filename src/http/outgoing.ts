@@ -1,4 +1,4 @@
-import { Pool } from 'undici'
+import { type Dispatcher, Pool } from 'undici'
 import type { AccountConfig } from '../config/schema.js'
 
 /** Why a packet did not get an answer from the next hop. */
@@ -44,25 +44,55 @@ export class OutgoingClient {
     return target
   }
 
-  /** POSTs the packet; resolves with the body of a 200, rejects with OutgoingError otherwise. */
-  async send(account: AccountConfig, packet: Buffer, timeoutMs: number): Promise<Buffer> {
+  /**
+   * POSTs the packet; resolves with the body of a 200, rejects with
+   * OutgoingError otherwise. Uses undici's dispatch API directly: the body is
+   * a few hundred bytes and a stream per response would cost more than the hop.
+   */
+  send(account: AccountConfig, packet: Buffer, timeoutMs: number): Promise<Buffer> {
     const { pool, path, headers } = this.target(account)
-    const abort = new AbortController()
-    const timer = setTimeout(() => abort.abort(), Math.max(0, timeoutMs))
-    try {
-      const res = await pool.request({ method: 'POST', path, headers, body: packet, signal: abort.signal })
-      const body = Buffer.from(await res.body.arrayBuffer())
-      if (res.statusCode !== 200) {
-        throw new OutgoingError('unreachable', `next hop answered HTTP ${res.statusCode}`)
+    return new Promise<Buffer>((resolve, reject) => {
+      let settled = false
+      let timedOut = false
+      let controller: Dispatcher.DispatchController | undefined
+      let status = 0
+      const chunks: Buffer[] = []
+      const finish = (err: OutgoingError | undefined, body?: Buffer) => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        if (err) reject(err)
+        else resolve(body!)
       }
-      return body
-    } catch (err) {
-      if (err instanceof OutgoingError) throw err
-      if (abort.signal.aborted) throw new OutgoingError('timeout', `no answer from the next hop within ${timeoutMs} ms`)
-      throw new OutgoingError('unreachable', `next hop unreachable: ${(err as Error).message}`)
-    } finally {
-      clearTimeout(timer)
-    }
+      const timer = setTimeout(() => {
+        timedOut = true
+        finish(new OutgoingError('timeout', `no answer from the next hop within ${timeoutMs} ms`))
+        // A request still queued is aborted when it reaches a socket: it is never sent late.
+        controller?.abort(new Error('deadline'))
+      }, Math.max(0, timeoutMs))
+      pool.dispatch(
+        { method: 'POST', path, headers, body: packet },
+        {
+          onRequestStart(c) {
+            controller = c
+            if (timedOut) c.abort(new Error('deadline'))
+          },
+          onResponseStart(_c, statusCode) {
+            status = statusCode
+          },
+          onResponseData(_c, chunk) {
+            chunks.push(chunk)
+          },
+          onResponseEnd() {
+            if (status !== 200) finish(new OutgoingError('unreachable', `next hop answered HTTP ${status}`))
+            else finish(undefined, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))
+          },
+          onResponseError(_c, err) {
+            finish(new OutgoingError('unreachable', `next hop unreachable: ${err.message}`))
+          },
+        },
+      )
+    })
   }
 
   async close(): Promise<void> {

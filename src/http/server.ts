@@ -24,6 +24,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     loggerInstance: deps.logger as FastifyBaseLogger,
     // per-request logs would cost more than the packet path itself
     logController: new LogController({ disableRequestLogging: true }),
+    // nothing logs per request on the packet path: no child logger per request either
+    childLoggerFactory: (logger) => logger,
     bodyLimit: 1_000_000,
     keepAliveTimeout: 65_000,
   }) as unknown as FastifyInstance

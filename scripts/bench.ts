@@ -1,0 +1,842 @@
+/**
+ * Throughput/latency bench: the farm (one worker, real process, real Redis)
+ * against the floor of one pass-through Node HTTP hop, under the same load.
+ *
+ *   npm run bench -- [--concurrency 1,10,50,100] [--duration 5] [--runs 3] [--warmup 1] [--json]
+ *
+ * Processes (all on 127.0.0.1, all stopped on exit, Ctrl+C or error):
+ *   - redis-server (startEmbeddedRedis, temp dir, appendonly yes, appendfsync everysec)
+ *   - receiver: this file with --role receiver; fulfills every prepare with
+ *     fulfillment = sha256(secret || prepare.data)
+ *   - floor: this file with --role floor; forwards each body unchanged to the receiver
+ *   - farm: `node dist/src/cli/main.js start --config <tmp>.json` with REDIS_URL set
+ * The load generator runs here: C requests in flight, each a unique prepare.
+ */
+import { type ChildProcess, fork, spawn } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, type IncomingMessage } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import {
+  deserializeIlpFulfill,
+  deserializeIlpPrepare,
+  deserializeIlpReject,
+  serializeIlpFulfill,
+  serializeIlpPrepare,
+  Type,
+} from 'ilp-packet'
+import { Redis } from 'ioredis'
+import { Pool } from 'undici'
+import { type EmbeddedRedis, freePort, startEmbeddedRedis } from '../src/farm/embedded-redis.js'
+
+const SELF = fileURLToPath(import.meta.url)
+const RUNNING_TS = SELF.endsWith('.ts')
+/** Package root: scripts/bench.ts under tsx, dist/scripts/bench.js once built. */
+const ROOT = RUNNING_TS ? dirname(dirname(SELF)) : dirname(dirname(dirname(SELF)))
+const FARM_MAIN = RUNNING_TS ? join(ROOT, 'src', 'cli', 'main.ts') : join(ROOT, 'dist', 'src', 'cli', 'main.js')
+
+const ENV_SECRET = 'ILP_BENCH_SECRET'
+const ENV_TARGET = 'ILP_BENCH_TARGET'
+const SENDER_TOKEN = 'bench-sender-token'
+const RECEIVER_TOKEN = 'bench-farm-to-receiver-token'
+const DESTINATION = 'test.receiver.bench'
+const AMOUNT = '10'
+const EXPIRY_MS = 30_000
+/** Same per-peer connection count as the farm's OutgoingClient. */
+const FORWARD_CONNECTIONS = 128
+const OCTET = 'application/octet-stream'
+
+type ChildMessage = { type: 'ready'; url: string }
+
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)))
+    req.on('error', reject)
+  })
+}
+
+function fulfillmentFor(secret: Buffer, data: Buffer): Buffer {
+  return createHash('sha256').update(secret).update(data).digest()
+}
+
+/** A child role ends with its parent: the IPC channel closes when the bench goes away. */
+function announce(server: import('node:http').Server, path: string): void {
+  server.keepAliveTimeout = 65_000
+  server.listen(0, '127.0.0.1', () => {
+    const { port } = server.address() as AddressInfo
+    process.send?.({ type: 'ready', url: `http://127.0.0.1:${port}${path}` } satisfies ChildMessage)
+  })
+  process.on('disconnect', () => process.exit(0))
+  process.on('SIGTERM', () => process.exit(0))
+}
+
+// ---------------------------------------------------------------- receiver
+
+function runReceiver(): void {
+  const secret = Buffer.from(process.env[ENV_SECRET] ?? '', 'hex')
+  const empty = Buffer.alloc(0)
+  const server = createServer((req, res) => {
+    readBody(req).then(
+      (body) => {
+        let answer: Buffer
+        try {
+          const prepare = deserializeIlpPrepare(body)
+          answer = serializeIlpFulfill({ fulfillment: fulfillmentFor(secret, prepare.data), data: empty })
+        } catch {
+          res.writeHead(400).end()
+          return
+        }
+        res.writeHead(200, { 'content-type': OCTET }).end(answer)
+      },
+      () => res.destroy(),
+    )
+  })
+  announce(server, '/ilp')
+}
+
+// ---------------------------------------------------------------- floor
+
+function runFloor(): void {
+  const target = new URL(process.env[ENV_TARGET] ?? '')
+  const pool = new Pool(target.origin, { connections: FORWARD_CONNECTIONS, keepAliveTimeout: 30_000 })
+  const path = `${target.pathname}${target.search}`
+  const headers = { 'content-type': OCTET, authorization: `Bearer ${RECEIVER_TOKEN}` }
+  const server = createServer((req, res) => {
+    readBody(req)
+      .then(async (body) => {
+        const answer = await pool.request({ method: 'POST', path, headers, body })
+        const buf = Buffer.from(await answer.body.arrayBuffer())
+        res.writeHead(answer.statusCode, { 'content-type': OCTET }).end(buf)
+      })
+      .catch(() => {
+        if (!res.headersSent) res.writeHead(502).end()
+        else res.destroy()
+      })
+  })
+  announce(server, '/accounts/sender/ilp')
+}
+
+// ---------------------------------------------------------------- bench
+
+interface Options {
+  concurrency: number[]
+  durationMs: number
+  warmupMs: number
+  runs: number
+  json: boolean
+}
+
+const USAGE = `Usage: npm run bench -- [options]
+
+  --concurrency LIST   comma-separated in-flight request counts (default 1,10,50,100)
+  --duration SECONDS   measured time per run and target (default 5)
+  --warmup SECONDS     unmeasured load before each measured run (default 1)
+  --runs N             runs per concurrency and target; medians are reported (default 3)
+  --json               print machine-readable results instead of the table
+  -h, --help           show this help
+`
+
+class UsageError extends Error {}
+
+function parseOptions(argv: string[]): Options | undefined {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      concurrency: { type: 'string', default: '1,10,50,100' },
+      duration: { type: 'string', default: '5' },
+      warmup: { type: 'string', default: '1' },
+      runs: { type: 'string', default: '3' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  })
+  if (values.help) return undefined
+  const concurrency = values.concurrency.split(',').map((s) => Number(s.trim()))
+  if (concurrency.length === 0 || concurrency.some((c) => !Number.isInteger(c) || c < 1 || c > 1000)) {
+    throw new UsageError(`--concurrency must be a list of integers 1..1000, got "${values.concurrency}"`)
+  }
+  const seconds = (name: string, raw: string, min: number, max: number): number => {
+    const n = Number(raw)
+    if (!Number.isFinite(n) || n < min || n > max) throw new UsageError(`--${name} must be between ${min} and ${max} seconds, got "${raw}"`)
+    return Math.round(n * 1000)
+  }
+  const runs = Number(values.runs)
+  if (!Number.isInteger(runs) || runs < 1 || runs > 20) throw new UsageError(`--runs must be an integer 1..20, got "${values.runs}"`)
+  return {
+    concurrency,
+    durationMs: seconds('duration', values.duration, 0.2, 120),
+    warmupMs: seconds('warmup', values.warmup, 0, 30),
+    runs,
+    json: values.json,
+  }
+}
+
+const log = (line: string): void => void process.stderr.write(`${line}\n`)
+
+// -- resources, all released by cleanup()
+
+const resources: {
+  tmp?: string
+  redis?: EmbeddedRedis
+  redisClient?: Redis
+  children: ChildProcess[]
+  farm?: ChildProcess
+  pools: Pool[]
+} = { children: [], pools: [] }
+let cleaningUp: Promise<void> | undefined
+let aborted = false
+
+function exited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null
+}
+
+function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
+  if (exited(child)) return Promise.resolve(true)
+  return new Promise((done) => {
+    const timer = setTimeout(() => done(false), ms)
+    child.once('exit', () => {
+      clearTimeout(timer)
+      done(true)
+    })
+  })
+}
+
+async function stopFarm(farm: ChildProcess): Promise<void> {
+  if (exited(farm) || farm.pid === undefined) return
+  farm.kill('SIGTERM') // the supervisor shuts its worker down, then exits
+  if (await waitExit(farm, 15_000)) return
+  try {
+    process.kill(-farm.pid, 'SIGKILL') // its own process group: the supervisor and its worker
+  } catch {
+    farm.kill('SIGKILL')
+  }
+  await waitExit(farm, 5_000)
+}
+
+function cleanup(): Promise<void> {
+  cleaningUp ??= (async () => {
+    aborted = true
+    await Promise.allSettled(resources.pools.map((p) => p.destroy()))
+    if (resources.farm) await stopFarm(resources.farm).catch(() => undefined)
+    await Promise.allSettled(
+      resources.children.map(async (child) => {
+        if (exited(child)) return
+        child.kill('SIGTERM')
+        if (!(await waitExit(child, 5_000))) child.kill('SIGKILL')
+      }),
+    )
+    resources.redisClient?.disconnect()
+    if (resources.redis) await resources.redis.stop().catch(() => undefined)
+    if (resources.tmp) rmSync(resources.tmp, { recursive: true, force: true })
+  })()
+  return cleaningUp
+}
+
+function onSignal(signal: NodeJS.Signals): void {
+  log(`\nbench: ${signal} received, cleaning up`)
+  void cleanup().finally(() => process.exit(130))
+}
+
+// -- starting the pieces
+
+async function startRole(role: 'receiver' | 'floor', env: Record<string, string>): Promise<{ child: ChildProcess; url: string }> {
+  const child = fork(SELF, ['--role', role], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
+  resources.children.push(child)
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${role} did not start within 10 s`)), 10_000)
+    child.once('message', (m: ChildMessage) => {
+      clearTimeout(timer)
+      resolve(m.url)
+    })
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer)
+      reject(new Error(`${role} exited (${signal ?? `code ${code}`}) before it was ready`))
+    })
+  })
+  child.removeAllListeners('exit')
+  return { child, url }
+}
+
+interface FarmHandle {
+  child: ChildProcess
+  url: string
+  output: () => string
+}
+
+async function startFarm(tmp: string, redisUrl: string, receiverUrl: string): Promise<FarmHandle> {
+  const port = await freePort()
+  const config = {
+    ilpAddress: 'test.farm',
+    http: { host: '127.0.0.1', port },
+    workers: 1,
+    redis: { dataDir: join(tmp, 'farm-redis-unused') },
+    log: { level: 'warn' },
+    accounts: [
+      {
+        id: 'sender',
+        relation: 'child',
+        assetCode: 'USD',
+        assetScale: 6,
+        minBalance: '-1000000000000000000',
+        incoming: { token: SENDER_TOKEN },
+      },
+      {
+        id: 'receiver',
+        relation: 'peer',
+        assetCode: 'USD',
+        assetScale: 6,
+        outgoing: { url: receiverUrl, token: RECEIVER_TOKEN },
+        routes: ['test.receiver'],
+      },
+    ],
+  }
+  const configFile = join(tmp, 'farm.json')
+  writeFileSync(configFile, JSON.stringify(config, null, 2))
+  const child = spawn(process.execPath, [...process.execArgv, FARM_MAIN, 'start', '--config', configFile], {
+    cwd: ROOT,
+    env: { ...process.env, REDIS_URL: redisUrl },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true, // own process group: the bench stops it (and its worker) in order
+  })
+  resources.farm = child
+  let tail = ''
+  const keep = (chunk: Buffer) => {
+    tail = (tail + chunk.toString()).slice(-8000)
+  }
+  child.stdout?.on('data', keep)
+  child.stderr?.on('data', keep)
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`farm did not print "listening on" within 30 s:\n${tail}`)), 30_000)
+    const onData = () => {
+      const m = /listening on (https?:\/\/\S+)/.exec(tail)
+      if (m) {
+        clearTimeout(timer)
+        child.stdout?.off('data', onData)
+        child.off('exit', onExit)
+        resolve(m[1]!)
+      }
+    }
+    const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
+      clearTimeout(timer)
+      reject(new Error(`farm exited (${signal ?? `code ${code}`}) before listening:\n${tail}`))
+    }
+    child.stdout?.on('data', onData)
+    child.once('exit', onExit)
+  })
+  return { child, url, output: () => tail }
+}
+
+// -- load
+
+class PacketFactory {
+  private readonly nonce = randomBytes(8)
+  private counter = 0n
+
+  constructor(private readonly secret: Buffer) {}
+
+  next(): Buffer {
+    const data = Buffer.alloc(16)
+    this.nonce.copy(data, 0)
+    data.writeBigUInt64BE(this.counter++, 8)
+    const fulfillment = fulfillmentFor(this.secret, data)
+    return serializeIlpPrepare({
+      destination: DESTINATION,
+      amount: AMOUNT,
+      executionCondition: createHash('sha256').update(fulfillment).digest(),
+      expiresAt: new Date(Date.now() + EXPIRY_MS),
+      data,
+    })
+  }
+}
+
+interface Target {
+  name: 'floor' | 'farm'
+  pool: Pool
+  path: string
+  headers: Record<string, string>
+}
+
+interface RunResult {
+  /** Fulfilled packets completed inside the measured window, per second. */
+  pps: number
+  p50Ms: number
+  p99Ms: number
+  /** Completions inside the measured window. */
+  measured: number
+  /** Fulfilled over the whole run (warm-up, window, drain). */
+  fulfilledTotal: number
+  /** Anything but a Fulfill over the whole run, by reason. */
+  nonFulfill: Record<string, number>
+  /** Farm runs: Redis calls per command over the whole run (INFO commandstats delta). */
+  redisCommands?: Record<string, number>
+  /** CPU time of the forwarding process(es) (floor, or the farm's workers) per fulfilled packet, in µs. */
+  hopCpuUsPerPacket?: number
+  /** Farm runs: redis-server CPU time per fulfilled packet, in µs. */
+  redisCpuUsPerPacket?: number
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
+  return sorted[rank]!
+}
+
+function outcomeOf(status: number, body: Buffer): string {
+  if (status !== 200) return `http ${status}`
+  if (body[0] === Type.TYPE_ILP_FULFILL) return 'fulfill'
+  if (body[0] === Type.TYPE_ILP_REJECT) {
+    try {
+      return `reject ${deserializeIlpReject(body).code}`
+    } catch {
+      return 'bad reject'
+    }
+  }
+  return 'bad answer'
+}
+
+async function drive(target: Target, packets: PacketFactory, concurrency: number, warmupMs: number, durationMs: number): Promise<RunResult> {
+  const start = performance.now()
+  const windowStart = start + warmupMs
+  const windowEnd = windowStart + durationMs
+  const latencies: number[] = []
+  let fulfilledInWindow = 0
+  let fulfilledTotal = 0
+  const nonFulfill: Record<string, number> = {}
+
+  const lane = async (): Promise<void> => {
+    while (!aborted && performance.now() < windowEnd) {
+      const body = packets.next()
+      const sent = performance.now()
+      let outcome: string
+      try {
+        const res = await target.pool.request({ method: 'POST', path: target.path, headers: target.headers, body })
+        outcome = outcomeOf(res.statusCode, Buffer.from(await res.body.arrayBuffer()))
+      } catch (err) {
+        outcome = `error ${(err as { code?: string }).code ?? (err as Error).message}`
+      }
+      const done = performance.now()
+      if (outcome === 'fulfill') fulfilledTotal++
+      else nonFulfill[outcome] = (nonFulfill[outcome] ?? 0) + 1
+      if (done >= windowStart && done <= windowEnd) {
+        latencies.push(done - sent)
+        if (outcome === 'fulfill') fulfilledInWindow++
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, lane))
+  const sorted = Float64Array.from(latencies).sort()
+  return {
+    pps: fulfilledInWindow / (durationMs / 1000),
+    p50Ms: percentile(sorted, 50),
+    p99Ms: percentile(sorted, 99),
+    measured: latencies.length,
+    fulfilledTotal,
+    nonFulfill,
+  }
+}
+
+// -- redis command counts
+
+function commandStats(info: string): Map<string, number> {
+  const stats = new Map<string, number>()
+  for (const line of info.split(/\r?\n/)) {
+    const m = /^cmdstat_([^:]+):calls=(\d+)/.exec(line)
+    if (m) stats.set(m[1]!, Number(m[2]))
+  }
+  return stats
+}
+
+const SCRIPT_COMMANDS = new Set(['eval', 'evalsha', 'eval_ro', 'evalsha_ro', 'fcall', 'fcall_ro'])
+/** The bench's own INFO calls are not the farm's. */
+const IGNORED_COMMANDS = new Set(['info'])
+
+function commandDelta(before: Map<string, number>, after: Map<string, number>): Record<string, number> {
+  const delta: Record<string, number> = {}
+  for (const [name, calls] of after) {
+    if (IGNORED_COMMANDS.has(name)) continue
+    const d = calls - (before.get(name) ?? 0)
+    if (d > 0) delta[name] = d
+  }
+  return delta
+}
+
+// -- CPU time per packet (Linux /proc): robust to a noisy machine, unlike packets/s
+
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on Linux). */
+const CLOCK_TICKS_PER_SECOND = 100
+
+/** utime + stime of a process in microseconds, or undefined where /proc is not there. */
+function cpuMicros(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS_PER_SECOND
+  } catch {
+    return undefined
+  }
+}
+
+/** The processes whose parent is ppid (the farm supervisor's workers). */
+function childPids(ppid: number): number[] {
+  const out: number[] = []
+  let entries: string[] = []
+  try {
+    entries = readdirSync('/proc')
+  } catch {
+    return out
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      if (Number(fields[1]) === ppid) out.push(Number(entry))
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out
+}
+
+function cpuOf(pids: number[]): number | undefined {
+  let total = 0
+  for (const pid of pids) {
+    const t = cpuMicros(pid)
+    if (t === undefined) return undefined
+    total += t
+  }
+  return total
+}
+
+// -- aggregation
+
+function median(values: number[]): number {
+  const finite = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b)
+  if (finite.length === 0) return NaN
+  const mid = finite.length >> 1
+  return finite.length % 2 === 1 ? finite[mid]! : (finite[mid - 1]! + finite[mid]!) / 2
+}
+
+function sumCounts(records: Record<string, number>[]): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const r of records) for (const [k, v] of Object.entries(r)) out[k] = (out[k] ?? 0) + v
+  return out
+}
+
+interface TargetSummary {
+  pps: number
+  /** Median CPU µs per fulfilled packet of the forwarding process(es). */
+  cpuUsPerPacket: number
+  p50Ms: number
+  p99Ms: number
+  nonFulfill: number
+  nonFulfillByReason: Record<string, number>
+  runs: RunResult[]
+}
+
+interface FarmRedis {
+  /** Median redis-server CPU µs per fulfilled packet. */
+  cpuUsPerPacket: number
+  /** evalsha + eval + fcall calls per fulfilled packet: Redis round trips. */
+  scriptCallsPerPacket: number
+  /** Every command per fulfilled packet, including those run inside the scripts. */
+  commandsPerPacket: number
+  /** Per command, per fulfilled packet, over all runs of this level. */
+  breakdownPerPacket: Record<string, number>
+}
+
+interface LevelResult {
+  concurrency: number
+  floor: TargetSummary
+  farm: TargetSummary & { redis: FarmRedis }
+  /** median farm pps / median floor pps */
+  ratio: number
+}
+
+function summarize(runs: RunResult[]): TargetSummary {
+  const byReason = sumCounts(runs.map((r) => r.nonFulfill))
+  return {
+    pps: median(runs.map((r) => r.pps)),
+    cpuUsPerPacket: median(runs.map((r) => r.hopCpuUsPerPacket ?? NaN)),
+    p50Ms: median(runs.map((r) => r.p50Ms)),
+    p99Ms: median(runs.map((r) => r.p99Ms)),
+    nonFulfill: Object.values(byReason).reduce((a, b) => a + b, 0),
+    nonFulfillByReason: byReason,
+    runs,
+  }
+}
+
+// -- output
+
+const fmt = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a')
+
+function table(levels: LevelResult[]): string {
+  const head = [
+    'conc', 'floor pkt/s', 'farm pkt/s', 'farm/floor', 'floor p50', 'floor p99', 'farm p50', 'farm p99',
+    'floor cpu/pkt', 'farm cpu/pkt', 'redis cpu/pkt', 'non-fulfill', 'redis RT/pkt', 'redis cmds/pkt',
+  ]
+  const rows = levels.map((l) => [
+    String(l.concurrency),
+    fmt(l.floor.pps),
+    fmt(l.farm.pps),
+    fmt(l.ratio, 2),
+    `${fmt(l.floor.p50Ms, 2)} ms`,
+    `${fmt(l.floor.p99Ms, 2)} ms`,
+    `${fmt(l.farm.p50Ms, 2)} ms`,
+    `${fmt(l.farm.p99Ms, 2)} ms`,
+    `${fmt(l.floor.cpuUsPerPacket)} us`,
+    `${fmt(l.farm.cpuUsPerPacket)} us`,
+    `${fmt(l.farm.redis.cpuUsPerPacket)} us`,
+    `${l.floor.nonFulfill}/${l.farm.nonFulfill}`,
+    fmt(l.farm.redis.scriptCallsPerPacket, 2),
+    fmt(l.farm.redis.commandsPerPacket, 2),
+  ])
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')
+  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n')
+}
+
+function summaryLevel(levels: LevelResult[]): LevelResult {
+  return levels.reduce((best, l) => (Math.abs(l.concurrency - 50) < Math.abs(best.concurrency - 50) ? l : best))
+}
+
+function summaryLine(l: LevelResult): string {
+  const ok = l.ratio >= 0.6 && l.farm.redis.scriptCallsPerPacket <= 2 && l.farm.nonFulfill === 0 && l.floor.nonFulfill === 0
+  return (
+    `summary @${l.concurrency} concurrent: floor ${fmt(l.floor.pps)} pkt/s, farm ${fmt(l.farm.pps)} pkt/s, ` +
+    `ratio ${fmt(l.ratio, 2)} (goal >= 0.60), ${fmt(l.farm.redis.scriptCallsPerPacket, 2)} Redis round trips/packet (goal <= 2), ` +
+    `${fmt(l.farm.redis.commandsPerPacket, 1)} Redis commands/packet, non-fulfills ${l.floor.nonFulfill}/${l.farm.nonFulfill} ` +
+    `-> ${ok ? 'MEETS goal' : 'BELOW goal'}`
+  )
+}
+
+// -- main
+
+async function bench(opts: Options): Promise<void> {
+  const tmp = mkdtempSync(join(tmpdir(), 'ilp-farm-bench-'))
+  resources.tmp = tmp
+  const secret = randomBytes(32)
+
+  const redis = await startEmbeddedRedis({ dataDir: join(tmp, 'redis'), appendonly: true, appendfsync: 'everysec' })
+  resources.redis = redis
+  const redisClient = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 })
+  resources.redisClient = redisClient
+  await redisClient.connect()
+  log(`bench: redis-server at ${redis.url} (appendonly yes, appendfsync everysec)`)
+
+  const receiver = await startRole('receiver', { [ENV_SECRET]: secret.toString('hex') })
+  log(`bench: receiver (pid ${receiver.child.pid}) at ${receiver.url}`)
+  const floor = await startRole('floor', { [ENV_TARGET]: receiver.url })
+  log(`bench: floor (pid ${floor.child.pid}) at ${floor.url}`)
+  const farm = await startFarm(tmp, redis.url, receiver.url)
+  log(`bench: farm (pid ${farm.child.pid}, 1 worker) at ${farm.url}`)
+
+  const maxConcurrency = Math.max(...opts.concurrency)
+  const pool = (url: string) => {
+    const p = new Pool(new URL(url).origin, {
+      connections: maxConcurrency,
+      keepAliveTimeout: 30_000,
+      headersTimeout: 15_000,
+      bodyTimeout: 15_000,
+    })
+    resources.pools.push(p)
+    return p
+  }
+  const headers = { 'content-type': OCTET, authorization: `Bearer ${SENDER_TOKEN}` }
+  const targets: Record<'floor' | 'farm', Target> = {
+    floor: { name: 'floor', pool: pool(floor.url), path: new URL(floor.url).pathname, headers },
+    farm: { name: 'farm', pool: pool(farm.url), path: '/accounts/sender/ilp', headers },
+  }
+  const packets = new PacketFactory(secret)
+
+  // Preflight: one packet each way, the fulfillment checked end to end.
+  for (const target of Object.values(targets)) {
+    const body = packets.next()
+    const prepare = deserializeIlpPrepare(body)
+    const res = await target.pool.request({ method: 'POST', path: target.path, headers, body })
+    const answer = Buffer.from(await res.body.arrayBuffer())
+    const outcome = outcomeOf(res.statusCode, answer)
+    if (outcome !== 'fulfill') throw new Error(`preflight: ${target.name} answered ${outcome}; farm output:\n${farm.output()}`)
+    const { fulfillment } = deserializeIlpFulfill(answer)
+    if (!createHash('sha256').update(fulfillment).digest().equals(prepare.executionCondition)) {
+      throw new Error(`preflight: ${target.name} returned a fulfillment that does not match the condition`)
+    }
+  }
+
+  const perRun = opts.warmupMs + opts.durationMs
+  const estimate = Math.ceil((opts.concurrency.length * opts.runs * 2 * perRun) / 1000)
+  log(
+    `bench: concurrency ${opts.concurrency.join(',')}, ${opts.runs} run(s) x ${opts.durationMs / 1000} s ` +
+      `(+${opts.warmupMs / 1000} s warm-up) per target; about ${estimate} s of load`,
+  )
+
+  const levels: LevelResult[] = []
+  for (const concurrency of opts.concurrency) {
+    const runs: Record<'floor' | 'farm', RunResult[]> = { floor: [], farm: [] }
+    const deltas: Record<string, number>[] = []
+    for (let run = 0; run < opts.runs; run++) {
+      // Alternate which target goes first so both see similar conditions.
+      const order: Array<'floor' | 'farm'> = (run + levels.length) % 2 === 0 ? ['floor', 'farm'] : ['farm', 'floor']
+      for (const name of order) {
+        if (aborted) return
+        if (exited(farm.child)) throw new Error(`the farm exited during the bench:\n${farm.output()}`)
+        const before = name === 'farm' ? commandStats(await redisClient.info('commandstats')) : undefined
+        const hopPids = name === 'farm' ? childPids(farm.child.pid!) : [floor.child.pid!]
+        const hopCpuBefore = cpuOf(hopPids)
+        const redisCpuBefore = cpuOf([redis.process.pid!])
+        const result = await drive(targets[name], packets, concurrency, opts.warmupMs, opts.durationMs)
+        if (aborted) return
+        const hopCpuAfter = cpuOf(hopPids)
+        const redisCpuAfter = cpuOf([redis.process.pid!])
+        if (hopCpuBefore !== undefined && hopCpuAfter !== undefined && result.fulfilledTotal > 0) {
+          result.hopCpuUsPerPacket = (hopCpuAfter - hopCpuBefore) / result.fulfilledTotal
+        }
+        if (name === 'farm' && redisCpuBefore !== undefined && redisCpuAfter !== undefined && result.fulfilledTotal > 0) {
+          result.redisCpuUsPerPacket = (redisCpuAfter - redisCpuBefore) / result.fulfilledTotal
+        }
+        if (before) {
+          const delta = commandDelta(before, commandStats(await redisClient.info('commandstats')))
+          deltas.push(delta)
+          result.redisCommands = delta
+        }
+        runs[name].push(result)
+        const bad = Object.entries(result.nonFulfill)
+        log(
+          `  c=${String(concurrency).padStart(3)} run ${run + 1}/${opts.runs} ${name.padEnd(5)} ` +
+            `${fmt(result.pps).padStart(6)} pkt/s  p50 ${fmt(result.p50Ms, 2)} ms  p99 ${fmt(result.p99Ms, 2)} ms` +
+            `  cpu ${fmt(result.hopCpuUsPerPacket ?? NaN)} us/pkt` +
+            (bad.length > 0 ? `  non-fulfill: ${bad.map(([k, v]) => `${k} x${v}`).join(', ')}` : ''),
+        )
+      }
+    }
+    const fulfilled = runs.farm.reduce((a, r) => a + r.fulfilledTotal, 0)
+    const perPacket = (calls: number) => (fulfilled > 0 ? calls / fulfilled : NaN)
+    const total = sumCounts(deltas)
+    const breakdownPerPacket: Record<string, number> = {}
+    for (const [name, calls] of Object.entries(total).sort((a, b) => b[1] - a[1])) {
+      breakdownPerPacket[name] = Number(perPacket(calls).toFixed(3))
+    }
+    const scriptCalls = Object.entries(total).reduce((a, [name, calls]) => a + (SCRIPT_COMMANDS.has(name) ? calls : 0), 0)
+    const allCalls = Object.values(total).reduce((a, b) => a + b, 0)
+    const floorSummary = summarize(runs.floor)
+    const farmSummary = summarize(runs.farm)
+    levels.push({
+      concurrency,
+      floor: floorSummary,
+      farm: {
+        ...farmSummary,
+        redis: {
+          cpuUsPerPacket: median(runs.farm.map((r) => r.redisCpuUsPerPacket ?? NaN)),
+          scriptCallsPerPacket: perPacket(scriptCalls),
+          commandsPerPacket: perPacket(allCalls),
+          breakdownPerPacket,
+        },
+      },
+      ratio: farmSummary.pps / floorSummary.pps,
+    })
+  }
+
+  const farmTail = farm.output().trim()
+  const headline = summaryLevel(levels)
+  if (opts.json) {
+    const out = {
+      node: process.version,
+      options: opts,
+      packet: { amount: AMOUNT, destination: DESTINATION, expiryMs: EXPIRY_MS },
+      levels,
+      summary: {
+        concurrency: headline.concurrency,
+        floorPps: headline.floor.pps,
+        farmPps: headline.farm.pps,
+        ratio: headline.ratio,
+        redisRoundTripsPerPacket: headline.farm.redis.scriptCallsPerPacket,
+        redisCommandsPerPacket: headline.farm.redis.commandsPerPacket,
+        floorCpuUsPerPacket: headline.floor.cpuUsPerPacket,
+        farmCpuUsPerPacket: headline.farm.cpuUsPerPacket,
+        redisCpuUsPerPacket: headline.farm.redis.cpuUsPerPacket,
+        nonFulfill: headline.floor.nonFulfill + headline.farm.nonFulfill,
+        meetsGoal: headline.ratio >= 0.6 && headline.farm.redis.scriptCallsPerPacket <= 2,
+      },
+    }
+    const round = (_key: string, v: unknown) => (typeof v === 'number' && !Number.isInteger(v) ? Number(v.toFixed(3)) : v)
+    process.stdout.write(`${JSON.stringify(out, round, 2)}\n`)
+  } else {
+    const lines = [
+      '',
+      `ilp-farm bench: medians of ${opts.runs} run(s) x ${opts.durationMs / 1000} s per level (node ${process.version}; latencies per packet, end to end)`,
+      '',
+      table(levels),
+      '',
+      'non-fulfill = floor/farm packets answered with anything but a Fulfill (all runs, warm-up included)',
+      'redis RT/pkt = evalsha+eval+fcall calls per fulfilled packet; cmds/pkt = every Redis command per fulfilled packet, inside scripts too',
+      'cpu/pkt = CPU time per fulfilled packet of the floor process, the farm worker(s) and redis-server (Linux /proc; robust to machine noise)',
+      `redis commands per packet @${headline.concurrency}: ` +
+        Object.entries(headline.farm.redis.breakdownPerPacket)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', '),
+    ]
+    const reasons = levels.flatMap((l) =>
+      (['floor', 'farm'] as const).flatMap((t) =>
+        Object.entries(l[t].nonFulfillByReason).map(([k, v]) => `  c=${l.concurrency} ${t}: ${k} x${v}`),
+      ),
+    )
+    if (reasons.length > 0) lines.push('non-fulfill reasons:', ...reasons)
+    lines.push('', summaryLine(headline))
+    process.stdout.write(`${lines.join('\n')}\n`)
+  }
+  if (farmTail.split('\n').some((l) => !l.startsWith('ilp-farm:'))) log(`bench: farm output (last lines):\n${farmTail}`)
+}
+
+async function main(): Promise<number> {
+  const roleIndex = process.argv.indexOf('--role')
+  const role = roleIndex >= 0 ? process.argv[roleIndex + 1] : undefined
+  if (role === 'receiver') {
+    runReceiver()
+    return -1
+  }
+  if (role === 'floor') {
+    runFloor()
+    return -1
+  }
+  let opts: Options | undefined
+  try {
+    opts = parseOptions(process.argv.slice(2))
+  } catch (err) {
+    process.stderr.write(`bench: ${(err as Error).message}\n\n${USAGE}`)
+    return 2
+  }
+  if (!opts) {
+    process.stdout.write(USAGE)
+    return 0
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  process.on('SIGHUP', onSignal)
+  try {
+    await bench(opts)
+    return aborted ? 130 : 0
+  } finally {
+    await cleanup()
+  }
+}
+
+main().then(
+  (code) => {
+    if (code >= 0) process.exit(code)
+  },
+  async (err: unknown) => {
+    log(`bench: ${(err as Error).stack ?? String(err)}`)
+    await cleanup()
+    process.exit(1)
+  },
+)
