@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ConfigError, loadConfigFile } from '../config/load.js'
 import { RedisBinaryMissingError } from '../farm/embedded-redis.js'
-import { startSupervisor } from '../farm/supervisor.js'
+import { type Supervisor, startSupervisor } from '../farm/supervisor.js'
 import { packageRoot } from '../util/package-root.js'
 
 const USAGE = `Usage: ilp-farm <command> [options]
@@ -30,15 +30,16 @@ function version(): string {
 
 async function start(configFile: string): Promise<void> {
   const config = loadConfigFile(configFile)
-  const supervisor = await startSupervisor(config, (line) => console.log(line))
-  console.log(
-    `ilp-farm: ${config.ilpAddress} listening on ${supervisor.url} ` +
-      `(${config.workers} worker${config.workers === 1 ? '' : 's'}, ${config.accounts.length} accounts)`,
-  )
-  let stopping = false
+  // Signals are handled from the first moment: one that arrives while starting stops the farm once it is up.
+  let supervisor: Supervisor | undefined
+  let stopRequested: string | undefined
   const stop = (signal: string) => {
-    if (stopping) return
-    stopping = true
+    if (stopRequested) {
+      console.error(`ilp-farm: ${signal} again, exiting now`)
+      process.exit(1)
+    }
+    stopRequested = signal
+    if (!supervisor) return
     console.log(`ilp-farm: ${signal} received, stopping`)
     supervisor.stop().then(
       () => process.exit(0),
@@ -50,6 +51,16 @@ async function start(configFile: string): Promise<void> {
   }
   process.on('SIGINT', () => stop('SIGINT'))
   process.on('SIGTERM', () => stop('SIGTERM'))
+  supervisor = await startSupervisor(config, (line) => console.log(line))
+  console.log(
+    `ilp-farm: ${config.ilpAddress} listening on ${supervisor.url} ` +
+      `(${config.workers} worker${config.workers === 1 ? '' : 's'}, ${config.accounts.length} accounts)`,
+  )
+  if (stopRequested) {
+    const signal = stopRequested
+    stopRequested = undefined
+    stop(signal)
+  }
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -52,7 +52,7 @@ function describeIssue(issue: z.core.$ZodIssue): string[] {
   if (issue.code === 'unrecognized_keys') {
     return issue.keys.map((key) => `${formatPath([...issue.path, key])}: unknown key`)
   }
-  if (issue.code === 'invalid_type' && issue.input === undefined) {
+  if ((issue.code === 'invalid_type' || issue.code === 'invalid_value') && issue.input === undefined) {
     return [`${formatPath(issue.path)}: is required`]
   }
   return [`${formatPath(issue.path)}: ${issue.message}`]
@@ -93,7 +93,7 @@ export function parseConfig(raw: unknown, source = 'config', env: NodeJS.Process
   const substituted = substituteEnv(raw, env, [], problems)
   if (problems.length > 0) throw new ConfigError(source, problems)
 
-  const result = configSchema.safeParse(substituted)
+  const result = configSchema.safeParse(substituted, { reportInput: true })
   if (!result.success) throw new ConfigError(source, result.error.issues.flatMap(describeIssue))
 
   const config = result.data
@@ -110,11 +110,13 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
   } catch (err) {
     throw new ConfigError(file, [`(file): cannot read: ${(err as Error).message}`])
   }
+  if (text.trim() === '') throw new ConfigError(file, ['(file): is empty'])
+  const json = extname(file).toLowerCase() === '.json'
   let raw: unknown
   try {
-    raw = extname(file).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text)
+    raw = json ? JSON.parse(text) : parseYaml(text)
   } catch (err) {
-    throw new ConfigError(file, [`(file): not valid ${extname(file) === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message}`])
+    throw new ConfigError(file, [`(file): not valid ${json ? 'JSON' : 'YAML'}: ${(err as Error).message}`])
   }
   return parseConfig(raw, file, env)
 }

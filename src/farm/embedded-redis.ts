@@ -122,6 +122,10 @@ export async function startEmbeddedRedis(opts: EmbeddedRedisOptions): Promise<Em
   // Keep draining its output so the pipe never fills up.
   child.stdout?.resume()
   child.stderr?.resume()
+  // Last resort: whatever way this process ends, its Redis does not outlive it.
+  const killOnExit = () => child.kill('SIGTERM')
+  process.once('exit', killOnExit)
+  child.once('exit', () => process.off('exit', killOnExit))
   return {
     url: `redis://127.0.0.1:${port}`,
     port,

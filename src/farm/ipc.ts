@@ -1,10 +1,12 @@
-/** Messages between the supervisor and its workers (node:cluster IPC). */
-export type SupervisorMessage = { type: 'shutdown' }
-export type WorkerMessage = { type: 'listening'; url: string; shard: number }
+import type { FarmConfig } from '../config/schema.js'
 
-/** Environment a worker process is started with. */
-export const WORKER_ENV = {
-  config: 'ILP_FARM_WORKER_CONFIG',
-  shard: 'ILP_FARM_WORKER_SHARD',
-  redisUrl: 'ILP_FARM_WORKER_REDIS_URL',
-} as const
+/**
+ * Messages between the supervisor and its workers (node:cluster IPC). The
+ * config travels here, not in the environment, so its secrets never show in
+ * /proc/<pid>/environ.
+ */
+export type SupervisorMessage =
+  | { type: 'start'; config: FarmConfig; shard: number; redisUrl: string }
+  | { type: 'shutdown' }
+/** 'ready': the worker listens for its config (a message sent before that would be lost). */
+export type WorkerMessage = { type: 'ready' } | { type: 'listening'; url: string; shard: number }

@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis'
 import type { FarmConfig } from '../config/schema.js'
 import { connectRedis } from '../store/redis.js'
 import { type EmbeddedRedis, startEmbeddedRedis } from './embedded-redis.js'
-import { type SupervisorMessage, WORKER_ENV, type WorkerMessage } from './ipc.js'
+import type { SupervisorMessage, WorkerMessage } from './ipc.js'
 
 export interface Supervisor {
   readonly url: string
@@ -55,29 +55,74 @@ export async function startSupervisor(config: FarmConfig, say: Say): Promise<Sup
   let stopping = false
   const shards = new Map<number, ClusterWorker>()
   const listening = new Map<number, string>()
+  const restarts = new Map<number, number>()
   let firstUrl: (url: string) => void
-  const allListening = new Promise<string>((resolveUrl) => (firstUrl = resolveUrl))
+  let startupFailed: (err: Error) => void
+  const allListening = new Promise<string>((resolveUrl, reject) => {
+    firstUrl = resolveUrl
+    startupFailed = reject
+  })
+  let started = false
 
   const fork = (shard: number): void => {
-    const worker = cluster.fork({
-      [WORKER_ENV.config]: JSON.stringify(config),
-      [WORKER_ENV.shard]: String(shard),
-      [WORKER_ENV.redisUrl]: redisUrl,
-    })
+    const worker = cluster.fork()
+    const forkedAt = Date.now()
     shards.set(shard, worker)
     worker.on('message', (message: WorkerMessage) => {
+      if (message.type === 'ready') {
+        worker.send({ type: 'start', config, shard, redisUrl } satisfies SupervisorMessage)
+        return
+      }
       if (message.type !== 'listening') return
       listening.set(shard, message.url)
-      if (listening.size === config.workers) firstUrl(message.url)
+      if (listening.size === config.workers && !started) {
+        started = true
+        firstUrl(message.url)
+      }
     })
     worker.on('exit', (code, signal) => {
       if (stopping) return
-      say(`ilp-farm: worker ${shard} exited (${signal ?? `code ${code}`}); restarting it`)
-      setTimeout(() => !stopping && fork(shard), 500)
+      // A worker that cannot start (port in use, bad TLS files...) would fail the same way again: give up.
+      if (!started) {
+        startupFailed(new Error(`worker ${shard} exited (${signal ?? `code ${code}`}) before it was listening; see its error above`))
+        return
+      }
+      // Back off while a worker keeps dying young; a worker that ran a while restarts at once.
+      const delay = Date.now() - forkedAt > 30_000 ? 0 : Math.min(500 * 2 ** (restarts.get(shard) ?? 0), 10_000)
+      restarts.set(shard, delay === 0 ? 0 : (restarts.get(shard) ?? 0) + 1)
+      say(`ilp-farm: worker ${shard} exited (${signal ?? `code ${code}`}); restarting it in ${delay} ms`)
+      setTimeout(() => !stopping && fork(shard), delay)
     })
   }
+  const stopWorkers = () =>
+    Promise.all(
+      [...shards.values()].map(
+        (worker) =>
+          new Promise<void>((done) => {
+            if (worker.isDead()) return done()
+            const timer = setTimeout(() => worker.process.kill('SIGKILL'), 10_000)
+            worker.once('exit', () => {
+              clearTimeout(timer)
+              done()
+            })
+            // With a callback, a worker already on its way out (Ctrl+C reaches it too) is no 'error' event.
+            worker.send({ type: 'shutdown' } satisfies SupervisorMessage, undefined, () => undefined)
+          }),
+      ),
+    )
+
   for (let shard = 0; shard < config.workers; shard++) fork(shard)
-  const url = await allListening
+  let url: string
+  try {
+    url = await allListening
+  } catch (err) {
+    stopping = true
+    // Workers still starting have no shutdown handler yet: SIGTERM ends them either way.
+    for (const worker of shards.values()) if (!worker.isDead()) worker.process.kill('SIGTERM')
+    await stopWorkers()
+    await embeddedRedis?.stop()
+    throw err
+  }
 
   return {
     url,
@@ -86,20 +131,7 @@ export async function startSupervisor(config: FarmConfig, say: Say): Promise<Sup
     async stop() {
       if (stopping) return
       stopping = true
-      await Promise.all(
-        [...shards.values()].map(
-          (worker) =>
-            new Promise<void>((done) => {
-              if (worker.isDead()) return done()
-              const timer = setTimeout(() => worker.process.kill('SIGKILL'), 10_000)
-              worker.once('exit', () => {
-                clearTimeout(timer)
-                done()
-              })
-              worker.send({ type: 'shutdown' } satisfies SupervisorMessage)
-            }),
-        ),
-      )
+      await stopWorkers()
       await embeddedRedis?.stop()
     },
   }

@@ -1,32 +1,35 @@
 import { configSchema } from '../config/schema.js'
-import { type SupervisorMessage, WORKER_ENV, type WorkerMessage } from './ipc.js'
-import { createLogger, createWorker } from './worker.js'
+import type { SupervisorMessage, WorkerMessage } from './ipc.js'
+import { createLogger, createWorker, type Worker } from './worker.js'
 
-/** Entry point of a worker process forked by the supervisor. */
-async function main(): Promise<void> {
-  const config = configSchema.parse(JSON.parse(process.env[WORKER_ENV.config] ?? 'null'))
-  const shard = Number(process.env[WORKER_ENV.shard])
-  const redisUrl = process.env[WORKER_ENV.redisUrl]!
-  const log = createLogger(config, shard)
-  const worker = await createWorker({ config, shard, redisUrl, logger: log })
+/** Entry point of a worker process forked by the supervisor: it waits for its config over IPC. */
+let worker: Worker | undefined
+let closing = false
+
+async function start(message: Extract<SupervisorMessage, { type: 'start' }>): Promise<void> {
+  const config = configSchema.parse(message.config)
+  const log = createLogger(config, message.shard)
+  worker = await createWorker({ config, shard: message.shard, redisUrl: message.redisUrl, logger: log })
   const url = await worker.listen()
-  process.send?.({ type: 'listening', url, shard } satisfies WorkerMessage)
-
-  let closing = false
-  const shutdown = async () => {
-    if (closing) return
-    closing = true
-    await worker.close().catch((err: unknown) => log.error({ err }, 'error while closing'))
-    process.exit(0)
-  }
-  process.on('message', (message: SupervisorMessage) => {
-    if (message.type === 'shutdown') void shutdown()
-  })
-  process.on('SIGINT', () => void shutdown())
-  process.on('SIGTERM', () => void shutdown())
+  process.send?.({ type: 'listening', url, shard: message.shard } satisfies WorkerMessage)
 }
 
-main().catch((err: unknown) => {
-  console.error('ilp-farm worker failed to start:', err)
-  process.exit(1)
+async function shutdown(): Promise<void> {
+  if (closing) return
+  closing = true
+  await worker?.close().catch((err: unknown) => console.error('ilp-farm worker: error while closing:', err))
+  process.exit(0)
+}
+
+process.on('message', (message: SupervisorMessage) => {
+  if (message.type === 'shutdown') void shutdown()
+  if (message.type === 'start' && !worker) {
+    start(message).catch((err: unknown) => {
+      console.error('ilp-farm worker failed to start:', err)
+      process.exit(1)
+    })
+  }
 })
+process.on('SIGINT', () => void shutdown())
+process.on('SIGTERM', () => void shutdown())
+process.send?.({ type: 'ready' } satisfies WorkerMessage)

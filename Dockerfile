@@ -1,0 +1,42 @@
+# syntax=docker/dockerfile:1
+#
+# ilp-farm image: the farm's supervisor and workers, without an embedded
+# Redis (point it at one with REDIS_URL; see docker-compose.yml).
+#
+#   docker build -t ilp-farm .
+#   docker run --rm -p 7768:7768 -e REDIS_URL=redis://my-redis:6379 ilp-farm
+
+# --- build: full dependencies, TypeScript compiled to dist/ -----------------
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+COPY scripts ./scripts
+RUN npm run build
+
+# --- runtime: production dependencies and the compiled code only ----------
+FROM node:20-bookworm-slim AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json package-lock.json ./
+# No dev dependencies (no tsc, no tsx); no lifecycle scripts, none of the
+# production dependencies needs one.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist ./dist
+COPY bin ./bin
+# The Lua scripts are read at run time from <package>/lua (next to package.json).
+COPY lua ./lua
+COPY config ./config
+
+# The node image's unprivileged user.
+USER node
+EXPOSE 7768
+
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:7768/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+
+# The built CLI directly, not `npm start` (its prestart hook would run tsc).
+# Node handles SIGTERM itself: the supervisor stops its workers in order.
+CMD ["node", "dist/src/cli/main.js", "start", "--config", "/app/config/docker.yaml"]
