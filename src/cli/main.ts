@@ -31,7 +31,7 @@ function version(): string {
 async function start(configFile: string): Promise<void> {
   const config = loadConfigFile(configFile)
   // Signals are handled from the first moment: one that arrives while starting stops the farm once it is up.
-  let supervisor: Supervisor | undefined
+  let supervisor: Supervisor | undefined = undefined
   let stopRequested: string | undefined
   const stop = (signal: string) => {
     if (stopRequested) {
