@@ -1,4 +1,5 @@
 import type { Server } from 'node:http'
+import { deserializeIlpPrepare, deserializeIlpReject, Type as IlpPacketType } from 'ilp-packet'
 import PluginHttpModule from 'ilp-plugin-http'
 
 export { freePort } from '../../src/farm/embedded-redis.js'
@@ -11,8 +12,20 @@ export { freePort } from '../../src/farm/embedded-redis.js'
 export const PluginHttp = PluginHttpModule.default
 export type PluginHttp = InstanceType<typeof PluginHttp>
 
+/** One packet the plugin sent to the farm and what came back. */
+export interface SentPacket {
+  amount: string
+  destination: string
+  /** 'fulfill', or the reject's code; 'error' when sendData threw. */
+  result: string
+  /** A reject's data (F08: received and maximum amounts). */
+  data?: Buffer
+}
+
 export interface TestPlugin {
   plugin: PluginHttp
+  /** Every Prepare the plugin sent through the farm, in order of answer. */
+  sent: SentPacket[]
   /** Disconnects the plugin and waits until its HTTP server has really closed. */
   close(): Promise<void>
 }
@@ -36,6 +49,23 @@ export function createPlugin(opts: {
     incoming: { port: opts.port, staticToken: opts.incomingToken },
     outgoing: { url: `${opts.farmUrl}/accounts/${opts.accountId}/ilp`, staticToken: opts.outgoingToken },
   })
+  const sent: SentPacket[] = []
+  const sendData = plugin.sendData.bind(plugin)
+  plugin.sendData = async (data: Buffer): Promise<Buffer> => {
+    const { amount, destination } = deserializeIlpPrepare(data)
+    try {
+      const answer = await sendData(data)
+      if (answer[0] === IlpPacketType.TYPE_ILP_FULFILL) sent.push({ amount, destination, result: 'fulfill' })
+      else {
+        const reject = deserializeIlpReject(answer)
+        sent.push({ amount, destination, result: reject.code, data: reject.data })
+      }
+      return answer
+    } catch (err) {
+      sent.push({ amount, destination, result: 'error' })
+      throw err
+    }
+  }
   // disconnect() calls server.close() without waiting for it: remember each server's 'close'.
   const servers: Array<{ server: Server; closed: Promise<void> }> = []
   plugin.on('connect', () => {
@@ -44,6 +74,7 @@ export function createPlugin(opts: {
   })
   return {
     plugin,
+    sent,
     async close() {
       if (plugin.isConnected()) await plugin.disconnect()
       for (const { server, closed } of servers) {
