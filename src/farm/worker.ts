@@ -40,6 +40,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   const log = opts.logger ?? createLogger(config, shard)
   const redis = await connectRedis(opts.redisUrl, { commandTimeoutMs: config.redis.commandTimeoutMs })
   const ledger = new Ledger(redis, config.redis.keyPrefix)
+  await ledger.load()
   const accounts = new Map<string, AccountConfig>(config.accounts.map((a) => [a.id, a]))
   const outgoing = new OutgoingClient()
   const resolver = new Resolver(ledger, log)

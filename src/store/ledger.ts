@@ -1,34 +1,6 @@
-import type { Redis, Result } from 'ioredis'
+import type { Redis } from 'ioredis'
 import { Keys } from './keys.js'
-import { loadScripts } from './scripts.js'
-
-declare module 'ioredis' {
-  interface RedisCommander<Context> {
-    ilpPrepare(
-      hotSet: string,
-      hotSetExpiry: string,
-      incoming: string,
-      outgoing: string,
-      field: string,
-      shard: string,
-      inAmount: string,
-      outAccount: string,
-      outAmount: string,
-      expiresAtMs: string,
-      minBalance: string,
-      maxBalance: string,
-    ): Result<string, Context>
-    ilpFulfill(hotSet: string, hotSetExpiry: string, outgoing: string, field: string, outAccount: string): Result<string, Context>
-    ilpReject(
-      hotSet: string,
-      hotSetExpiry: string,
-      incoming: string,
-      outgoing: string,
-      field: string,
-      outAccount: string,
-    ): Result<string, Context>
-  }
-}
+import { functionLibrary, type Transition } from './scripts.js'
 
 export type PrepareOutcome = 'ok' | 'duplicate' | 'insufficient-balance' | 'exceeds-max-balance'
 export type ResolveOutcome = 'ok' | 'gone'
@@ -86,32 +58,60 @@ function resolveOutcome(result: string): ResolveOutcome {
  */
 export class Ledger {
   readonly keys: Keys
+  private readonly library = functionLibrary()
+  private loading: Promise<void> | undefined
 
   constructor(
     readonly redis: Redis,
     keyPrefix: string,
   ) {
     this.keys = new Keys(keyPrefix)
-    for (const script of loadScripts()) {
-      const name = `ilp${script.name[0]!.toUpperCase()}${script.name.slice(1)}`
-      redis.defineCommand(name, { numberOfKeys: script.numberOfKeys, lua: script.lua })
+  }
+
+  /** FUNCTION LOAD the scripts (idempotent). Needs Redis 7 or newer. */
+  load(): Promise<void> {
+    this.loading ??= this.redis
+      .call('FUNCTION', 'LOAD', 'REPLACE', this.library.code)
+      .then(
+        () => undefined,
+        (err: Error) => {
+          throw /unknown command/i.test(err.message)
+            ? new Error(`Redis 7.0 or newer is needed (Redis Functions): ${err.message}`)
+            : err
+        },
+      )
+      .finally(() => {
+        this.loading = undefined
+      })
+    return this.loading
+  }
+
+  /** One FCALL; a Redis that lost its functions (restarted without persistence, flushed) gets them again. */
+  private async call(transition: Transition, keys: string[], args: string[]): Promise<string> {
+    const fn = this.library.functions[transition]
+    try {
+      return (await this.redis.fcall(fn, keys.length, ...keys, ...args)) as string
+    } catch (err) {
+      if (!/function not found/i.test((err as Error).message)) throw err
+      await this.load()
+      return (await this.redis.fcall(fn, keys.length, ...keys, ...args)) as string
     }
   }
 
   async prepare(r: Reservation): Promise<PrepareOutcome> {
-    const result: string = await this.redis.ilpPrepare(
-      this.keys.hotSet,
-      this.keys.hotSetExpiry,
-      this.keys.account(r.incomingAccount),
-      this.keys.account(r.outgoingAccount),
-      Keys.hotSetField(r.incomingAccount, r.packetId),
-      String(r.shard),
-      r.inAmount,
-      r.outgoingAccount,
-      r.outAmount,
-      String(r.expiresAtMs),
-      r.minBalance ?? '',
-      r.maxBalance ?? '',
+    const result = await this.call(
+      'prepare',
+      [this.keys.hotSet, this.keys.hotSetExpiry, this.keys.account(r.incomingAccount), this.keys.account(r.outgoingAccount)],
+      [
+        Keys.hotSetField(r.incomingAccount, r.packetId),
+        String(r.shard),
+        r.inAmount,
+        r.outgoingAccount,
+        r.outAmount,
+        String(r.expiresAtMs),
+        r.minBalance ?? '',
+        r.maxBalance ?? '',
+      ],
     )
     const outcome = PREPARE_OUTCOMES[result]
     if (!outcome) throw new Error(`unexpected prepare result ${result}`)
@@ -120,25 +120,20 @@ export class Ledger {
 
   async fulfill(incomingAccount: string, packetId: string, outgoingAccount: string): Promise<ResolveOutcome> {
     return resolveOutcome(
-      await this.redis.ilpFulfill(
-        this.keys.hotSet,
-        this.keys.hotSetExpiry,
-        this.keys.account(outgoingAccount),
-        Keys.hotSetField(incomingAccount, packetId),
-        outgoingAccount,
+      await this.call(
+        'fulfill',
+        [this.keys.hotSet, this.keys.hotSetExpiry, this.keys.account(outgoingAccount)],
+        [Keys.hotSetField(incomingAccount, packetId), outgoingAccount],
       ),
     )
   }
 
   async reject(incomingAccount: string, packetId: string, outgoingAccount: string): Promise<ResolveOutcome> {
     return resolveOutcome(
-      await this.redis.ilpReject(
-        this.keys.hotSet,
-        this.keys.hotSetExpiry,
-        this.keys.account(incomingAccount),
-        this.keys.account(outgoingAccount),
-        Keys.hotSetField(incomingAccount, packetId),
-        outgoingAccount,
+      await this.call(
+        'reject',
+        [this.keys.hotSet, this.keys.hotSetExpiry, this.keys.account(incomingAccount), this.keys.account(outgoingAccount)],
+        [Keys.hotSetField(incomingAccount, packetId), outgoingAccount],
       ),
     )
   }

@@ -48,6 +48,17 @@ async function snapshot(): Promise<Record<string, Record<string, string>>> {
 }
 
 describe('Ledger (Lua scripts)', () => {
+  it('loads its scripts as one Redis Functions library, and loads them again if Redis lost them', async () => {
+    await ledger.load()
+    const libs = (await client.call('FUNCTION', 'LIST')) as unknown[][]
+    expect(JSON.stringify(libs)).toContain('_prepare')
+    await client.call('FUNCTION', 'FLUSH')
+    const r = reservation()
+    expect(await ledger.prepare(r)).toBe('ok')
+    expect(await ledger.fulfill('alice', r.packetId, 'bob')).toBe('ok')
+    expect((await ledger.balance('bob')).balance).toBe('100')
+  })
+
   it('prepare debits the sender and records the hotSet entry; fulfill credits the next hop and drops it', async () => {
     const r = reservation()
     expect(await ledger.prepare(r)).toBe('ok')
