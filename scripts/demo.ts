@@ -20,6 +20,7 @@ import { createServer as createNetServer } from 'node:net'
 import PluginHttpModule from 'ilp-plugin-http'
 import { createConnection, createServer, DataAndMoneyStream } from 'ilp-protocol-stream'
 import { request } from 'undici'
+import '../src/client/stream-compat.js'
 
 const PluginHttp = PluginHttpModule.default
 type PluginHttp = InstanceType<typeof PluginHttp>
@@ -53,27 +54,6 @@ const BOB: Party = {
   port: 7782,
   tokenToFarm: env('BOB_TOKEN', 'bob-secret-token'),
   tokenFromFarm: env('BOB_OUTGOING_TOKEN', 'farm-to-bob-token'),
-}
-
-/**
- * ilp-protocol-stream 2.7.1 assigns `this.closed` in DataAndMoneyStream's
- * constructor, which throws on Node >= 18 where Readable#closed is a getter
- * (interledgerjs/interledgerjs#284, fixed upstream only in 2.7.2 prereleases).
- * Give the class its own read/write `closed`, as the upstream fix does.
- */
-function fixStreamClosedProperty(): void {
-  const proto: object = DataAndMoneyStream.prototype
-  if (Object.prototype.hasOwnProperty.call(proto, 'closed')) return
-  const flags = new WeakMap<object, boolean>()
-  Object.defineProperty(proto, 'closed', {
-    configurable: true,
-    get(this: object): boolean {
-      return flags.get(this) ?? false
-    },
-    set(this: object, value: boolean) {
-      flags.set(this, value)
-    },
-  })
 }
 
 class DemoError extends Error {}
@@ -158,7 +138,6 @@ function formatUnits(amount: bigint, scale: number, code: string): string {
 }
 
 async function main(): Promise<number> {
-  fixStreamClosedProperty()
   const amount = parseAmount(process.argv[2])
   await checkFarm()
   const [aliceBefore, bobBefore] = await Promise.all([getAccount('alice'), getAccount('bob')])

@@ -3,7 +3,7 @@ import { Reader } from 'oer-utils'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { account, adminGet, balanceOf, FARM_ADDRESS, startTestFarm, type TestFarm } from '../helpers/farm.js'
 import { createPlugin, freePort, type SentPacket, type TestPlugin } from '../helpers/plugin-http.js'
-import '../helpers/stream-compat.js'
+import '../../src/client/stream-compat.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis.js'
 
 /**
