@@ -20,21 +20,18 @@ export interface PacketServices {
   readonly log: Logger
 }
 
-/** One packet on its way through the pipeline; steps fill in what they decide. */
+/** One packet as it arrived, before routing. */
 export interface PacketContext {
   readonly from: AccountConfig
   readonly raw: Buffer
   readonly prepare: IlpPrepare
   /** Unique per incoming account while in flight: the Request-Id, or a hash of the packet. */
   readonly packetId: string
-  nextHop?: AccountConfig
-  outAmount?: string
-  outExpiresAt?: Date
 }
 
 /** A context after routing and the expiry check: everything needed to reserve and forward. */
 export interface RoutedPacket extends PacketContext {
-  nextHop: AccountConfig
-  outAmount: string
-  outExpiresAt: Date
+  readonly nextHop: AccountConfig
+  readonly outAmount: string
+  readonly outExpiresAt: Date
 }
