@@ -1,15 +1,17 @@
 /**
- * Throughput/latency bench: the farm (one worker, real process, real Redis)
- * against the floor of one pass-through Node HTTP hop, under the same load.
+ * Throughput/latency bench: the farm (real processes, real Redis) with 1, 2
+ * and N workers against the floor of one pass-through Node HTTP hop, under
+ * the same load in the same run.
  *
- *   npm run bench -- [--concurrency 1,10,50,100] [--duration 5] [--runs 3] [--warmup 1] [--json]
+ *   npm run bench -- [--concurrency 1,10,50,100] [--workers 1,2] [--duration 5] [--runs 3] [--warmup 1] [--json]
  *
  * Processes (all on 127.0.0.1, all stopped on exit, Ctrl+C or error):
  *   - redis-server (startEmbeddedRedis, temp dir, appendonly yes, appendfsync everysec)
  *   - receiver: this file with --role receiver; fulfills every prepare with
  *     fulfillment = sha256(secret || prepare.data)
  *   - floor: this file with --role floor; forwards each body unchanged to the receiver
- *   - farm: `node dist/src/cli/main.js start --config <tmp>.json` with REDIS_URL set
+ *   - farms: `node dist/src/cli/main.js start --config <tmp>.json` with REDIS_URL set,
+ *     one per --workers entry (each its own key prefix in the same Redis)
  * The load generator runs here: C requests in flight, each a unique prepare.
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process'
@@ -17,7 +19,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
@@ -127,6 +129,8 @@ function runFloor(): void {
 
 interface Options {
   concurrency: number[]
+  /** Farm sizes to measure, each a separate farm process with that many workers. */
+  workers: number[]
   durationMs: number
   warmupMs: number
   runs: number
@@ -136,6 +140,7 @@ interface Options {
 const USAGE = `Usage: npm run bench -- [options]
 
   --concurrency LIST   comma-separated in-flight request counts (default 1,10,50,100)
+  --workers LIST       farm sizes to measure, comma-separated (default 1,2, plus the core count when larger)
   --duration SECONDS   measured time per run and target (default 5)
   --warmup SECONDS     unmeasured load before each measured run (default 1)
   --runs N             runs per concurrency and target; medians are reported (default 3)
@@ -150,6 +155,7 @@ function parseOptions(argv: string[]): Options | undefined {
     args: argv,
     options: {
       concurrency: { type: 'string', default: '1,10,50,100' },
+      workers: { type: 'string', default: [...new Set([1, 2, availableParallelism()])].join(',') },
       duration: { type: 'string', default: '5' },
       warmup: { type: 'string', default: '1' },
       runs: { type: 'string', default: '3' },
@@ -162,6 +168,10 @@ function parseOptions(argv: string[]): Options | undefined {
   if (concurrency.length === 0 || concurrency.some((c) => !Number.isInteger(c) || c < 1 || c > 1000)) {
     throw new UsageError(`--concurrency must be a list of integers 1..1000, got "${values.concurrency}"`)
   }
+  const workers = values.workers.split(',').map((s) => Number(s.trim()))
+  if (workers.length === 0 || workers.some((w) => !Number.isInteger(w) || w < 1 || w > 64)) {
+    throw new UsageError(`--workers must be a list of integers 1..64, got "${values.workers}"`)
+  }
   const seconds = (name: string, raw: string, min: number, max: number): number => {
     const n = Number(raw)
     if (!Number.isFinite(n) || n < min || n > max) throw new UsageError(`--${name} must be between ${min} and ${max} seconds, got "${raw}"`)
@@ -171,6 +181,7 @@ function parseOptions(argv: string[]): Options | undefined {
   if (!Number.isInteger(runs) || runs < 1 || runs > 20) throw new UsageError(`--runs must be an integer 1..20, got "${values.runs}"`)
   return {
     concurrency,
+    workers: [...new Set(workers)],
     durationMs: seconds('duration', values.duration, 0.2, 120),
     warmupMs: seconds('warmup', values.warmup, 0, 30),
     runs,
@@ -187,9 +198,9 @@ const resources: {
   redis?: EmbeddedRedis
   redisClient?: Redis
   children: ChildProcess[]
-  farm?: ChildProcess
+  farms: ChildProcess[]
   pools: Pool[]
-} = { children: [], pools: [] }
+} = { children: [], farms: [], pools: [] }
 let cleaningUp: Promise<void> | undefined
 let aborted = false
 
@@ -224,7 +235,7 @@ function cleanup(): Promise<void> {
   cleaningUp ??= (async () => {
     aborted = true
     await Promise.allSettled(resources.pools.map((p) => p.destroy()))
-    if (resources.farm) await stopFarm(resources.farm).catch(() => undefined)
+    await Promise.allSettled(resources.farms.map((farm) => stopFarm(farm)))
     await Promise.allSettled(
       resources.children.map(async (child) => {
         if (exited(child)) return
@@ -273,13 +284,13 @@ interface FarmHandle {
   output: () => string
 }
 
-async function startFarm(tmp: string, redisUrl: string, receiverUrl: string): Promise<FarmHandle> {
+async function startFarm(tmp: string, redisUrl: string, receiverUrl: string, workers: number): Promise<FarmHandle> {
   const port = await freePort()
   const config = {
     ilpAddress: 'test.farm',
     http: { host: '127.0.0.1', port },
-    workers: 1,
-    redis: { dataDir: join(tmp, 'farm-redis-unused') },
+    workers,
+    redis: { dataDir: join(tmp, 'farm-redis-unused'), keyPrefix: `bench${workers}w:` },
     log: { level: 'warn' },
     accounts: [
       {
@@ -300,7 +311,7 @@ async function startFarm(tmp: string, redisUrl: string, receiverUrl: string): Pr
       },
     ],
   }
-  const configFile = join(tmp, 'farm.json')
+  const configFile = join(tmp, `farm-${workers}w.json`)
   writeFileSync(configFile, JSON.stringify(config, null, 2))
   const child = spawn(process.execPath, [...process.execArgv, FARM_MAIN, 'start', '--config', configFile], {
     cwd: ROOT,
@@ -308,7 +319,7 @@ async function startFarm(tmp: string, redisUrl: string, receiverUrl: string): Pr
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true, // own process group: the bench stops it (and its worker) in order
   })
-  resources.farm = child
+  resources.farms.push(child)
   let tail = ''
   const keep = (chunk: Buffer) => {
     tail = (tail + chunk.toString()).slice(-8000)
@@ -555,12 +566,17 @@ interface FarmRedis {
   breakdownPerPacket: Record<string, number>
 }
 
+interface FarmResult extends TargetSummary {
+  workers: number
+  redis: FarmRedis
+  /** median farm pps / median floor pps */
+  ratio: number
+}
+
 interface LevelResult {
   concurrency: number
   floor: TargetSummary
-  farm: TargetSummary & { redis: FarmRedis }
-  /** median farm pps / median floor pps */
-  ratio: number
+  farms: FarmResult[]
 }
 
 function summarize(runs: RunResult[]): TargetSummary {
@@ -576,33 +592,49 @@ function summarize(runs: RunResult[]): TargetSummary {
   }
 }
 
+function summarizeFarm(workers: number, runs: RunResult[], floor: TargetSummary): FarmResult {
+  const fulfilled = runs.reduce((a, r) => a + r.fulfilledTotal, 0)
+  const perPacket = (calls: number) => (fulfilled > 0 ? calls / fulfilled : NaN)
+  const total = sumCounts(runs.map((r) => r.redisCommands ?? {}))
+  const breakdownPerPacket: Record<string, number> = {}
+  for (const [name, calls] of Object.entries(total).sort((a, b) => b[1] - a[1])) {
+    breakdownPerPacket[name] = Number(perPacket(calls).toFixed(3))
+  }
+  const scriptCalls = Object.entries(total).reduce((a, [name, calls]) => a + (SCRIPT_COMMANDS.has(name) ? calls : 0), 0)
+  const allCalls = Object.values(total).reduce((a, b) => a + b, 0)
+  const summary = summarize(runs)
+  return {
+    ...summary,
+    workers,
+    redis: {
+      cpuUsPerPacket: median(runs.map((r) => r.redisCpuUsPerPacket ?? NaN)),
+      scriptCallsPerPacket: perPacket(scriptCalls),
+      commandsPerPacket: perPacket(allCalls),
+      breakdownPerPacket,
+    },
+    ratio: summary.pps / floor.pps,
+  }
+}
+
 // -- output
 
 const fmt = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a')
+const workersLabel = (w: number) => `farm ${w}w`
 
 function table(levels: LevelResult[]): string {
-  const head = [
-    'conc', 'floor pkt/s', 'farm pkt/s', 'farm/floor', 'floor p50', 'floor p99', 'farm p50', 'farm p99',
-    'floor cpu/pkt', 'farm cpu/pkt', 'redis cpu/pkt', 'non-fulfill', 'redis RT/pkt', 'redis cmds/pkt',
-  ]
-  const rows = levels.map((l) => [
-    String(l.concurrency),
-    fmt(l.floor.pps),
-    fmt(l.farm.pps),
-    fmt(l.ratio, 2),
-    `${fmt(l.floor.p50Ms, 2)} ms`,
-    `${fmt(l.floor.p99Ms, 2)} ms`,
-    `${fmt(l.farm.p50Ms, 2)} ms`,
-    `${fmt(l.farm.p99Ms, 2)} ms`,
-    `${fmt(l.floor.cpuUsPerPacket)} us`,
-    `${fmt(l.farm.cpuUsPerPacket)} us`,
-    `${fmt(l.farm.redis.cpuUsPerPacket)} us`,
-    `${l.floor.nonFulfill}/${l.farm.nonFulfill}`,
-    fmt(l.farm.redis.scriptCallsPerPacket, 2),
-    fmt(l.farm.redis.commandsPerPacket, 2),
-  ])
+  const head = ['conc', 'target', 'pkt/s', 'vs floor', 'p50', 'p99', 'cpu/pkt', 'redis cpu/pkt', 'non-fulfill', 'redis RT/pkt', 'redis cmds/pkt']
+  const rows: string[][] = []
+  for (const l of levels) {
+    rows.push([String(l.concurrency), 'floor', fmt(l.floor.pps), '', `${fmt(l.floor.p50Ms, 2)} ms`, `${fmt(l.floor.p99Ms, 2)} ms`,
+      `${fmt(l.floor.cpuUsPerPacket)} us`, '', String(l.floor.nonFulfill), '', ''])
+    for (const f of l.farms) {
+      rows.push(['', workersLabel(f.workers), fmt(f.pps), fmt(f.ratio, 2), `${fmt(f.p50Ms, 2)} ms`, `${fmt(f.p99Ms, 2)} ms`,
+        `${fmt(f.cpuUsPerPacket)} us`, `${fmt(f.redis.cpuUsPerPacket)} us`, String(f.nonFulfill),
+        fmt(f.redis.scriptCallsPerPacket, 2), fmt(f.redis.commandsPerPacket, 2)])
+    }
+  }
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')
+  const line = (cells: string[]) => cells.map((c, i) => (i <= 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n')
 }
 
@@ -610,13 +642,22 @@ function summaryLevel(levels: LevelResult[]): LevelResult {
   return levels.reduce((best, l) => (Math.abs(l.concurrency - 50) < Math.abs(best.concurrency - 50) ? l : best))
 }
 
+function meetsGoal(l: LevelResult): boolean {
+  const one = l.farms.find((f) => f.workers === 1)
+  return one !== undefined && one.ratio >= 0.6 && one.redis.scriptCallsPerPacket <= 2 && one.nonFulfill === 0 && l.floor.nonFulfill === 0
+}
+
 function summaryLine(l: LevelResult): string {
-  const ok = l.ratio >= 0.6 && l.farm.redis.scriptCallsPerPacket <= 2 && l.farm.nonFulfill === 0 && l.floor.nonFulfill === 0
+  const one = l.farms.find((f) => f.workers === 1)
+  const parts = l.farms.map((f) => `${workersLabel(f.workers)} ${fmt(f.pps)} pkt/s (${fmt(f.ratio, 2)} of floor)`)
+  const scaling = l.farms
+    .filter((f) => one && f.workers > 1)
+    .map((f) => `${f.workers}w/1w x${fmt(f.pps / one!.pps, 2)}`)
   return (
-    `summary @${l.concurrency} concurrent: floor ${fmt(l.floor.pps)} pkt/s, farm ${fmt(l.farm.pps)} pkt/s, ` +
-    `ratio ${fmt(l.ratio, 2)} (goal >= 0.60), ${fmt(l.farm.redis.scriptCallsPerPacket, 2)} Redis round trips/packet (goal <= 2), ` +
-    `${fmt(l.farm.redis.commandsPerPacket, 1)} Redis commands/packet, non-fulfills ${l.floor.nonFulfill}/${l.farm.nonFulfill} ` +
-    `-> ${ok ? 'MEETS goal' : 'BELOW goal'}`
+    `summary @${l.concurrency} concurrent: floor ${fmt(l.floor.pps)} pkt/s; ${parts.join('; ')}` +
+    (scaling.length > 0 ? `; scaling ${scaling.join(', ')}` : '') +
+    (one ? `; ${fmt(one.redis.scriptCallsPerPacket, 2)} Redis round trips/packet (goal <= 2)` : '') +
+    ` -> 1 worker ${meetsGoal(l) ? 'MEETS' : 'is BELOW'} the goal (>= 0.60 of floor)`
   )
 }
 
@@ -638,8 +679,12 @@ async function bench(opts: Options): Promise<void> {
   log(`bench: receiver (pid ${receiver.child.pid}) at ${receiver.url}`)
   const floor = await startRole('floor', { [ENV_TARGET]: receiver.url })
   log(`bench: floor (pid ${floor.child.pid}) at ${floor.url}`)
-  const farm = await startFarm(tmp, redis.url, receiver.url)
-  log(`bench: farm (pid ${farm.child.pid}, 1 worker) at ${farm.url}`)
+  const farms = new Map<number, FarmHandle>()
+  for (const workers of opts.workers) {
+    const farm = await startFarm(tmp, redis.url, receiver.url, workers)
+    farms.set(workers, farm)
+    log(`bench: farm (pid ${farm.child.pid}, ${workers} worker${workers === 1 ? '' : 's'}) at ${farm.url}`)
+  }
 
   const maxConcurrency = Math.max(...opts.concurrency)
   const pool = (url: string) => {
@@ -653,119 +698,99 @@ async function bench(opts: Options): Promise<void> {
     return p
   }
   const headers = { 'content-type': OCTET, authorization: `Bearer ${SENDER_TOKEN}` }
-  const targets: Record<'floor' | 'farm', Target> = {
-    floor: { name: 'floor', pool: pool(floor.url), path: new URL(floor.url).pathname, headers },
-    farm: { name: 'farm', pool: pool(farm.url), path: '/accounts/sender/ilp', headers },
+  type TargetName = 'floor' | number
+  const targets = new Map<TargetName, Target>([['floor', { name: 'floor', pool: pool(floor.url), path: new URL(floor.url).pathname, headers }]])
+  for (const [workers, farm] of farms) {
+    targets.set(workers, { name: 'farm', pool: pool(farm.url), path: '/accounts/sender/ilp', headers })
   }
+  const nameOf = (t: TargetName) => (t === 'floor' ? 'floor' : workersLabel(t))
   const packets = new PacketFactory(secret)
+  const farmOutput = () => [...farms.values()].map((f) => f.output()).join('\n')
 
-  // Preflight: one packet each way, the fulfillment checked end to end.
-  for (const target of Object.values(targets)) {
+  // Preflight: one packet through each target, the fulfillment checked end to end.
+  for (const [name, target] of targets) {
     const body = packets.next()
     const prepare = deserializeIlpPrepare(body)
     const res = await target.pool.request({ method: 'POST', path: target.path, headers, body })
     const answer = Buffer.from(await res.body.arrayBuffer())
     const outcome = outcomeOf(res.statusCode, answer)
-    if (outcome !== 'fulfill') throw new Error(`preflight: ${target.name} answered ${outcome}; farm output:\n${farm.output()}`)
+    if (outcome !== 'fulfill') throw new Error(`preflight: ${nameOf(name)} answered ${outcome}; farm output:\n${farmOutput()}`)
     const { fulfillment } = deserializeIlpFulfill(answer)
     if (!createHash('sha256').update(fulfillment).digest().equals(prepare.executionCondition)) {
-      throw new Error(`preflight: ${target.name} returned a fulfillment that does not match the condition`)
+      throw new Error(`preflight: ${nameOf(name)} returned a fulfillment that does not match the condition`)
     }
   }
 
   const perRun = opts.warmupMs + opts.durationMs
-  const estimate = Math.ceil((opts.concurrency.length * opts.runs * 2 * perRun) / 1000)
+  const estimate = Math.ceil((opts.concurrency.length * opts.runs * targets.size * perRun) / 1000)
   log(
-    `bench: concurrency ${opts.concurrency.join(',')}, ${opts.runs} run(s) x ${opts.durationMs / 1000} s ` +
-      `(+${opts.warmupMs / 1000} s warm-up) per target; about ${estimate} s of load`,
+    `bench: concurrency ${opts.concurrency.join(',')}, farms of ${opts.workers.join(',')} worker(s), ${opts.runs} run(s) x ` +
+      `${opts.durationMs / 1000} s (+${opts.warmupMs / 1000} s warm-up) per target; about ${estimate} s of load`,
   )
 
+  const names = [...targets.keys()]
   const levels: LevelResult[] = []
   for (const concurrency of opts.concurrency) {
-    const runs: Record<'floor' | 'farm', RunResult[]> = { floor: [], farm: [] }
-    const deltas: Record<string, number>[] = []
+    const runs = new Map<TargetName, RunResult[]>(names.map((n) => [n, []]))
     for (let run = 0; run < opts.runs; run++) {
-      // Alternate which target goes first so both see similar conditions.
-      const order: Array<'floor' | 'farm'> = (run + levels.length) % 2 === 0 ? ['floor', 'farm'] : ['farm', 'floor']
+      // Rotate which target goes first so all see similar conditions.
+      const shift = (run + levels.length) % names.length
+      const order = [...names.slice(shift), ...names.slice(0, shift)]
       for (const name of order) {
         if (aborted) return
-        if (exited(farm.child)) throw new Error(`the farm exited during the bench:\n${farm.output()}`)
-        const before = name === 'farm' ? commandStats(await redisClient.info('commandstats')) : undefined
-        const hopPids = name === 'farm' ? childPids(farm.child.pid!) : [floor.child.pid!]
+        const farm = name === 'floor' ? undefined : farms.get(name)!
+        if (farm && exited(farm.child)) throw new Error(`a farm exited during the bench:\n${farm.output()}`)
+        const before = farm ? commandStats(await redisClient.info('commandstats')) : undefined
+        const hopPids = farm ? childPids(farm.child.pid!) : [floor.child.pid!]
         const hopCpuBefore = cpuOf(hopPids)
         const redisCpuBefore = cpuOf([redis.process.pid!])
-        const result = await drive(targets[name], packets, concurrency, opts.warmupMs, opts.durationMs)
+        const result = await drive(targets.get(name)!, packets, concurrency, opts.warmupMs, opts.durationMs)
         if (aborted) return
         const hopCpuAfter = cpuOf(hopPids)
         const redisCpuAfter = cpuOf([redis.process.pid!])
         if (hopCpuBefore !== undefined && hopCpuAfter !== undefined && result.fulfilledTotal > 0) {
           result.hopCpuUsPerPacket = (hopCpuAfter - hopCpuBefore) / result.fulfilledTotal
         }
-        if (name === 'farm' && redisCpuBefore !== undefined && redisCpuAfter !== undefined && result.fulfilledTotal > 0) {
-          result.redisCpuUsPerPacket = (redisCpuAfter - redisCpuBefore) / result.fulfilledTotal
-        }
         if (before) {
-          const delta = commandDelta(before, commandStats(await redisClient.info('commandstats')))
-          deltas.push(delta)
-          result.redisCommands = delta
+          result.redisCommands = commandDelta(before, commandStats(await redisClient.info('commandstats')))
+          if (redisCpuBefore !== undefined && redisCpuAfter !== undefined && result.fulfilledTotal > 0) {
+            result.redisCpuUsPerPacket = (redisCpuAfter - redisCpuBefore) / result.fulfilledTotal
+          }
         }
-        runs[name].push(result)
+        runs.get(name)!.push(result)
         const bad = Object.entries(result.nonFulfill)
         log(
-          `  c=${String(concurrency).padStart(3)} run ${run + 1}/${opts.runs} ${name.padEnd(5)} ` +
+          `  c=${String(concurrency).padStart(3)} run ${run + 1}/${opts.runs} ${nameOf(name).padEnd(8)} ` +
             `${fmt(result.pps).padStart(6)} pkt/s  p50 ${fmt(result.p50Ms, 2)} ms  p99 ${fmt(result.p99Ms, 2)} ms` +
             `  cpu ${fmt(result.hopCpuUsPerPacket ?? NaN)} us/pkt` +
             (bad.length > 0 ? `  non-fulfill: ${bad.map(([k, v]) => `${k} x${v}`).join(', ')}` : ''),
         )
       }
     }
-    const fulfilled = runs.farm.reduce((a, r) => a + r.fulfilledTotal, 0)
-    const perPacket = (calls: number) => (fulfilled > 0 ? calls / fulfilled : NaN)
-    const total = sumCounts(deltas)
-    const breakdownPerPacket: Record<string, number> = {}
-    for (const [name, calls] of Object.entries(total).sort((a, b) => b[1] - a[1])) {
-      breakdownPerPacket[name] = Number(perPacket(calls).toFixed(3))
-    }
-    const scriptCalls = Object.entries(total).reduce((a, [name, calls]) => a + (SCRIPT_COMMANDS.has(name) ? calls : 0), 0)
-    const allCalls = Object.values(total).reduce((a, b) => a + b, 0)
-    const floorSummary = summarize(runs.floor)
-    const farmSummary = summarize(runs.farm)
+    const floorSummary = summarize(runs.get('floor')!)
     levels.push({
       concurrency,
       floor: floorSummary,
-      farm: {
-        ...farmSummary,
-        redis: {
-          cpuUsPerPacket: median(runs.farm.map((r) => r.redisCpuUsPerPacket ?? NaN)),
-          scriptCallsPerPacket: perPacket(scriptCalls),
-          commandsPerPacket: perPacket(allCalls),
-          breakdownPerPacket,
-        },
-      },
-      ratio: farmSummary.pps / floorSummary.pps,
+      farms: opts.workers.map((w) => summarizeFarm(w, runs.get(w)!, floorSummary)),
     })
   }
 
-  const farmTail = farm.output().trim()
   const headline = summaryLevel(levels)
+  const one = headline.farms.find((f) => f.workers === 1)
   if (opts.json) {
     const out = {
       node: process.version,
+      cores: availableParallelism(),
       options: opts,
       packet: { amount: AMOUNT, destination: DESTINATION, expiryMs: EXPIRY_MS },
       levels,
       summary: {
         concurrency: headline.concurrency,
         floorPps: headline.floor.pps,
-        farmPps: headline.farm.pps,
-        ratio: headline.ratio,
-        redisRoundTripsPerPacket: headline.farm.redis.scriptCallsPerPacket,
-        redisCommandsPerPacket: headline.farm.redis.commandsPerPacket,
-        floorCpuUsPerPacket: headline.floor.cpuUsPerPacket,
-        farmCpuUsPerPacket: headline.farm.cpuUsPerPacket,
-        redisCpuUsPerPacket: headline.farm.redis.cpuUsPerPacket,
-        nonFulfill: headline.floor.nonFulfill + headline.farm.nonFulfill,
-        meetsGoal: headline.ratio >= 0.6 && headline.farm.redis.scriptCallsPerPacket <= 2,
+        farms: headline.farms.map((f) => ({ workers: f.workers, pps: f.pps, ratio: f.ratio, cpuUsPerPacket: f.cpuUsPerPacket })),
+        redisRoundTripsPerPacket: one?.redis.scriptCallsPerPacket ?? null,
+        redisCommandsPerPacket: one?.redis.commandsPerPacket ?? null,
+        meetsGoal: meetsGoal(headline),
       },
     }
     const round = (_key: string, v: unknown) => (typeof v === 'number' && !Number.isInteger(v) ? Number(v.toFixed(3)) : v)
@@ -773,28 +798,34 @@ async function bench(opts: Options): Promise<void> {
   } else {
     const lines = [
       '',
-      `ilp-farm bench: medians of ${opts.runs} run(s) x ${opts.durationMs / 1000} s per level (node ${process.version}; latencies per packet, end to end)`,
+      `ilp-farm bench: medians of ${opts.runs} run(s) x ${opts.durationMs / 1000} s per level (node ${process.version}, ${availableParallelism()} cores; latencies per packet, end to end)`,
       '',
       table(levels),
       '',
-      'non-fulfill = floor/farm packets answered with anything but a Fulfill (all runs, warm-up included)',
-      'redis RT/pkt = evalsha+eval+fcall calls per fulfilled packet; cmds/pkt = every Redis command per fulfilled packet, inside scripts too',
-      'cpu/pkt = CPU time per fulfilled packet of the floor process, the farm worker(s) and redis-server (Linux /proc; robust to machine noise)',
-      `redis commands per packet @${headline.concurrency}: ` +
-        Object.entries(headline.farm.redis.breakdownPerPacket)
-          .map(([k, v]) => `${k} ${v}`)
-          .join(', '),
+      'vs floor = farm pkt/s / floor pkt/s in the same run; non-fulfill = packets answered with anything but a Fulfill (warm-up included)',
+      'cpu/pkt = CPU time per fulfilled packet of the floor process or of all the farm\'s workers; redis cpu/pkt = redis-server (Linux /proc)',
+      'redis RT/pkt = fcall/evalsha/eval calls per fulfilled packet; cmds/pkt = every Redis command per fulfilled packet, inside scripts too',
     ]
-    const reasons = levels.flatMap((l) =>
-      (['floor', 'farm'] as const).flatMap((t) =>
-        Object.entries(l[t].nonFulfillByReason).map(([k, v]) => `  c=${l.concurrency} ${t}: ${k} x${v}`),
-      ),
-    )
+    if (one) {
+      lines.push(
+        `redis commands per packet @${headline.concurrency}, 1 worker: ` +
+          Object.entries(one.redis.breakdownPerPacket)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', '),
+      )
+    }
+    const reasons = levels.flatMap((l) => [
+      ...Object.entries(l.floor.nonFulfillByReason).map(([k, v]) => `  c=${l.concurrency} floor: ${k} x${v}`),
+      ...l.farms.flatMap((f) => Object.entries(f.nonFulfillByReason).map(([k, v]) => `  c=${l.concurrency} ${workersLabel(f.workers)}: ${k} x${v}`)),
+    ])
     if (reasons.length > 0) lines.push('non-fulfill reasons:', ...reasons)
     lines.push('', summaryLine(headline))
     process.stdout.write(`${lines.join('\n')}\n`)
   }
-  if (farmTail.split('\n').some((l) => !l.startsWith('ilp-farm:'))) log(`bench: farm output (last lines):\n${farmTail}`)
+  const farmTail = farmOutput().trim()
+  if (farmTail.split('\n').some((l) => l !== '' && !l.startsWith('ilp-farm:') && !l.includes('"msg":"Server listening'))) {
+    log(`bench: farm output (last lines):\n${farmTail}`)
+  }
 }
 
 async function main(): Promise<number> {
