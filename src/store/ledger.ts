@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis'
 import { Keys } from './keys.js'
+import { type BatchItem, CallBatcher } from './batcher.js'
 import { functionLibrary, type Transition } from './scripts.js'
 
 export type PrepareOutcome = 'ok' | 'duplicate' | 'insufficient-balance' | 'exceeds-max-balance'
@@ -86,22 +87,39 @@ export class Ledger {
     return this.loading
   }
 
-  /** One FCALL; a Redis that lost its functions (restarted without persistence, flushed) gets them again. */
-  private async call(transition: Transition, keys: string[], args: string[]): Promise<string> {
+  private readonly batchers: Record<Transition, CallBatcher> = {
+    prepare: new CallBatcher((items) => this.send('prepare', items)),
+    fulfill: new CallBatcher((items) => this.send('fulfill', items)),
+    reject: new CallBatcher((items) => this.send('reject', items)),
+  }
+
+  /**
+   * One FCALL for a batch of packets (see scripts.ts for the layout). A Redis
+   * that lost its functions (restarted without persistence, flushed) gets them again.
+   */
+  private async send(transition: Transition, items: ReadonlyArray<BatchItem>): Promise<unknown[]> {
     const fn = this.library.functions[transition]
+    const keys = [this.keys.hotSet, this.keys.hotSetExpiry, ...items.flatMap((i) => i.keys)]
+    const args = [String(items[0]!.args.length), String(items[0]!.keys.length), ...items.flatMap((i) => i.args)]
+    const fcall = () => this.redis.fcall(fn, keys.length, ...keys, ...args) as Promise<unknown[]>
     try {
-      return (await this.redis.fcall(fn, keys.length, ...keys, ...args)) as string
+      return await fcall()
     } catch (err) {
       if (!/function not found/i.test((err as Error).message)) throw err
       await this.load()
-      return (await this.redis.fcall(fn, keys.length, ...keys, ...args)) as string
+      return await fcall()
     }
+  }
+
+  /** Queues one packet's transition into the current batch; resolves with its own result. */
+  private call(transition: Transition, keys: string[], args: string[]): Promise<string> {
+    return this.batchers[transition].call(keys, args)
   }
 
   async prepare(r: Reservation): Promise<PrepareOutcome> {
     const result = await this.call(
       'prepare',
-      [this.keys.hotSet, this.keys.hotSetExpiry, this.keys.account(r.incomingAccount), this.keys.account(r.outgoingAccount)],
+      [this.keys.account(r.incomingAccount), this.keys.account(r.outgoingAccount)],
       [
         Keys.hotSetField(r.incomingAccount, r.packetId),
         String(r.shard),
@@ -122,7 +140,7 @@ export class Ledger {
     return resolveOutcome(
       await this.call(
         'fulfill',
-        [this.keys.hotSet, this.keys.hotSetExpiry, this.keys.account(outgoingAccount)],
+        [this.keys.account(outgoingAccount)],
         [Keys.hotSetField(incomingAccount, packetId), outgoingAccount],
       ),
     )
@@ -132,7 +150,7 @@ export class Ledger {
     return resolveOutcome(
       await this.call(
         'reject',
-        [this.keys.hotSet, this.keys.hotSetExpiry, this.keys.account(incomingAccount), this.keys.account(outgoingAccount)],
+        [this.keys.account(incomingAccount), this.keys.account(outgoingAccount)],
         [Keys.hotSetField(incomingAccount, packetId), outgoingAccount],
       ),
     )

@@ -89,6 +89,26 @@ describe('Ledger (Lua scripts)', () => {
     expect(await ledger.hotSet()).toEqual([])
   })
 
+  it('batches the calls of one event-loop turn into one FCALL; each packet gets its own result, errors included', async () => {
+    await client.config('RESETSTAT')
+    const packets = Array.from({ length: 20 }, () => reservation({ inAmount: '10', outAmount: '10' }))
+    const outcomes = await Promise.all(packets.map((p) => ledger.prepare(p)))
+    expect(outcomes).toEqual(packets.map(() => 'ok'))
+    const calls = Number(/cmdstat_fcall:calls=(\d+)/.exec(await client.info('commandstats'))?.[1])
+    expect(calls).toBeLessThan(20)
+    // one packet named with the wrong next hop: its own error, the others settle
+    const results = await Promise.allSettled([
+      ledger.fulfill('alice', packets[0]!.packetId, 'mallory'),
+      ...packets.slice(1).map((p) => ledger.fulfill('alice', p.packetId, 'bob')),
+    ])
+    expect(results[0]!.status).toBe('rejected')
+    expect(String((results[0] as PromiseRejectedResult).reason)).toContain('belongs to bob')
+    expect(results.slice(1).every((r) => r.status === 'fulfilled' && r.value === 'ok')).toBe(true)
+    expect((await ledger.balance('bob')).balance).toBe('190')
+    expect(await ledger.reject('alice', packets[0]!.packetId, 'bob')).toBe('ok')
+    expect((await ledger.balance('alice')).balance).toBe('-190')
+  })
+
   it('refuses a duplicate packet id while it is in flight and debits once', async () => {
     const r = reservation()
     expect(await ledger.prepare(r)).toBe('ok')
