@@ -7,13 +7,14 @@
 -- ARGV[4] outgoing account id  ARGV[5] outgoing amount
 -- ARGV[6] expiresAt (ms)       ARGV[7] incoming minBalance ('' = no limit)
 -- ARGV[8] outgoing maxBalance ('' = no limit)
+-- ARGV[9] owner: boot id of the worker process (no '|')
 --
 -- Returns 'OK', 'DUPLICATE', 'INSUFFICIENT_BALANCE' or 'EXCEEDS_MAX_BALANCE'.
 -- Every check runs before the first write: a refused prepare changes nothing.
 
 local field, shard, inAmount = ARGV[1], ARGV[2], ARGV[3]
 local outAccount, outAmount, expiresAt = ARGV[4], ARGV[5], ARGV[6]
-local minBalance, maxBalance = ARGV[7], ARGV[8]
+local minBalance, maxBalance, owner = ARGV[7], ARGV[8], ARGV[9]
 
 if redis.call('HEXISTS', KEYS[1], field) == 1 then return 'DUPLICATE' end
 
@@ -74,6 +75,6 @@ if inAmount ~= '0' then
 end
 
 redis.call('HSET', KEYS[1], field,
-  shard .. '|' .. expiresAt .. '|' .. inAmount .. '|' .. outAccount .. '|' .. outAmount .. '|' .. headroom)
+  shard .. '|' .. owner .. '|' .. expiresAt .. '|' .. inAmount .. '|' .. outAccount .. '|' .. outAmount .. '|' .. headroom)
 redis.call('ZADD', KEYS[2], expiresAt, field)
 return 'OK'

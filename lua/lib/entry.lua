@@ -1,22 +1,26 @@
 -- A hotSet entry is one hash field per packet in flight:
 --   field: <incomingAccountId>|<packetId>
---   value: <shard>|<expiresAtMs>|<inAmount>|<outAccountId>|<outAmount>|<headroom>
--- headroom is what the prepare reserved against the outgoing account's
--- maxBalance ("0" when that account has no maxBalance).
+--   value: <shard>|<owner>|<expiresAtMs>|<inAmount>|<outAccountId>|<outAmount>|<headroom>
+-- shard is the worker slot whose hot balance a refund goes back to; owner is
+-- the boot id of the worker process (incarnation) that reserved the packet,
+-- so a restarted worker with the same shard id does not own its
+-- predecessor's packets. headroom is what the prepare reserved against the
+-- outgoing account's maxBalance ("0" when that account has no maxBalance).
+-- Entries written before the owner was recorded have 6 parts; their owner
+-- reads as '' (an incarnation that no longer runs).
 
 local function entry_parse(value)
   local p = {}
-  for part in string.gmatch(value, '([^|]*)|?') do
-    p[#p + 1] = part
-    if #p == 6 then break end
-  end
+  for part in string.gmatch(value .. '|', '([^|]*)|') do p[#p + 1] = part end
+  if #p == 6 then table.insert(p, 2, '') end
   return {
     shard = p[1],
-    expiresAt = p[2],
-    inAmount = p[3],
-    outAccount = p[4],
-    outAmount = p[5],
-    headroom = p[6],
+    owner = p[2],
+    expiresAt = p[3],
+    inAmount = p[4],
+    outAccount = p[5],
+    outAmount = p[6],
+    headroom = p[7],
   }
 end
 

@@ -75,6 +75,9 @@ function crossCheck(config: FarmConfig): string[] {
     if (account.routes.length > 0 && !account.outgoing) {
       problems.push(`accounts[${i}].routes: an account with routes needs outgoing.url`)
     }
+    if (account.outgoing?.mode === 'async' && !account.incoming) {
+      problems.push(`accounts[${i}].outgoing.mode: async needs incoming.token (the peer authenticates its callbacks with it)`)
+    }
   })
   config.routes.forEach((route, i) => {
     const target = config.accounts.find((a) => a.id === route.account)

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os'
 import { z } from 'zod'
 import { isIntString, isUInt64String } from '../util/amount.js'
 import { isValidAddressSegment, isValidIlpAddress, isValidRoutePrefix } from '../util/address.js'
@@ -45,9 +46,37 @@ export const configSchema = z.strictObject({
       host: z.string().min(1).default('127.0.0.1'),
       port: z.number().int().min(0).max(65535).default(7768),
       tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+      /**
+       * The farm's base URL as peers reach it (behind a proxy or load balancer);
+       * async callbacks go to <publicUrl>/accounts/<id>/ilp/callbacks.
+       * Unset: http(s)://<host>:<port> of the listening socket.
+       */
+      publicUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
     })
     .prefault({}),
-  workers: z.number().int().min(1).max(256).default(1),
+  /** Worker processes; default: one per core (os.availableParallelism()). */
+  workers: z.number().int().min(1).max(256).default(() => Math.min(availableParallelism(), 256)),
+  /** Crash safety (issue 3): heartbeats, leader lease, sweeper. */
+  farm: z
+    .strictObject({
+      /** How often each worker rewrites its heartbeat (and bids for or renews the leader lease). */
+      heartbeatIntervalMs: positiveMs.default(1000),
+      /** A worker whose heartbeat is this old counts as dead. */
+      heartbeatTtlMs: positiveMs.default(3000),
+      /** The leader lease's TTL: a dead leader is replaced within about this long. */
+      leaderLeaseMs: positiveMs.default(5000),
+      /** How often the leader sweeps expired hotSet entries of dead workers. */
+      sweepIntervalMs: positiveMs.default(1000),
+    })
+    .refine((f) => f.heartbeatTtlMs > f.heartbeatIntervalMs, {
+      message: 'heartbeatTtlMs must be longer than heartbeatIntervalMs',
+      path: ['heartbeatTtlMs'],
+    })
+    .refine((f) => f.leaderLeaseMs > f.heartbeatIntervalMs, {
+      message: 'leaderLeaseMs must be longer than heartbeatIntervalMs',
+      path: ['leaderLeaseMs'],
+    })
+    .prefault({}),
   redis: z
     .strictObject({
       url: z.string().min(1).optional(),

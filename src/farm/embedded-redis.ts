@@ -46,12 +46,13 @@ function findBinary(bin: string): string | undefined {
   return undefined
 }
 
-export async function freePort(): Promise<number> {
+/** A port nobody listens on right now at `host` (default loopback). */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const server = createServer()
     server.unref()
     server.on('error', reject)
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(0, host, () => {
       const address = server.address()
       const port = typeof address === 'object' && address ? address.port : 0
       server.close(() => resolvePort(port))

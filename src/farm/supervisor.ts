@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url'
 import type { Redis } from 'ioredis'
 import type { FarmConfig } from '../config/schema.js'
 import { connectRedis } from '../store/redis.js'
-import { type EmbeddedRedis, startEmbeddedRedis } from './embedded-redis.js'
+import { type EmbeddedRedis, freePort, startEmbeddedRedis } from './embedded-redis.js'
 import type { SupervisorMessage, WorkerMessage } from './ipc.js'
 
 export interface Supervisor {
@@ -51,6 +51,11 @@ export async function startSupervisor(config: FarmConfig, say: Say): Promise<Sup
     throw new Error(`cannot reach Redis at ${redisUrl}: ${(err as Error).message}`)
   }
 
+  // http.port 0 (any free port) is chosen here once: a worker restarted after all of them had died
+  // (the shared listening socket closes with the last one) must listen on the same port again.
+  const workerConfig: FarmConfig =
+    config.http.port === 0 ? { ...config, http: { ...config.http, port: await freePort(config.http.host) } } : config
+
   cluster.setupPrimary({ exec: workerEntry() })
   let stopping = false
   const shards = new Map<number, ClusterWorker>()
@@ -70,7 +75,7 @@ export async function startSupervisor(config: FarmConfig, say: Say): Promise<Sup
     shards.set(shard, worker)
     worker.on('message', (message: WorkerMessage) => {
       if (message.type === 'ready') {
-        worker.send({ type: 'start', config, shard, redisUrl } satisfies SupervisorMessage)
+        worker.send({ type: 'start', config: workerConfig, shard, redisUrl } satisfies SupervisorMessage)
         return
       }
       if (message.type !== 'listening') return

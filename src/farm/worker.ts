@@ -1,26 +1,37 @@
 import type { FastifyInstance } from 'fastify'
 import type { Redis } from 'ioredis'
 import { pino, type Logger } from 'pino'
+import { CallbackSender } from '../async/callbacks.js'
+import { AsyncInbound } from '../async/inbound.js'
+import { AsyncReplies } from '../async/replies.js'
+import { RequestIds } from '../async/request-ids.js'
 import type { AccountConfig, FarmConfig } from '../config/schema.js'
 import { OutgoingClient } from '../http/outgoing.js'
 import { buildServer } from '../http/server.js'
 import type { PacketServices } from '../packet/context.js'
 import { Resolver } from '../packet/resolver.js'
 import { staticRoutes } from '../routing/routing-table.js'
-import { Ledger } from '../store/ledger.js'
+import { Ledger, newBootId } from '../store/ledger.js'
 import { connectRedis } from '../store/redis.js'
+import { Coordinator } from './coordinator.js'
 
 export interface WorkerOptions {
   config: FarmConfig
   redisUrl: string
   shard: number
   logger?: Logger
+  /** This process's incarnation (owner of its hotSet entries); default: `<shard>-<random>`. */
+  bootId?: string
 }
 
 export interface Worker {
   readonly app: FastifyInstance
   readonly services: PacketServices
   readonly redis: Redis
+  /** Heartbeat, leader lease, sweeper (crash safety); `coordinator.onRefund` is the sweeper's refund hook. */
+  readonly coordinator: Coordinator
+  /** Inbound async ILP-over-HTTP; `rejectSweptAsyncPacket` is the sweeper's refund hook for it. */
+  readonly asyncInbound: AsyncInbound
   /** Listens on the configured host and port (port 0: any free port); returns the base URL. */
   listen(): Promise<string>
   close(): Promise<void>
@@ -34,16 +45,30 @@ export function createLogger(config: FarmConfig, shard?: number): Logger {
   })
 }
 
+/** On close, callbacks of async packets still being delivered get this long before they are dropped. */
+const ASYNC_CALLBACK_CLOSE_GRACE_MS = 2_000
+
 /** A worker: its Redis connection, the packet services, and the HTTP server on top. */
 export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   const { config, shard } = opts
   const log = opts.logger ?? createLogger(config, shard)
   const redis = await connectRedis(opts.redisUrl, { commandTimeoutMs: config.redis.commandTimeoutMs })
-  const ledger = new Ledger(redis, config.redis.keyPrefix)
+  const ledger = new Ledger(redis, config.redis.keyPrefix, { bootId: opts.bootId ?? newBootId(shard) })
   await ledger.load()
   const accounts = new Map<string, AccountConfig>(config.accounts.map((a) => [a.id, a]))
   const outgoing = new OutgoingClient()
   const resolver = new Resolver(ledger, log)
+  const sendsAsync = config.accounts.some((a) => a.outgoing?.mode === 'async')
+  const asyncReplies = await AsyncReplies.start({
+    redis,
+    redisUrl: opts.redisUrl,
+    keys: ledger.keys,
+    ownerId: ledger.bootId,
+    outgoing,
+    log,
+    publicUrl: config.http.publicUrl,
+    sendsAsync,
+  })
   const services: PacketServices = {
     ilpAddress: config.ilpAddress,
     shard,
@@ -54,24 +79,40 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     ledger,
     outgoing,
     resolver,
+    requestIds: new RequestIds(redis, ledger.keys),
+    asyncReplies,
     log,
   }
-  const app = await buildServer({ services, redis, tls: config.http.tls, adminToken: config.admin.token, logger: log })
+  const asyncInbound = new AsyncInbound(services, new CallbackSender(log))
+  // crash safety (issue 3): heartbeat, leader lease and sweeper, own orphans; started before the server listens
+  const coordinator = new Coordinator({ ledger, shard, log, ...config.farm })
+  // a swept async inbound packet gets its reject POSTed to the caller's Callback-Url
+  coordinator.onRefund = (entry) =>
+    void asyncInbound.rejectSweptAsyncPacket(entry).catch((err: unknown) => log.warn({ err }, 'could not send the reject of a swept async packet'))
+  await coordinator.start()
+  const app = await buildServer({ services, asyncInbound, redis, tls: config.http.tls, adminToken: config.admin.token, logger: log })
 
   return {
     app,
     services,
     redis,
+    coordinator,
+    asyncInbound,
     async listen() {
       await app.listen({ host: config.http.host, port: config.http.port })
       const address = app.server.address()
       const port = typeof address === 'object' && address ? address.port : config.http.port
-      return `${config.http.tls ? 'https' : 'http'}://${config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host}:${port}`
+      const url = `${config.http.tls ? 'https' : 'http'}://${config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host}:${port}`
+      asyncReplies.setDefaultPublicUrl(url)
+      return url
     },
     async close() {
       await app.close()
+      await asyncInbound.close(ASYNC_CALLBACK_CLOSE_GRACE_MS)
+      await asyncReplies.close()
       const unsettled = resolver.close()
       if (unsettled > 0) log.warn({ unsettled }, 'closing with unsettled packets; the hotSet keeps them')
+      await coordinator.stop() // crash safety: lease released, heartbeat deleted
       await outgoing.close()
       redis.disconnect()
     },

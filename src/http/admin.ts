@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { AccountConfig } from '../config/schema.js'
+import { Coordination } from '../store/coordination.js'
 import type { Ledger } from '../store/ledger.js'
 import { authorized, tokenDigest } from './auth.js'
 
@@ -44,5 +45,9 @@ export function adminApi(deps: AdminDeps) {
     })
 
     app.get('/admin/hotset', async () => deps.ledger.hotSet())
+
+    // The live workers (heartbeat not expired) with their heartbeat age, and the leader.
+    const coordination = new Coordination(deps.ledger.redis, deps.ledger.keys)
+    app.get('/admin/workers', async () => coordination.status())
   }
 }

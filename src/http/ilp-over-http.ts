@@ -1,4 +1,7 @@
+import { deserializeIlpFulfill, deserializeIlpReject, Type } from 'ilp-packet'
 import type { FastifyInstance, FastifyReply } from 'fastify'
+import { isRequestId, normalizeRequestId, parseCallbackUrl, prefersAsync, singleHeader } from '../async/headers.js'
+import type { AsyncInbound } from '../async/inbound.js'
 import type { PacketServices } from '../packet/context.js'
 import { handlePrepare } from '../packet/pipeline.js'
 import { NotAPrepareError } from '../packet/steps/parse.js'
@@ -13,8 +16,33 @@ function unauthorized(reply: FastifyReply): FastifyReply {
   return reply.code(401).send({ error: 'unauthorized' })
 }
 
-/** POST /accounts/:id/ilp: ILP-over-HTTP (sync mode): 200 with the Fulfill or Reject as the body. */
-export function ilpOverHttp(services: PacketServices) {
+function badRequest(reply: FastifyReply, error: string): FastifyReply {
+  return reply.code(400).send({ error })
+}
+
+/** True for a body that is a readable ILP Fulfill or Reject. */
+function isReply(body: Buffer): boolean {
+  try {
+    if (body[0] === Type.TYPE_ILP_FULFILL) deserializeIlpFulfill(body)
+    else if (body[0] === Type.TYPE_ILP_REJECT) deserializeIlpReject(body)
+    else return false
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * ILP-over-HTTP (RFC 35):
+ * - `POST /accounts/:id/ilp`, sync: 200 with the Fulfill or Reject as the body.
+ * - the same with `Prefer: respond-async` (or a `Callback-Url`), `Callback-Url`
+ *   and `Request-Id`: 202 at once, the reply POSTed to the Callback-Url later;
+ *   409 for a Request-Id the account used before.
+ * - `POST /accounts/:id/ilp/callbacks`: replies of next hops to the farm's own
+ *   async prepares: 200 handed to the owner, 400 unknown/answered/expired,
+ *   503 owner not reachable right now (retry).
+ */
+export function ilpOverHttp(services: PacketServices, asyncInbound: AsyncInbound) {
   const tokenDigests = new Map<string, Buffer>()
   for (const account of services.accounts.values()) {
     if (account.incoming) tokenDigests.set(account.id, tokenDigest(account.incoming.token))
@@ -34,14 +62,65 @@ export function ilpOverHttp(services: PacketServices) {
         if (!authorized(request.headers.authorization, account && tokenDigests.get(account.id)) || !account) {
           return unauthorized(reply)
         }
-        if (!Buffer.isBuffer(request.body)) return reply.code(400).send({ error: 'body must be an ILP Prepare' })
-        const requestId = request.headers['request-id']
+        if (!Buffer.isBuffer(request.body)) return badRequest(reply, 'body must be an ILP Prepare')
+        const headers = request.headers
+        const requestIdHeader = headers['request-id']
+
+        if (headers['callback-url'] !== undefined || prefersAsync(singleHeader(headers.prefer))) {
+          const callbackUrl = parseCallbackUrl(singleHeader(headers['callback-url']) ?? '')
+          if (callbackUrl === undefined) return badRequest(reply, 'async ILP-over-HTTP needs a Callback-Url with an http(s) URL')
+          const requestId = singleHeader(requestIdHeader)
+          if (requestId === undefined || !isRequestId(requestId)) return badRequest(reply, 'Request-Id must be a UUID')
+          try {
+            const acceptance = await asyncInbound.accept({ from: account, raw: request.body, requestId, callbackUrl })
+            if (acceptance === 'replayed') return reply.code(409).send({ error: 'duplicate request id' })
+            return reply.code(202).send()
+          } catch (err) {
+            if (err instanceof NotAPrepareError) return badRequest(reply, err.message)
+            throw err
+          }
+        }
+
+        let packetId: string | undefined
+        if (requestIdHeader !== undefined) {
+          packetId = normalizeRequestId(singleHeader(requestIdHeader) ?? '')
+          if (packetId === undefined) return badRequest(reply, 'Request-Id must be a UUID')
+        }
         try {
-          const answer = await handlePrepare(account, request.body, typeof requestId === 'string' ? requestId : undefined, services)
+          const answer = await handlePrepare(account, request.body, packetId, services)
           return reply.code(200).header('content-type', 'application/octet-stream').send(answer)
         } catch (err) {
-          if (err instanceof NotAPrepareError) return reply.code(400).send({ error: err.message })
+          if (err instanceof NotAPrepareError) return badRequest(reply, err.message)
           throw err
+        }
+      },
+    )
+
+    app.post<{ Params: { id: string }; Body: Buffer }>(
+      '/accounts/:id/ilp/callbacks',
+      { bodyLimit: MAX_ILP_BODY_BYTES },
+      async (request, reply) => {
+        const account = services.accounts.get(request.params.id)
+        if (!authorized(request.headers.authorization, account && tokenDigests.get(account.id)) || !account) {
+          return unauthorized(reply)
+        }
+        const requestId = normalizeRequestId(singleHeader(request.headers['request-id']) ?? '')
+        if (requestId === undefined) return badRequest(reply, 'Request-Id must be a UUID')
+        if (!Buffer.isBuffer(request.body) || !isReply(request.body)) return badRequest(reply, 'body must be an ILP Fulfill or Reject')
+        let outcome
+        try {
+          outcome = await services.asyncReplies.accept(account.id, requestId, request.body)
+        } catch (err) {
+          services.log.error({ err }, 'could not take an async reply')
+          return reply.code(503).send({ error: 'store unavailable, retry' })
+        }
+        switch (outcome) {
+          case 'delivered':
+            return reply.code(200).send()
+          case 'unknown':
+            return badRequest(reply, 'no request in flight with this Request-Id (unknown, already answered or expired)')
+          case 'owner-unreachable':
+            return reply.code(503).send({ error: 'the worker that owns this request is not reachable, retry' })
         }
       },
     )

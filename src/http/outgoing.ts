@@ -51,52 +51,75 @@ export class OutgoingClient {
    */
   send(account: AccountConfig, packet: Buffer, timeoutMs: number): Promise<Buffer> {
     const { pool, path, headers } = this.target(account)
-    return new Promise<Buffer>((resolve, reject) => {
-      let settled = false
-      let timedOut = false
-      let controller: Dispatcher.DispatchController | undefined
-      let status = 0
-      const chunks: Buffer[] = []
-      const finish = (err: OutgoingError | undefined, body?: Buffer) => {
-        if (settled) return
-        settled = true
-        clearTimeout(timer)
-        if (err) reject(err)
-        else resolve(body!)
-      }
-      const timer = setTimeout(() => {
-        timedOut = true
-        finish(new OutgoingError('timeout', `no answer from the next hop within ${timeoutMs} ms`))
-        // A request still queued is aborted when it reaches a socket: it is never sent late.
-        controller?.abort(new Error('deadline'))
-      }, Math.max(0, timeoutMs))
-      pool.dispatch(
-        { method: 'POST', path, headers, body: packet },
-        {
-          onRequestStart(c) {
-            controller = c
-            if (timedOut) c.abort(new Error('deadline'))
-          },
-          onResponseStart(_c, statusCode) {
-            status = statusCode
-          },
-          onResponseData(_c, chunk) {
-            chunks.push(chunk)
-          },
-          onResponseEnd() {
-            if (status !== 200) finish(new OutgoingError('unreachable', `next hop answered HTTP ${status}`))
-            else finish(undefined, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))
-          },
-          onResponseError(_c, err) {
-            finish(new OutgoingError('unreachable', `next hop unreachable: ${err.message}`))
-          },
-        },
-      )
-    })
+    return post(pool, path, headers, packet, timeoutMs, 200)
+  }
+
+  /**
+   * Async ILP-over-HTTP (RFC 35 draft 3): POSTs the packet with the extra
+   * headers (`Prefer`, `Request-Id`, `Callback-Url`) and resolves once the
+   * next hop answers 202; any other answer, or none in time, rejects with
+   * OutgoingError. The reply itself comes later to the callback URL.
+   */
+  async sendAsync(account: AccountConfig, packet: Buffer, timeoutMs: number, extraHeaders: Record<string, string>): Promise<void> {
+    const { pool, path, headers } = this.target(account)
+    await post(pool, path, { ...headers, ...extraHeaders }, packet, timeoutMs, 202)
   }
 
   async close(): Promise<void> {
     await Promise.all([...this.targets.values()].map((t) => t.pool.close()))
     this.targets.clear()
   }
+}
+
+/** One POST with a hard deadline; resolves with the body when the status is the expected one. */
+function post(
+  pool: Pool,
+  path: string,
+  headers: Record<string, string>,
+  packet: Buffer,
+  timeoutMs: number,
+  expectedStatus: 200 | 202,
+): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    let settled = false
+    let timedOut = false
+    let controller: Dispatcher.DispatchController | undefined
+    let status = 0
+    const chunks: Buffer[] = []
+    const finish = (err: OutgoingError | undefined, body?: Buffer) => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      if (err) reject(err)
+      else resolve(body!)
+    }
+    const timer = setTimeout(() => {
+      timedOut = true
+      finish(new OutgoingError('timeout', `no answer from the next hop within ${timeoutMs} ms`))
+      // A request still queued is aborted when it reaches a socket: it is never sent late.
+      controller?.abort(new Error('deadline'))
+    }, Math.max(0, timeoutMs))
+    pool.dispatch(
+      { method: 'POST', path, headers, body: packet },
+      {
+        onRequestStart(c) {
+          controller = c
+          if (timedOut) c.abort(new Error('deadline'))
+        },
+        onResponseStart(_c, statusCode) {
+          status = statusCode
+        },
+        onResponseData(_c, chunk) {
+          chunks.push(chunk)
+        },
+        onResponseEnd() {
+          if (status !== expectedStatus) finish(new OutgoingError('unreachable', `next hop answered HTTP ${status}`))
+          else finish(undefined, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))
+        },
+        onResponseError(_c, err) {
+          finish(new OutgoingError('unreachable', `next hop unreachable: ${err.message}`))
+        },
+      },
+    )
+  })
 }

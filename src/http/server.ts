@@ -2,12 +2,15 @@ import { readFileSync } from 'node:fs'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
+import type { AsyncInbound } from '../async/inbound.js'
 import type { PacketServices } from '../packet/context.js'
 import { adminApi } from './admin.js'
 import { ilpOverHttp } from './ilp-over-http.js'
 
 export interface ServerDeps {
   services: PacketServices
+  /** Inbound async ILP-over-HTTP (202 now, the reply to the Callback-Url later). */
+  asyncInbound: AsyncInbound
   /** PEM file paths; with them the worker serves HTTPS only. */
   tls?: { cert: string; key: string }
   redis: Redis
@@ -29,7 +32,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     bodyLimit: 1_000_000,
     keepAliveTimeout: 65_000,
   }) as unknown as FastifyInstance
-  await app.register(ilpOverHttp(deps.services))
+  await app.register(ilpOverHttp(deps.services, deps.asyncInbound))
   await app.register(adminApi({ adminToken: deps.adminToken, accounts: deps.services.accounts, ledger: deps.services.ledger }))
   app.get('/health', async (_request, reply) => {
     const redisUp = await deps.redis.ping().then(

@@ -1,5 +1,7 @@
 import type { IlpPrepare } from 'ilp-packet'
 import type { Logger } from 'pino'
+import type { AsyncReplies } from '../async/replies.js'
+import type { RequestIds } from '../async/request-ids.js'
 import type { AccountConfig } from '../config/schema.js'
 import type { OutgoingClient } from '../http/outgoing.js'
 import type { RoutingTable } from '../routing/routing-table.js'
@@ -17,6 +19,10 @@ export interface PacketServices {
   readonly ledger: Ledger
   readonly outgoing: OutgoingClient
   readonly resolver: Resolver
+  /** Replay guard of incoming Request-Ids (only packets that carry one touch it). */
+  readonly requestIds: RequestIds
+  /** Outbound async ILP-over-HTTP: sends to `outgoing.mode: async` next hops and takes their callbacks. */
+  readonly asyncReplies: AsyncReplies
   readonly log: Logger
 }
 

@@ -7,6 +7,7 @@ import { forward } from './steps/forward.js'
 import { answerIldcp, ILDCP_DESTINATION } from './steps/ildcp.js'
 import { NotAPrepareError, parsePrepare } from './steps/parse.js'
 import { outgoingAmount, route } from './steps/route.js'
+import { claimRequestId } from './steps/request-id.js'
 import { reserve } from './steps/reserve.js'
 import { settle } from './steps/settle.js'
 import { validatePacket } from './steps/validate.js'
@@ -16,10 +17,16 @@ function packetIdOf(raw: Buffer, requestId: string | undefined): string {
   return requestId ?? createHash('sha256').update(raw).digest('base64url')
 }
 
+export interface PrepareOptions {
+  /** The Request-Id was already claimed (async ILP-over-HTTP claims it before answering 202). */
+  readonly requestIdClaimed?: boolean
+}
+
 /**
  * The packet path, one small step at a time: parse, validate, route, expiry,
- * reserve (one Lua call), forward, settle (one Lua call). Steps reject by
- * throwing IlpRejection; once the reservation is made, every path settles it.
+ * claim the Request-Id (only when there is one: one SET NX), reserve (one Lua
+ * call), forward, settle (one Lua call). Steps reject by throwing
+ * IlpRejection; once the reservation is made, every path settles it.
  * Throws NotAPrepareError (HTTP 400) for a body that is not a Prepare.
  */
 export async function handlePrepare(
@@ -27,6 +34,7 @@ export async function handlePrepare(
   raw: Buffer,
   requestId: string | undefined,
   services: PacketServices,
+  opts?: PrepareOptions,
 ): Promise<Buffer> {
   let ctx: RoutedPacket
   try {
@@ -41,6 +49,7 @@ export async function handlePrepare(
       outAmount: outgoingAmount(base, nextHop),
       outExpiresAt: outgoingExpiry(prepare.expiresAt, Date.now(), services),
     }
+    if (requestId !== undefined && opts?.requestIdClaimed !== true) await claimRequestId(ctx, services)
     await reserve(ctx, services)
   } catch (err) {
     if (err instanceof NotAPrepareError) throw err

@@ -5,14 +5,48 @@
 export class Keys {
   readonly hotSet: string
   readonly hotSetExpiry: string
+  /** Set of the shard ids that ever sent a heartbeat (the heartbeat keys are found through it). */
+  readonly workers: string
+  /** Leader lease: the boot id of the worker holding it, with a TTL only the holder extends. */
+  readonly leader: string
 
   constructor(readonly prefix: string) {
     this.hotSet = `${prefix}hotset`
     this.hotSetExpiry = `${prefix}hotset:exp`
+    this.workers = `${prefix}workers`
+    this.leader = `${prefix}leader`
+  }
+
+  /** Heartbeat of the worker running shard `shard`: JSON (bootId, pid, host, startedAt...) with a short TTL. */
+  worker(shard: number): string {
+    return `${this.prefix}worker:${shard}`
   }
 
   account(id: string): string {
     return `${this.prefix}{acct:${id}}`
+  }
+
+  /**
+   * Replay guard of an incoming Request-Id (async ILP-over-HTTP, issue 3): a
+   * string key set with NX before the reservation, kept for the packet's
+   * lifetime plus a margin. Value: the Callback-Url of an async packet, or
+   * `sync`. In the account's hash slot.
+   */
+  requestId(accountId: string, requestId: string): string {
+    return `${this.prefix}{acct:${accountId}}:rid:${requestId}`
+  }
+
+  /**
+   * An async prepare the farm sent and still waits for: `req:<requestId>` →
+   * `<ownerId>|<nextHopAccount>|<expiresAtMs>|<hotSetField>`, expiring with the packet.
+   */
+  asyncRequest(requestId: string): string {
+    return `${this.prefix}req:${requestId}`
+  }
+
+  /** Pub/sub channel of one worker (owner id `<shard>-<bootId>`): replies to its async prepares. */
+  replyChannel(ownerId: string): string {
+    return `${this.prefix}replies:${ownerId}`
   }
 
   /** hotSet field of a packet: unique per incoming account and packet id. */

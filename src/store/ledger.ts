@@ -1,6 +1,8 @@
+import { randomBytes } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import { Keys } from './keys.js'
 import { type BatchItem, CallBatcher } from './batcher.js'
+import { OwnPackets } from './own-packets.js'
 import { functionLibrary, type Transition } from './scripts.js'
 
 export type PrepareOutcome = 'ok' | 'duplicate' | 'insufficient-balance' | 'exceeds-max-balance'
@@ -18,6 +20,8 @@ export interface Reservation {
   minBalance: string | undefined
   /** Outgoing account's maxBalance; undefined means no upper limit. */
   maxBalance: string | undefined
+  /** Owner recorded in the entry; default: the Ledger's bootId. */
+  bootId?: string
 }
 
 export interface AccountBalance {
@@ -32,7 +36,10 @@ export interface AccountBalance {
 export interface HotSetEntry {
   incomingAccount: string
   packetId: string
+  /** Worker slot whose hot balance a refund goes back to. */
   shard: number
+  /** Boot id of the worker process that owns the packet ('' for an entry from before owners were recorded). */
+  bootId: string
   expiresAtMs: number
   inAmount: string
   outgoingAccount: string
@@ -45,6 +52,48 @@ const PREPARE_OUTCOMES: Record<string, PrepareOutcome> = {
   DUPLICATE: 'duplicate',
   INSUFFICIENT_BALANCE: 'insufficient-balance',
   EXCEEDS_MAX_BALANCE: 'exceeds-max-balance',
+}
+
+/** The boot id of a worker process: `<shard>-<random>`, new at every start. */
+export function newBootId(shard: number | string): string {
+  return `${shard}-${randomBytes(6).toString('hex')}`
+}
+
+const BOOT_ID = /^[A-Za-z0-9_.:-]{1,100}$/
+
+/** A hotSet entry from its field and value (lua/lib/entry.lua has the format). */
+export function parseHotSetEntry(field: string, value: string): HotSetEntry {
+  const sep = field.indexOf('|')
+  const parts = value.split('|')
+  if (parts.length === 6) parts.splice(1, 0, '') // written before owners were recorded
+  const [shard, bootId, expiresAt, inAmount, outgoingAccount, outAmount, headroom] = parts
+  return {
+    incomingAccount: field.slice(0, sep),
+    packetId: field.slice(sep + 1),
+    shard: Number(shard),
+    bootId: bootId!,
+    expiresAtMs: Number(expiresAt),
+    inAmount: inAmount!,
+    outgoingAccount: outgoingAccount!,
+    outAmount: outAmount!,
+    headroom: headroom!,
+  }
+}
+
+/**
+ * Whether a failed call may still have run in Redis: not when Redis answered
+ * with an error, nor when the client refused to send it (no connection, no
+ * offline queue); yes for a timeout or a connection lost with the call in flight.
+ */
+function mayHaveRun(err: unknown): boolean {
+  if (!(err instanceof Error)) return true
+  return err.name !== 'ReplyError' && !/enableOfflineQueue/.test(err.message)
+}
+
+/** Guard of a refund made outside the packet's flow: the entry that was examined. */
+export interface RejectGuard {
+  bootId: string
+  expiresAtMs: number
 }
 
 function resolveOutcome(result: string): ResolveOutcome {
@@ -61,12 +110,19 @@ export class Ledger {
   readonly keys: Keys
   private readonly library = functionLibrary()
   private loading: Promise<void> | undefined
+  /** Owner written into the hotSet entries of this worker process's packets. */
+  readonly bootId: string
+  /** This process's own open packets and suspected orphans (see own-packets.ts). */
+  readonly own = new OwnPackets()
 
   constructor(
     readonly redis: Redis,
     keyPrefix: string,
+    opts: { bootId?: string } = {},
   ) {
     this.keys = new Keys(keyPrefix)
+    this.bootId = opts.bootId ?? newBootId('x')
+    if (!BOOT_ID.test(this.bootId)) throw new Error(`invalid boot id ${JSON.stringify(this.bootId)}`)
   }
 
   /** FUNCTION LOAD the scripts (idempotent). Needs Redis 7 or newer. */
@@ -116,44 +172,73 @@ export class Ledger {
     return this.batchers[transition].call(keys, args)
   }
 
+  /**
+   * Claims the packet and reserves its amounts. The entry is this process's
+   * from the moment the call is sent until fulfill/reject settle it; a call
+   * whose outcome stays unknown makes the field a suspect (see OwnPackets).
+   */
   async prepare(r: Reservation): Promise<PrepareOutcome> {
-    const result = await this.call(
-      'prepare',
-      [this.keys.account(r.incomingAccount), this.keys.account(r.outgoingAccount)],
-      [
-        Keys.hotSetField(r.incomingAccount, r.packetId),
-        String(r.shard),
-        r.inAmount,
-        r.outgoingAccount,
-        r.outAmount,
-        String(r.expiresAtMs),
-        r.minBalance ?? '',
-        r.maxBalance ?? '',
-      ],
-    )
+    const field = Keys.hotSetField(r.incomingAccount, r.packetId)
+    const bootId = r.bootId ?? this.bootId
+    if (bootId !== this.bootId && !BOOT_ID.test(bootId)) throw new Error(`invalid boot id ${JSON.stringify(bootId)}`)
+    this.own.begin(field)
+    let result: string
+    try {
+      result = await this.call(
+        'prepare',
+        [this.keys.account(r.incomingAccount), this.keys.account(r.outgoingAccount)],
+        [
+          field,
+          String(r.shard),
+          r.inAmount,
+          r.outgoingAccount,
+          r.outAmount,
+          String(r.expiresAtMs),
+          r.minBalance ?? '',
+          r.maxBalance ?? '',
+          bootId,
+        ],
+      )
+    } catch (err) {
+      this.own.end(field)
+      if (mayHaveRun(err)) this.own.suspect(field, { incomingAccount: r.incomingAccount, packetId: r.packetId })
+      throw err
+    }
     const outcome = PREPARE_OUTCOMES[result]
+    if (outcome !== 'ok') {
+      this.own.end(field)
+      // The entry in the way may be an orphan of this process (a prepare whose answer it never got).
+      if (outcome === 'duplicate' && !this.own.isOpen(field)) {
+        this.own.suspect(field, { incomingAccount: r.incomingAccount, packetId: r.packetId })
+      }
+    }
     if (!outcome) throw new Error(`unexpected prepare result ${result}`)
     return outcome
   }
 
   async fulfill(incomingAccount: string, packetId: string, outgoingAccount: string): Promise<ResolveOutcome> {
-    return resolveOutcome(
-      await this.call(
-        'fulfill',
-        [this.keys.account(outgoingAccount)],
-        [Keys.hotSetField(incomingAccount, packetId), outgoingAccount],
-      ),
-    )
+    const field = Keys.hotSetField(incomingAccount, packetId)
+    const outcome = resolveOutcome(await this.call('fulfill', [this.keys.account(outgoingAccount)], [field, outgoingAccount]))
+    this.own.end(field)
+    return outcome
   }
 
-  async reject(incomingAccount: string, packetId: string, outgoingAccount: string): Promise<ResolveOutcome> {
-    return resolveOutcome(
+  /**
+   * Refunds the packet. With a guard (the sweeper, the orphan audit), only
+   * the entry with that owner and expiry is refunded; another is 'gone'.
+   */
+  async reject(incomingAccount: string, packetId: string, outgoingAccount: string, guard?: RejectGuard): Promise<ResolveOutcome> {
+    const field = Keys.hotSetField(incomingAccount, packetId)
+    const outcome = resolveOutcome(
       await this.call(
         'reject',
         [this.keys.account(incomingAccount), this.keys.account(outgoingAccount)],
-        [Keys.hotSetField(incomingAccount, packetId), outgoingAccount],
+        // always four arguments: calls of one batch share their layout
+        [field, outgoingAccount, guard?.bootId ?? '', guard ? String(guard.expiresAtMs) : ''],
       ),
     )
+    if (!guard) this.own.end(field)
+    return outcome
   }
 
   async balance(accountId: string): Promise<AccountBalance> {
@@ -177,19 +262,6 @@ export class Ledger {
 
   async hotSet(): Promise<HotSetEntry[]> {
     const fields = await this.redis.hgetall(this.keys.hotSet)
-    return Object.entries(fields).map(([field, value]) => {
-      const sep = field.indexOf('|')
-      const [shard, expiresAt, inAmount, outgoingAccount, outAmount, headroom] = value.split('|')
-      return {
-        incomingAccount: field.slice(0, sep),
-        packetId: field.slice(sep + 1),
-        shard: Number(shard),
-        expiresAtMs: Number(expiresAt),
-        inAmount: inAmount!,
-        outgoingAccount: outgoingAccount!,
-        outAmount: outAmount!,
-        headroom: headroom!,
-      }
-    })
+    return Object.entries(fields).map(([field, value]) => parseHotSetEntry(field, value))
   }
 }

@@ -1,5 +1,5 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -45,7 +45,8 @@ describe('parseConfig', () => {
   it('accepts a minimal config and fills in the defaults', () => {
     const config = parseConfig(cfg(), 'test', {})
     expect(config.http).toEqual({ host: '127.0.0.1', port: 7768 })
-    expect(config.workers).toBe(1)
+    expect(config.workers).toBe(Math.min(availableParallelism(), 256))
+    expect(config.farm).toEqual({ heartbeatIntervalMs: 1000, heartbeatTtlMs: 3000, leaderLeaseMs: 5000, sweepIntervalMs: 1000 })
     expect(config.redis.url).toBeUndefined()
     expect(config.redis.dataDir).toBe('data/redis')
     expect(config.routing.broadcastIntervalMs).toBe(60000)
@@ -395,5 +396,20 @@ describe('config/example.yaml', () => {
     const config = loadConfigFile(EXAMPLE, { ALICE_TOKEN: 'from-env', ILP_FARM_ADMIN_TOKEN: 'admin-from-env' })
     expect(config.accounts.find((a) => a.id === 'alice')!.incoming!.token).toBe('from-env')
     expect(config.admin.token).toBe('admin-from-env')
+  })
+})
+
+describe('farm (heartbeats, leader lease, sweeper)', () => {
+  it('takes workers and the timings from the config, and refuses a heartbeat TTL not longer than its interval', () => {
+    const config = parseConfig(cfg({ workers: 3, farm: { heartbeatIntervalMs: 200, heartbeatTtlMs: 600, leaderLeaseMs: 1000 } }), 'test', {})
+    expect(config.workers).toBe(3)
+    expect(config.farm).toEqual({ heartbeatIntervalMs: 200, heartbeatTtlMs: 600, leaderLeaseMs: 1000, sweepIntervalMs: 1000 })
+    expect(problems(cfg({ farm: { heartbeatIntervalMs: 3000 } }))).toEqual([
+      'farm.heartbeatTtlMs: heartbeatTtlMs must be longer than heartbeatIntervalMs',
+    ])
+    expect(problems(cfg({ farm: { heartbeatIntervalMs: 2000, heartbeatTtlMs: 6000, leaderLeaseMs: 2000 } }))).toEqual([
+      'farm.leaderLeaseMs: leaderLeaseMs must be longer than heartbeatIntervalMs',
+    ])
+    expect(problems(cfg({ farm: { heartbeatTtl: 1 } }))).toEqual(['farm.heartbeatTtl: unknown key'])
   })
 })

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { deserializeIlpFulfill, deserializeIlpReject, serializeIlpPrepare, Type } from 'ilp-packet'
 import { OutgoingError } from '../../http/outgoing.js'
+import { Keys } from '../../store/keys.js'
 import type { PacketServices, RoutedPacket } from '../context.js'
 import { IlpRejection } from '../reject.js'
 
@@ -12,15 +13,21 @@ export type ForwardResult =
 
 /**
  * Sends the prepare with the farm's amount and expiry (condition and data
- * untouched) and classifies the answer: R00 for no answer in time or a late
- * fulfill, T01 for an unreachable or misbehaving hop, F05 for a fulfillment
- * that does not hash to the condition.
+ * untouched). The reply comes in the HTTP response (sync), or, for a next hop
+ * with `outgoing.mode: async`, after a 202 through the callback endpoint,
+ * maybe via another worker (src/async/replies.ts). Either way the answer is
+ * classified the same: R00 for no answer in time or a late fulfill, T01 for
+ * an unreachable or misbehaving hop, F05 for a fulfillment that does not hash
+ * to the condition.
  */
 export async function forward(ctx: RoutedPacket, services: PacketServices): Promise<ForwardResult> {
   const outgoing = serializeIlpPrepare({ ...ctx.prepare, amount: ctx.outAmount, expiresAt: ctx.outExpiresAt })
   let reply: Buffer
   try {
-    reply = await services.outgoing.send(ctx.nextHop, outgoing, ctx.outExpiresAt.getTime() - Date.now())
+    reply =
+      ctx.nextHop.outgoing?.mode === 'async'
+        ? await services.asyncReplies.send(ctx.nextHop, outgoing, ctx.outExpiresAt.getTime(), Keys.hotSetField(ctx.from.id, ctx.packetId))
+        : await services.outgoing.send(ctx.nextHop, outgoing, ctx.outExpiresAt.getTime() - Date.now())
   } catch (err) {
     if (err instanceof OutgoingError) {
       return { kind: 'failed', rejection: new IlpRejection(err.reason === 'timeout' ? 'R00' : 'T01', err.message) }

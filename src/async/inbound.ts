@@ -1,0 +1,132 @@
+import type { AccountConfig } from '../config/schema.js'
+import type { PacketServices } from '../packet/context.js'
+import { handlePrepare } from '../packet/pipeline.js'
+import { IlpRejection, rejectBuffer } from '../packet/reject.js'
+import { NotAPrepareError, parsePrepare } from '../packet/steps/parse.js'
+import type { CallbackOutcome, CallbackSender } from './callbacks.js'
+import { normalizeRequestId } from './headers.js'
+
+/** A swept packet has expired already: its reject gets this long to reach the caller. */
+export const SWEPT_CALLBACK_WINDOW_MS = 5_000
+
+export interface AsyncRequest {
+  from: AccountConfig
+  raw: Buffer
+  /** The Request-Id header as the caller wrote it (already checked to be a UUID). */
+  requestId: string
+  /** The Callback-Url header, already checked to be an http(s) URL. */
+  callbackUrl: string
+}
+
+/** The HTTP answer to an async prepare: 202, or 409 for a Request-Id this account used before. */
+export type AsyncAcceptance = 'accepted' | 'replayed'
+
+/** The identity of a hotSet entry, as the sweeper reports it. */
+export interface SweptEntry {
+  readonly incomingAccount: string
+  readonly packetId: string
+}
+
+/**
+ * Inbound async ILP-over-HTTP (RFC 35 draft 3). `accept` claims the
+ * Request-Id (its tombstone records the Callback-Url) and starts the packet
+ * through the same pipeline as a sync one, with the Request-Id as packet id;
+ * the caller answers 202 at once. The Fulfill or Reject is then POSTed to the
+ * Callback-Url by the CallbackSender.
+ */
+export class AsyncInbound {
+  private readonly packets = new Set<Promise<void>>()
+
+  constructor(
+    private readonly services: PacketServices,
+    private readonly callbacks: CallbackSender,
+  ) {}
+
+  /** Async packets in the pipeline. */
+  get inFlight(): number {
+    return this.packets.size
+  }
+
+  /** Callbacks still being delivered (or retried). */
+  get deliveries(): number {
+    return this.callbacks.pending
+  }
+
+  /**
+   * Throws NotAPrepareError (HTTP 400) for a body that is not a Prepare. A
+   * Prepare that fails further checks is accepted and gets its reject by
+   * callback. If Redis cannot take the claim, the packet is accepted and
+   * answered T00 by callback without being reserved.
+   */
+  async accept(req: AsyncRequest): Promise<AsyncAcceptance> {
+    const packetId = normalizeRequestId(req.requestId)
+    if (packetId === undefined) throw new Error('accept: the Request-Id must be checked first')
+    let expiresAtMs: number
+    try {
+      expiresAtMs = parsePrepare(req.raw).expiresAt.getTime()
+    } catch (err) {
+      if (err instanceof NotAPrepareError) throw err
+      expiresAtMs = Date.now() // F01: the pipeline words the reject; one callback attempt
+    }
+    let claimed: boolean
+    try {
+      claimed = await this.services.requestIds.claim(req.from.id, packetId, expiresAtMs, req.callbackUrl)
+    } catch (err) {
+      this.services.log.error({ err }, 'request id claim failed')
+      const reply = rejectBuffer(this.services.ilpAddress, new IlpRejection('T00', 'internal error: balance store unavailable'))
+      void this.callback(req, reply, expiresAtMs)
+      return 'accepted'
+    }
+    if (!claimed) return 'replayed'
+    const run: Promise<void> = handlePrepare(req.from, req.raw, packetId, this.services, { requestIdClaimed: true })
+      .then((reply) => void this.callback(req, reply, expiresAtMs))
+      .catch((err: unknown) => this.services.log.error({ err }, 'async packet failed'))
+      .finally(() => this.packets.delete(run))
+    this.packets.add(run)
+    return 'accepted'
+  }
+
+  private callback(req: AsyncRequest, reply: Buffer, deadlineMs: number): Promise<CallbackOutcome> {
+    return this.callbacks.deliver({
+      url: req.callbackUrl,
+      requestId: req.requestId,
+      token: req.from.outgoing?.token,
+      body: reply,
+      deadlineMs,
+    })
+  }
+
+  /**
+   * For the sweeper's refund hook: when it refunds an expired hotSet entry
+   * whose owner died, and that entry is an async inbound packet (its packet id
+   * is a Request-Id whose tombstone holds a Callback-Url), POSTs an R00 reject
+   * to the caller, retried for SWEPT_CALLBACK_WINDOW_MS. Other entries are
+   * ignored. Resolves with the delivery's outcome, or undefined when there
+   * was nothing to send.
+   */
+  async rejectSweptAsyncPacket(entry: SweptEntry): Promise<CallbackOutcome | undefined> {
+    const requestId = normalizeRequestId(entry.packetId)
+    const from = this.services.accounts.get(entry.incomingAccount)
+    if (requestId === undefined || !from) return undefined
+    const url = await this.services.requestIds.callbackUrl(from.id, requestId)
+    if (url === undefined) return undefined
+    const reply = rejectBuffer(this.services.ilpAddress, new IlpRejection('R00', 'packet expired before it settled'))
+    return this.callbacks.deliver({
+      url,
+      requestId,
+      token: from.outgoing?.token,
+      body: reply,
+      deadlineMs: Date.now() + SWEPT_CALLBACK_WINDOW_MS,
+    })
+  }
+
+  /**
+   * Waits for the packets still in the pipeline (each is bounded by its
+   * outgoing expiry, like a sync request), then gives the callbacks still
+   * being delivered up to graceMs before stopping them.
+   */
+  async close(graceMs: number): Promise<void> {
+    await Promise.allSettled([...this.packets])
+    await this.callbacks.close(graceMs)
+  }
+}

@@ -1,0 +1,106 @@
+import type { Logger } from 'pino'
+import { Coordination } from '../store/coordination.js'
+import type { Ledger } from '../store/ledger.js'
+import { Heartbeat } from './heartbeat.js'
+import { LeaderLease } from './leader.js'
+import { resolveOrphans } from './orphans.js'
+import { type RefundHook, Sweeper } from './sweeper.js'
+
+export interface CoordinatorOptions {
+  ledger: Ledger
+  shard: number
+  log: Logger
+  heartbeatIntervalMs?: number
+  heartbeatTtlMs?: number
+  leaderLeaseMs?: number
+  sweepIntervalMs?: number
+  /** The sweeper refunded an entry of a dead worker (e.g. POST the reject to an async caller). */
+  onRefund?: RefundHook
+}
+
+/**
+ * One worker's part in the farm (issue 3, crash safety): its heartbeat, its
+ * bid for the leader lease, the leader duties while it holds it (the
+ * sweeper), and the refund of its own orphans after each heartbeat.
+ */
+export class Coordinator {
+  readonly coordination: Coordination
+  readonly heartbeat: Heartbeat
+  readonly lease: LeaderLease
+  readonly sweeper: Sweeper
+  private readonly onReconnect: () => void
+
+  constructor(private readonly opts: CoordinatorOptions) {
+    const { ledger, log } = opts
+    this.coordination = new Coordination(ledger.redis, ledger.keys)
+    this.heartbeat = new Heartbeat({
+      coordination: this.coordination,
+      shard: opts.shard,
+      bootId: ledger.bootId,
+      log,
+      intervalMs: opts.heartbeatIntervalMs,
+      ttlMs: opts.heartbeatTtlMs,
+      afterBeat: () => this.auditOwnPackets(),
+    })
+    this.sweeper = new Sweeper({
+      ledger,
+      coordination: this.coordination,
+      log,
+      intervalMs: opts.sweepIntervalMs,
+      heartbeatIntervalMs: this.heartbeat.intervalMs,
+      heartbeatTtlMs: this.heartbeat.ttlMs,
+      onRefund: opts.onRefund,
+    })
+    this.lease = new LeaderLease({
+      coordination: this.coordination,
+      bootId: ledger.bootId,
+      log,
+      ttlMs: opts.leaderLeaseMs,
+      renewIntervalMs: this.heartbeat.intervalMs,
+      onAcquire: () => void this.sweeper.start(),
+      onLose: () => void this.sweeper.stop(),
+    })
+    // Redis may have come back from an older append-only file: look for orphans in the whole hotSet.
+    this.onReconnect = () => {
+      ledger.own.fullAuditNeeded = true
+    }
+  }
+
+  get bootId(): string {
+    return this.opts.ledger.bootId
+  }
+
+  get isLeader(): boolean {
+    return this.lease.isLeader
+  }
+
+  /** The sweeper's refund hook; may be set after start. */
+  set onRefund(hook: RefundHook | undefined) {
+    this.sweeper.onRefund = hook
+  }
+
+  get onRefund(): RefundHook | undefined {
+    return this.sweeper.onRefund
+  }
+
+  /** First heartbeat and lease bid (awaited, so the worker is known before it serves), then on their timers. */
+  async start(): Promise<void> {
+    this.opts.ledger.redis.on('ready', this.onReconnect)
+    await this.heartbeat.start()
+    await this.lease.start()
+  }
+
+  /** Leader duties end and the lease is released; the heartbeat is deleted (the farm sees this worker gone at once). */
+  async stop(): Promise<void> {
+    this.opts.ledger.redis.off('ready', this.onReconnect)
+    await this.lease.stop()
+    await this.sweeper.close()
+    await this.heartbeat.stop()
+  }
+
+  private async auditOwnPackets(): Promise<void> {
+    if (!this.opts.ledger.own.auditNeeded) return
+    const report = await resolveOrphans(this.opts.ledger)
+    if (report.refunded > 0) this.opts.log.warn(report, 'refunded packets of this worker whose prepare outcome was lost')
+  }
+}

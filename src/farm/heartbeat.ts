@@ -1,0 +1,80 @@
+import { hostname } from 'node:os'
+import type { Logger } from 'pino'
+import type { Coordination } from '../store/coordination.js'
+import { Repeater } from './repeat.js'
+
+export interface HeartbeatOptions {
+  coordination: Coordination
+  shard: number
+  bootId: string
+  log: Logger
+  /** How often the key is written (default 1000 ms). */
+  intervalMs?: number
+  /** The key's TTL: the worker counts as dead this long after its last beat (default 3000 ms). */
+  ttlMs?: number
+  /** Runs after each beat that reached Redis (the worker's orphan audit). */
+  afterBeat?: () => Promise<void>
+}
+
+/**
+ * `{prefix}worker:<shard>` = JSON { bootId, pid, host, startedAt, ... } with a
+ * short TTL, rewritten every interval: while it is there and names this boot
+ * id, the farm counts this process as alive and leaves its packets to it.
+ */
+export class Heartbeat {
+  readonly intervalMs: number
+  readonly ttlMs: number
+  private readonly startedAt = Date.now()
+  private readonly repeater: Repeater
+  private beats = 0
+  private failing = false
+
+  constructor(private readonly opts: HeartbeatOptions) {
+    this.intervalMs = opts.intervalMs ?? 1000
+    this.ttlMs = opts.ttlMs ?? 3000
+    if (this.ttlMs <= this.intervalMs) throw new Error('the heartbeat TTL must be longer than its interval')
+    this.repeater = new Repeater(this.intervalMs, () => this.tick())
+  }
+
+  /** Writes the first beat (a failure is logged, and retried on the interval), then keeps beating. */
+  start(): Promise<void> {
+    return this.repeater.start()
+  }
+
+  /** Stops beating and deletes the key if it is still this process's: the farm sees it gone at once. */
+  async stop(): Promise<void> {
+    await this.repeater.stop()
+    await this.opts.coordination.stopBeat(this.opts.shard, this.opts.bootId).catch((err: unknown) => {
+      this.opts.log.warn({ err }, 'could not delete the heartbeat; it expires by itself')
+    })
+  }
+
+  private async tick(): Promise<void> {
+    const { coordination, shard, bootId, log } = this.opts
+    let previous: string
+    try {
+      previous = await coordination.beat({
+        shard,
+        bootId,
+        pid: process.pid,
+        host: hostname(),
+        startedAt: this.startedAt,
+        beatAt: Date.now(),
+        ttlMs: this.ttlMs,
+      })
+    } catch (err) {
+      if (!this.failing) log.warn({ err }, 'heartbeat failed (Redis unreachable?); retrying')
+      this.failing = true
+      return
+    }
+    if (this.failing) log.info('heartbeat written again')
+    this.failing = false
+    if (this.beats++ > 0 && previous !== '' && previous !== bootId) {
+      log.error(
+        { shard, other: previous },
+        'another process writes the heartbeat of this shard: two farms with the same shard ids and key prefix on one Redis?',
+      )
+    }
+    await this.opts.afterBeat?.().catch((err: unknown) => log.warn({ err }, 'after-heartbeat task failed'))
+  }
+}
