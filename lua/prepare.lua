@@ -8,6 +8,7 @@
 -- ARGV[6] expiresAt (ms)       ARGV[7] incoming minBalance ('' = no limit)
 -- ARGV[8] outgoing maxBalance ('' = no limit)
 -- ARGV[9] owner: boot id of the worker process (no '|')
+-- ARGV[10] parallelism P of the incoming account (1 or more)
 --
 -- Returns 'OK', 'DUPLICATE', 'INSUFFICIENT_BALANCE' or 'EXCEEDS_MAX_BALANCE'.
 -- Every check runs before the first write: a refused prepare changes nothing.
@@ -15,14 +16,17 @@
 local field, shard, inAmount = ARGV[1], ARGV[2], ARGV[3]
 local outAccount, outAmount, expiresAt = ARGV[4], ARGV[5], ARGV[6]
 local minBalance, maxBalance, owner = ARGV[7], ARGV[8], ARGV[9]
+local parallelism = tonumber(ARGV[10]) or 1
 
 if redis.call('HEXISTS', KEYS[1], field) == 1 then return 'DUPLICATE' end
 
 -- Incoming side. Invariants: every hot balance >= 0 and cold >= minBalance,
 -- so cold + sum(hot) >= minBalance whatever the order of prepares on any
 -- number of shards. The shard spends its own hot balance first, then cold.
+-- When it must draw on cold, it also moves a lease of up to (P - 1) x amount
+-- into its hot balance, so its next P - 1 such packets need no cold at all.
 local hotField = 'hot:' .. shard
-local cold, hot, takeHot, takeCold, reclaim = nil, nil, '0', '0', nil
+local cold, hot, takeHot, takeCold, lease, reclaim = nil, nil, '0', '0', '0', nil
 if inAmount ~= '0' then
   local v = redis.call('HMGET', KEYS[3], 'cold', hotField)
   cold, hot = v[1] or '0', v[2] or '0'
@@ -47,6 +51,13 @@ if inAmount ~= '0' then
         return 'INSUFFICIENT_BALANCE'
       end
       cold = big_add(cold, reclaimed)
+      spare = big_add(spare, reclaimed)
+    end
+    if parallelism > 1 then
+      -- the lease never takes cold below minBalance: lease <= spare - takeCold
+      local wanted = inAmount
+      for _ = 3, parallelism do wanted = big_add(wanted, inAmount) end
+      lease = big_min(wanted, big_sub(spare, takeCold))
     end
   end
 end
@@ -68,7 +79,8 @@ if inAmount ~= '0' then
     for _, f in ipairs(reclaim) do redis.call('HSET', KEYS[3], f, '0') end
   end
   if takeCold ~= '0' then
-    redis.call('HSET', KEYS[3], 'cold', big_sub(cold, takeCold), hotField, big_sub(hot, takeHot))
+    redis.call('HSET', KEYS[3], 'cold', big_sub(big_sub(cold, takeCold), lease),
+      hotField, big_add(big_sub(hot, takeHot), lease))
   else
     redis.call('HSET', KEYS[3], hotField, big_sub(hot, takeHot))
   end

@@ -26,6 +26,8 @@ export const accountSchema = z.strictObject({
   /** Highest balance (what the farm may owe the account); unset means no limit. */
   maxBalance: intAmount.optional(),
   maxPacketAmount: uint64Amount.optional(),
+  /** How many packets' worth a shard leases from cold at a time; default from the id's first byte (see parallelism.ts). */
+  parallelism: z.number().int().min(1).max(64).optional(),
   incoming: z.strictObject({ token: secret }).optional(),
   outgoing: z
     .strictObject({

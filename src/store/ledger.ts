@@ -22,6 +22,8 @@ export interface Reservation {
   maxBalance: string | undefined
   /** Owner recorded in the entry; default: the Ledger's bootId. */
   bootId?: string
+  /** Incoming account's parallelism P: the lease a shard takes from cold is up to P x amount. Default 1. */
+  parallelism?: number
 }
 
 export interface AccountBalance {
@@ -197,6 +199,7 @@ export class Ledger {
           r.minBalance ?? '',
           r.maxBalance ?? '',
           bootId,
+          String(r.parallelism ?? 1),
         ],
       )
     } catch (err) {

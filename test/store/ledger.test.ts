@@ -176,6 +176,23 @@ describe('Ledger (Lua scripts)', () => {
     expect((await ledger.balance('bob')).balance).toBe((BigInt(max) + 9007199254740993n).toString())
   })
 
+  it('leases up to (P - 1) x amount into the shard when it draws on cold, never below minBalance', async () => {
+    // P = 3: the first prepare of 100 takes 100 from cold and leases 200 more into hot:0
+    expect(await ledger.prepare(reservation({ parallelism: 3 }))).toBe('ok')
+    expect(await ledger.balance('alice')).toMatchObject({ balance: '-100', cold: '-300', hot: { '0': '200' } })
+    // the next two on shard 0 need no cold
+    await ledger.prepare(reservation({ parallelism: 3 }))
+    await ledger.prepare(reservation({ parallelism: 3 }))
+    expect(await ledger.balance('alice')).toMatchObject({ balance: '-300', cold: '-300', hot: { '0': '0' } })
+    // near the limit the lease shrinks to what is spare: 700 left, 600 drawn, lease 100 (not 1200)
+    await ledger.prepare(reservation({ parallelism: 3, inAmount: '600', outAmount: '600' }))
+    expect(await ledger.balance('alice')).toMatchObject({ balance: '-900', cold: '-1000', hot: { '0': '100' } })
+    // another shard can still use the leased 100: the check is on the whole account
+    expect(await ledger.prepare(reservation({ shard: 1, parallelism: 3, inAmount: '101', outAmount: '101' }))).toBe('insufficient-balance')
+    expect(await ledger.prepare(reservation({ shard: 1, parallelism: 3, inAmount: '100', outAmount: '100' }))).toBe('ok')
+    expect((await ledger.balance('alice')).balance).toBe('-1000')
+  })
+
   it('keeps a cold balance and one hot balance per shard: refunds stay hot, idle hot balance is reclaimed before refusing', async () => {
     // shard 0 reserves 600 of alice's 1000 credit, then the packet is rejected: the 600 is refunded to hot:0
     const first = reservation({ inAmount: '600', outAmount: '600' })

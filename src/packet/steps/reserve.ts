@@ -1,4 +1,5 @@
 import type { PacketServices, RoutedPacket } from '../context.js'
+import { parallelismOf } from '../parallelism.js'
 import { IlpRejection } from '../reject.js'
 
 /** One Lua call claims the packet in the hotSet and reserves both sides: T04, or F00 for a duplicate id. */
@@ -15,6 +16,7 @@ export async function reserve(ctx: RoutedPacket, services: PacketServices): Prom
       expiresAtMs: ctx.outExpiresAt.getTime(),
       minBalance: ctx.from.minBalance,
       maxBalance: ctx.nextHop.maxBalance,
+      parallelism: parallelismOf(ctx.from),
     })
   } catch (err) {
     services.log.error({ err }, 'prepare script failed')
