@@ -1,23 +1,32 @@
 import { randomInt } from 'node:crypto'
 import { serializeIlpReject } from 'ilp-packet'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Agent } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { account, adminGet, prepareTo, sendIlp, startTestFarm, type TestFarm } from '../helpers/farm.js'
+import { stringify } from 'yaml'
+import type { FarmConfigInput } from '../../src/config/schema.js'
+import { cleanEnv, killAllClis, runCli } from '../helpers/cli.js'
+import { account, ADMIN_TOKEN, adminGet, FARM_ADDRESS, prepareTo, sendIlp } from '../helpers/farm.js'
 import { fulfillKnown, knownCondition, startTestPeer, type TestPeer } from '../helpers/peer.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis.js'
 
 /**
- * Balance safety across shards: three workers (shards 0, 1, 2) share one
- * Redis and one account with a tight credit limit. Prepares of random sizes
- * land on all three at once while a watcher reads the account's hash (one
- * atomic HGETALL) as often as it can: at no observed moment may cold go below
- * minBalance, a hot balance below zero, or the balance below minBalance.
+ * Balance safety across shards: the real farm (`ilp-farm start`, three worker
+ * processes on one port) and one account with a tight credit limit. Prepares
+ * of random sizes arrive on many connections, so on all three workers at once,
+ * while a watcher reads the account's hash (one atomic HGETALL) as often as it
+ * can: at no observed moment may cold go below minBalance, a hot balance below
+ * zero, or the balance below minBalance.
  */
 const MIN_BALANCE = -50_000n
 const PREFIX = 'safety:'
 
 let redis: TestRedis
 let sink: TestPeer
-const workers: TestFarm[] = []
+let tmp: string
+let farmUrl: string
 
 beforeAll(async () => {
   redis = await startTestRedis()
@@ -29,25 +38,31 @@ beforeAll(async () => {
     }
     return fulfillKnown(prepare)
   })
-  for (const shard of [0, 1, 2]) {
-    workers.push(
-      await startTestFarm(
-        redis.url,
-        [
-          account('tight', { minBalance: MIN_BALANCE.toString(), parallelism: 3 }),
-          account('sink', { relation: 'peer', outgoing: { url: sink.url }, routes: ['test.sink'] }),
-        ],
-        { redis: { keyPrefix: PREFIX } },
-        { shard },
-      ),
-    )
+  tmp = mkdtempSync(join(tmpdir(), 'ilp-farm-safety-'))
+  const config: FarmConfigInput = {
+    ilpAddress: FARM_ADDRESS,
+    http: { host: '127.0.0.1', port: 0 },
+    workers: 3,
+    redis: { keyPrefix: PREFIX, dataDir: join(tmp, 'unused') },
+    admin: { token: ADMIN_TOKEN },
+    log: { level: 'warn' },
+    accounts: [
+      account('tight', { minBalance: MIN_BALANCE.toString(), parallelism: 3 }),
+      account('sink', { relation: 'peer', outgoing: { url: sink.url }, routes: ['test.sink'] }),
+    ],
   }
+  const file = join(tmp, 'farm.yaml')
+  writeFileSync(file, stringify(config))
+  const run = runCli(['start', '--config', file], { env: cleanEnv({ REDIS_URL: redis.url }) })
+  const [, url] = await run.waitFor(/listening on (http:\/\/\S+)/, 45_000)
+  farmUrl = url!
 })
 
 afterAll(async () => {
-  await Promise.all(workers.map((w) => w.close()))
+  await killAllClis()
   await sink?.close()
   await redis?.close()
+  if (tmp) rmSync(tmp, { recursive: true, force: true })
 })
 
 describe('balance safety across workers', () => {
@@ -74,6 +89,7 @@ describe('balance safety across workers', () => {
       }
     })()
 
+    const dispatcher = new Agent({ pipelining: 0, connections: 1000 })
     let fulfilled = 0n
     const codes = new Map<string, number>()
     await Promise.all(
@@ -81,7 +97,8 @@ describe('balance safety across workers', () => {
         const amount = BigInt(randomInt(1, 1001))
         const prepare = prepareTo('test.sink.x', amount.toString(), knownCondition(), 10_000)
         if (i % 5 === 0) prepare.data = Buffer.from('reject')
-        const res = await sendIlp(workers[i % 3]!.url, 'tight', prepare)
+        // a connection of its own per packet: node:cluster hands connections to the workers in turn
+        const res = await sendIlp(farmUrl, 'tight', prepare, { dispatcher })
         const key = res.packet?.type === 13 ? 'fulfill' : ((res.packet?.data as { code?: string })?.code ?? `http ${res.status}`)
         codes.set(key, (codes.get(key) ?? 0) + 1)
         if (res.packet?.type === 13) fulfilled += amount
@@ -89,20 +106,21 @@ describe('balance safety across workers', () => {
     )
     watching = false
     await watcher
+    await dispatcher.close()
 
     expect(violations).toEqual([])
     expect(observations).toBeGreaterThan(20)
     // the limit was really hit, and nothing but fulfill, the downstream reject and T04 happened
     expect(codes.get('T04') ?? 0).toBeGreaterThan(0)
     expect([...codes.keys()].sort()).toEqual(['F99', 'T04', 'fulfill'])
-    const { json } = await adminGet<Array<{ id: string; balance: string; hot: Record<string, string> }>>(workers[0]!.url, '/admin/accounts')
+    const { json } = await adminGet<Array<{ id: string; balance: string; hot: Record<string, string> }>>(farmUrl, '/admin/accounts')
     const tight = json.find((a) => a.id === 'tight')!
     const sinkAccount = json.find((a) => a.id === 'sink')!
     expect(BigInt(tight.balance)).toBe(-fulfilled)
     expect(BigInt(sinkAccount.balance)).toBe(fulfilled)
     expect(BigInt(tight.balance)).toBeGreaterThanOrEqual(MIN_BALANCE)
-    // the packets really were spread over the shards' hot balances
-    expect(Object.keys(tight.hot).length).toBeGreaterThan(1)
-    expect((await adminGet(workers[0]!.url, '/admin/hotset')).json).toEqual([])
+    // the packets really were spread over the three workers' hot balances
+    expect(Object.keys(tight.hot).length).toBe(3)
+    expect((await adminGet(farmUrl, '/admin/hotset')).json).toEqual([])
   })
 })

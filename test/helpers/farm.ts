@@ -1,6 +1,6 @@
 import { deserializeIlpPacket, type IlpPacket, type IlpPrepare, serializeIlpPrepare } from 'ilp-packet'
 import { type Logger, pino } from 'pino'
-import { request } from 'undici'
+import { type Dispatcher, request } from 'undici'
 import { parseConfig } from '../../src/config/load.js'
 import type { AccountConfigInput, FarmConfig, FarmConfigInput } from '../../src/config/schema.js'
 import { createWorker, type Worker } from '../../src/farm/worker.js'
@@ -61,13 +61,13 @@ export async function sendIlp(
   farmUrl: string,
   accountId: string,
   packet: IlpPrepare | Buffer,
-  opts: { token?: string | null; contentType?: string; headers?: Record<string, string> } = {},
+  opts: { token?: string | null; contentType?: string; headers?: Record<string, string>; dispatcher?: Dispatcher } = {},
 ): Promise<IlpResponse> {
   const body = Buffer.isBuffer(packet) ? packet : serializeIlpPrepare(packet)
   const headers: Record<string, string> = { 'content-type': opts.contentType ?? 'application/octet-stream', ...opts.headers }
   const token = opts.token === undefined ? `${accountId}-token` : opts.token
   if (token !== null) headers.authorization = `Bearer ${token}`
-  const res = await request(`${farmUrl}/accounts/${accountId}/ilp`, { method: 'POST', headers, body })
+  const res = await request(`${farmUrl}/accounts/${accountId}/ilp`, { method: 'POST', headers, body, dispatcher: opts.dispatcher })
   const buf = Buffer.from(await res.body.arrayBuffer())
   let parsed: IlpPacket | undefined
   if (res.statusCode === 200) parsed = deserializeIlpPacket(buf)
