@@ -28,7 +28,26 @@ export const accountSchema = z.strictObject({
   maxPacketAmount: uint64Amount.optional(),
   /** How many packets' worth a shard leases from cold at a time; default from the id's first byte (see parallelism.ts). */
   parallelism: z.number().int().min(1).max(64).optional(),
-  incoming: z.strictObject({ token: secret }).optional(),
+  incoming: z
+    .strictObject({
+      token: secret,
+      /**
+       * Where this account's async packets may ask the farm to POST their replies (URL prefixes). Default:
+       * the origin of its outgoing.url; with neither, it cannot use async mode (the farm never POSTs to an
+       * address an account picked freely).
+       */
+      callbackUrls: z
+        .array(
+          z
+            .string()
+            .regex(
+              /^https?:\/\/[^/?#@\s]+(:|\/)/,
+              'must be an http(s) URL prefix that ends its host with "/" or ":" (such as "https://wallet.example/" or "http://127.0.0.1:")',
+            ),
+        )
+        .optional(),
+    })
+    .optional(),
   outgoing: z
     .strictObject({
       url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),

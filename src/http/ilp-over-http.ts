@@ -1,5 +1,6 @@
 import { deserializeIlpFulfill, deserializeIlpReject, Type } from 'ilp-packet'
 import type { FastifyInstance, FastifyReply } from 'fastify'
+import { callbackUrlAllowed } from '../async/callback-policy.js'
 import { isRequestId, normalizeRequestId, parseCallbackUrl, prefersAsync, singleHeader } from '../async/headers.js'
 import type { AsyncInbound } from '../async/inbound.js'
 import type { PacketServices } from '../packet/context.js'
@@ -69,6 +70,9 @@ export function ilpOverHttp(services: PacketServices, asyncInbound: AsyncInbound
         if (headers['callback-url'] !== undefined || prefersAsync(singleHeader(headers.prefer))) {
           const callbackUrl = parseCallbackUrl(singleHeader(headers['callback-url']) ?? '')
           if (callbackUrl === undefined) return badRequest(reply, 'async ILP-over-HTTP needs a Callback-Url with an http(s) URL')
+          if (!callbackUrlAllowed(account, callbackUrl)) {
+            return reply.code(403).send({ error: 'Callback-Url is not allowed for this account (see incoming.callbackUrls)' })
+          }
           const requestId = singleHeader(requestIdHeader)
           if (requestId === undefined || !isRequestId(requestId)) return badRequest(reply, 'Request-Id must be a UUID')
           try {

@@ -1,5 +1,7 @@
 import { deserializeIlpFulfill, deserializeIlpReject, serializeIlpPrepare } from 'ilp-packet'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { allowedCallbackPrefixes, callbackUrlAllowed } from '../../src/async/callback-policy.js'
+import { parseConfig } from '../../src/config/load.js'
 import { Ledger } from '../../src/store/ledger.js'
 import { account, adminGet, balanceOf, FARM_ADDRESS, prepareTo, sendIlp, startTestFarm, type TestFarm } from '../helpers/farm.js'
 import { fulfillKnown, knownCondition, startTestPeer, type TestPeer } from '../helpers/peer.js'
@@ -35,7 +37,12 @@ beforeAll(async () => {
   farm = await startTestFarm(
     redis.url,
     [
-      account('alice', { minBalance: '-1000000', outgoing: { url: 'http://127.0.0.1:1/ilp', token: 'farm-to-alice' } }),
+      account('alice', {
+        minBalance: '-1000000',
+        // its callbacks are test servers on loopback ports
+        incoming: { token: 'alice-token', callbackUrls: ['http://127.0.0.1:'] },
+        outgoing: { url: 'http://127.0.0.1:1/ilp', token: 'farm-to-alice' },
+      }),
       account('bob', { outgoing: { url: bob.url } }),
       account('slow', { relation: 'peer', outgoing: { url: slow.url }, routes: ['test.slow'] }),
     ],
@@ -205,6 +212,35 @@ describe('inbound async ILP-over-HTTP', () => {
     expect(cb.hits).toHaveLength(0)
     expect(await balances()).toEqual(before)
     await hotSetIsEmpty()
+  })
+
+  it('403 for a Callback-Url outside the account\'s allowed prefixes (default: its outgoing.url origin); nothing moves', async () => {
+    const cb = await callbackServer(() => 200)
+    const before = await balances()
+    const body = () => serializeIlpPrepare(prepareTo(`${FARM_ADDRESS}.bob`, '3', knownCondition()))
+    // alice allows http://127.0.0.1:* only
+    for (const url of ['http://localhost:9/cb', 'https://127.0.0.1.evil.example/cb', 'http://10.0.0.1/admin']) {
+      expect((await sendIlp(farm.url, 'alice', body(), { headers: asyncHeaders(url, newRequestId()) })).status, url).toBe(403)
+    }
+    // bob has no callbackUrls: only the origin of its outgoing.url (the test peer) is allowed
+    expect((await sendIlp(farm.url, 'bob', body(), { headers: asyncHeaders(`${cb.url}/cb`, newRequestId()) })).status).toBe(403)
+    const bobConfig = farm.config.accounts.find((a) => a.id === 'bob')!
+    expect(allowedCallbackPrefixes(bobConfig)).toEqual([`${new URL(bob.url).origin}/`])
+    expect(callbackUrlAllowed(bobConfig, `${new URL(bob.url).origin}/callbacks/1`)).toBe(true)
+    expect(allowedCallbackPrefixes(farm.config.accounts.find((a) => a.id === 'slow')!)).toEqual([`${new URL(slow.url).origin}/`])
+    await sleep(300)
+    expect(cb.hits).toHaveLength(0)
+    expect((await balances()).alice).toBe(before.alice)
+  })
+
+  it('refuses a callbackUrls prefix that does not end its host (config)', () => {
+    expect(() =>
+      parseConfig(
+        { ilpAddress: 'test.farm', accounts: [account('z', { incoming: { token: 't', callbackUrls: ['http://127.0.0.1'] } })] },
+        'test',
+        {},
+      ),
+    ).toThrow(/accounts\[0\]\.incoming\.callbackUrls\[0\]: must be an http\(s\) URL prefix/)
   })
 
   it("the sweeper's refund hook POSTs an R00 reject to an async packet's callback, and ignores other entries", async () => {

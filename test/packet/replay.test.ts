@@ -27,8 +27,8 @@ beforeAll(async () => {
   })
   cb = await startCallbackServer(() => 200)
   farm = await startTestFarm(redis.url, [
-    account('alice', { minBalance: '-1000000' }),
-    account('carol', { minBalance: '-1000000' }),
+    account('alice', { minBalance: '-1000000', incoming: { token: 'alice-token', callbackUrls: ['http://127.0.0.1:'] } }),
+    account('carol', { minBalance: '-1000000', incoming: { token: 'carol-token', callbackUrls: ['http://127.0.0.1:'] } }),
     account('bob', { outgoing: { url: bob.url } }),
     account('slow', { relation: 'peer', outgoing: { url: slow.url }, routes: ['test.slow'] }),
   ])
