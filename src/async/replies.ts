@@ -209,7 +209,14 @@ export class AsyncReplies {
       waiter.deliver(reply)
       return 'delivered'
     }
-    const listeners = await this.redis.publish(this.keys.replyChannel(ownerId), frame(requestId, reply))
+    let listeners: number
+    try {
+      listeners = await this.redis.publish(this.keys.replyChannel(ownerId), frame(requestId, reply))
+    } catch (err) {
+      // Taken but not handed over: put it back, so the retry the 503 asks for can still deliver it.
+      await putBack().catch(() => undefined)
+      throw err
+    }
     if (listeners === 0) {
       await putBack()
       return 'owner-unreachable'

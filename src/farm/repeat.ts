@@ -16,6 +16,8 @@ export class Repeater {
   start(): Promise<void> {
     if (!this.stopped) return this.running ?? Promise.resolve()
     this.stopped = false
+    // A run from before stop() still going: its end schedules the next one (never two chains at once).
+    if (this.running) return this.running
     return this.run()
   }
 

@@ -71,6 +71,9 @@ export class OutgoingClient {
   }
 }
 
+/** Largest answer body taken from a next hop (the inbound limit is 40000 bytes). */
+export const MAX_REPLY_BYTES = 64 * 1024
+
 /** One POST with a hard deadline; resolves with the body when the status is the expected one. */
 function post(
   pool: Pool,
@@ -85,6 +88,7 @@ function post(
     let timedOut = false
     let controller: Dispatcher.DispatchController | undefined
     let status = 0
+    let received = 0
     const chunks: Buffer[] = []
     const finish = (err: OutgoingError | undefined, body?: Buffer) => {
       if (settled) return
@@ -109,7 +113,14 @@ function post(
         onResponseStart(_c, statusCode) {
           status = statusCode
         },
-        onResponseData(_c, chunk) {
+        onResponseData(c, chunk) {
+          received += chunk.length
+          // An ILP reply is well under this; a hop that sends more is misbehaving, not owed our memory.
+          if (received > MAX_REPLY_BYTES) {
+            finish(new OutgoingError('unreachable', `next hop answered more than ${MAX_REPLY_BYTES} bytes`))
+            c.abort(new Error('reply too large'))
+            return
+          }
           chunks.push(chunk)
         },
         onResponseEnd() {

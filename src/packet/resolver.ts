@@ -18,6 +18,8 @@ interface PendingResolution {
 export class Resolver {
   private readonly pending: PendingResolution[] = []
   private timer: NodeJS.Timeout | undefined
+  /** The retry loop in progress: never two at once (each would settle pending[0] and shift). */
+  private retrying: Promise<void> | undefined
   private closed = false
 
   constructor(
@@ -53,25 +55,48 @@ export class Resolver {
   }
 
   private schedule(): void {
-    if (this.timer || this.closed || this.pending.length === 0) return
+    if (this.timer || this.retrying || this.closed || this.pending.length === 0) return
     const attempts = this.pending[0]!.attempts
     this.timer = setTimeout(() => void this.retry(), Math.min(100 * 2 ** attempts, 5000))
     this.timer.unref()
   }
 
-  private async retry(): Promise<void> {
+  private retry(): Promise<void> {
     this.timer = undefined
-    while (this.pending.length > 0 && !this.closed) {
+    this.retrying ??= this.retryPending().finally(() => {
+      this.retrying = undefined
+      this.schedule()
+    })
+    return this.retrying
+  }
+
+  /**
+   * One pass over what is pending. A job that fails goes to the back of the
+   * queue, so one that keeps failing for a reason of its own cannot hold up
+   * the others; a pass stops after as many failures in a row as there are
+   * jobs (Redis is most likely away) and the next one waits for the backoff.
+   */
+  private async retryPending(): Promise<void> {
+    let failuresInARow = 0
+    while (this.pending.length > 0 && !this.closed && failuresInARow < this.pending.length) {
+      // the job stays in the queue (and in the backlog) while it is tried
       const job = this.pending[0]!
       try {
         await this.run(job)
         this.pending.shift()
+        failuresInARow = 0
       } catch {
         job.attempts++
-        break
+        failuresInARow++
+        this.pending.push(this.pending.shift()!)
       }
     }
-    this.schedule()
+  }
+
+  /** Tries what is pending once more now (before close): a fulfill sent upstream must not be left to a refund. */
+  async flush(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer)
+    await this.retry()
   }
 
   /** Stops retrying; what is left stays in the hotSet for the sweeper. */

@@ -231,6 +231,49 @@ describe('outbound async ILP-over-HTTP, reply on another worker', () => {
     expect(await postCallback(callbackUrlAt(other), requestId, fulfill, CAROL_TOKEN)).toBe(400)
   })
 
+  it('a callback whose hand-over fails after the request was taken (PUBLISH error) gets 503 and its retry still completes the packet', async () => {
+    // worker 2 connects as a Redis user that may not PUBLISH: its hand-over to the owner fails after GETDEL
+    const user = `nopub${Math.random().toString(36).slice(2, 8)}`
+    await redis.client.call('ACL', 'SETUSER', user, 'on', '>pw', '~*', '&*', '+@all', '-publish')
+    const restrictedUrl = new URL(redis.url)
+    restrictedUrl.username = user
+    restrictedUrl.password = 'pw'
+    const common = { redis: { keyPrefix: owner.config.redis.keyPrefix }, minMessageWindowMs: 500, maxHoldTimeMs: MAX_HOLD_MS }
+    const accounts: AccountConfigInput[] = [
+      account('alice', { minBalance: '-1000000' }),
+      account('carol', {
+        relation: 'peer',
+        incoming: { token: CAROL_TOKEN },
+        outgoing: { url: carol.url, token: 'to-carol', mode: 'async' },
+        routes: ['test.carol'],
+      }),
+    ]
+    const restricted = await startTestFarm(restrictedUrl.href, accounts, common, { shard: 2 })
+    try {
+      const before = await balances()
+      const n = carol.received.length
+      const pending = sendIlp(owner.url, 'alice', prepareTo('test.carol.silent', '11', knownCondition()))
+      const sent = await eventually(() => {
+        expect(carol.received.length).toBe(n + 1)
+        return carol.received[n]!
+      })
+      const requestId = String(sent.headers['request-id'])
+      expect(await postCallback(callbackUrlAt(restricted), requestId, fulfillKnown(sent.prepare), CAROL_TOKEN)).toBe(503)
+      // 503 means "retry": the request must still be open for the next hop's retry
+      await redis.client.call('ACL', 'SETUSER', user, '+publish')
+      expect(await postCallback(callbackUrlAt(restricted), requestId, fulfillKnown(sent.prepare), CAROL_TOKEN)).toBe(200)
+      const res = await pending
+      expect(res.packet?.type).toBe(13)
+      const after = await balances()
+      expect(after.alice - before.alice).toBe(-11n)
+      expect(after.carol - before.carol).toBe(11n)
+      await nothingInFlight()
+    } finally {
+      await restricted.close()
+      await redis.client.call('ACL', 'DELUSER', user)
+    }
+  })
+
   it('a reply that lands on the owner itself completes without pub/sub', async () => {
     // worker 1 has no http.publicUrl: its callbacks come back to itself
     const before = await balances()

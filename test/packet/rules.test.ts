@@ -18,6 +18,7 @@ let hanger: TestPeer // never answers
 let broken: TestPeer // answers 503
 let liar: TestPeer // fulfils with a wrong fulfillment
 let rejecter: TestPeer // rejects with its own code and data
+let huge: TestPeer // answers 200 with far more than an ILP reply
 const downstreamReject = serializeIlpReject({
   code: 'F99',
   triggeredBy: 'test.elsewhere.receiver',
@@ -32,6 +33,7 @@ beforeAll(async () => {
   broken = await startTestPeer(() => ({ status: 503 }))
   liar = await startTestPeer(() => serializeIlpFulfill({ fulfillment: Buffer.alloc(32, 7), data: Buffer.alloc(0) }))
   rejecter = await startTestPeer(() => downstreamReject)
+  huge = await startTestPeer(() => Buffer.alloc(100_000, 13))
   farm = await startTestFarm(
     redis.url,
     [
@@ -45,6 +47,7 @@ beforeAll(async () => {
       account('down', { relation: 'peer', outgoing: { url: 'http://127.0.0.1:1/ilp' }, routes: ['test.down'] }),
       account('liar', { relation: 'peer', outgoing: { url: liar.url }, routes: ['test.liar'] }),
       account('rejecter', { relation: 'peer', outgoing: { url: rejecter.url }, routes: ['test.rejecter'] }),
+      account('huge', { relation: 'peer', outgoing: { url: huge.url }, routes: ['test.huge'] }),
       account('loop', { relation: 'peer', minBalance: '-1000', outgoing: { url: bob.url }, routes: ['test.loop'] }),
     ],
     { minMessageWindowMs: 500, maxHoldTimeMs: 1500 },
@@ -53,7 +56,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await farm?.close()
-  await Promise.all([bob, hanger, broken, liar, rejecter].map((p) => p?.close()))
+  await Promise.all([bob, hanger, broken, liar, rejecter, huge].map((p) => p?.close()))
   await redis?.close()
 })
 
@@ -160,6 +163,14 @@ describe('ILPv4 connector rules', () => {
     const reject = rejectOf(await sendIlp(farm.url, 'alice', prepareTo('test.down.x', '1', knownCondition())))
     expect(reject.code).toBe('T01')
     expect(reject.triggeredBy).toBe(FARM_ADDRESS)
+  })
+
+  it('T01 when the next hop answers with more than an ILP reply can be, and the sender is refunded', async () => {
+    const before = await balanceOf(farm.url, 'alice')
+    const reject = rejectOf(await sendIlp(farm.url, 'alice', prepareTo('test.huge.x', '9', knownCondition())))
+    expect(reject.code).toBe('T01')
+    expect(reject.message).toContain('more than')
+    expect(await balanceOf(farm.url, 'alice')).toBe(before)
   })
 
   it('T01 when the next hop answers 5xx', async () => {
