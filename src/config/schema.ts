@@ -112,7 +112,13 @@ export const configSchema = z.strictObject({
   minMessageWindowMs: positiveMs.default(1000),
   /** Longest time the farm holds a packet for the next hop. */
   maxHoldTimeMs: positiveMs.default(30000),
-  routing: z.strictObject({ broadcastIntervalMs: positiveMs.default(60000) }).prefault({}),
+  routing: z
+    .strictObject({
+      broadcastIntervalMs: positiveMs.default(60000),
+      /** How the farm picks among several next hops for one prefix (docs/ARCHITECTURE.md, "Routing"). */
+      policy: z.enum(['success-rate', 'highest-balance', 'lowest-balance']).default('success-rate'),
+    })
+    .prefault({}),
   log: z
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .prefault({}),

@@ -10,7 +10,7 @@ import { OutgoingClient } from '../http/outgoing.js'
 import { buildServer } from '../http/server.js'
 import type { PacketServices } from '../packet/context.js'
 import { Resolver } from '../packet/resolver.js'
-import { staticRoutes } from '../routing/routing-table.js'
+import { AddressMapper } from '../routing/address-mapper.js'
 import { Ledger, newBootId } from '../store/ledger.js'
 import { connectRedis } from '../store/redis.js'
 import { Coordinator } from './coordinator.js'
@@ -22,6 +22,8 @@ export interface WorkerOptions {
   logger?: Logger
   /** This process's incarnation (owner of its hotSet entries); default: `<shard>-<random>`. */
   bootId?: string
+  /** Address mapper timings (tests): outcome counts flushed and read back, liquidity re-read. */
+  routing?: { statsIntervalMs?: number; liquidityIntervalMs?: number }
 }
 
 export interface Worker {
@@ -58,6 +60,8 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   const accounts = new Map<string, AccountConfig>(config.accounts.map((a) => [a.id, a]))
   const outgoing = new OutgoingClient()
   const resolver = new Resolver(ledger, log)
+  // the routing table (shared through Redis, changes pushed over pub/sub), policy and outcome counters
+  const routes = await AddressMapper.start({ redis, redisUrl: opts.redisUrl, config, accounts, ledger, log, ...opts.routing })
   const sendsAsync = config.accounts.some((a) => a.outgoing?.mode === 'async')
   const asyncReplies = await AsyncReplies.start({
     redis,
@@ -75,7 +79,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     minMessageWindowMs: config.minMessageWindowMs,
     maxHoldTimeMs: config.maxHoldTimeMs,
     accounts,
-    routes: staticRoutes(config),
+    routes,
     ledger,
     outgoing,
     resolver,
@@ -110,6 +114,8 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
       await app.close()
       await asyncInbound.close(ASYNC_CALLBACK_CLOSE_GRACE_MS)
       await asyncReplies.close()
+      await routes.close() // flushes the last outcome counts
+      await resolver.flush()
       const unsettled = resolver.close()
       if (unsettled > 0) log.warn({ unsettled }, 'closing with unsettled packets; the hotSet keeps them')
       await coordinator.stop() // crash safety: lease released, heartbeat deleted

@@ -1,5 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { AccountConfig } from '../config/schema.js'
+import type { AddressMapper } from '../routing/address-mapper.js'
+import { isValidRoutePrefix } from '../util/address.js'
 import { Coordination } from '../store/coordination.js'
 import type { Ledger } from '../store/ledger.js'
 import { authorized, tokenDigest } from './auth.js'
@@ -8,6 +10,7 @@ export interface AdminDeps {
   adminToken: string | undefined
   accounts: ReadonlyMap<string, AccountConfig>
   ledger: Ledger
+  routes: AddressMapper
 }
 
 /** /admin/...: the operator's view. Every route needs the admin token; without one configured, all are refused. */
@@ -49,5 +52,39 @@ export function adminApi(deps: AdminDeps) {
     // The live workers (heartbeat not expired) with their heartbeat age, and the leader.
     const coordination = new Coordination(deps.ledger.redis, deps.ledger.keys)
     app.get('/admin/workers', async () => coordination.status())
+
+    // The routing table: every prefix, its candidates with liquidity, farm-wide successes and failures, health.
+    app.get('/admin/routes', async () => ({ policy: deps.routes.policy, routes: await deps.routes.describe() }))
+
+    // Adds a static candidate for a prefix at runtime, validated like the config; every worker has it within a second.
+    app.put<{ Params: { prefix: string }; Body: unknown }>('/admin/routes/:prefix', async (request, reply) => {
+      const { prefix } = request.params
+      const body = request.body
+      const accountId = body !== null && typeof body === 'object' ? (body as Record<string, unknown>).account : undefined
+      const problem = checkRoute(prefix, accountId, deps.accounts)
+      if (problem !== undefined) return reply.code(400).send({ error: problem })
+      await deps.routes.addStatic(prefix, accountId as string)
+      return { prefix, candidates: deps.routes.table.get(prefix)?.candidates.map((c) => c.accountId) ?? [] }
+    })
+
+    // Removes a static candidate (?account=<id>), or every static candidate of the prefix; 404 if there was none.
+    app.delete<{ Params: { prefix: string }; Querystring: { account?: string } }>('/admin/routes/:prefix', async (request, reply) => {
+      const { prefix } = request.params
+      const accountId = request.query.account
+      if (!isValidRoutePrefix(prefix)) return reply.code(400).send({ error: 'prefix: must be an ILP address prefix such as "g.bank" or "test" (RFC 15)' })
+      const removed = await deps.routes.removeStatic(prefix, accountId)
+      if (!removed) return reply.code(404).send({ error: `no static route ${prefix}${accountId === undefined ? '' : ` to ${accountId}`}` })
+      return { prefix, candidates: deps.routes.table.get(prefix)?.candidates.map((c) => c.accountId) ?? [] }
+    })
   }
+}
+
+/** The config's checks for a static route (src/config/load.ts): prefix format, account exists and has outgoing.url. */
+function checkRoute(prefix: string, accountId: unknown, accounts: ReadonlyMap<string, AccountConfig>): string | undefined {
+  if (!isValidRoutePrefix(prefix)) return 'prefix: must be an ILP address prefix such as "g.bank" or "test" (RFC 15)'
+  if (typeof accountId !== 'string' || accountId === '') return 'account: is required (the next hop\'s account id)'
+  const account = accounts.get(accountId)
+  if (!account) return `account: route to a missing account "${accountId}"`
+  if (!account.outgoing) return `account: account "${accountId}" has no outgoing.url`
+  return undefined
 }

@@ -32,8 +32,19 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     bodyLimit: 1_000_000,
     keepAliveTimeout: 65_000,
   }) as unknown as FastifyInstance
+  // close() waits for every connection: a response sent once it has begun (a packet that was in flight)
+  // must not leave its keep-alive connection open until keepAliveTimeout
+  let closing = false
+  app.addHook('preClose', (done) => {
+    closing = true
+    done()
+  })
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (closing) reply.header('connection', 'close')
+    done(null, payload)
+  })
   await app.register(ilpOverHttp(deps.services, deps.asyncInbound))
-  await app.register(adminApi({ adminToken: deps.adminToken, accounts: deps.services.accounts, ledger: deps.services.ledger }))
+  await app.register(adminApi({ adminToken: deps.adminToken, accounts: deps.services.accounts, ledger: deps.services.ledger, routes: deps.services.routes }))
   app.get('/health', async (_request, reply) => {
     const redisUp = await deps.redis.ping().then(
       () => true,

@@ -4,7 +4,8 @@ import type { AsyncReplies } from '../async/replies.js'
 import type { RequestIds } from '../async/request-ids.js'
 import type { AccountConfig } from '../config/schema.js'
 import type { OutgoingClient } from '../http/outgoing.js'
-import type { RoutingTable } from '../routing/routing-table.js'
+import type { AddressMapper } from '../routing/address-mapper.js'
+import type { Candidate } from '../routing/routing-table.js'
 import type { Ledger } from '../store/ledger.js'
 import type { Resolver } from './resolver.js'
 
@@ -15,7 +16,8 @@ export interface PacketServices {
   readonly minMessageWindowMs: number
   readonly maxHoldTimeMs: number
   readonly accounts: ReadonlyMap<string, AccountConfig>
-  readonly routes: RoutingTable
+  /** The address mapper: routing table, policy, outcome counters. */
+  readonly routes: AddressMapper
   readonly ledger: Ledger
   readonly outgoing: OutgoingClient
   readonly resolver: Resolver
@@ -38,6 +40,8 @@ export interface PacketContext {
 /** A context after routing and the expiry check: everything needed to reserve and forward. */
 export interface RoutedPacket extends PacketContext {
   readonly nextHop: AccountConfig
+  /** The route candidate chosen: the settle step records the outcome against it. */
+  readonly candidate: Candidate
   readonly outAmount: string
   readonly outExpiresAt: Date
 }

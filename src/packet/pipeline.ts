@@ -42,10 +42,11 @@ export async function handlePrepare(
     const base: PacketContext = { from, raw, prepare, packetId: packetIdOf(raw, requestId) }
     validatePacket(base)
     if (prepare.destination === ILDCP_DESTINATION) return await answerIldcp(base, services)
-    const nextHop = route(base, services)
+    const { hop: nextHop, candidate } = route(base, services)
     ctx = {
       ...base,
       nextHop,
+      candidate,
       outAmount: outgoingAmount(base, nextHop),
       outExpiresAt: outgoingExpiry(prepare.expiresAt, Date.now(), services),
     }

@@ -110,8 +110,8 @@ describe('parseConfig', () => {
     it('accepts a bare scheme as a route prefix', () => {
       const accounts = [acct('alice'), acct('up', { relation: 'peer', outgoing: { url: 'http://x.test/ilp' }, routes: ['g'] })]
       const config = parseConfig(cfg({ routes: [{ prefix: 'test', account: 'up' }] }, accounts), 'test', {})
-      expect(staticRoutes(config).lookup('test.anything')).toBe('up')
-      expect(staticRoutes(config).lookup('g.anything')).toBe('up')
+      expect(staticRoutes(config).lookup('test.anything')?.candidates.map((c) => c.accountId)).toEqual(['up'])
+      expect(staticRoutes(config).lookup('g.anything')?.candidates.map((c) => c.accountId)).toEqual(['up'])
     })
 
     it('refuses a malformed account id', () => {
@@ -388,7 +388,7 @@ describe('config/example.yaml', () => {
     const staticPrefixes = [...config.accounts.flatMap((a) => a.routes), ...config.routes.map((r) => r.prefix)]
     expect(staticPrefixes.length).toBeGreaterThanOrEqual(1)
     const table = staticRoutes(config)
-    for (const prefix of staticPrefixes) expect(config.accounts.map((a) => a.id)).toContain(table.lookup(`${prefix}.someone`))
+    for (const prefix of staticPrefixes) expect(config.accounts.map((a) => a.id)).toContain(table.lookup(`${prefix}.someone`)?.candidates[0]?.accountId)
     expect(config.admin.token).toBe('change-me-admin-token')
   })
 

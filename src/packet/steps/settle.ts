@@ -1,3 +1,4 @@
+import type { HopOutcome } from '../../routing/stats.js'
 import type { PacketServices, RoutedPacket } from '../context.js'
 import { IlpRejection, rejectBuffer } from '../reject.js'
 import type { ForwardResult } from './forward.js'
@@ -5,9 +6,11 @@ import type { ForwardResult } from './forward.js'
 /**
  * One Lua call finishes the packet: fulfill credits the next hop, anything
  * else refunds the sender. Returns the bytes to send upstream: the next hop's
- * own Fulfill or Reject unchanged, or the farm's reject.
+ * own Fulfill or Reject unchanged, or the farm's reject. The outcome is
+ * counted for the route candidate first (in memory: no Redis call here).
  */
 export async function settle(ctx: RoutedPacket, result: ForwardResult, services: PacketServices): Promise<Buffer> {
+  services.routes.record(ctx.candidate, hopOutcome(result))
   const kind = result.kind === 'fulfill' ? 'fulfill' : 'reject'
   const outcome = await services.resolver.resolve(kind, ctx.from.id, ctx.packetId, ctx.nextHop.id)
   if (result.kind === 'fulfill') {
@@ -17,4 +20,26 @@ export async function settle(ctx: RoutedPacket, result: ForwardResult, services:
   }
   if (result.kind === 'reject') return result.raw
   return rejectBuffer(services.ilpAddress, result.rejection)
+}
+
+/**
+ * What the answer says about the next hop: a fulfill is a success; T01/T02
+ * (the hop's, or the farm's own for an unreachable hop or a bad answer) a
+ * transient failure; R00 (the hop's, or no answer in time) and F05 (a wrong
+ * fulfillment) a failure; anything else (F-codes from downstream, T04, T00
+ * of the farm's own store) is not the hop's fault.
+ */
+export function hopOutcome(result: ForwardResult): HopOutcome {
+  if (result.kind === 'fulfill') return 'success'
+  const code = result.kind === 'reject' ? rejectCode(result.raw) : result.rejection.code
+  if (code === 'T01' || code === 'T02') return 'transient-failure'
+  if (code === 'R00' || (code === 'F05' && result.kind === 'failed')) return 'failure'
+  return 'neutral'
+}
+
+/** The code of a serialized (already checked) ILP Reject: after the type byte and the OER length prefix. */
+function rejectCode(raw: Buffer): string {
+  const lengthByte = raw[1] ?? 0
+  const offset = lengthByte & 0x80 ? 2 + (lengthByte & 0x7f) : 2
+  return raw.toString('latin1', offset, offset + 3)
 }
