@@ -8,7 +8,7 @@ import { IlpRejection } from '../reject.js'
 /** What came back from the next hop, already checked. */
 export type ForwardResult =
   | { kind: 'fulfill'; raw: Buffer }
-  | { kind: 'reject'; raw: Buffer }
+  | { kind: 'reject'; raw: Buffer; code: string }
   | { kind: 'failed'; rejection: IlpRejection }
 
 /**
@@ -50,8 +50,7 @@ function checkReply(ctx: RoutedPacket, reply: Buffer): ForwardResult {
       return { kind: 'fulfill', raw: reply }
     }
     if (reply[0] === Type.TYPE_ILP_REJECT) {
-      deserializeIlpReject(reply)
-      return { kind: 'reject', raw: reply }
+      return { kind: 'reject', raw: reply, code: deserializeIlpReject(reply).code }
     }
   } catch {
     // fall through: an unreadable answer is the next hop's fault

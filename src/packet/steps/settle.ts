@@ -31,15 +31,9 @@ export async function settle(ctx: RoutedPacket, result: ForwardResult, services:
  */
 export function hopOutcome(result: ForwardResult): HopOutcome {
   if (result.kind === 'fulfill') return 'success'
-  const code = result.kind === 'reject' ? rejectCode(result.raw) : result.rejection.code
+  const code = result.kind === 'reject' ? result.code : result.rejection.code
   if (code === 'T01' || code === 'T02') return 'transient-failure'
   if (code === 'R00' || (code === 'F05' && result.kind === 'failed')) return 'failure'
   return 'neutral'
 }
 
-/** The code of a serialized (already checked) ILP Reject: after the type byte and the OER length prefix. */
-function rejectCode(raw: Buffer): string {
-  const lengthByte = raw[1] ?? 0
-  const offset = lengthByte & 0x80 ? 2 + (lengthByte & 0x7f) : 2
-  return raw.toString('latin1', offset, offset + 3)
-}
