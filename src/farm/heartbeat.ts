@@ -28,6 +28,8 @@ export class Heartbeat {
   private readonly repeater: Repeater
   private beats = 0
   private failing = false
+  /** The after-beat task in progress: never two at once. */
+  private afterBeatRunning = false
 
   constructor(private readonly opts: HeartbeatOptions) {
     this.intervalMs = opts.intervalMs ?? 1000
@@ -75,6 +77,16 @@ export class Heartbeat {
         'another process writes the heartbeat of this shard: two farms with the same shard ids and key prefix on one Redis?',
       )
     }
-    await this.opts.afterBeat?.().catch((err: unknown) => log.warn({ err }, 'after-heartbeat task failed'))
+    // Detached from the beat: a slow task (a full hotSet audit, a call timing out) must never
+    // delay the next beat past the TTL, or this live worker would look dead to the sweeper.
+    if (this.opts.afterBeat && !this.afterBeatRunning) {
+      this.afterBeatRunning = true
+      void this.opts
+        .afterBeat()
+        .catch((err: unknown) => log.warn({ err }, 'after-heartbeat task failed'))
+        .finally(() => {
+          this.afterBeatRunning = false
+        })
+    }
   }
 }

@@ -142,6 +142,32 @@ describe('heartbeats', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(250)
   })
 
+  it('a slow after-beat task (the orphan audit) never delays the beats: the worker stays live', async () => {
+    const coordination = new Coordination(client, new Ledger(client, prefix()).keys)
+    let audits = 0
+    const heartbeat = new Heartbeat({
+      coordination,
+      shard: 6,
+      bootId: '6-slow',
+      log,
+      intervalMs: 100,
+      ttlMs: 300,
+      afterBeat: async () => {
+        audits++
+        await sleep(1000) // far longer than the TTL
+      },
+    })
+    await heartbeat.start()
+    cleanups.push(() => heartbeat.stop())
+    for (let i = 0; i < 8; i++) {
+      await sleep(150)
+      expect((await coordination.liveWorkers()).get(6)?.bootId).toBe('6-slow')
+    }
+    expect(audits).toBeGreaterThanOrEqual(1)
+    expect(audits).toBeLessThanOrEqual(2) // never two at once
+    await heartbeat.stop()
+  })
+
   it('a restarted shard names its new incarnation; a clean stop of the old one does not delete the new beat', async () => {
     const coordination = new Coordination(client, new Ledger(client, prefix()).keys)
     const now = Date.now()
