@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os'
 import { z } from 'zod'
 import { isIntString, isUInt64String } from '../util/amount.js'
+import { isDecimalString } from '../rates/rates.js'
 import { isValidAddressSegment, isValidIlpAddress, isValidRoutePrefix } from '../util/address.js'
 
 const uint64Amount = z
@@ -13,6 +14,14 @@ const ilpAddress = z.string().refine(isValidIlpAddress, 'must be an ILP address 
 const routePrefix = z
   .string()
   .refine(isValidRoutePrefix, 'must be an ILP address prefix such as "g.bank" or "test" (RFC 15)')
+const positivePrice = z
+  .string({ error: 'must be a decimal string in quotes such as "1.08"' })
+  .refine(isDecimalString, 'must be a decimal string such as "1.08" (no sign or exponent)')
+  .refine((s) => !isDecimalString(s) || /[1-9]/.test(s), 'must be greater than zero')
+const spread = z
+  .string({ error: 'must be a decimal string in quotes such as "0.002"' })
+  .refine(isDecimalString, 'must be a decimal string such as "0.002" (0.2%)')
+  .refine((s) => !isDecimalString(s) || s.startsWith('0'), 'must be below 1')
 const secret = z.string().min(1, 'must not be empty')
 const positiveMs = z.number().int('must be a whole number of milliseconds').positive('must be positive')
 
@@ -117,6 +126,16 @@ export const configSchema = z.strictObject({
       broadcastIntervalMs: positiveMs.default(60000),
       /** How the farm picks among several next hops for one prefix (docs/ARCHITECTURE.md, "Routing"). */
       policy: z.enum(['success-rate', 'highest-balance', 'lowest-balance']).default('success-rate'),
+    })
+    .prefault({}),
+  /**
+   * Exchange rates (docs/ARCHITECTURE.md, "Exchange rates"): asset code → price in a common unit, and the
+   * spread the farm keeps on a conversion between different codes. Same code: one to one, no spread.
+   */
+  rates: z
+    .strictObject({
+      prices: z.record(z.string().min(1).max(16), positivePrice).default({}),
+      spread: spread.default('0'),
     })
     .prefault({}),
   log: z

@@ -18,6 +18,12 @@ export interface CoordinatorOptions {
   onRefund?: RefundHook
 }
 
+/** A farm-wide job only the leader runs: started when this worker takes the lease, stopped when it loses it. */
+export interface LeaderDuty {
+  start(): void
+  stop(): Promise<void>
+}
+
 /**
  * One worker's part in the farm (issue 3, crash safety): its heartbeat, its
  * bid for the leader lease, the leader duties while it holds it (the
@@ -29,6 +35,7 @@ export class Coordinator {
   readonly lease: LeaderLease
   readonly sweeper: Sweeper
   private readonly onReconnect: () => void
+  private readonly duties: LeaderDuty[] = []
 
   constructor(private readonly opts: CoordinatorOptions) {
     const { ledger, log } = opts
@@ -57,8 +64,14 @@ export class Coordinator {
       log,
       ttlMs: opts.leaderLeaseMs,
       renewIntervalMs: this.heartbeat.intervalMs,
-      onAcquire: () => void this.sweeper.start(),
-      onLose: () => void this.sweeper.stop(),
+      onAcquire: () => {
+        void this.sweeper.start()
+        for (const duty of this.duties) duty.start()
+      },
+      onLose: () => {
+        void this.sweeper.stop()
+        for (const duty of this.duties) void duty.stop()
+      },
     })
     // Redis may have come back from an older append-only file: look for orphans in the whole hotSet.
     this.onReconnect = () => {
@@ -83,6 +96,11 @@ export class Coordinator {
     return this.sweeper.onRefund
   }
 
+  /** Adds a leader duty (route announcements); call before start(). */
+  addLeaderDuty(duty: LeaderDuty): void {
+    this.duties.push(duty)
+  }
+
   /** First heartbeat and lease bid (awaited, so the worker is known before it serves), then on their timers. */
   async start(): Promise<void> {
     this.opts.ledger.redis.on('ready', this.onReconnect)
@@ -94,6 +112,7 @@ export class Coordinator {
   async stop(): Promise<void> {
     this.opts.ledger.redis.off('ready', this.onReconnect)
     await this.lease.stop()
+    await Promise.all(this.duties.map((d) => d.stop()))
     await this.sweeper.close()
     await this.heartbeat.stop()
   }

@@ -10,7 +10,9 @@ import { OutgoingClient } from '../http/outgoing.js'
 import { buildServer } from '../http/server.js'
 import type { PacketServices } from '../packet/context.js'
 import { Resolver } from '../packet/resolver.js'
+import { Rates } from '../rates/rates.js'
 import { AddressMapper } from '../routing/address-mapper.js'
+import { RouteAnnouncer } from '../routing/ccp.js'
 import { Ledger, newBootId } from '../store/ledger.js'
 import { connectRedis } from '../store/redis.js'
 import { Coordinator } from './coordinator.js'
@@ -73,6 +75,8 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     publicUrl: config.http.publicUrl,
     sendsAsync,
   })
+  // route announcements (CCP): any worker answers peer.route.*, the leader announces (a leader duty, below)
+  const ccp = new RouteAnnouncer({ config, accounts, mapper: routes, redis, outgoing, bootId: ledger.bootId, log })
   const services: PacketServices = {
     ilpAddress: config.ilpAddress,
     shard,
@@ -80,6 +84,8 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     maxHoldTimeMs: config.maxHoldTimeMs,
     accounts,
     routes,
+    ccp,
+    rates: new Rates(config),
     ledger,
     outgoing,
     resolver,
@@ -93,6 +99,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   // a swept async inbound packet gets its reject POSTed to the caller's Callback-Url
   coordinator.onRefund = (entry) =>
     void asyncInbound.rejectSweptAsyncPacket(entry).catch((err: unknown) => log.warn({ err }, 'could not send the reject of a swept async packet'))
+  coordinator.addLeaderDuty(ccp)
   await coordinator.start()
   const app = await buildServer({ services, asyncInbound, redis, tls: config.http.tls, adminToken: config.admin.token, logger: log })
 

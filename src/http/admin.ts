@@ -1,7 +1,10 @@
 import type { FastifyInstance } from 'fastify'
 import type { AccountConfig } from '../config/schema.js'
+import { quote, QuoteError, type QuoteRequest } from '../rates/quote.js'
+import type { Rates } from '../rates/rates.js'
 import type { AddressMapper } from '../routing/address-mapper.js'
-import { isValidRoutePrefix } from '../util/address.js'
+import { isValidIlpAddress, isValidRoutePrefix } from '../util/address.js'
+import { isUInt64String } from '../util/amount.js'
 import { Coordination } from '../store/coordination.js'
 import type { Ledger } from '../store/ledger.js'
 import { authorized, tokenDigest } from './auth.js'
@@ -11,6 +14,8 @@ export interface AdminDeps {
   accounts: ReadonlyMap<string, AccountConfig>
   ledger: Ledger
   routes: AddressMapper
+  /** Exchange rates (quotes). */
+  rates: Rates
 }
 
 /** /admin/...: the operator's view. Every route needs the admin token; without one configured, all are refused. */
@@ -76,7 +81,43 @@ export function adminApi(deps: AdminDeps) {
       if (!removed) return reply.code(404).send({ error: `no static route ${prefix}${accountId === undefined ? '' : ` to ${accountId}`}` })
       return { prefix, candidates: deps.routes.table.get(prefix)?.candidates.map((c) => c.accountId) ?? [] }
     })
+
+    // A quote: the other amount and the next hop for a sender, a destination and a source or destination amount.
+    // 400 bad input; 422 when a packet would be refused (code F02 no route or no rate, R01 rounds to zero, F08 beyond UInt64).
+    app.post<{ Body: unknown }>('/admin/quote', async (request, reply) => {
+      const parsed = quoteRequest(request.body, deps.accounts)
+      if (typeof parsed === 'string') return reply.code(400).send({ error: parsed })
+      try {
+        return await quote(parsed, deps)
+      } catch (err) {
+        if (err instanceof QuoteError) return reply.code(422).send({ error: err.message, code: err.code })
+        throw err
+      }
+    })
   }
+}
+
+/** `{ from, destination, sourceAmount | destinationAmount }`, or what is wrong with it. */
+function quoteRequest(body: unknown, accounts: ReadonlyMap<string, AccountConfig>): QuoteRequest | string {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    return 'body: must be a JSON object { "from", "destination", "sourceAmount" or "destinationAmount" }'
+  }
+  const b = body as Record<string, unknown>
+  if (typeof b.from !== 'string' || b.from === '') return 'from: is required (the sending account\'s id)'
+  const from = accounts.get(b.from)
+  if (!from) return `from: unknown account "${b.from}"`
+  if (typeof b.destination !== 'string' || !isValidIlpAddress(b.destination)) {
+    return 'destination: must be an ILP address such as "test.farm.bob" (RFC 15)'
+  }
+  const hasSource = b.sourceAmount !== undefined
+  const hasDestination = b.destinationAmount !== undefined
+  if (hasSource === hasDestination) return 'give exactly one of sourceAmount and destinationAmount'
+  const field = hasSource ? 'sourceAmount' : 'destinationAmount'
+  const amount = b[field]
+  if (typeof amount !== 'string' || !isUInt64String(amount)) {
+    return `${field}: must be a decimal string in quotes, a non-negative integer no larger than 18446744073709551615`
+  }
+  return hasSource ? { from, destination: b.destination, sourceAmount: amount } : { from, destination: b.destination, destinationAmount: amount }
 }
 
 /** The config's checks for a static route (src/config/load.ts): prefix format, account exists and has outgoing.url. */

@@ -44,7 +44,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     done(null, payload)
   })
   await app.register(ilpOverHttp(deps.services, deps.asyncInbound))
-  await app.register(adminApi({ adminToken: deps.adminToken, accounts: deps.services.accounts, ledger: deps.services.ledger, routes: deps.services.routes }))
+  await app.register(adminApi({ adminToken: deps.adminToken, accounts: deps.services.accounts, ledger: deps.services.ledger, routes: deps.services.routes, rates: deps.services.rates }))
   app.get('/health', async (_request, reply) => {
     const redisUp = await deps.redis.ping().then(
       () => true,

@@ -4,7 +4,9 @@ import type { AsyncReplies } from '../async/replies.js'
 import type { RequestIds } from '../async/request-ids.js'
 import type { AccountConfig } from '../config/schema.js'
 import type { OutgoingClient } from '../http/outgoing.js'
+import type { Rates } from '../rates/rates.js'
 import type { AddressMapper } from '../routing/address-mapper.js'
+import type { RouteAnnouncer } from '../routing/ccp.js'
 import type { Candidate } from '../routing/routing-table.js'
 import type { Ledger } from '../store/ledger.js'
 import type { Resolver } from './resolver.js'
@@ -18,6 +20,10 @@ export interface PacketServices {
   readonly accounts: ReadonlyMap<string, AccountConfig>
   /** The address mapper: routing table, policy, outcome counters. */
   readonly routes: AddressMapper
+  /** Route announcements (CCP): answers peer.route.control / peer.route.update; absent: those get F02. */
+  readonly ccp?: RouteAnnouncer
+  /** Exchange rates between the accounts' assets (config `rates`), precomputed per asset pair. */
+  readonly rates: Rates
   readonly ledger: Ledger
   readonly outgoing: OutgoingClient
   readonly resolver: Resolver

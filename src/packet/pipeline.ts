@@ -4,6 +4,7 @@ import type { PacketContext, PacketServices, RoutedPacket } from './context.js'
 import { IlpRejection, rejectBuffer } from './reject.js'
 import { outgoingExpiry } from './steps/expiry.js'
 import { forward } from './steps/forward.js'
+import { answerCcp, isCcpDestination } from './steps/ccp.js'
 import { answerIldcp, ILDCP_DESTINATION } from './steps/ildcp.js'
 import { NotAPrepareError, parsePrepare } from './steps/parse.js'
 import { outgoingAmount, route } from './steps/route.js'
@@ -42,12 +43,13 @@ export async function handlePrepare(
     const base: PacketContext = { from, raw, prepare, packetId: packetIdOf(raw, requestId) }
     validatePacket(base)
     if (prepare.destination === ILDCP_DESTINATION) return await answerIldcp(base, services)
+    if (isCcpDestination(prepare.destination)) return await answerCcp(base, services)
     const { hop: nextHop, candidate } = route(base, services)
     ctx = {
       ...base,
       nextHop,
       candidate,
-      outAmount: outgoingAmount(base, nextHop),
+      outAmount: outgoingAmount(base, nextHop, services),
       outExpiresAt: outgoingExpiry(prepare.expiresAt, Date.now(), services),
     }
     if (requestId !== undefined && opts?.requestIdClaimed !== true) await claimRequestId(ctx, services)

@@ -74,6 +74,7 @@ export class AddressMapper {
   private timers: NodeJS.Timeout[] = []
   private flushing: Promise<void> | undefined
   private closed = false
+  private readonly changeListeners = new Set<() => void>()
 
   private readonly usable = (accountId: string): boolean => this.accounts.get(accountId)?.outgoing !== undefined
   private readonly liquidityOf = (accountId: string): HopLiquidity | undefined => this.liquidity.get(accountId)
@@ -241,7 +242,20 @@ export class AddressMapper {
     this.tableChanged()
   }
 
+  /** Calls `listener` after every change of the table (CCP: the leader re-announces); returns the unsubscribe. */
+  onTableChange(listener: () => void): () => void {
+    this.changeListeners.add(listener)
+    return () => this.changeListeners.delete(listener)
+  }
+
   private tableChanged(): void {
+    for (const listener of this.changeListeners) {
+      try {
+        listener()
+      } catch (err) {
+        this.log.error({ err }, 'route change listener failed')
+      }
+    }
     const contested = new Set<string>()
     const stats: CandidateStats[] = []
     for (const entry of this.table.entries()) {

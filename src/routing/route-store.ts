@@ -6,7 +6,7 @@ import type { CandidateInfo } from './routing-table.js'
  *
  * - `{prefix}routes` (hash): field = route prefix, value = JSON object
  *   `{ "<accountId>": { "source": "static", "addedBy": "config" | "admin" }, ... }`,
- *   one key per candidate (learned routes will add `path` and `expiresAtMs`).
+ *   one key per candidate (learned routes: `{"source": "learned", "path", "auth", "expiresAtMs"}`, see ccp-store.ts).
  * - `{prefix}routes:stats` (hash): `<prefix>|<account>|s` and `…|f`, the
  *   farm-wide successes and failures of a candidate (HINCRBY, batched by each worker).
  * - channel `{prefix}routes:changed`: a prefix whose candidates changed, or `*`
@@ -107,6 +107,7 @@ function parseCandidates(json: string): Map<string, CandidateInfo> {
       ...(v.addedBy === 'config' || v.addedBy === 'admin' ? { addedBy: v.addedBy } : {}),
       ...(Array.isArray(v.path) ? { path: v.path.filter((p): p is string => typeof p === 'string') } : {}),
       ...(typeof v.expiresAtMs === 'number' ? { expiresAtMs: v.expiresAtMs } : {}),
+      ...(typeof v.auth === 'string' ? { auth: v.auth } : {}),
     }
     out.set(accountId, info)
   }
@@ -165,7 +166,7 @@ for i = 1, #all, 2 do
     end
   end
   for account in pairs(keep) do
-    if t[account] == nil then
+    if t[account] == nil or t[account].source ~= 'static' then
       t[account] = { source = 'static', addedBy = 'config' }
       dirty = true
     end

@@ -1,7 +1,7 @@
 import type { FarmConfig } from '../config/schema.js'
 import { CandidateStats } from './stats.js'
 
-/** Where a candidate came from: `static` (config or admin API); `learned` (CCP, later). */
+/** Where a candidate came from: `static` (config or admin API); `learned` (CCP route announcements). */
 export type RouteSource = 'static' | 'learned'
 
 /** What Redis stores about one candidate of a prefix (`{prefix}routes`, see route-store.ts). */
@@ -9,9 +9,11 @@ export interface CandidateInfo {
   readonly source: RouteSource
   /** Who added a static candidate: the config (re-applied at every start) or the admin API. */
   readonly addedBy?: 'config' | 'admin'
-  /** Learned routes (CCP, later): the path and when the route expires unless refreshed. */
+  /** Learned routes (CCP): the path as the peer announced it and when the route expires unless refreshed. */
   readonly path?: readonly string[]
   readonly expiresAtMs?: number
+  /** Learned routes: the 32-byte auth the peer announced (hex); the farm passes SHA-256 of it on. */
+  readonly auth?: string
 }
 
 /** One next hop for a prefix, with the counters the policies read. */

@@ -101,9 +101,11 @@ describe('ILPv4 connector rules', () => {
     expect(reject.code).toBe('F02')
   })
 
-  it('F02 for peer.* destinations (never forwarded)', async () => {
-    const reject = rejectOf(await sendIlp(farm.url, 'alice', prepareTo('peer.route.control', '0', knownCondition())))
+  it('F02 for peer.* destinations (never forwarded); route messages (CCP) from an account without sendRoutes/receiveRoutes: F00', async () => {
+    const reject = rejectOf(await sendIlp(farm.url, 'alice', prepareTo('peer.something', '0', knownCondition())))
     expect(reject.code).toBe('F02')
+    const ccp = rejectOf(await sendIlp(farm.url, 'alice', prepareTo('peer.route.control', '0', knownCondition())))
+    expect(ccp.code).toBe('F00')
   })
 
   it('routes by segment, not by string prefix: test.capped does not match test.cappedx', async () => {

@@ -1,4 +1,5 @@
 import type { AccountConfig } from '../../config/schema.js'
+import { convertForHop } from '../../rates/rates.js'
 import type { RouteChoice } from '../../routing/address-mapper.js'
 import type { PacketContext, PacketServices } from '../context.js'
 import { amountTooLargeData, IlpRejection } from '../reject.js'
@@ -14,11 +15,24 @@ export function route(ctx: PacketContext, services: PacketServices): RouteChoice
   return services.routes.choose(destination, ctx.from.id, ctx.prepare.amount)
 }
 
-/** The amount the next hop receives (one to one until exchange rates exist), within its packet limit. */
-export function outgoingAmount(ctx: PacketContext, hop: AccountConfig): string {
+/**
+ * The amount the next hop receives: the incoming amount converted at the rate
+ * between the two accounts' assets (rates.ts, precomputed: no Redis, a few
+ * BigInt operations), rounded down, within the next hop's packet limit.
+ * F02 no rate between the codes; F08 above the next hop's maxPacketAmount
+ * (data: the incoming amount and the limit in incoming units, rounded down);
+ * R01 when a non-zero amount converts to zero.
+ */
+export function outgoingAmount(ctx: PacketContext, hop: AccountConfig, services: Pick<PacketServices, 'rates'>): string {
   const amount = ctx.prepare.amount
-  if (hop.maxPacketAmount !== undefined && BigInt(amount) > BigInt(hop.maxPacketAmount)) {
-    throw new IlpRejection('F08', 'packet amount exceeds the next hop maximum', amountTooLargeData(amount, hop.maxPacketAmount))
+  const rate = services.rates.between(ctx.from, hop)
+  // the usual case, same asset and no limit: the amount passes as it came
+  if (rate?.identity === true && hop.maxPacketAmount === undefined) return amount
+  const result = convertForHop(BigInt(amount), rate, ctx.from, hop)
+  if (result.ok) return result.amount.toString()
+  const { failure } = result
+  if (failure.code === 'F08') {
+    throw new IlpRejection('F08', failure.message, amountTooLargeData(failure.received.toString(), failure.maximum.toString()))
   }
-  return amount
+  throw new IlpRejection(failure.code, failure.message)
 }

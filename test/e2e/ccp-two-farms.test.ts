@@ -1,0 +1,148 @@
+import { type Connection, createConnection, createServer, type DataAndMoneyStream, type Server } from 'ilp-protocol-stream'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import '../../src/client/stream-compat.js'
+import { account, adminGet, balanceOf, startTestFarm, type TestFarm } from '../helpers/farm.js'
+import { createPlugin, freePort, type TestPlugin } from '../helpers/plugin-http.js'
+import { startTestRedis, type TestRedis } from '../helpers/redis.js'
+
+/**
+ * Two farms, each with its own Redis, peered with each other over
+ * ILP-over-HTTP with route announcements both ways and no static route to
+ * each other: each learns the other's address (its children behind it), and
+ * a STREAM payment from a child of A to a child of B crosses both.
+ */
+
+const INTERVAL = 300
+
+let redisA: TestRedis
+let redisB: TestRedis
+let farmA: TestFarm
+let farmB: TestFarm
+const plugins: TestPlugin[] = []
+let server: Server | undefined
+let connection: Connection | undefined
+let alicePort = 0
+let bobPort = 0
+
+beforeAll(async () => {
+  redisA = await startTestRedis()
+  redisB = await startTestRedis()
+  const [portA, portB] = [await freePort(), await freePort()]
+  alicePort = await freePort()
+  bobPort = await freePort()
+  const routing = { broadcastIntervalMs: INTERVAL }
+  farmA = await startTestFarm(
+    redisA.url,
+    [
+      account('alice', { minBalance: '-5000000', outgoing: { url: `http://127.0.0.1:${alicePort}/`, token: 'farm-to-alice' } }),
+      account('farmb', {
+        relation: 'peer',
+        incoming: { token: 'b-to-a' },
+        outgoing: { url: `http://127.0.0.1:${portB}/accounts/farma/ilp`, token: 'a-to-b' },
+        sendRoutes: true,
+        receiveRoutes: true,
+      }),
+    ],
+    { ilpAddress: 'test.farma', http: { host: '127.0.0.1', port: portA }, routing },
+  )
+  farmB = await startTestFarm(
+    redisB.url,
+    [
+      account('bob', { outgoing: { url: `http://127.0.0.1:${bobPort}/`, token: 'farm-to-bob' } }),
+      account('farma', {
+        relation: 'peer',
+        minBalance: '-5000000',
+        incoming: { token: 'a-to-b' },
+        outgoing: { url: `http://127.0.0.1:${portA}/accounts/farmb/ilp`, token: 'b-to-a' },
+        sendRoutes: true,
+        receiveRoutes: true,
+      }),
+    ],
+    { ilpAddress: 'test.farmb', http: { host: '127.0.0.1', port: portB }, routing },
+  )
+})
+
+afterAll(async () => {
+  await connection?.destroy().catch(() => undefined)
+  await server?.close().catch(() => undefined)
+  await farmA?.close()
+  await farmB?.close()
+  await Promise.allSettled(plugins.map((p) => p.close()))
+  await redisA?.close()
+  await redisB?.close()
+})
+
+async function eventually(check: () => boolean, withinMs: number): Promise<void> {
+  const start = Date.now()
+  while (!check()) {
+    if (Date.now() - start > withinMs) throw new Error(`not within ${withinMs} ms`)
+    await new Promise((r) => setTimeout(r, 25))
+  }
+}
+
+function learned(farm: TestFarm, prefix: string, via: string): boolean {
+  const entry = farm.worker.services.routes.table.get(prefix)
+  return entry?.candidates.some((c) => c.accountId === via && c.info.source === 'learned') === true
+}
+
+async function allBalances(farm: TestFarm): Promise<Record<string, string>> {
+  const { json } = await adminGet<Array<{ id: string; balance: string }>>(farm.url, '/admin/accounts')
+  return Object.fromEntries(json.map((a) => [a.id, a.balance]))
+}
+
+describe('two farms learn each other by CCP', () => {
+  it('learns the other farm (and so its children) and nothing else, with no static route', async () => {
+    await eventually(() => learned(farmA, 'test.farmb', 'farmb') && learned(farmB, 'test.farma', 'farma'), 10_000)
+    expect(farmA.config.routes).toEqual([])
+    expect(farmA.config.accounts.flatMap((a) => a.routes)).toEqual([])
+    expect(farmB.config.accounts.flatMap((a) => a.routes)).toEqual([])
+    const candidate = farmA.worker.services.routes.table.get('test.farmb')!.candidates[0]!
+    expect(candidate.info.path).toEqual(['test.farmb'])
+    // its own routes coming back through the other farm are loops: dropped
+    expect(farmA.worker.services.routes.table.get('test.farma')).toBeUndefined()
+    expect(farmA.worker.services.routes.table.get('test.farma.alice')?.candidates.map((c) => c.info.source)).toEqual(['static'])
+  })
+
+  it('a STREAM payment from a child of A reaches a child of B, balances exact on both sides', async () => {
+    const alice = createPlugin({ port: alicePort, farmUrl: farmA.url, accountId: 'alice', outgoingToken: 'alice-token', incomingToken: 'farm-to-alice' })
+    const bob = createPlugin({ port: bobPort, farmUrl: farmB.url, accountId: 'bob', outgoingToken: 'bob-token', incomingToken: 'farm-to-bob' })
+    plugins.push(alice, bob)
+    server = await createServer({ plugin: bob.plugin })
+    let received = 0n
+    const accepted = server.acceptConnection().then((conn) => {
+      conn.on('stream', (stream: DataAndMoneyStream) => {
+        stream.setReceiveMax(Infinity)
+        stream.on('money', (amount: string) => {
+          received += BigInt(amount)
+        })
+      })
+      return conn
+    })
+    const { destinationAccount, sharedSecret } = server.generateAddressAndSecret()
+    expect(destinationAccount.startsWith('test.farmb.bob.')).toBe(true)
+    connection = await createConnection({ plugin: alice.plugin, destinationAccount, sharedSecret })
+    expect(connection.sourceAccount).toBe('test.farma.alice')
+    const stream = connection.createStream()
+    await stream.sendTotal(750_000, { timeout: 15_000 })
+    expect(stream.totalSent).toBe('750000')
+    expect(received).toBe(750_000n)
+    await accepted
+    await server.close()
+    await connection.end()
+    await alice.close()
+    await bob.close()
+
+    // every packet went through the learned routes: A → farm B → bob
+    const paid = alice.sent.filter((p) => p.result === 'fulfill' && p.destination !== 'peer.config')
+    expect(paid.length).toBeGreaterThan(0)
+    expect(paid.every((p) => p.destination.startsWith('test.farmb.bob.'))).toBe(true)
+    expect(await balanceOf(farmA.url, 'alice')).toBe('-750000')
+    expect(await balanceOf(farmA.url, 'farmb')).toBe('750000') // farm A owes farm B
+    expect(await balanceOf(farmB.url, 'farma')).toBe('-750000') // farm A owes farm B, seen from B
+    expect(await balanceOf(farmB.url, 'bob')).toBe('750000')
+    for (const farm of [farmA, farmB]) {
+      expect((await adminGet<unknown[]>(farm.url, '/admin/hotset')).json).toEqual([])
+      expect(Object.values(await allBalances(farm)).reduce((s, b) => s + BigInt(b), 0n)).toBe(0n)
+    }
+  })
+})
