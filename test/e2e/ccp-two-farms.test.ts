@@ -1,7 +1,8 @@
-import { type Connection, createConnection, createServer, type DataAndMoneyStream, type Server } from 'ilp-protocol-stream'
+import { type Connection, createConnection, type Server } from 'ilp-protocol-stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import '../../src/client/stream-compat.js'
 import { account, adminGet, balanceOf, startTestFarm, type TestFarm } from '../helpers/farm.js'
+import { startStreamReceiver } from '../helpers/stream.js'
 import { createPlugin, freePort, type TestPlugin } from '../helpers/plugin-http.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis.js'
 
@@ -107,25 +108,16 @@ describe('two farms learn each other by CCP', () => {
     const alice = createPlugin({ port: alicePort, farmUrl: farmA.url, accountId: 'alice', outgoingToken: 'alice-token', incomingToken: 'farm-to-alice' })
     const bob = createPlugin({ port: bobPort, farmUrl: farmB.url, accountId: 'bob', outgoingToken: 'bob-token', incomingToken: 'farm-to-bob' })
     plugins.push(alice, bob)
-    server = await createServer({ plugin: bob.plugin })
-    let received = 0n
-    const accepted = server.acceptConnection().then((conn) => {
-      conn.on('stream', (stream: DataAndMoneyStream) => {
-        stream.setReceiveMax(Infinity)
-        stream.on('money', (amount: string) => {
-          received += BigInt(amount)
-        })
-      })
-      return conn
-    })
-    const { destinationAccount, sharedSecret } = server.generateAddressAndSecret()
+    const receiver = await startStreamReceiver(bob.plugin)
+    server = receiver.server
+    const { accepted, destinationAccount, sharedSecret } = receiver
     expect(destinationAccount.startsWith('test.farmb.bob.')).toBe(true)
     connection = await createConnection({ plugin: alice.plugin, destinationAccount, sharedSecret })
     expect(connection.sourceAccount).toBe('test.farma.alice')
     const stream = connection.createStream()
     await stream.sendTotal(750_000, { timeout: 15_000 })
     expect(stream.totalSent).toBe('750000')
-    expect(received).toBe(750_000n)
+    expect(receiver.received()).toBe(750_000n)
     await accepted
     await server.close()
     await connection.end()

@@ -1,8 +1,9 @@
 import { createRequire } from 'node:module'
-import { type Connection, createConnection, createServer, type DataAndMoneyStream, type Server } from 'ilp-protocol-stream'
+import { type Connection, createConnection, type Server } from 'ilp-protocol-stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import '../../src/client/stream-compat.js'
 import { account, adminGet, balanceOf, FARM_ADDRESS, startTestFarm, type TestFarm } from '../helpers/farm.js'
+import { startStreamReceiver } from '../helpers/stream.js'
 import { createPlugin, freePort, PluginHttp, type TestPlugin } from '../helpers/plugin-http.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis.js'
 
@@ -139,19 +140,9 @@ function farmChild(id: 'bob' | 'carol'): TestPlugin {
 
 /** STREAM: `amount` from the sender plugin to a server on the receiver plugin; returns what the receiver counted and the addresses. */
 async function pay(sender: TestPlugin, receiver: TestPlugin, amount: number): Promise<{ received: bigint; from: string; to: string }> {
-  const server = await createServer({ plugin: receiver.plugin })
+  const streamReceiver = await startStreamReceiver(receiver.plugin)
+  const { server, accepted, destinationAccount, sharedSecret } = streamReceiver
   servers.push(server)
-  let received = 0n
-  const accepted = server.acceptConnection().then((conn) => {
-    conn.on('stream', (stream: DataAndMoneyStream) => {
-      stream.setReceiveMax(Infinity)
-      stream.on('money', (a: string) => {
-        received += BigInt(a)
-      })
-    })
-    return conn
-  })
-  const { destinationAccount, sharedSecret } = server.generateAddressAndSecret()
   // ilp-connector knows the farm's prefix only once an update of ours reached it: retry the handshake (no money) until then
   const start = Date.now()
   let connection: Connection | undefined
@@ -170,7 +161,7 @@ async function pay(sender: TestPlugin, receiver: TestPlugin, amount: number): Pr
   await accepted
   await server.close()
   await connection.end()
-  return { received, from: connection.sourceAccount, to: destinationAccount }
+  return { received: streamReceiver.received(), from: connection.sourceAccount, to: destinationAccount }
 }
 
 describe('interop with ilp-connector 23 (CCP over ilp-plugin-http)', () => {

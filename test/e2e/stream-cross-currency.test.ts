@@ -1,6 +1,7 @@
-import { type Connection, createConnection, createServer, type DataAndMoneyStream, type Server } from 'ilp-protocol-stream'
+import { type Connection, createConnection, type Server } from 'ilp-protocol-stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { account, adminGet, balanceOf, startTestFarm, type TestFarm } from '../helpers/farm.js'
+import { startStreamReceiver } from '../helpers/stream.js'
 import { createPlugin, freePort, type TestPlugin } from '../helpers/plugin-http.js'
 import '../../src/client/stream-compat.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis.js'
@@ -56,18 +57,9 @@ describe('STREAM across currencies', () => {
     }
     const payer = plugin('payer')
     const payee = plugin('payee')
-    server = await createServer({ plugin: payee.plugin })
-    let received = 0n
-    const accepted = server.acceptConnection().then((conn) => {
-      conn.on('stream', (stream: DataAndMoneyStream) => {
-        stream.setReceiveMax(Infinity)
-        stream.on('money', (amount: string) => {
-          received += BigInt(amount)
-        })
-      })
-      return conn
-    })
-    const { destinationAccount, sharedSecret } = server.generateAddressAndSecret()
+    const receiver = await startStreamReceiver(payee.plugin)
+    server = receiver.server
+    const { accepted, destinationAccount, sharedSecret } = receiver
     connection = await createConnection({ plugin: payer.plugin, destinationAccount, sharedSecret })
     const stream = connection.createStream()
     await stream.sendTotal(1_000_000, { timeout: 15_000 })
@@ -81,13 +73,13 @@ describe('STREAM across currencies', () => {
     expect(paid.length).toBeGreaterThanOrEqual(10) // the 100000 limit, learnt from F08
     expect(paid.reduce((sum, p) => sum + BigInt(p.amount), 0n)).toBe(1_000_000n)
     const converted = paid.reduce((sum, p) => sum + (BigInt(p.amount) * NUM) / DEN, 0n)
-    expect(received).toBe(converted)
+    expect(receiver.received()).toBe(converted)
     // about 924,074 micro-EUR; each packet loses less than one unit to rounding
     expect(converted).toBeLessThanOrEqual((1_000_000n * NUM) / DEN)
     expect(converted).toBeGreaterThan((1_000_000n * NUM) / DEN - BigInt(paid.length))
 
     expect(await balanceOf(farm.url, 'payer')).toBe('-1000000')
-    expect(await balanceOf(farm.url, 'payee')).toBe(received.toString())
+    expect(await balanceOf(farm.url, 'payee')).toBe(receiver.received().toString())
     expect((await adminGet<unknown[]>(farm.url, '/admin/hotset')).json).toEqual([])
   })
 })

@@ -1,7 +1,8 @@
-import { type Connection, createConnection, createServer, type DataAndMoneyStream, type Server } from 'ilp-protocol-stream'
+import { type Connection, createConnection, type DataAndMoneyStream, type Server } from 'ilp-protocol-stream'
 import { Reader } from 'oer-utils'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { account, adminGet, balanceOf, FARM_ADDRESS, startTestFarm, type TestFarm } from '../helpers/farm.js'
+import { startStreamReceiver } from '../helpers/stream.js'
 import { createPlugin, freePort, type SentPacket, type TestPlugin } from '../helpers/plugin-http.js'
 import '../../src/client/stream-compat.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis.js'
@@ -77,19 +78,9 @@ async function openPayment(from: Id, to: Id): Promise<Payment> {
   const senderPlugin = plugin(from)
   const receiverPlugin = plugin(to)
 
-  const server = await createServer({ plugin: receiverPlugin.plugin })
+  const receiver = await startStreamReceiver(receiverPlugin.plugin)
+  const { server, accepted, destinationAccount, sharedSecret } = receiver
   servers.push(server)
-  let received = 0n
-  const accepted = server.acceptConnection().then((conn) => {
-    conn.on('stream', (stream: DataAndMoneyStream) => {
-      stream.setReceiveMax(Infinity)
-      stream.on('money', (amount: string) => {
-        received += BigInt(amount)
-      })
-    })
-    return conn
-  })
-  const { destinationAccount, sharedSecret } = server.generateAddressAndSecret()
   expect(destinationAccount.startsWith(`${FARM_ADDRESS}.${to}.`)).toBe(true)
 
   const connection = await createConnection({ plugin: senderPlugin.plugin, destinationAccount, sharedSecret })
@@ -98,7 +89,7 @@ async function openPayment(from: Id, to: Id): Promise<Payment> {
   const sender = connection.createStream()
 
   return {
-    received: () => received,
+    received: receiver.received,
     sender,
     packets: senderPlugin.sent,
     connection,
