@@ -16,7 +16,7 @@ export interface CallbackJob {
 }
 
 /**
- * delivered: a 2xx. refused: any other status below 500 (4xx: the caller does
+ * delivered: a 2xx. refused: another status below 500 (4xx: the caller does
  * not want it; never retried). gave-up: 5xx or no answer until the deadline.
  * closed: the worker closed first.
  */

@@ -36,7 +36,7 @@ export interface Worker {
   readonly coordinator: Coordinator
   /** Inbound async ILP-over-HTTP; `rejectSweptAsyncPacket` is the sweeper's refund hook for it. */
   readonly asyncInbound: AsyncInbound
-  /** Listens on the configured host and port (port 0: any free port); returns the base URL. */
+  /** Listens on the configured host and port (port 0: a free port); returns the base URL. */
   listen(): Promise<string>
   close(): Promise<void>
 }
@@ -75,7 +75,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     publicUrl: config.http.publicUrl,
     sendsAsync,
   })
-  // route announcements (CCP): any worker answers peer.route.*, the leader announces (a leader duty, below)
+  // route announcements (CCP): every worker answers peer.route.*, the leader announces (a leader duty, below)
   const ccp = new RouteAnnouncer({ config, accounts, mapper: routes, redis, outgoing, bootId: ledger.bootId, log })
   const services: PacketServices = {
     ilpAddress: config.ilpAddress,
