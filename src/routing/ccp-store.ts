@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
+import { LuaScript } from '../store/lua-script.js'
 
 /** One way the farm can reach an advertised prefix: the next hop ('' = the farm itself), the path as announced, the auth (hex). */
 export interface AdvertisedRoute {
@@ -94,7 +95,7 @@ export class CcpStore {
 
   /** The table's id, epoch and secret, created on first use (HSETNX: the first leader's values stay). */
   async ensureTable(): Promise<TableMeta> {
-    const raw = (await this.redis.eval(ENSURE_TABLE, 1, this.tableKey, randomUUID(), randomBytes(32).toString('hex'))) as string[]
+    const raw = (await ENSURE_TABLE.run(this.redis, [this.tableKey], [randomUUID(), randomBytes(32).toString('hex')])) as string[]
     const meta = toRecord(raw)
     return { id: meta.id!, epoch: Number(meta.epoch ?? 0), secret: Buffer.from(meta.secret!, 'hex') }
   }
@@ -117,7 +118,7 @@ export class CcpStore {
   async writeAdvertised(bootId: string, fromEpoch: number, toEpoch: number, changes: ReadonlyArray<readonly [string, AdvertisedEntry]>): Promise<boolean> {
     const args: string[] = [bootId, String(fromEpoch), String(toEpoch)]
     for (const [prefix, entry] of changes) args.push(prefix, JSON.stringify(entry))
-    const ok = await this.redis.eval(WRITE_ADVERTISED, 3, this.tableKey, this.advKey, this.leaderKey, ...args)
+    const ok = await WRITE_ADVERTISED.run(this.redis, [this.tableKey, this.advKey, this.leaderKey], [...args])
     return Number(ok) === 1
   }
 
@@ -153,7 +154,7 @@ export class CcpStore {
 
   /** A route control was sent to the peer: its gap flag is cleared. */
   async controlSent(accountId: string): Promise<void> {
-    await this.redis.eval(CLEAR_NEEDS_CONTROL, 1, this.recvKey, accountId)
+    await CLEAR_NEEDS_CONTROL.run(this.redis, [this.recvKey], [accountId])
   }
 
   /**
@@ -169,21 +170,21 @@ export class CcpStore {
     update: { tableId: string; fromEpoch: number; toEpoch: number; holdDownMs: number; routes: readonly LearnedRoute[]; withdrawn: readonly string[] },
     now: number,
   ): Promise<{ result: UpdateResult; changed: number }> {
-    const reply = (await this.redis.eval(
-      APPLY_UPDATE,
-      2,
-      this.routesKey,
-      this.recvKey,
-      accountId,
-      update.tableId,
-      String(update.fromEpoch),
-      String(update.toEpoch),
-      String(update.holdDownMs),
-      String(now),
-      JSON.stringify(update.routes.map((r) => ({ p: r.prefix, path: r.path, auth: r.auth }))),
-      JSON.stringify(update.withdrawn),
-      this.channel,
-      String(PUBLISH_EACH_MAX),
+    const reply = (await APPLY_UPDATE.run(
+      this.redis,
+      [this.routesKey, this.recvKey],
+      [
+        accountId,
+        update.tableId,
+        String(update.fromEpoch),
+        String(update.toEpoch),
+        String(update.holdDownMs),
+        String(now),
+        JSON.stringify(update.routes.map((r) => ({ p: r.prefix, path: r.path, auth: r.auth }))),
+        JSON.stringify(update.withdrawn),
+        this.channel,
+        String(PUBLISH_EACH_MAX),
+      ],
     )) as [string, number]
     return { result: reply[0] as UpdateResult, changed: Number(reply[1]) }
   }
@@ -194,15 +195,10 @@ export class CcpStore {
    */
   async expire(candidates: ReadonlyArray<readonly [string, string]>, now: number): Promise<number> {
     if (candidates.length === 0) return 0
-    const removed = await this.redis.eval(
-      EXPIRE_LEARNED,
-      2,
-      this.routesKey,
-      this.recvKey,
-      String(now),
-      this.channel,
-      String(PUBLISH_EACH_MAX),
-      JSON.stringify(candidates),
+    const removed = await EXPIRE_LEARNED.run(
+      this.redis,
+      [this.routesKey, this.recvKey],
+      [String(now), this.channel, String(PUBLISH_EACH_MAX), JSON.stringify(candidates)],
     )
     return Number(removed)
   }
@@ -222,139 +218,9 @@ function parseJson(json: string): unknown {
   }
 }
 
-/** KEYS[1] table hash; ARGV: a fresh id, a fresh secret. */
-const ENSURE_TABLE = `
-redis.call('HSETNX', KEYS[1], 'id', ARGV[1])
-redis.call('HSETNX', KEYS[1], 'secret', ARGV[2])
-redis.call('HSETNX', KEYS[1], 'epoch', '0')
-return redis.call('HGETALL', KEYS[1])
-`
-
-/** KEYS: table, adv, leader; ARGV: bootId, fromEpoch, toEpoch, then prefix, entry JSON pairs. */
-const WRITE_ADVERTISED = `
-if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
-if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[2] then return 0 end
-for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
-redis.call('HSET', KEYS[1], 'epoch', ARGV[3])
-return 1
-`
-
-/** KEYS[1] recv hash; ARGV[1] account. */
-const CLEAR_NEEDS_CONTROL = `
-local raw = redis.call('HGET', KEYS[1], ARGV[1])
-if not raw then return 0 end
-local s = cjson.decode(raw)
-if not s.needsControl then return 0 end
-s.needsControl = nil
-redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(s))
-return 1
-`
-
-/** Shared: write a prefix's candidates back (none: delete the field). */
-const WRITE_PREFIX = `
-local function write_prefix(key, prefix, t)
-  if next(t) == nil then redis.call('HDEL', key, prefix) else redis.call('HSET', key, prefix, cjson.encode(t)) end
-end
-local function publish(channel, changed, max)
-  if #changed == 0 then return end
-  if #changed > max then redis.call('PUBLISH', channel, '*') return end
-  for _, p in ipairs(changed) do redis.call('PUBLISH', channel, p) end
-end
-`
-
-/**
- * KEYS: routes, recv. ARGV: account, tableId, fromEpoch, toEpoch, holdDownMs,
- * now, routes JSON [{p, path, auth}], withdrawn JSON [prefix], channel, max
- * prefixes published one by one. Returns {result, changed prefixes}.
- */
-const APPLY_UPDATE = `${WRITE_PREFIX}
-local peer = ARGV[1]
-local tableId = ARGV[2]
-local fromEpoch = tonumber(ARGV[3])
-local toEpoch = tonumber(ARGV[4])
-local holdDown = tonumber(ARGV[5])
-local now = tonumber(ARGV[6])
-local changed = {}
-local state = { tableId = '', epoch = 0, expiresAtMs = 0 }
-local raw = redis.call('HGET', KEYS[2], peer)
-if raw then state = cjson.decode(raw) end
-if state.tableId ~= tableId then
-  -- a new table (the peer restarted): forget what it told us before, its full table follows
-  local all = redis.call('HGETALL', KEYS[1])
-  for i = 1, #all, 2 do
-    local t = cjson.decode(all[i + 1])
-    if t[peer] ~= nil and t[peer].source == 'learned' then
-      t[peer] = nil
-      write_prefix(KEYS[1], all[i], t)
-      table.insert(changed, all[i])
-    end
-  end
-  state.tableId = tableId
-  state.epoch = 0
-end
--- the peer's latest word: its routes stay until now + the hold-down it just gave (each route also keeps its own)
-state.expiresAtMs = now + holdDown
-local result = 'applied'
-if fromEpoch > state.epoch then
-  result = 'gap'
-  state.needsControl = true
-elseif toEpoch < state.epoch then
-  result = 'old'
-else
-  for _, prefix in ipairs(cjson.decode(ARGV[8])) do
-    local current = redis.call('HGET', KEYS[1], prefix)
-    if current then
-      local t = cjson.decode(current)
-      if t[peer] ~= nil and t[peer].source == 'learned' then
-        t[peer] = nil
-        write_prefix(KEYS[1], prefix, t)
-        table.insert(changed, prefix)
-      end
-    end
-  end
-  for _, route in ipairs(cjson.decode(ARGV[7])) do
-    local current = redis.call('HGET', KEYS[1], route.p)
-    local t = {}
-    if current then t = cjson.decode(current) end
-    local old = t[peer]
-    if old == nil or old.source == 'learned' then
-      local newPath = cjson.encode(route.path)
-      if old == nil or cjson.encode(old.path or {}) ~= newPath or old.auth ~= route.auth then table.insert(changed, route.p) end
-      t[peer] = { source = 'learned', path = route.path, auth = route.auth, expiresAtMs = now + holdDown }
-      write_prefix(KEYS[1], route.p, t)
-    end
-  end
-  state.epoch = toEpoch
-end
-redis.call('HSET', KEYS[2], peer, cjson.encode(state))
-publish(ARGV[9], changed, tonumber(ARGV[10]))
-return { result, #changed }
-`
-
-/** KEYS: routes, recv. ARGV: now, channel, max published one by one, JSON [[prefix, account], ...]. */
-const EXPIRE_LEARNED = `${WRITE_PREFIX}
-local now = tonumber(ARGV[1])
-local changed = {}
-local peerExpiry = {}
-for _, pair in ipairs(cjson.decode(ARGV[4])) do
-  local prefix, peer = pair[1], pair[2]
-  if peerExpiry[peer] == nil then
-    local raw = redis.call('HGET', KEYS[2], peer)
-    peerExpiry[peer] = raw and (tonumber(cjson.decode(raw).expiresAtMs) or 0) or 0
-  end
-  if peerExpiry[peer] <= now then
-    local current = redis.call('HGET', KEYS[1], prefix)
-    if current then
-      local t = cjson.decode(current)
-      local c = t[peer]
-      if c ~= nil and c.source == 'learned' and (tonumber(c.expiresAtMs) or 0) <= now then
-        t[peer] = nil
-        write_prefix(KEYS[1], prefix, t)
-        table.insert(changed, prefix)
-      end
-    end
-  end
-end
-publish(ARGV[2], changed, tonumber(ARGV[3]))
-return #changed
-`
+/** The route scripts (lua/routing/): every change of the shared table is one atomic script. */
+const ENSURE_TABLE = new LuaScript('routing/ccp-ensure-table.lua')
+const WRITE_ADVERTISED = new LuaScript('routing/ccp-write-advertised.lua')
+const CLEAR_NEEDS_CONTROL = new LuaScript('routing/ccp-clear-needs-control.lua')
+const APPLY_UPDATE = new LuaScript('routing/ccp-apply-update.lua', ['routing/lib/routes.lua'])
+const EXPIRE_LEARNED = new LuaScript('routing/ccp-expire-learned.lua', ['routing/lib/routes.lua'])

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis'
+import { LuaScript } from '../store/lua-script.js'
 import type { CandidateInfo } from './routing-table.js'
 
 /**
@@ -48,12 +49,12 @@ export class RouteStore {
 
   /** Adds or replaces one candidate and tells every worker. */
   async put(prefix: string, accountId: string, info: CandidateInfo): Promise<void> {
-    await this.redis.eval(CHANGE_CANDIDATE, 1, this.routesKey, prefix, accountId, JSON.stringify(info), this.channel)
+    await CHANGE_CANDIDATE.run(this.redis, [this.routesKey], [prefix, accountId, JSON.stringify(info), this.channel])
   }
 
   /** Removes one candidate (or, without `accountId`, every static candidate of the prefix); false if there was none. */
   async remove(prefix: string, accountId: string | undefined): Promise<boolean> {
-    const removed = await this.redis.eval(CHANGE_CANDIDATE, 1, this.routesKey, prefix, accountId ?? '', '', this.channel)
+    const removed = await CHANGE_CANDIDATE.run(this.redis, [this.routesKey], [prefix, accountId ?? '', '', this.channel])
     return Number(removed) > 0
   }
 
@@ -66,7 +67,7 @@ export class RouteStore {
   async applyConfig(routes: ReadonlyMap<string, ReadonlySet<string>>): Promise<void> {
     const want: Record<string, string[]> = {}
     for (const [prefix, accounts] of routes) want[prefix] = [...accounts]
-    await this.redis.eval(APPLY_CONFIG, 1, this.routesKey, JSON.stringify(want), this.channel)
+    await APPLY_CONFIG.run(this.redis, [this.routesKey], [JSON.stringify(want), this.channel])
   }
 
   /** Adds this worker's counts to the farm-wide ones, then reads back `fields` (HINCRBY… then HMGET, one pipeline). */
@@ -114,77 +115,5 @@ function parseCandidates(json: string): Map<string, CandidateInfo> {
   return out
 }
 
-/**
- * KEYS[1] routes hash; ARGV: prefix, account ('' with no info: every static
- * candidate), info JSON ('' to remove), channel. Returns how many candidates
- * were added or removed (a replaced one counts 0).
- */
-const CHANGE_CANDIDATE = `
-local current = redis.call('HGET', KEYS[1], ARGV[1])
-local t = {}
-if current then t = cjson.decode(current) end
-local changed = 0
-if ARGV[3] ~= '' then
-  if t[ARGV[2]] == nil then changed = 1 end
-  t[ARGV[2]] = cjson.decode(ARGV[3])
-elseif ARGV[2] ~= '' then
-  if t[ARGV[2]] ~= nil then changed = 1 end
-  t[ARGV[2]] = nil
-else
-  for account, info in pairs(t) do
-    if info.source == 'static' then
-      t[account] = nil
-      changed = changed + 1
-    end
-  end
-end
-if next(t) == nil then
-  redis.call('HDEL', KEYS[1], ARGV[1])
-else
-  redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(t))
-end
-redis.call('PUBLISH', ARGV[4], ARGV[1])
-return changed
-`
-
-/** KEYS[1] routes hash; ARGV: JSON {prefix: [accounts]} of the config, channel. */
-const APPLY_CONFIG = `
-local want = cjson.decode(ARGV[1])
-local changed = false
-local all = redis.call('HGETALL', KEYS[1])
-local seen = {}
-for i = 1, #all, 2 do
-  local prefix = all[i]
-  local t = cjson.decode(all[i + 1])
-  local dirty = false
-  local keep = {}
-  if want[prefix] then for _, a in ipairs(want[prefix]) do keep[a] = true end end
-  for account, info in pairs(t) do
-    if info.addedBy == 'config' and not keep[account] then
-      t[account] = nil
-      dirty = true
-    end
-  end
-  for account in pairs(keep) do
-    if t[account] == nil or t[account].source ~= 'static' then
-      t[account] = { source = 'static', addedBy = 'config' }
-      dirty = true
-    end
-  end
-  seen[prefix] = true
-  if dirty then
-    changed = true
-    if next(t) == nil then redis.call('HDEL', KEYS[1], prefix) else redis.call('HSET', KEYS[1], prefix, cjson.encode(t)) end
-  end
-end
-for prefix, accounts in pairs(want) do
-  if not seen[prefix] and #accounts > 0 then
-    local t = {}
-    for _, a in ipairs(accounts) do t[a] = { source = 'static', addedBy = 'config' } end
-    redis.call('HSET', KEYS[1], prefix, cjson.encode(t))
-    changed = true
-  end
-end
-if changed then redis.call('PUBLISH', ARGV[2], '*') end
-return changed and 1 or 0
-`
+const CHANGE_CANDIDATE = new LuaScript('routing/change-candidate.lua')
+const APPLY_CONFIG = new LuaScript('routing/apply-config.lua')

@@ -1,9 +1,6 @@
-import { createHash } from 'node:crypto'
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import type { Redis } from 'ioredis'
-import { packageRoot } from '../util/package-root.js'
 import type { Keys } from './keys.js'
+import { LuaScript } from './lua-script.js'
 
 /** What a worker writes in its heartbeat key (JSON). */
 export interface WorkerHeartbeat {
@@ -24,28 +21,9 @@ export interface LiveWorker extends WorkerHeartbeat {
   heartbeatAgeMs: number
 }
 
-/** A Lua script run with EVALSHA, and EVAL once if Redis does not have it (restarted, SCRIPT FLUSH). */
-class Script {
-  private readonly lua: string
-  private readonly sha: string
-
-  constructor(file: string) {
-    this.lua = readFileSync(join(packageRoot(), 'lua', 'coordination', file), 'utf8')
-    this.sha = createHash('sha1').update(this.lua).digest('hex')
-  }
-
-  async run(redis: Redis, keys: string[], args: Array<string | number>): Promise<unknown> {
-    try {
-      return await redis.evalsha(this.sha, keys.length, ...keys, ...args)
-    } catch (err) {
-      if (!/NOSCRIPT/.test((err as Error).message)) throw err
-      return redis.eval(this.lua, keys.length, ...keys, ...args)
-    }
-  }
-}
-
-let scripts: { heartbeat: Script; lease: Script } | undefined
-const loadScripts = () => (scripts ??= { heartbeat: new Script('heartbeat.lua'), lease: new Script('lease.lua') })
+let scripts: { heartbeat: LuaScript; lease: LuaScript } | undefined
+const loadScripts = () =>
+  (scripts ??= { heartbeat: new LuaScript('coordination/heartbeat.lua'), lease: new LuaScript('coordination/lease.lua') })
 
 function parseHeartbeat(value: string | null): WorkerHeartbeat | undefined {
   if (value === null) return undefined

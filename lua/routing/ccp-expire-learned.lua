@@ -1,0 +1,25 @@
+-- KEYS: routes, recv. ARGV: now, channel, max published one by one, JSON [[prefix, account], ...].
+local now = tonumber(ARGV[1])
+local changed = {}
+local peerExpiry = {}
+for _, pair in ipairs(cjson.decode(ARGV[4])) do
+  local prefix, peer = pair[1], pair[2]
+  if peerExpiry[peer] == nil then
+    local raw = redis.call('HGET', KEYS[2], peer)
+    peerExpiry[peer] = raw and (tonumber(cjson.decode(raw).expiresAtMs) or 0) or 0
+  end
+  if peerExpiry[peer] <= now then
+    local current = redis.call('HGET', KEYS[1], prefix)
+    if current then
+      local t = cjson.decode(current)
+      local c = t[peer]
+      if c ~= nil and c.source == 'learned' and (tonumber(c.expiresAtMs) or 0) <= now then
+        t[peer] = nil
+        write_prefix(KEYS[1], prefix, t)
+        table.insert(changed, prefix)
+      end
+    end
+  end
+end
+publish(ARGV[2], changed, tonumber(ARGV[3]))
+return #changed
