@@ -6,6 +6,7 @@ import type { AsyncInbound } from '../async/inbound.js'
 import type { PacketServices } from '../packet/context.js'
 import { adminApi } from './admin.js'
 import { ilpOverHttp } from './ilp-over-http.js'
+import { jsonRpc } from './rpc.js'
 
 export interface ServerDeps {
   services: PacketServices
@@ -18,7 +19,7 @@ export interface ServerDeps {
   logger: Logger
 }
 
-/** One worker's HTTP surface: ILP-over-HTTP, admin, health. */
+/** One worker's HTTP surface: ILP-over-HTTP, JSON-RPC, admin, health. */
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const https = deps.tls ? { cert: readFileSync(deps.tls.cert), key: readFileSync(deps.tls.key) } : null
   // fastify's types split HTTP and HTTPS instances; the routes below are the same for both
@@ -44,6 +45,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     done(null, payload)
   })
   await app.register(ilpOverHttp(deps.services, deps.asyncInbound))
+  await app.register(jsonRpc(deps.services))
   await app.register(adminApi({ adminToken: deps.adminToken, accounts: deps.services.accounts, ledger: deps.services.ledger, routes: deps.services.routes, rates: deps.services.rates }))
   app.get('/health', async (_request, reply) => {
     const redisUp = await deps.redis.ping().then(

@@ -1,0 +1,101 @@
+import type { AccountConfig } from '../config/schema.js'
+import type { PacketServices } from '../packet/context.js'
+import { type RpcMethod, rpcMethods } from './methods.js'
+import {
+  errorResponse,
+  INTERNAL_ERROR,
+  INVALID_REQUEST,
+  invalidParams,
+  METHOD_NOT_FOUND,
+  PARSE_ERROR,
+  RpcError,
+  type RpcId,
+  type RpcResponse,
+} from './protocol.js'
+
+/** Who is calling: the account its bearer token belongs to. Methods act on this account only. */
+export interface RpcContext {
+  readonly account: AccountConfig
+  readonly services: PacketServices
+}
+
+const methodsByName: ReadonlyMap<string, RpcMethod> = new Map(rpcMethods.map((m) => [m.name, m]))
+
+function isId(value: unknown): value is RpcId {
+  return value === null || typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value))
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+}
+
+/**
+ * One HTTP body: a request or a batch. Returns what to send back, or
+ * undefined when nothing is (a notification, or a batch of notifications).
+ */
+export async function dispatchBody(body: string, ctx: RpcContext): Promise<RpcResponse | RpcResponse[] | undefined> {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(body)
+  } catch {
+    return errorResponse(null, { code: PARSE_ERROR, message: 'Parse error: the body is not valid JSON' })
+  }
+  if (Array.isArray(parsed)) {
+    if (parsed.length === 0) return errorResponse(null, { code: INVALID_REQUEST, message: 'Invalid Request: empty batch' })
+    // the members of a batch run concurrently; the answers come in the order of the requests
+    const answers = await Promise.all(parsed.map((request) => dispatchOne(request, ctx)))
+    const sent = answers.filter((a): a is RpcResponse => a !== undefined)
+    return sent.length === 0 ? undefined : sent
+  }
+  return dispatchOne(parsed, ctx)
+}
+
+/** One request object: its response, or undefined for a notification (a request without an `id`). */
+export async function dispatchOne(request: unknown, ctx: RpcContext): Promise<RpcResponse | undefined> {
+  if (!isPlainObject(request)) return errorResponse(null, { code: INVALID_REQUEST, message: 'Invalid Request: not a JSON-RPC request object' })
+  const hasId = Object.prototype.hasOwnProperty.call(request, 'id')
+  const id = hasId && isId(request.id) ? request.id : null
+  if (request.jsonrpc !== '2.0') return errorResponse(id, { code: INVALID_REQUEST, message: 'Invalid Request: "jsonrpc" must be "2.0"' })
+  if (hasId && !isId(request.id)) return errorResponse(null, { code: INVALID_REQUEST, message: 'Invalid Request: "id" must be a string, a number or null' })
+  if (typeof request.method !== 'string') return errorResponse(id, { code: INVALID_REQUEST, message: 'Invalid Request: "method" must be a string' })
+  const params = request.params
+  if (params !== undefined && params !== null && typeof params !== 'object') {
+    return errorResponse(id, { code: INVALID_REQUEST, message: 'Invalid Request: "params" must be an object or an array' })
+  }
+
+  const method = methodsByName.get(request.method)
+  let answer: RpcResponse
+  if (method === undefined) {
+    answer = errorResponse(id, { code: METHOD_NOT_FOUND, message: `Method not found: ${request.method}` })
+  } else {
+    try {
+      answer = { jsonrpc: '2.0', id, result: await method.invoke(ctx, checkParams(method, params)) }
+    } catch (err) {
+      if (err instanceof RpcError) {
+        answer = errorResponse(id, err.toObject())
+      } else {
+        ctx.services.log.error({ err, method: method.name, account: ctx.account.id }, 'JSON-RPC method failed')
+        answer = errorResponse(id, { code: INTERNAL_ERROR, message: 'Internal error' })
+      }
+    }
+  }
+  return hasId ? answer : undefined
+}
+
+/** Named params only (an empty array or no params for a method without any); unknown names and missing required ones are -32602. */
+function checkParams(method: RpcMethod, params: unknown): Record<string, unknown> {
+  if (params === undefined || params === null) params = {}
+  if (Array.isArray(params)) {
+    if (params.length > 0) throw invalidParams('params must be given by name (an object)')
+    params = {}
+  }
+  const named = params as Record<string, unknown>
+  const known = new Set(method.params.map((p) => p.name))
+  for (const name of Object.keys(named)) {
+    if (!known.has(name)) throw invalidParams(`unknown param "${name}" (${method.name} takes ${method.params.length === 0 ? 'none' : [...known].join(', ')})`)
+  }
+  for (const p of method.params) {
+    if (p.required && named[p.name] === undefined) throw invalidParams(`"${p.name}" is required`)
+  }
+  return named
+}

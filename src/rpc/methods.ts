@@ -1,0 +1,232 @@
+import { deserializeIlpPacket, type IlpPrepare, serializeIlpPrepare, Type } from 'ilp-packet'
+import { handlePrepare } from '../packet/pipeline.js'
+import { quote, QuoteError, type QuoteRequest } from '../rates/quote.js'
+import { isValidIlpAddress } from '../util/address.js'
+import { isUInt64String } from '../util/amount.js'
+import type { RpcContext } from './dispatch.js'
+import { openRpcDocument } from './openrpc.js'
+import { ILP_ERROR, INTERNAL_ERROR, invalidParams, RpcError } from './protocol.js'
+
+/** A JSON Schema (as OpenRPC embeds it). */
+export type JsonSchema = Record<string, unknown>
+
+export interface ParamSpec {
+  readonly name: string
+  readonly required: boolean
+  readonly description: string
+  readonly schema: JsonSchema
+}
+
+/**
+ * One JSON-RPC method: what rpc.discover says about it and what it does.
+ * `invoke` gets named params already checked for unknown and missing names;
+ * it checks their values itself (throwing -32602) and throws RpcError for
+ * application errors.
+ */
+export interface RpcMethod {
+  readonly name: string
+  readonly summary: string
+  readonly params: readonly ParamSpec[]
+  readonly result: { readonly name: string; readonly schema: JsonSchema }
+  /** Application errors it can answer with (beyond the standard ones). */
+  readonly errors?: ReadonlyArray<{ code: number; message: string }>
+  invoke(ctx: RpcContext, params: Record<string, unknown>): Promise<unknown>
+}
+
+const decimal: JsonSchema = { type: 'string', pattern: '^-?[0-9]+$' }
+const uint64: JsonSchema = { type: 'string', pattern: '^[0-9]+$', description: 'a UInt64 as a decimal string' }
+const base64: JsonSchema = { type: 'string', contentEncoding: 'base64' }
+const ilpAddress: JsonSchema = { type: 'string', description: 'an ILP address (RFC 15)' }
+const asset: JsonSchema = { type: 'object', properties: { code: { type: 'string' }, scale: { type: 'integer' } } }
+const ILP_ERRORS = [{ code: ILP_ERROR, message: 'ILP error: data.ilpCode is the code a packet would get' }]
+
+const getBalance: RpcMethod = {
+  name: 'ilp_getBalance',
+  summary: "The calling account's balance and limits, in its base units.",
+  params: [],
+  result: {
+    name: 'balance',
+    schema: {
+      type: 'object',
+      required: ['balance', 'minBalance', 'maxBalance', 'maxPacketAmount'],
+      properties: {
+        balance: { ...decimal, description: 'settled balance plus what prepares in flight hold (what the limits are checked against)' },
+        minBalance: decimal,
+        maxBalance: { oneOf: [decimal, { type: 'null' }], description: 'null: no upper limit' },
+        maxPacketAmount: { oneOf: [uint64, { type: 'null' }], description: 'null: only UInt64' },
+      },
+    },
+  },
+  async invoke({ account, services }) {
+    const b = await services.ledger.balance(account.id)
+    return {
+      balance: b.balance,
+      minBalance: account.minBalance,
+      maxBalance: account.maxBalance ?? null,
+      maxPacketAmount: account.maxPacketAmount ?? null,
+    }
+  },
+}
+
+const getAccountInfo: RpcMethod = {
+  name: 'ilp_getAccountInfo',
+  summary: "The calling account's ILP address, asset code and scale (what ILDCP gives a child).",
+  params: [],
+  result: {
+    name: 'accountInfo',
+    schema: {
+      type: 'object',
+      required: ['accountId', 'relation', 'ilpAddress', 'connectorAddress', 'assetCode', 'assetScale'],
+      properties: {
+        accountId: { type: 'string' },
+        relation: { enum: ['parent', 'peer', 'child'] },
+        ilpAddress: { oneOf: [ilpAddress, { type: 'null' }], description: '<farm address>.<account id> for a child; null for a parent or peer (they have their own)' },
+        connectorAddress: { ...ilpAddress, description: "the farm's own address" },
+        assetCode: { type: 'string' },
+        assetScale: { type: 'integer' },
+      },
+    },
+  },
+  async invoke({ account, services }) {
+    return {
+      accountId: account.id,
+      relation: account.relation,
+      ilpAddress: account.relation === 'child' ? `${services.ilpAddress}.${account.id}` : null,
+      connectorAddress: services.ilpAddress,
+      assetCode: account.assetCode,
+      assetScale: account.assetScale,
+    }
+  },
+}
+
+const quoteMethod: RpcMethod = {
+  name: 'ilp_quote',
+  summary: 'A quote from the address mapper for one packet from the calling account: the other amount and the next hop.',
+  params: [
+    { name: 'destination', required: true, description: 'where the packet goes', schema: ilpAddress },
+    { name: 'sourceAmount', required: false, description: "in the caller's base units; give exactly one of sourceAmount and destinationAmount", schema: uint64 },
+    { name: 'destinationAmount', required: false, description: "in the next hop's base units", schema: uint64 },
+  ],
+  result: {
+    name: 'quote',
+    schema: {
+      type: 'object',
+      properties: {
+        sourceAmount: uint64,
+        destinationAmount: uint64,
+        nextHop: { type: 'string' },
+        prefix: { type: 'string' },
+        sourceAsset: asset,
+        destinationAsset: asset,
+        rate: { type: 'string' },
+        rateFraction: { type: 'object', properties: { numerator: { type: 'string' }, denominator: { type: 'string' } } },
+        policy: { type: 'string' },
+        liquidity: { type: 'object', properties: { headroom: { oneOf: [decimal, { type: 'null' }] }, sufficient: { type: 'boolean' } } },
+        maxPacketAmount: { oneOf: [uint64, { type: 'null' }] },
+      },
+    },
+  },
+  errors: ILP_ERRORS,
+  async invoke({ account, services }, params) {
+    const { destination, sourceAmount, destinationAmount } = params
+    if (typeof destination !== 'string' || !isValidIlpAddress(destination)) throw invalidParams('destination must be an ILP address (RFC 15)')
+    if ((sourceAmount === undefined) === (destinationAmount === undefined)) throw invalidParams('give exactly one of sourceAmount and destinationAmount')
+    const amount = sourceAmount ?? destinationAmount
+    if (typeof amount !== 'string' || !isUInt64String(amount)) {
+      throw invalidParams(`${sourceAmount === undefined ? 'destinationAmount' : 'sourceAmount'} must be a decimal string, a UInt64`)
+    }
+    const req: QuoteRequest = sourceAmount === undefined ? { from: account, destination, destinationAmount: amount } : { from: account, destination, sourceAmount: amount }
+    try {
+      return await quote(req, services)
+    } catch (err) {
+      if (err instanceof QuoteError) throw new RpcError(ILP_ERROR, err.message, err.code)
+      throw err
+    }
+  },
+}
+
+/** 32 bytes as 64 hex digits or as base64 (standard or url-safe), else undefined. */
+export function decodeCondition(value: string): Buffer | undefined {
+  if (/^[0-9a-fA-F]{64}$/.test(value)) return Buffer.from(value, 'hex')
+  if (/^[A-Za-z0-9+/_-]{43}=?$/.test(value)) {
+    const bytes = Buffer.from(value, 'base64')
+    if (bytes.length === 32) return bytes
+  }
+  return undefined
+}
+
+function decodeBase64(value: string): Buffer | undefined {
+  if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(value) || value.replace(/=+$/, '').length % 4 === 1) return undefined
+  return Buffer.from(value, 'base64')
+}
+
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/
+const MAX_DATA_BYTES = 32767
+
+const sendPrepare: RpcMethod = {
+  name: 'ilp_sendPrepare',
+  summary: 'Sends a Prepare from the calling account through the packet path (as ILP-over-HTTP does) and returns the Fulfill or Reject.',
+  params: [
+    { name: 'amount', required: true, description: "in the caller's base units", schema: uint64 },
+    { name: 'destination', required: true, description: 'where the packet goes', schema: ilpAddress },
+    { name: 'executionCondition', required: true, description: '32 bytes: 64 hex digits or base64', schema: { type: 'string' } },
+    { name: 'expiresAt', required: true, description: 'ISO 8601 timestamp with a time zone', schema: { type: 'string', format: 'date-time' } },
+    { name: 'data', required: false, description: 'at most 32767 bytes; default empty', schema: base64 },
+  ],
+  result: {
+    name: 'reply',
+    schema: {
+      oneOf: [
+        { type: 'object', required: ['type', 'fulfillment', 'data'], properties: { type: { const: 'fulfill' }, fulfillment: base64, data: base64 } },
+        {
+          type: 'object',
+          required: ['type', 'code', 'triggeredBy', 'message', 'data'],
+          properties: { type: { const: 'reject' }, code: { type: 'string' }, triggeredBy: { type: 'string' }, message: { type: 'string' }, data: base64 },
+        },
+      ],
+    },
+  },
+  async invoke({ account, services }, params) {
+    const prepare = prepareFrom(params)
+    const answer = deserializeIlpPacket(await handlePrepare(account, serializeIlpPrepare(prepare), undefined, services))
+    if (answer.type === Type.TYPE_ILP_FULFILL) {
+      return { type: 'fulfill', fulfillment: answer.data.fulfillment.toString('base64'), data: answer.data.data.toString('base64') }
+    }
+    if (answer.type === Type.TYPE_ILP_REJECT) {
+      const r = answer.data
+      return { type: 'reject', code: r.code, triggeredBy: r.triggeredBy, message: r.message, data: r.data.toString('base64') }
+    }
+    throw new RpcError(INTERNAL_ERROR, 'the packet path answered with neither a Fulfill nor a Reject')
+  },
+}
+
+function prepareFrom(params: Record<string, unknown>): IlpPrepare {
+  const { amount, destination, executionCondition, expiresAt, data } = params
+  if (typeof amount !== 'string' || !isUInt64String(amount)) throw invalidParams('amount must be a decimal string, a UInt64')
+  if (typeof destination !== 'string' || !isValidIlpAddress(destination)) throw invalidParams('destination must be an ILP address (RFC 15)')
+  const condition = typeof executionCondition === 'string' ? decodeCondition(executionCondition) : undefined
+  if (condition === undefined) throw invalidParams('executionCondition must be 32 bytes as 64 hex digits or base64')
+  const expiry = typeof expiresAt === 'string' && ISO_DATE.test(expiresAt) ? new Date(expiresAt) : undefined
+  if (expiry === undefined || Number.isNaN(expiry.getTime())) throw invalidParams('expiresAt must be an ISO 8601 timestamp such as 2030-01-01T00:00:00.000Z')
+  let bytes: Buffer = Buffer.alloc(0)
+  if (data !== undefined) {
+    const decoded = typeof data === 'string' ? decodeBase64(data) : undefined
+    if (decoded === undefined) throw invalidParams('data must be base64')
+    if (decoded.length > MAX_DATA_BYTES) throw invalidParams(`data must be at most ${MAX_DATA_BYTES} bytes`)
+    bytes = decoded
+  }
+  return { amount, destination, executionCondition: condition, expiresAt: expiry, data: bytes }
+}
+
+const discover: RpcMethod = {
+  name: 'rpc.discover',
+  summary: 'This service described as an OpenRPC document.',
+  params: [],
+  result: { name: 'openrpcDocument', schema: { $ref: 'https://raw.githubusercontent.com/open-rpc/meta-schema/master/schema.json' } },
+  async invoke() {
+    return openRpcDocument(rpcMethods)
+  },
+}
+
+/** Every method; rpc.discover describes exactly this table. */
+export const rpcMethods: readonly RpcMethod[] = [getBalance, getAccountInfo, quoteMethod, sendPrepare, discover]
