@@ -51,6 +51,8 @@ export async function startSupervisor(config: FarmConfig, say: Say): Promise<Sup
     throw new Error(`cannot reach Redis at ${redisUrl}: ${(err as Error).message}`)
   }
 
+  if (!config.http.tls) say('ilp-farm: warning: serving plain HTTP (no http.tls): account tokens, also those of /rpc, travel unencrypted; use it only locally')
+
   // http.port 0 (any free port) is chosen here once: a worker restarted after all of them had died
   // (the shared listening socket closes with the last one) must listen on the same port again.
   const workerConfig: FarmConfig =

@@ -13,6 +13,7 @@ import { Resolver } from '../packet/resolver.js'
 import { Rates } from '../rates/rates.js'
 import { AddressMapper } from '../routing/address-mapper.js'
 import { RouteAnnouncer } from '../routing/ccp.js'
+import { UserRpc } from '../rpc/user-rpc.js'
 import { Ledger, newBootId } from '../store/ledger.js'
 import { connectRedis } from '../store/redis.js'
 import { Coordinator } from './coordinator.js'
@@ -77,6 +78,9 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   })
   // route announcements (CCP): every worker answers peer.route.*, the leader announces (a leader duty, below)
   const ccp = new RouteAnnouncer({ config, accounts, mapper: routes, redis, outgoing, bootId: ledger.bootId, log })
+  // the users' own JSON-RPC URLs (issue 5): read from Redis now, re-read every second
+  const userRpc = new UserRpc(redis, ledger.keys, config.accounts.map((a) => a.id), log)
+  await userRpc.start()
   const services: PacketServices = {
     ilpAddress: config.ilpAddress,
     shard,
@@ -91,6 +95,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     resolver,
     requestIds: new RequestIds(redis, ledger.keys),
     asyncReplies,
+    userRpc,
     log,
   }
   const asyncInbound = new AsyncInbound(services, new CallbackSender(log))
@@ -127,6 +132,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
       if (unsettled > 0) log.warn({ unsettled }, 'closing with unsettled packets; the hotSet keeps them')
       await coordinator.stop() // crash safety: lease released, heartbeat deleted
       await outgoing.close()
+      await userRpc.close()
       redis.disconnect()
     },
   }

@@ -74,8 +74,8 @@ export class OutgoingClient {
 /** Largest answer body taken from a next hop (the inbound limit is 40000 bytes). */
 export const MAX_REPLY_BYTES = 64 * 1024
 
-/** One POST with a hard deadline; resolves with the body when the status is the expected one. */
-function post(
+/** One POST with a hard deadline; resolves with the body when the status is the expected one. Also used for user RPC URLs (src/rpc/user-rpc.ts). */
+export function post(
   pool: Pool,
   path: string,
   headers: Record<string, string>,

@@ -8,6 +8,7 @@ import type { Rates } from '../rates/rates.js'
 import type { AddressMapper } from '../routing/address-mapper.js'
 import type { RouteAnnouncer } from '../routing/ccp.js'
 import type { Candidate } from '../routing/routing-table.js'
+import type { UserRpc } from '../rpc/user-rpc.js'
 import type { Ledger } from '../store/ledger.js'
 import type { Resolver } from './resolver.js'
 
@@ -31,6 +32,8 @@ export interface PacketServices {
   readonly requestIds: RequestIds
   /** Outbound async ILP-over-HTTP: sends to `outgoing.mode: async` next hops and takes their callbacks. */
   readonly asyncReplies: AsyncReplies
+  /** The users' own JSON-RPC URLs (ilp_setRpcUrl) and delivery of prepares to them; absent: never used. */
+  readonly userRpc?: UserRpc
   readonly log: Logger
 }
 

@@ -1,4 +1,5 @@
 import { deserializeIlpPacket, type IlpPrepare, serializeIlpPrepare, Type } from 'ilp-packet'
+import { allowedCallbackPrefixes, callbackUrlAllowed } from '../async/callback-policy.js'
 import { handlePrepare } from '../packet/pipeline.js'
 import { quote, QuoteError, type QuoteRequest } from '../rates/quote.js'
 import { isValidIlpAddress } from '../util/address.js'
@@ -6,6 +7,7 @@ import { isUInt64String } from '../util/amount.js'
 import type { RpcContext } from './dispatch.js'
 import { openRpcDocument } from './openrpc.js'
 import { ILP_ERROR, INTERNAL_ERROR, invalidParams, RpcError } from './protocol.js'
+import { MAX_RPC_URL_LENGTH, parseRpcUrl } from './user-rpc.js'
 
 /** A JSON Schema (as OpenRPC embeds it). */
 export type JsonSchema = Record<string, unknown>
@@ -218,6 +220,54 @@ function prepareFrom(params: Record<string, unknown>): IlpPrepare {
   return { amount, destination, executionCondition: condition, expiresAt: expiry, data: bytes }
 }
 
+const rpcUrlResult = {
+  name: 'rpcUrl',
+  schema: {
+    type: 'object',
+    required: ['url'],
+    properties: { url: { oneOf: [{ type: 'string', format: 'uri' }, { type: 'null' }], description: 'null: none set, prepares go to the outgoing URL' } },
+  },
+}
+
+const setRpcUrl: RpcMethod = {
+  name: 'ilp_setRpcUrl',
+  summary:
+    "Registers (or with null, clears) the calling account's own JSON-RPC URL: prepares for the account then arrive there as ilp_receivePrepare calls instead of at its outgoing URL.",
+  params: [
+    {
+      name: 'url',
+      required: true,
+      description: `an http(s) URL without credentials, at most ${MAX_RPC_URL_LENGTH} characters; null clears it`,
+      schema: { oneOf: [{ type: 'string', format: 'uri' }, { type: 'null' }] },
+    },
+  ],
+  result: rpcUrlResult,
+  async invoke({ account, services }, params) {
+    const { url } = params
+    if (url !== null && (typeof url !== 'string' || parseRpcUrl(url) === undefined)) {
+      throw invalidParams(`url must be an http(s) URL without credentials, at most ${MAX_RPC_URL_LENGTH} characters, or null`)
+    }
+    // The farm only calls addresses the operator allows for the account: no request forgery towards internal services.
+    if (url !== null && !callbackUrlAllowed(account, parseRpcUrl(url)!.href)) {
+      throw invalidParams(`url is not allowed for this account: it must start with one of ${JSON.stringify(allowedCallbackPrefixes(account))} (incoming.callbackUrls)`)
+    }
+    if (services.userRpc === undefined) throw new RpcError(INTERNAL_ERROR, 'RPC URLs are not available on this worker')
+    await services.userRpc.set(account.id, url)
+    return { url }
+  },
+}
+
+const getRpcUrl: RpcMethod = {
+  name: 'ilp_getRpcUrl',
+  summary: "The calling account's own JSON-RPC URL, or null.",
+  params: [],
+  result: rpcUrlResult,
+  async invoke({ account, services }) {
+    if (services.userRpc === undefined) throw new RpcError(INTERNAL_ERROR, 'RPC URLs are not available on this worker')
+    return { url: await services.userRpc.get(account.id) }
+  },
+}
+
 const discover: RpcMethod = {
   name: 'rpc.discover',
   summary: 'This service described as an OpenRPC document.',
@@ -229,4 +279,4 @@ const discover: RpcMethod = {
 }
 
 /** Every method; rpc.discover describes exactly this table. */
-export const rpcMethods: readonly RpcMethod[] = [getBalance, getAccountInfo, quoteMethod, sendPrepare, discover]
+export const rpcMethods: readonly RpcMethod[] = [getBalance, getAccountInfo, quoteMethod, sendPrepare, setRpcUrl, getRpcUrl, discover]

@@ -2,6 +2,31 @@ import type { RpcMethod } from './methods.js'
 
 const VERSION = '0.1.0'
 
+const base64 = { type: 'string', contentEncoding: 'base64' }
+
+/** The method the farm calls on a user's RPC URL (docs/JSON-RPC.md), described as an OpenRPC method. */
+const RECEIVE_PREPARE = {
+  name: 'ilp_receivePrepare',
+  summary: "An incoming Prepare for the account, POSTed to its RPC URL with Bearer <the account's outgoing.token> when set; answer with the Fulfill or Reject.",
+  paramStructure: 'by-name',
+  params: [
+    { name: 'amount', required: true, schema: { type: 'string', pattern: '^[0-9]+$' } },
+    { name: 'destination', required: true, schema: { type: 'string' } },
+    { name: 'executionCondition', required: true, schema: base64 },
+    { name: 'expiresAt', required: true, schema: { type: 'string', format: 'date-time' } },
+    { name: 'data', required: true, schema: base64 },
+  ],
+  result: {
+    name: 'reply',
+    schema: {
+      oneOf: [
+        { type: 'object', required: ['type', 'fulfillment'], properties: { type: { const: 'fulfill' }, fulfillment: base64, data: base64 } },
+        { type: 'object', required: ['type', 'code'], properties: { type: { const: 'reject' }, code: { type: 'string' }, triggeredBy: { type: 'string' }, message: { type: 'string' }, data: base64 } },
+      ],
+    },
+  },
+}
+
 /** The OpenRPC 1.3 document for rpc.discover, built from the method table itself so it cannot drift from it. */
 export function openRpcDocument(methods: readonly RpcMethod[]): Record<string, unknown> {
   return {
@@ -20,5 +45,7 @@ export function openRpcDocument(methods: readonly RpcMethod[]): Record<string, u
       result: { name: m.result.name, schema: m.result.schema },
       ...(m.errors === undefined ? {} : { errors: m.errors.map((e) => ({ ...e })) }),
     })),
+    // not served here: what the farm calls on an account's own RPC URL (ilp_setRpcUrl)
+    'x-calls-to-user': [RECEIVE_PREPARE],
   }
 }

@@ -37,6 +37,15 @@ export class Keys {
   }
 
   /**
+   * The user's own JSON-RPC URL (issue 5, `ilp_setRpcUrl`): a string; absent
+   * when none is set. Incoming prepares for the account go there as
+   * `ilp_receivePrepare` calls. In the account's hash slot.
+   */
+  rpcUrl(accountId: string): string {
+    return `${this.prefix}{acct:${accountId}}:rpcUrl`
+  }
+
+  /**
    * An async prepare the farm sent and still waits for: `req:<requestId>` →
    * `<ownerId>|<nextHopAccount>|<expiresAtMs>|<hotSetField>`, expiring with the packet.
    */

@@ -24,8 +24,12 @@ export async function forward(ctx: RoutedPacket, services: PacketServices): Prom
   const outgoing = serializeIlpPrepare({ ...ctx.prepare, amount: ctx.outAmount, expiresAt: ctx.outExpiresAt })
   let reply: Buffer
   try {
+    // the next hop's own JSON-RPC URL (ilp_setRpcUrl), when set, takes the place of its outgoing URL; a cache lookup only
+    const rpcUrl = services.userRpc?.url(ctx.nextHop.id)
     reply =
-      ctx.nextHop.outgoing?.mode === 'async'
+      rpcUrl !== undefined && services.userRpc !== undefined
+        ? await services.userRpc.deliver(ctx.nextHop, rpcUrl, { ...ctx.prepare, amount: ctx.outAmount, expiresAt: ctx.outExpiresAt }, ctx.outExpiresAt.getTime() - Date.now())
+        : ctx.nextHop.outgoing?.mode === 'async'
         ? await services.asyncReplies.send(ctx.nextHop, outgoing, ctx.outExpiresAt.getTime(), Keys.hotSetField(ctx.from.id, ctx.packetId))
         : await services.outgoing.send(ctx.nextHop, outgoing, ctx.outExpiresAt.getTime() - Date.now())
   } catch (err) {
