@@ -21,17 +21,9 @@ export type ForwardResult =
  * to the condition.
  */
 export async function forward(ctx: RoutedPacket, services: PacketServices): Promise<ForwardResult> {
-  const outgoing = serializeIlpPrepare({ ...ctx.prepare, amount: ctx.outAmount, expiresAt: ctx.outExpiresAt })
   let reply: Buffer
   try {
-    // the next hop's own JSON-RPC URL (ilp_setRpcUrl), when set, takes the place of its outgoing URL; a cache lookup only
-    const rpcUrl = services.userRpc?.url(ctx.nextHop.id)
-    reply =
-      rpcUrl !== undefined && services.userRpc !== undefined
-        ? await services.userRpc.deliver(ctx.nextHop, rpcUrl, { ...ctx.prepare, amount: ctx.outAmount, expiresAt: ctx.outExpiresAt }, ctx.outExpiresAt.getTime() - Date.now())
-        : ctx.nextHop.outgoing?.mode === 'async'
-        ? await services.asyncReplies.send(ctx.nextHop, outgoing, ctx.outExpiresAt.getTime(), Keys.hotSetField(ctx.from.id, ctx.packetId))
-        : await services.outgoing.send(ctx.nextHop, outgoing, ctx.outExpiresAt.getTime() - Date.now())
+    reply = await send(ctx, services)
   } catch (err) {
     if (err instanceof OutgoingError) {
       return { kind: 'failed', rejection: new IlpRejection(err.reason === 'timeout' ? 'R00' : 'T01', err.message) }
@@ -39,6 +31,24 @@ export async function forward(ctx: RoutedPacket, services: PacketServices): Prom
     throw err
   }
   return checkReply(ctx, reply)
+}
+
+/**
+ * The transport of this next hop: its own JSON-RPC URL when one is set
+ * (ilp_setRpcUrl; a cache lookup only), else ILP-over-HTTP, async or sync.
+ */
+function send(ctx: RoutedPacket, services: PacketServices): Promise<Buffer> {
+  const prepare = { ...ctx.prepare, amount: ctx.outAmount, expiresAt: ctx.outExpiresAt }
+  const deadline = ctx.outExpiresAt.getTime()
+  const rpcUrl = services.userRpc?.url(ctx.nextHop.id)
+  if (rpcUrl !== undefined && services.userRpc !== undefined) {
+    return services.userRpc.deliver(ctx.nextHop, rpcUrl, prepare, deadline - Date.now())
+  }
+  const packet = serializeIlpPrepare(prepare)
+  if (ctx.nextHop.outgoing?.mode === 'async') {
+    return services.asyncReplies.send(ctx.nextHop, packet, deadline, Keys.hotSetField(ctx.from.id, ctx.packetId))
+  }
+  return services.outgoing.send(ctx.nextHop, packet, deadline - Date.now())
 }
 
 function checkReply(ctx: RoutedPacket, reply: Buffer): ForwardResult {
