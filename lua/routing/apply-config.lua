@@ -24,7 +24,7 @@ for i = 1, #all, 2 do
   seen[prefix] = true
   if dirty then
     changed = true
-    if next(t) == nil then redis.call('HDEL', KEYS[1], prefix) else redis.call('HSET', KEYS[1], prefix, cjson.encode(t)) end
+    write_prefix(KEYS[1], prefix, t)
   end
 end
 for prefix, accounts in pairs(want) do

@@ -35,15 +35,7 @@ elseif toEpoch < state.epoch then
   result = 'old'
 else
   for _, prefix in ipairs(cjson.decode(ARGV[8])) do
-    local current = redis.call('HGET', KEYS[1], prefix)
-    if current then
-      local t = cjson.decode(current)
-      if t[peer] ~= nil and t[peer].source == 'learned' then
-        t[peer] = nil
-        write_prefix(KEYS[1], prefix, t)
-        table.insert(changed, prefix)
-      end
-    end
+    if drop_learned(KEYS[1], prefix, peer, nil) then table.insert(changed, prefix) end
   end
   for _, route in ipairs(cjson.decode(ARGV[7])) do
     local current = redis.call('HGET', KEYS[1], route.p)

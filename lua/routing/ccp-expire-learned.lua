@@ -8,17 +8,8 @@ for _, pair in ipairs(cjson.decode(ARGV[4])) do
     local raw = redis.call('HGET', KEYS[2], peer)
     peerExpiry[peer] = raw and (tonumber(cjson.decode(raw).expiresAtMs) or 0) or 0
   end
-  if peerExpiry[peer] <= now then
-    local current = redis.call('HGET', KEYS[1], prefix)
-    if current then
-      local t = cjson.decode(current)
-      local c = t[peer]
-      if c ~= nil and c.source == 'learned' and (tonumber(c.expiresAtMs) or 0) <= now then
-        t[peer] = nil
-        write_prefix(KEYS[1], prefix, t)
-        table.insert(changed, prefix)
-      end
-    end
+  if peerExpiry[peer] <= now and drop_learned(KEYS[1], prefix, peer, now) then
+    table.insert(changed, prefix)
   end
 end
 publish(ARGV[2], changed, tonumber(ARGV[3]))

@@ -19,10 +19,6 @@ else
     end
   end
 end
-if next(t) == nil then
-  redis.call('HDEL', KEYS[1], ARGV[1])
-else
-  redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(t))
-end
+write_prefix(KEYS[1], ARGV[1], t)
 redis.call('PUBLISH', ARGV[4], ARGV[1])
 return changed

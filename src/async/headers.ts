@@ -1,3 +1,5 @@
+import { parseHttpUrl } from '../util/url.js'
+
 /**
  * The request headers of async ILP-over-HTTP (RFC 35 draft 3):
  * `Prefer: respond-async`, `Callback-Url`, `Request-Id`.
@@ -26,15 +28,7 @@ export function prefersAsync(prefer: string | undefined): boolean {
 
 /** An absolute http(s) URL the farm may POST a reply to, or undefined. */
 export function parseCallbackUrl(value: string): string | undefined {
-  let url: URL
-  try {
-    url = new URL(value)
-  } catch {
-    return undefined
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined
-  if (url.username || url.password || url.hash) return undefined
-  return url.href
+  return parseHttpUrl(value)?.href
 }
 
 /** One header value: fastify gives string[] for a repeated header, which is refused. */

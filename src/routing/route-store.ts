@@ -115,5 +115,5 @@ function parseCandidates(json: string): Map<string, CandidateInfo> {
   return out
 }
 
-const CHANGE_CANDIDATE = new LuaScript('routing/change-candidate.lua')
-const APPLY_CONFIG = new LuaScript('routing/apply-config.lua')
+const CHANGE_CANDIDATE = new LuaScript('routing/change-candidate.lua', ['routing/lib/routes.lua'])
+const APPLY_CONFIG = new LuaScript('routing/apply-config.lua', ['routing/lib/routes.lua'])

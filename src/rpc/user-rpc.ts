@@ -6,6 +6,7 @@ import type { AccountConfig } from '../config/schema.js'
 import { OutgoingError, post } from '../http/outgoing.js'
 import type { Keys } from '../store/keys.js'
 import { isValidIlpAddress } from '../util/address.js'
+import { parseHttpUrl } from '../util/url.js'
 
 /** How often each worker re-reads the accounts' RPC URLs from Redis. */
 export const RPC_URL_REFRESH_MS = 1_000
@@ -14,16 +15,7 @@ export const MAX_RPC_URL_LENGTH = 2_048
 
 /** An http(s) URL without credentials, or undefined. */
 export function parseRpcUrl(value: string): URL | undefined {
-  if (value.length > MAX_RPC_URL_LENGTH) return undefined
-  let url: URL
-  try {
-    url = new URL(value)
-  } catch {
-    return undefined
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined
-  if (url.username !== '' || url.password !== '' || url.hash !== '') return undefined
-  return url
+  return value.length > MAX_RPC_URL_LENGTH ? undefined : parseHttpUrl(value)
 }
 
 function decodeBase64(value: unknown): Buffer | undefined {
