@@ -1,7 +1,7 @@
 -- prepare: claim the packet and reserve its amounts, all or nothing.
 --
--- KEYS[1] hotSet hash          KEYS[2] hotSet expiry index (zset)
--- KEYS[3] incoming account     KEYS[4] outgoing account
+-- KEYS[1] hotSet hash
+-- KEYS[2] incoming account     KEYS[3] outgoing account
 -- ARGV[1] hotSet field (<inAccount>|<packetId>)
 -- ARGV[2] owner shard          ARGV[3] incoming amount
 -- ARGV[4] outgoing account id  ARGV[5] outgoing amount
@@ -28,16 +28,18 @@ if redis.call('HEXISTS', KEYS[1], field) == 1 then return 'DUPLICATE' end
 local hotField = 'hot:' .. shard
 local cold, hot, takeHot, takeCold, lease, reclaim = nil, nil, '0', '0', '0', nil
 if inAmount ~= '0' then
-  local v = redis.call('HMGET', KEYS[3], 'cold', hotField)
+  local v = redis.call('HMGET', KEYS[2], 'cold', hotField)
   cold, hot = v[1] or '0', v[2] or '0'
   takeHot = big_min(hot, inAmount)
   takeCold = big_sub(inAmount, takeHot)
   if takeCold ~= '0' and minBalance ~= '' then
-    local spare = big_sub(cold, minBalance)
-    if big_cmp(spare, takeCold) < 0 then
+    -- cold after this packet must stay >= minBalance. Compared, not
+    -- subtracted: cold and amounts are small, minBalance often is not.
+    local after = big_sub(cold, takeCold)
+    if big_cmp(after, minBalance) < 0 then
       -- Not enough on this shard: take back what other shards hold idle
       -- before refusing, so the refusal is exact for the whole account.
-      local _, _, all = account_balance(KEYS[3])
+      local _, _, all = account_balance(KEYS[2])
       local reclaimed = '0'
       reclaim = {}
       for i = 1, #all, 2 do
@@ -47,17 +49,22 @@ if inAmount ~= '0' then
           reclaim[#reclaim + 1] = f
         end
       end
-      if big_cmp(big_add(spare, reclaimed), takeCold) < 0 then
+      after = big_add(after, reclaimed)
+      if big_cmp(after, minBalance) < 0 then
         return 'INSUFFICIENT_BALANCE'
       end
       cold = big_add(cold, reclaimed)
-      spare = big_add(spare, reclaimed)
     end
     if parallelism > 1 then
-      -- the lease never takes cold below minBalance: lease <= spare - takeCold
+      -- lease = min((P - 1) x amount, after - minBalance): the lease never
+      -- takes cold below minBalance
       local wanted = inAmount
       for _ = 3, parallelism do wanted = big_add(wanted, inAmount) end
-      lease = big_min(wanted, big_sub(spare, takeCold))
+      if big_cmp(big_sub(after, wanted), minBalance) >= 0 then
+        lease = wanted
+      else
+        lease = big_sub(after, minBalance)
+      end
     end
   end
 end
@@ -66,27 +73,26 @@ end
 -- account above its maxBalance.
 local headroom = '0'
 if maxBalance ~= '' and outAmount ~= '0' then
-  local balance, credits = account_balance(KEYS[4])
+  local balance, credits = account_balance(KEYS[3])
   if big_cmp(big_add(big_add(balance, credits), outAmount), maxBalance) > 0 then
     return 'EXCEEDS_MAX_BALANCE'
   end
   headroom = outAmount
-  redis.call('HSET', KEYS[4], 'creditsInFlight', big_add(credits, outAmount))
+  redis.call('HSET', KEYS[3], 'creditsInFlight', big_add(credits, outAmount))
 end
 
 if inAmount ~= '0' then
   if reclaim then
-    for _, f in ipairs(reclaim) do redis.call('HSET', KEYS[3], f, '0') end
+    for _, f in ipairs(reclaim) do redis.call('HSET', KEYS[2], f, '0') end
   end
   if takeCold ~= '0' then
-    redis.call('HSET', KEYS[3], 'cold', big_sub(big_sub(cold, takeCold), lease),
+    redis.call('HSET', KEYS[2], 'cold', big_sub(big_sub(cold, takeCold), lease),
       hotField, big_add(big_sub(hot, takeHot), lease))
   else
-    redis.call('HSET', KEYS[3], hotField, big_sub(hot, takeHot))
+    redis.call('HSET', KEYS[2], hotField, big_sub(hot, takeHot))
   end
 end
 
 redis.call('HSET', KEYS[1], field,
   shard .. '|' .. owner .. '|' .. expiresAt .. '|' .. inAmount .. '|' .. outAccount .. '|' .. outAmount .. '|' .. headroom)
-redis.call('ZADD', KEYS[2], expiresAt, field)
 return 'OK'

@@ -1,8 +1,8 @@
 -- reject: the packet failed or timed out. Refund the incoming reservation to
 -- the shard that took it, release the outgoing headroom, drop the entry.
 --
--- KEYS[1] hotSet hash       KEYS[2] hotSet expiry index
--- KEYS[3] incoming account  KEYS[4] outgoing account
+-- KEYS[1] hotSet hash
+-- KEYS[2] incoming account  KEYS[3] outgoing account
 -- ARGV[1] hotSet field      ARGV[2] outgoing account id (checked against the entry)
 -- ARGV[3], ARGV[4] guard (ARGV[4] '' for none). Refunds made outside the packet's
 --   own flow (the sweeper, a worker's audit of its orphans) pass the owner
@@ -20,13 +20,8 @@ if e.outAccount ~= ARGV[2] then
   return redis.error_reply('ERR hotSet entry ' .. ARGV[1] .. ' belongs to ' .. e.outAccount)
 end
 
-if e.inAmount ~= '0' then
-  local hotField = 'hot:' .. e.shard
-  local hot = redis.call('HGET', KEYS[3], hotField) or '0'
-  redis.call('HSET', KEYS[3], hotField, big_add(hot, e.inAmount))
-end
-release_headroom(KEYS[4], e.headroom)
+hash_add(KEYS[2], 'hot:' .. e.shard, e.inAmount)
+release_headroom(KEYS[3], e.headroom)
 
 redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
 return 'OK'

@@ -119,19 +119,28 @@ local function big_sub(x, y)
   return big_add(x, big_neg(y))
 end
 
--- -1, 0 or 1
+-- -1, 0 or 1. Canonical strings compare by sign, then length, then digits:
+-- no parsing, whatever their size.
 local function big_cmp(x, y)
-  if big_is_small(x) and big_is_small(y) then
-    local a, b = tonumber(x), tonumber(y)
-    if a < b then return -1 elseif a > b then return 1 else return 0 end
+  if x == y then return 0 end
+  local xneg, yneg = string.byte(x, 1) == 45, string.byte(y, 1) == 45
+  if xneg ~= yneg then
+    if xneg then return -1 else return 1 end
   end
-  local xn, xl = big_parse(x)
-  local yn, yl = big_parse(y)
-  if xn ~= yn then
-    if xn then return -1 else return 1 end
+  local c = 0
+  if #x ~= #y then
+    c = #x < #y and -1 or 1
+  else
+    -- same length: the first differing chunk of digits decides (plain
+    -- numbers, exact below 10^15; Lua's string < depends on the locale)
+    local i = xneg and 2 or 1
+    while c == 0 do
+      local a, b = tonumber(string.sub(x, i, i + 14)), tonumber(string.sub(y, i, i + 14))
+      if a ~= b then c = a < b and -1 or 1 end
+      i = i + 15
+    end
   end
-  local c = big_cmp_mag(xl, yl)
-  if xn and c ~= 0 then return -c end
+  if xneg then return -c end
   return c
 end
 

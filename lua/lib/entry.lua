@@ -9,19 +9,34 @@
 -- Entries written before the owner was recorded have 6 parts; their owner
 -- reads as '' (an incarnation that no longer runs).
 
+local ENTRY_7 = '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$'
+local ENTRY_6 = '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$'
+
 local function entry_parse(value)
-  local p = {}
-  for part in string.gmatch(value .. '|', '([^|]*)|') do p[#p + 1] = part end
-  if #p == 6 then table.insert(p, 2, '') end
+  local shard, owner, expiresAt, inAmount, outAccount, outAmount, headroom = string.match(value, ENTRY_7)
+  if not shard then
+    owner = ''
+    shard, expiresAt, inAmount, outAccount, outAmount, headroom = string.match(value, ENTRY_6)
+  end
   return {
-    shard = p[1],
-    owner = p[2],
-    expiresAt = p[3],
-    inAmount = p[4],
-    outAccount = p[5],
-    outAmount = p[6],
-    headroom = p[7],
+    shard = shard,
+    owner = owner,
+    expiresAt = expiresAt,
+    inAmount = inAmount,
+    outAccount = outAccount,
+    outAmount = outAmount,
+    headroom = headroom,
   }
+end
+
+-- Adds the decimal string `amount` to a hash field: HINCRBY while the field
+-- and the result fit a signed 64-bit integer (Redis refuses, changing
+-- nothing, when they do not), else exactly on decimal strings.
+local function hash_add(key, field, amount)
+  if amount == '0' then return end
+  if type(redis.pcall('HINCRBY', key, field, amount)) == 'number' then return end
+  local v = redis.call('HGET', key, field) or '0'
+  redis.call('HSET', key, field, big_add(v, amount))
 end
 
 -- sum of cold and every shard's hot balance
@@ -41,8 +56,5 @@ local function account_balance(key)
 end
 
 local function release_headroom(key, headroom)
-  if headroom ~= '0' then
-    local credits = redis.call('HGET', key, 'creditsInFlight') or '0'
-    redis.call('HSET', key, 'creditsInFlight', big_sub(credits, headroom))
-  end
+  if headroom ~= '0' then hash_add(key, 'creditsInFlight', big_neg(headroom)) end
 end

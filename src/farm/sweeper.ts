@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import type { Coordination, LiveWorker } from '../store/coordination.js'
+import type { Coordination } from '../store/coordination.js'
 import { type HotSetEntry, type Ledger, parseHotSetEntry } from '../store/ledger.js'
 import { Repeater } from './repeat.js'
 
@@ -16,10 +16,12 @@ export interface SweeperOptions {
    *  has seen Redis answer for heartbeatTtlMs + heartbeatIntervalMs (live workers beat again after an outage). */
   heartbeatTtlMs?: number
   heartbeatIntervalMs?: number
-  /** Entries read per Redis call (default 500). */
+  /** Entries read per Redis call (HSCAN COUNT, default 500). */
   batchSize?: number
-  /** Most entries examined in one sweep (default 20000); the rest wait for the next. */
+  /** Most entries examined in one sweep (default 20000); a scan goes on where it stopped at the next. */
   maxPerSweep?: number
+  /** A full scan of the hotSet at least this often even when nothing changed (default 60000 ms). */
+  fullScanIntervalMs?: number
   onRefund?: RefundHook
 }
 
@@ -44,15 +46,36 @@ export interface SweepReport {
  * of a live owner are left to it (its Resolver retries, and it refunds its
  * own orphans itself). After a full outage (workers and Redis restarted from
  * the append-only file) the same sweep resolves everything left over.
+ *
+ * The hotSet has no expiry index (it would cost every packet two more writes):
+ * the sweeper finds the entries of dead owners by scanning it (HSCAN), and
+ * only when some may have appeared: when it starts, when the workers it sees
+ * change (a boot id gone or replaced, a shard appearing or losing its
+ * heartbeat), after its Redis connection was lost (Redis may have come back
+ * from an older append-only file), and at least every `fullScanIntervalMs`.
+ * The entries of dead owners a scan finds that cannot be refunded yet (not
+ * expired, or a missing heartbeat not yet taken for death) are kept in
+ * memory and refunded by the following sweeps once they can be, without
+ * scanning again. While the workers stay the same, a sweep costs two reads.
  */
 export class Sweeper {
   readonly intervalMs: number
   private readonly graceMs: number
   private readonly batchSize: number
   private readonly maxPerSweep: number
+  private readonly fullScanIntervalMs: number
   private readonly repeater: Repeater
   /** Local time since which every call to Redis has succeeded, undefined after a failure. */
   private healthySince: number | undefined
+  /** A scan of the whole hotSet is due (start, workers changed, connection lost). */
+  private scanDue = true
+  /** HSCAN cursor of the scan in progress; undefined when none is. */
+  private cursor: string | undefined
+  /** The workers as seen when the last scan started: shard → boot id ('' for no heartbeat). */
+  private view: string | undefined
+  private lastScanAt = -Infinity
+  /** Entries of owners that were not live when seen, not refunded yet: field → entry. */
+  private readonly pending = new Map<string, HotSetEntry>()
   onRefund: RefundHook | undefined
 
   constructor(private readonly opts: SweeperOptions) {
@@ -60,6 +83,7 @@ export class Sweeper {
     this.graceMs = (opts.heartbeatTtlMs ?? 3000) + (opts.heartbeatIntervalMs ?? 1000)
     this.batchSize = opts.batchSize ?? 500
     this.maxPerSweep = opts.maxPerSweep ?? 20_000
+    this.fullScanIntervalMs = opts.fullScanIntervalMs ?? 60_000
     this.onRefund = opts.onRefund
     this.repeater = new Repeater(this.intervalMs, () => this.tick())
     opts.ledger.redis.on('close', this.onConnectionLost)
@@ -67,10 +91,12 @@ export class Sweeper {
 
   private readonly onConnectionLost = () => {
     this.healthySince = undefined
+    this.scanDue = true
   }
 
   start(): Promise<void> {
     this.healthySince = undefined
+    this.scanDue = true
     return this.repeater.start()
   }
 
@@ -106,44 +132,71 @@ export class Sweeper {
   private async sweepExpired(now: number): Promise<SweepReport> {
     const { ledger, coordination } = this.opts
     const report: SweepReport = { refunded: 0, liveOwner: 0, waiting: 0, gone: 0, failed: 0 }
-    const live: Map<number, LiveWorker> = await coordination.liveWorkers()
+    const [live, shards] = await Promise.all([coordination.liveWorkers(), ledger.redis.smembers(ledger.keys.workers)])
     this.healthySince ??= Date.now()
     const missingMeansDead = Date.now() - this.healthySince >= this.graceMs
-    let offset = 0
+    const view = shards
+      .sort()
+      .map((shard) => `${shard}:${live.get(Number(shard))?.bootId ?? ''}`)
+      .join(',')
+    if (view !== this.view || Date.now() - this.lastScanAt >= this.fullScanIntervalMs) this.scanDue = true
+    const classify = (entry: HotSetEntry): 'refund' | 'keep' | 'live' => {
+      const alive = live.get(entry.shard)
+      if (alive && alive.bootId === entry.bootId) {
+        if (entry.expiresAtMs <= now) report.liveOwner++
+        return 'live'
+      }
+      if (entry.expiresAtMs > now) return 'keep'
+      if (!alive && !missingMeansDead) {
+        report.waiting++
+        return 'keep'
+      }
+      return 'refund'
+    }
+
+    // The entries found before: refunded once they can be, dropped if their owner turned out live.
+    const refunds: Array<Promise<void>> = []
+    for (const [field, entry] of this.pending) {
+      const verdict = classify(entry)
+      if (verdict === 'keep') continue
+      this.pending.delete(field)
+      if (verdict === 'refund') refunds.push(this.refund(entry, report, () => this.pending.set(field, entry)))
+    }
+    await Promise.all(refunds)
+
+    if (this.cursor === undefined && this.scanDue) {
+      // a change seen from now on makes another scan due
+      this.scanDue = false
+      this.cursor = '0'
+      this.view = view
+      this.lastScanAt = Date.now()
+    }
     let examined = 0
-    while (examined < this.maxPerSweep) {
-      const fields = await ledger.redis.zrangebyscore(ledger.keys.hotSetExpiry, '-inf', now, 'LIMIT', offset, this.batchSize)
-      if (fields.length === 0) break
-      examined += fields.length
-      const values = await ledger.redis.hmget(ledger.keys.hotSet, ...fields)
-      const refunds: Array<Promise<void>> = []
-      let left = 0
-      fields.forEach((field, i) => {
-        const value = values[i]
-        if (value === null || value === undefined) return // settled since the range was read
-        const entry = parseHotSetEntry(field, value)
-        const alive = live.get(entry.shard)
-        if (alive && alive.bootId === entry.bootId) {
-          report.liveOwner++
-          left++
-          return
-        }
-        if (!alive && !missingMeansDead) {
-          report.waiting++
-          left++
-          return
-        }
-        refunds.push(this.refund(entry, report))
-      })
-      await Promise.all(refunds)
-      // Refunded entries left the index; the ones left stay in front.
-      offset += left
-      if (fields.length < this.batchSize) break
+    while (this.cursor !== undefined && examined < this.maxPerSweep) {
+      const [next, flat] = await ledger.redis.hscan(ledger.keys.hotSet, this.cursor, 'COUNT', this.batchSize)
+      const batch: Array<Promise<void>> = []
+      for (let i = 0; i + 1 < flat.length; i += 2) {
+        const field = flat[i]!
+        examined++
+        if (this.pending.has(field)) continue // seen already (HSCAN may return an entry twice)
+        const entry = parseHotSetEntry(field, flat[i + 1]!)
+        const verdict = classify(entry)
+        if (verdict === 'keep') this.pending.set(field, entry)
+        else if (verdict === 'refund') batch.push(this.refund(entry, report, () => this.pending.set(field, entry)))
+      }
+      await Promise.all(batch)
+      this.cursor = next === '0' ? undefined : next
     }
     return report
   }
 
-  private async refund(entry: HotSetEntry, report: SweepReport): Promise<void> {
+  /** Entries of owners that were not live when seen, waiting to be refunded (for tests and the admin view). */
+  get pendingCount(): number {
+    return this.pending.size
+  }
+
+  /** One guarded reject; `onFailure` keeps the entry for the next sweep. */
+  private async refund(entry: HotSetEntry, report: SweepReport, onFailure: () => void): Promise<void> {
     let outcome
     try {
       outcome = await this.opts.ledger.reject(entry.incomingAccount, entry.packetId, entry.outgoingAccount, {
@@ -152,6 +205,7 @@ export class Sweeper {
       })
     } catch (err) {
       report.failed++
+      onFailure()
       this.opts.log.warn({ err, incomingAccount: entry.incomingAccount, packetId: entry.packetId }, 'sweeper could not refund a packet')
       return
     }

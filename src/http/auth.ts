@@ -1,8 +1,8 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { hash, timingSafeEqual } from 'node:crypto'
 
 /** Tokens are compared as SHA-256 digests: fixed length, constant time, and the plain token is never kept. */
 export function tokenDigest(token: string): Buffer {
-  return createHash('sha256').update(token, 'utf8').digest()
+  return Buffer.from(hash('sha256', token, 'hex'), 'hex') // one call, no Hash object: this runs per request
 }
 
 export function bearerToken(header: string | undefined): string | undefined {

@@ -1,4 +1,4 @@
-import { type Dispatcher, Pool } from 'undici'
+import { Pool } from 'undici'
 import type { AccountConfig } from '../config/schema.js'
 
 /** Why a packet did not get an answer from the next hop. */
@@ -65,6 +65,14 @@ export class OutgoingClient {
     await post(pool, path, { ...headers, ...extraHeaders }, packet, timeoutMs, 202)
   }
 
+  /** Drops an account's pool (its outgoing.url or token changed, or it was deleted); packets in flight finish on it. */
+  forget(accountId: string): void {
+    const target = this.targets.get(accountId)
+    if (!target) return
+    this.targets.delete(accountId)
+    void target.pool.close().catch(() => undefined)
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.targets.values()].map((t) => t.pool.close()))
     this.targets.clear()
@@ -86,7 +94,7 @@ export function post(
   return new Promise<Buffer>((resolve, reject) => {
     let settled = false
     let timedOut = false
-    let controller: Dispatcher.DispatchController | undefined
+    let abort: ((err?: Error) => void) | undefined
     let status = 0
     let received = 0
     const chunks: Buffer[] = []
@@ -101,33 +109,38 @@ export function post(
       timedOut = true
       finish(new OutgoingError('timeout', `no answer from the next hop within ${timeoutMs} ms`))
       // A request still queued is aborted when it reaches a socket: it is never sent late.
-      controller?.abort(new Error('deadline'))
+      abort?.(new Error('deadline'))
     }, Math.max(0, timeoutMs))
+    // undici's own handler interface (onConnect/onHeaders/...): the newer one (onRequestStart/...)
+    // goes through a wrapper that turns every response's raw headers and trailers into objects,
+    // which this path never reads.
     pool.dispatch(
       { method: 'POST', path, headers, body: packet },
       {
-        onRequestStart(c) {
-          controller = c
-          if (timedOut) c.abort(new Error('deadline'))
+        onConnect(a) {
+          abort = a
+          if (timedOut) a(new Error('deadline'))
         },
-        onResponseStart(_c, statusCode) {
+        onHeaders(statusCode) {
           status = statusCode
+          return true
         },
-        onResponseData(c, chunk) {
+        onData(chunk) {
           received += chunk.length
           // An ILP reply is well under this; a hop that sends more is misbehaving, not owed our memory.
           if (received > MAX_REPLY_BYTES) {
             finish(new OutgoingError('unreachable', `next hop answered more than ${MAX_REPLY_BYTES} bytes`))
-            c.abort(new Error('reply too large'))
-            return
+            abort?.(new Error('reply too large'))
+            return false
           }
           chunks.push(chunk)
+          return true
         },
-        onResponseEnd() {
+        onComplete() {
           if (status !== expectedStatus) finish(new OutgoingError('unreachable', `next hop answered HTTP ${status}`))
           else finish(undefined, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))
         },
-        onResponseError(_c, err) {
+        onError(err) {
           finish(new OutgoingError('unreachable', `next hop unreachable: ${err.message}`))
         },
       },

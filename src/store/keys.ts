@@ -4,7 +4,6 @@
  */
 export class Keys {
   readonly hotSet: string
-  readonly hotSetExpiry: string
   /** Set of the shard ids that ever sent a heartbeat (the heartbeat keys are found through it). */
   readonly workers: string
   /** Leader lease: the boot id of the worker holding it, with a TTL only the holder extends. */
@@ -12,9 +11,18 @@ export class Keys {
 
   constructor(readonly prefix: string) {
     this.hotSet = `${prefix}hotset`
-    this.hotSetExpiry = `${prefix}hotset:exp`
     this.workers = `${prefix}workers`
     this.leader = `${prefix}leader`
+  }
+
+  /** Accounts (issue 6): hash, account id → JSON record (src/accounts/registry.ts). */
+  get accounts(): string {
+    return `${this.prefix}accounts`
+  }
+
+  /** Pub/sub channel: an account id whose record changed, or `*`. */
+  get accountsChanged(): string {
+    return `${this.prefix}accounts:changed`
   }
 
   /** Heartbeat of the worker running shard `shard`: JSON (bootId, pid, host, startedAt...) with a short TTL. */
@@ -23,8 +31,16 @@ export class Keys {
   }
 
   account(id: string): string {
-    return `${this.prefix}{acct:${id}}`
+    // the same string each time: the packet path names a few accounts over and over
+    let key = this.accountKeys.get(id)
+    if (key === undefined) {
+      key = `${this.prefix}{acct:${id}}`
+      if (this.accountKeys.size < 10_000) this.accountKeys.set(id, key)
+    }
+    return key
   }
+
+  private readonly accountKeys = new Map<string, string>()
 
   /**
    * Replay guard of an incoming Request-Id (async ILP-over-HTTP, issue 3): a

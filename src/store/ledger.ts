@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto'
-import type { Redis } from 'ioredis'
+import { Command, type Redis } from 'ioredis'
 import { Keys } from './keys.js'
-import { type BatchItem, CallBatcher } from './batcher.js'
+import { CallBatcher } from './batcher.js'
 import { OwnPackets } from './own-packets.js'
-import { functionLibrary, type Transition } from './scripts.js'
+import { functionLibrary, type Transition, TRANSITION_CODES } from './scripts.js'
 
 export type PrepareOutcome = 'ok' | 'duplicate' | 'insufficient-balance' | 'exceeds-max-balance'
 export type ResolveOutcome = 'ok' | 'gone'
@@ -92,6 +92,14 @@ function mayHaveRun(err: unknown): boolean {
   return err.name !== 'ReplyError' && !/enableOfflineQueue/.test(err.message)
 }
 
+/** One packet's transition, queued for the next batch. */
+interface Operation {
+  transition: Transition
+  /** Account keys, in the order the transition's KEYS[2..] take them. */
+  keys: string[]
+  args: string[]
+}
+
 /** Guard of a refund made outside the packet's flow: the entry that was examined. */
 export interface RejectGuard {
   bootId: string
@@ -145,21 +153,40 @@ export class Ledger {
     return this.loading
   }
 
-  private readonly batchers: Record<Transition, CallBatcher> = {
-    prepare: new CallBatcher((items) => this.send('prepare', items)),
-    fulfill: new CallBatcher((items) => this.send('fulfill', items)),
-    reject: new CallBatcher((items) => this.send('reject', items)),
-  }
+  private readonly batcher = new CallBatcher<Operation>((ops) => this.send(ops))
 
   /**
-   * One FCALL for a batch of packets (see scripts.ts for the layout). A Redis
-   * that lost its functions (restarted without persistence, flushed) gets them again.
+   * One FCALL for a batch of packet transitions (see scripts.ts for the
+   * layout), written to the connection at once: the batch is already the
+   * pipeline. A Redis that lost its functions (restarted without persistence,
+   * flushed) gets them again.
    */
-  private async send(transition: Transition, items: ReadonlyArray<BatchItem>): Promise<unknown[]> {
-    const fn = this.library.functions[transition]
-    const keys = [this.keys.hotSet, this.keys.hotSetExpiry, ...items.flatMap((i) => i.keys)]
-    const args = [String(items[0]!.args.length), String(items[0]!.keys.length), ...items.flatMap((i) => i.args)]
-    const fcall = () => this.redis.fcall(fn, keys.length, ...keys, ...args) as Promise<unknown[]>
+  private async send(ops: ReadonlyArray<Operation>): Promise<unknown[]> {
+    const keys = [this.keys.hotSet]
+    const index = new Map<string, string>()
+    const args: string[] = []
+    for (const op of ops) {
+      const layout = TRANSITION_CODES[op.transition]
+      if (op.keys.length !== layout.keys || op.args.length !== layout.args) throw new Error(`bad ${op.transition} call layout`)
+      args.push(layout.code)
+      for (const key of op.keys) {
+        let i = index.get(key)
+        if (i === undefined) {
+          i = String(keys.push(key)) // KEYS index, 1-based
+          index.set(key, i)
+        }
+        args.push(i)
+      }
+      for (const arg of op.args) args.push(arg)
+    }
+    const fcall = () => {
+      // The arguments are set after construction: Command flattens what it is given (Array#flat, slow
+      // on a few hundred arguments), and these are flat strings already.
+      const command = new Command('fcall', [], { replyEncoding: 'utf8' })
+      command.args = [this.library.batch, String(keys.length), ...keys, ...args]
+      this.redis.sendCommand(command)
+      return command.promise as Promise<unknown[]>
+    }
     try {
       return await fcall()
     } catch (err) {
@@ -171,7 +198,7 @@ export class Ledger {
 
   /** Queues one packet's transition into the current batch; resolves with its own result. */
   private call(transition: Transition, keys: string[], args: string[]): Promise<string> {
-    return this.batchers[transition].call(keys, args)
+    return this.batcher.call({ transition, keys, args })
   }
 
   /**

@@ -98,7 +98,6 @@ describe('hotSet entries name their owner incarnation', () => {
     const ledger = new Ledger(client, prefix())
     await client.hset(ledger.keys.hotSet, 'alice|old', '1|5000|70|bob|70|0')
     await client.hset(ledger.keys.account('alice'), 'cold', '-70')
-    await client.zadd(ledger.keys.hotSetExpiry, 5000, 'alice|old')
     expect(await ledger.hotSet()).toEqual([expect.objectContaining({ shard: 1, bootId: '', expiresAtMs: 5000, inAmount: '70' })])
     expect(await ledger.reject('alice', 'old', 'bob', { bootId: '', expiresAtMs: 5000 })).toBe('ok')
     expect((await balances(ledger)).alice).toBe('0')
@@ -274,7 +273,10 @@ describe('sweeper', () => {
     expect(afterFirst.hot['0']).toBe('21') // refunds go back to the shard that reserved
 
     await sleep(450) // > heartbeat TTL + interval of watching Redis answer
-    expect(await sweeper.sweep()).toEqual({ refunded: 1, liveOwner: 1, waiting: 0, gone: 0, failed: 0 })
+    // the first scan kept the dead owners' entries it could not refund yet: no second scan is needed
+    expect(sweeper.pendingCount).toBe(2)
+    expect(await sweeper.sweep()).toEqual({ refunded: 1, liveOwner: 0, waiting: 0, gone: 0, failed: 0 })
+    expect(sweeper.pendingCount).toBe(1)
     expect((await balances(ledger)).alice).toBe('-4300')
     const left = (await ledger.hotSet()).map((e) => e.packetId).sort()
     expect(left).toEqual([packets.deadUnexpired.packetId, packets.liveExpired.packetId].sort())
@@ -286,7 +288,43 @@ describe('sweeper', () => {
     expect(await sweeper.sweep(future + 1)).toMatchObject({ refunded: 1, liveOwner: 0 })
     expect(await ledger.hotSet()).toEqual([])
     expect(await balances(ledger)).toEqual({ alice: '-4000', bob: '4000', sum: 0n })
-    expect(await client.zcard(ledger.keys.hotSetExpiry)).toBe(0)
+  })
+
+  it('scans the hotSet only when the workers change (or after a lost connection, or every fullScanIntervalMs)', async () => {
+    const ledger = new Ledger(client, prefix(), { bootId: '9-leader' })
+    const coordination = new Coordination(client, ledger.keys)
+    const now = Date.now()
+    const beat = (shard: number, bootId: string) =>
+      coordination.beat({ shard, bootId, pid: 1, host: 'h', startedAt: now, beatAt: now, ttlMs: 60_000 })
+    await beat(3, '3-first')
+    const expired = reservation({ shard: 3, bootId: '3-first', expiresAtMs: now - 1000, inAmount: '5', outAmount: '5' })
+    expect(await ledger.prepare(expired)).toBe('ok')
+    const sweeper = new Sweeper({ ledger, coordination, log, heartbeatTtlMs: 300, heartbeatIntervalMs: 100 })
+    cleanups.push(() => sweeper.close())
+    const scans = async () => Number(/cmdstat_hscan:calls=(\d+)/.exec(await client.info('commandstats'))?.[1] ?? 0)
+    const before = await scans()
+    expect(await sweeper.sweep()).toMatchObject({ refunded: 0, liveOwner: 1 }) // its owner is alive: left to it
+    expect(await scans()).toBe(before + 1)
+    // a packet of the live owner arriving later: nothing to do for the sweeper, and no scan
+    expect(await ledger.prepare(reservation({ shard: 3, bootId: '3-first', expiresAtMs: now - 500, inAmount: '7', outAmount: '7' }))).toBe('ok')
+    expect(await sweeper.sweep()).toMatchObject({ refunded: 0, liveOwner: 0 })
+    expect(await scans()).toBe(before + 1)
+    // the shard restarts: '3-first' is dead, the next sweep scans and refunds both of its entries
+    await beat(3, '3-second')
+    expect(await sweeper.sweep()).toMatchObject({ refunded: 2 })
+    expect(await scans()).toBe(before + 2)
+    expect(await ledger.hotSet()).toEqual([])
+    expect((await balances(ledger)).alice).toBe('0')
+    // a lost connection makes the next sweep scan again (Redis may have come back from an older file)
+    client.emit('close')
+    await sweeper.sweep()
+    expect(await scans()).toBe(before + 3)
+    // and so does the periodic full scan
+    const periodic = new Sweeper({ ledger, coordination, log, fullScanIntervalMs: 0 })
+    cleanups.push(() => periodic.close())
+    await periodic.sweep()
+    await periodic.sweep()
+    expect(await scans()).toBe(before + 5)
   })
 
   it('runs on the leader only: the Coordinator starts it with the lease and sweeps on its interval', async () => {

@@ -4,8 +4,8 @@ import { Redis } from 'ioredis'
  * Watches every balance change the farm's scripts make, through Redis
  * MONITOR (which shows each command a Lua function runs, in execution
  * order): which packets were reserved, and for each settled one whether it
- * was committed (fulfill: the next hop's cold balance is written, then the
- * entry deleted) or refunded (reject: the sender's hot balance is written,
+ * was committed (fulfill: the next hop's cold balance is written, HSET or
+ * HINCRBY, then the entry deleted) or refunded (reject: the sender's hot balance is written,
  * then the entry deleted). Needs amounts above 0 and a next hop without
  * maxBalance (every settlement then writes exactly one balance before HDEL).
  */
@@ -43,7 +43,7 @@ export async function watchLedger(redisUrl: string, prefix: string, nextHop: str
     const [command, key, field] = args
     const cmd = command?.toUpperCase()
     if (cmd === 'HSET' && key === hotSet && field) watch.prepared.add(field)
-    else if (cmd === 'HSET' && key?.startsWith(`${prefix}{acct:`) && (field === 'cold' || field?.startsWith('hot:'))) {
+    else if ((cmd === 'HSET' || cmd === 'HINCRBY') && key?.startsWith(`${prefix}{acct:`) && (field === 'cold' || field?.startsWith('hot:'))) {
       lastBalanceWrite = key
     } else if (cmd === 'HDEL' && key === hotSet && field) {
       watch.settlements.set(field, (watch.settlements.get(field) ?? 0) + 1)

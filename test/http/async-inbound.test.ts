@@ -2,6 +2,7 @@ import { deserializeIlpFulfill, deserializeIlpReject, serializeIlpPrepare } from
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { allowedCallbackPrefixes, callbackUrlAllowed } from '../../src/async/callback-policy.js'
 import { parseConfig } from '../../src/config/load.js'
+import { Coordination } from '../../src/store/coordination.js'
 import { Ledger } from '../../src/store/ledger.js'
 import { account, adminGet, balanceOf, FARM_ADDRESS, prepareTo, sendIlp, startTestFarm, type TestFarm } from '../helpers/farm.js'
 import { fulfillKnown, knownCondition, startTestPeer, type TestPeer } from '../helpers/peer.js'
@@ -275,9 +276,11 @@ describe('inbound async ILP-over-HTTP', () => {
     const before = await balances()
     const requestId = newRequestId()
     // What a worker that crashed mid-packet leaves behind: the Request-Id claimed with its
-    // Callback-Url, and a hotSet entry under its own boot id (shard 7: no heartbeat).
+    // Callback-Url, and a hotSet entry under its own boot id; its heartbeat (shard 7) then runs out.
     const expiresAtMs = Date.now() + 300
     const ledger = farm.worker.services.ledger
+    const now = Date.now()
+    await new Coordination(redis.client, ledger.keys).beat({ shard: 7, bootId: '7-crashed', pid: 1, host: 'h', startedAt: now, beatAt: now, ttlMs: 300 })
     const crashed = new Ledger(redis.client, ledger.keys.prefix, { bootId: '7-crashed' })
     expect(await farm.worker.services.requestIds.claim('alice', requestId, expiresAtMs, `${cb.url}/cb`)).toBe(true)
     const reserved = await crashed.prepare({
