@@ -28,6 +28,8 @@ COPY --from=build /app/dist ./dist
 COPY bin ./bin
 # The Lua scripts are read at run time from <package>/lua (next to package.json).
 COPY lua ./lua
+# The dashboard's page (HTML, JS, CSS) is served from the package too.
+COPY src/http/dashboard ./src/http/dashboard
 COPY config ./config
 
 # The node image's unprivileged user.

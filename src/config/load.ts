@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { extname } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import type { z } from 'zod'
-import { configSchema, type FarmConfig } from './schema.js'
+import { accountSchema, type AccountConfig, configSchema, type FarmConfig } from './schema.js'
 
 /** A config that cannot be used; `problems` are "field.path: reason" lines. */
 export class ConfigError extends Error {
@@ -58,6 +58,38 @@ function describeIssue(issue: z.core.$ZodIssue): string[] {
   return [`${formatPath(issue.path)}: ${issue.message}`]
 }
 
+/**
+ * The checks of one account that its schema cannot express, as `field: reason`
+ * (paths relative to the account). Shared by the config file and the admin API.
+ */
+export function checkAccount(account: AccountConfig): string[] {
+  const problems: string[] = []
+  if (account.maxBalance !== undefined && BigInt(account.maxBalance) < BigInt(account.minBalance)) {
+    problems.push(`maxBalance: must not be below minBalance (${account.minBalance})`)
+  }
+  if (account.routes.length > 0 && !account.outgoing) {
+    problems.push('routes: an account with routes needs outgoing.url')
+  }
+  if (account.outgoing?.mode === 'async' && !account.incoming) {
+    problems.push('outgoing.mode: async needs incoming.token (the peer authenticates its callbacks with it)')
+  }
+  if (account.settleTo !== undefined && account.settleThreshold === undefined) {
+    problems.push('settleTo: needs settleThreshold')
+  }
+  if (account.settleThreshold !== undefined && BigInt(account.settleTo ?? '0') >= BigInt(account.settleThreshold)) {
+    problems.push(`settleTo: must be below settleThreshold (${account.settleThreshold})`)
+  }
+  return problems
+}
+
+/** One account object (config file syntax) validated exactly as in a config file, or its problems. */
+export function parseAccount(raw: unknown): { account: AccountConfig } | { problems: string[] } {
+  const result = accountSchema.safeParse(raw, { reportInput: true })
+  if (!result.success) return { problems: result.error.issues.flatMap(describeIssue) }
+  const problems = checkAccount(result.data)
+  return problems.length > 0 ? { problems } : { account: result.data }
+}
+
 /** Checks that need the whole config: unique ids, routes naming real accounts. */
 function crossCheck(config: FarmConfig): string[] {
   const problems: string[] = []
@@ -69,15 +101,7 @@ function crossCheck(config: FarmConfig): string[] {
     } else {
       firstIndex.set(account.id, i)
     }
-    if (account.maxBalance !== undefined && BigInt(account.maxBalance) < BigInt(account.minBalance)) {
-      problems.push(`accounts[${i}].maxBalance: must not be below minBalance (${account.minBalance})`)
-    }
-    if (account.routes.length > 0 && !account.outgoing) {
-      problems.push(`accounts[${i}].routes: an account with routes needs outgoing.url`)
-    }
-    if (account.outgoing?.mode === 'async' && !account.incoming) {
-      problems.push(`accounts[${i}].outgoing.mode: async needs incoming.token (the peer authenticates its callbacks with it)`)
-    }
+    for (const problem of checkAccount(account)) problems.push(`accounts[${i}].${problem}`)
   })
   config.routes.forEach((route, i) => {
     const target = config.accounts.find((a) => a.id === route.account)

@@ -39,7 +39,13 @@ export const accountSchema = z.strictObject({
   parallelism: z.number().int().min(1).max(64).optional(),
   incoming: z
     .strictObject({
-      token: secret,
+      /** The account's bearer token; the farm keeps and stores only its SHA-256 (tokenHash). */
+      token: secret.optional(),
+      /** The token's SHA-256 as 64 hex digits, instead of the token itself (so a config file need not hold it). */
+      tokenHash: z
+        .string()
+        .regex(/^[0-9a-f]{64}$/, 'must be the SHA-256 of the token as 64 lower-case hex digits')
+        .optional(),
       /**
        * Where this account's async packets may ask the farm to POST their replies (URL prefixes). Default:
        * the origin of its outgoing.url; with neither, it cannot use async mode (the farm never POSTs to an
@@ -56,6 +62,7 @@ export const accountSchema = z.strictObject({
         )
         .optional(),
     })
+    .refine((i) => (i.token === undefined) !== (i.tokenHash === undefined), 'give exactly one of token and tokenHash')
     .optional(),
   outgoing: z
     .strictObject({
@@ -65,6 +72,12 @@ export const accountSchema = z.strictObject({
     })
     .optional(),
   routes: z.array(routePrefix).default([]),
+  /**
+   * Settlement trigger: when the balance (what the farm owes the account) reaches settleThreshold, the farm
+   * records one settlement request for the amount that brings it back to settleTo (default 0).
+   */
+  settleThreshold: intAmount.optional(),
+  settleTo: intAmount.optional(),
   sendRoutes: z.boolean().default(false),
   receiveRoutes: z.boolean().default(false),
 })
@@ -137,6 +150,36 @@ export const configSchema = z.strictObject({
       prices: z.record(z.string().min(1).max(16), positivePrice).default({}),
       spread: spread.default('0'),
     })
+    .prefault({}),
+  /** Settlement requests (accounts' settleThreshold): also POSTed to this webhook, in order, at least once. */
+  settlement: z
+    .strictObject({
+      webhookUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+      webhookToken: secret.optional(),
+    })
+    .prefault({}),
+  /**
+   * Open sign-up gated by proof of work (issue 5), off by default: a client that solves a challenge of
+   * `difficulty` leading zero bits gets a child account with `account`'s limits.
+   */
+  signup: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      /** Leading zero bits of SHA-256(challenge || nonce): about 2^difficulty hashes to solve, one to check. */
+      difficulty: z.number().int().min(1).max(40).default(20),
+      challengeTtlMs: positiveMs.default(120_000),
+      /** The new accounts' asset and limits (relation child). */
+      account: z
+        .strictObject({
+          assetCode: z.string().min(1).max(16),
+          assetScale: z.number().int().min(0).max(255),
+          minBalance: intAmount.default('0'),
+          maxBalance: intAmount.optional(),
+          maxPacketAmount: uint64Amount.optional(),
+        })
+        .optional(),
+    })
+    .refine((s) => !s.enabled || s.account !== undefined, { message: 'an enabled sign-up needs account (assetCode, assetScale, limits)', path: ['account'] })
     .prefault({}),
   log: z
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })

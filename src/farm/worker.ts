@@ -5,9 +5,14 @@ import { CallbackSender } from '../async/callbacks.js'
 import { AsyncInbound } from '../async/inbound.js'
 import { AsyncReplies } from '../async/replies.js'
 import { RequestIds } from '../async/request-ids.js'
-import type { AccountConfig, FarmConfig } from '../config/schema.js'
+import { AccountRegistry } from '../accounts/registry.js'
+import { AccountService } from '../accounts/service.js'
+import { Settlements } from '../accounts/settlement.js'
+import { Onboarding } from '../onboarding/onboarding.js'
+import type { FarmConfig } from '../config/schema.js'
 import { OutgoingClient } from '../http/outgoing.js'
 import { buildServer } from '../http/server.js'
+import { FarmMetrics } from '../metrics/farm-metrics.js'
 import type { PacketServices } from '../packet/context.js'
 import { Resolver } from '../packet/resolver.js'
 import { Rates } from '../rates/rates.js'
@@ -60,11 +65,22 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   const redis = await connectRedis(opts.redisUrl, { commandTimeoutMs: config.redis.commandTimeoutMs })
   const ledger = new Ledger(redis, config.redis.keyPrefix, { bootId: opts.bootId ?? newBootId(shard) })
   await ledger.load()
-  const accounts = new Map<string, AccountConfig>(config.accounts.map((a) => [a.id, a]))
+  // farm-wide metrics (issue 6): times this connection's calls, adds the counts to Redis every second
+  const metrics = FarmMetrics.start({ redis, keyPrefix: config.redis.keyPrefix, bootId: ledger.bootId, log })
+  // the accounts (issue 6): the config's written into Redis, runtime changes pushed over pub/sub; a live map
+  const registry = await AccountRegistry.start({ redis, redisUrl: opts.redisUrl, keys: ledger.keys, configAccounts: config.accounts, log })
+  const accounts = registry.accounts
   const outgoing = new OutgoingClient()
+  registry.onChange(({ id }) => outgoing.forget(id)) // a changed outgoing.url or token gets a new pool
   const resolver = new Resolver(ledger, log)
+  // the users' own JSON-RPC URLs (issue 5): read from Redis now, re-read every second
+  const userRpc = new UserRpc(redis, ledger.keys, () => accounts.keys(), log)
+  await userRpc.start()
+  // a next hop is reachable over ILP-over-HTTP (outgoing.url) or over its user's JSON-RPC URL
+  const reachable = (accountId: string) => accounts.get(accountId)?.outgoing !== undefined || userRpc.url(accountId) !== undefined
   // the routing table (shared through Redis, changes pushed over pub/sub), policy and outcome counters
-  const routes = await AddressMapper.start({ redis, redisUrl: opts.redisUrl, config, accounts, ledger, log, ...opts.routing })
+  const routes = await AddressMapper.start({ redis, redisUrl: opts.redisUrl, config, accounts, reachable, ledger, log, ...opts.routing })
+  const accountService = new AccountService(registry, routes, config.ilpAddress)
   const sendsAsync = config.accounts.some((a) => a.outgoing?.mode === 'async')
   const asyncReplies = await AsyncReplies.start({
     redis,
@@ -78,15 +94,17 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   })
   // route announcements (CCP): every worker answers peer.route.*, the leader announces (a leader duty, below)
   const ccp = new RouteAnnouncer({ config, accounts, mapper: routes, redis, outgoing, bootId: ledger.bootId, log })
-  // the users' own JSON-RPC URLs (issue 5): read from Redis now, re-read every second
-  const userRpc = new UserRpc(redis, ledger.keys, config.accounts.map((a) => a.id), log)
-  await userRpc.start()
+  const { webhookUrl, webhookToken } = config.settlement
+  const settlements = new Settlements(redis, ledger.keys, log, webhookUrl ? { url: webhookUrl, ...(webhookToken ? { token: webhookToken } : {}) } : undefined)
   const services: PacketServices = {
     ilpAddress: config.ilpAddress,
     shard,
     minMessageWindowMs: config.minMessageWindowMs,
     maxHoldTimeMs: config.maxHoldTimeMs,
     accounts,
+    registry,
+    reachable,
+    settlements,
     routes,
     ccp,
     rates: new Rates(config),
@@ -96,6 +114,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     requestIds: new RequestIds(redis, ledger.keys),
     asyncReplies,
     userRpc,
+    metrics,
     log,
   }
   const asyncInbound = new AsyncInbound(services, new CallbackSender(log))
@@ -105,8 +124,10 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   coordinator.onRefund = (entry) =>
     void asyncInbound.rejectSweptAsyncPacket(entry).catch((err: unknown) => log.warn({ err }, 'could not send the reject of a swept async packet'))
   coordinator.addLeaderDuty(ccp)
+  coordinator.addLeaderDuty(settlements.leaderDuty()) // settlement webhooks, in order, from one worker
   await coordinator.start()
-  const app = await buildServer({ services, asyncInbound, redis, tls: config.http.tls, adminToken: config.admin.token, logger: log })
+  const onboarding = new Onboarding(redis, ledger.keys, accountService, config)
+  const app = await buildServer({ services, accountService, onboarding, asyncInbound, redis, tls: config.http.tls, adminToken: config.admin.token, logger: log })
 
   return {
     app,
@@ -133,6 +154,8 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
       await coordinator.stop() // crash safety: lease released, heartbeat deleted
       await outgoing.close()
       await userRpc.close()
+      await registry.close()
+      await metrics.close() // the last counts into Redis
       redis.disconnect()
     },
   }

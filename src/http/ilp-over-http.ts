@@ -6,7 +6,7 @@ import type { AsyncInbound } from '../async/inbound.js'
 import type { PacketServices } from '../packet/context.js'
 import { handlePrepare } from '../packet/pipeline.js'
 import { NotAPrepareError } from '../packet/steps/parse.js'
-import { authorized, tokenDigest } from './auth.js'
+import { authorized } from './auth.js'
 
 /** RFC 35 caps an ILP packet well under this; interledger-rs uses the same limit. */
 export const MAX_ILP_BODY_BYTES = 40_000
@@ -44,11 +44,8 @@ function isReply(body: Buffer): boolean {
  *   503 owner not reachable right now (retry).
  */
 export function ilpOverHttp(services: PacketServices, asyncInbound: AsyncInbound) {
-  const tokenDigests = new Map<string, Buffer>()
-  for (const account of services.accounts.values()) {
-    if (account.incoming) tokenDigests.set(account.id, tokenDigest(account.incoming.token))
-  }
-
+  // token digests live in the registry: accounts and tokens change at runtime
+  const tokenDigests = services.registry
   return async function plugin(app: FastifyInstance): Promise<void> {
     app.addContentTypeParser(ILP_CONTENT_TYPES, { parseAs: 'buffer', bodyLimit: MAX_ILP_BODY_BYTES }, (_req, body, done) =>
       done(null, body),
@@ -60,7 +57,7 @@ export function ilpOverHttp(services: PacketServices, asyncInbound: AsyncInbound
       async (request, reply) => {
         const account = services.accounts.get(request.params.id)
         // Unknown account and wrong token look the same from outside.
-        if (!authorized(request.headers.authorization, account && tokenDigests.get(account.id)) || !account) {
+        if (!authorized(request.headers.authorization, account && tokenDigests.tokenDigest(account.id)) || !account) {
           return unauthorized(reply)
         }
         if (!Buffer.isBuffer(request.body)) return badRequest(reply, 'body must be an ILP Prepare')
@@ -105,7 +102,7 @@ export function ilpOverHttp(services: PacketServices, asyncInbound: AsyncInbound
       { bodyLimit: MAX_ILP_BODY_BYTES },
       async (request, reply) => {
         const account = services.accounts.get(request.params.id)
-        if (!authorized(request.headers.authorization, account && tokenDigests.get(account.id)) || !account) {
+        if (!authorized(request.headers.authorization, account && tokenDigests.tokenDigest(account.id)) || !account) {
           return unauthorized(reply)
         }
         const requestId = normalizeRequestId(singleHeader(request.headers['request-id']) ?? '')

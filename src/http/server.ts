@@ -2,14 +2,22 @@ import { readFileSync } from 'node:fs'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
+import type { AccountService } from '../accounts/service.js'
 import type { AsyncInbound } from '../async/inbound.js'
+import type { Onboarding } from '../onboarding/onboarding.js'
 import type { PacketServices } from '../packet/context.js'
 import { adminApi } from './admin.js'
+import { dashboard } from './dashboard.js'
 import { ilpOverHttp } from './ilp-over-http.js'
+import { metricsEndpoint } from './metrics.js'
 import { jsonRpc } from './rpc.js'
 
 export interface ServerDeps {
   services: PacketServices
+  /** Runtime account changes (admin API, tickets, sign-up). */
+  accountService: AccountService
+  /** Invitation tickets and open sign-up (issue 5). */
+  onboarding: Onboarding
   /** Inbound async ILP-over-HTTP (202 now, the reply to the Callback-Url later). */
   asyncInbound: AsyncInbound
   /** PEM file paths; with them the worker serves HTTPS only. */
@@ -45,8 +53,14 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     done(null, payload)
   })
   await app.register(ilpOverHttp(deps.services, deps.asyncInbound))
-  await app.register(jsonRpc(deps.services))
-  await app.register(adminApi({ adminToken: deps.adminToken, accounts: deps.services.accounts, ledger: deps.services.ledger, routes: deps.services.routes, rates: deps.services.rates }))
+  await app.register(jsonRpc(deps.services, deps.onboarding))
+  await app.register(adminApi({ adminToken: deps.adminToken, services: deps.services, accountService: deps.accountService, onboarding: deps.onboarding }))
+  // metrics and dashboard (issue 6): only where the worker made its FarmMetrics
+  const metrics = deps.services.metrics
+  if (metrics) {
+    await app.register(metricsEndpoint({ services: deps.services, metrics, adminToken: deps.adminToken }))
+    await app.register(dashboard({ services: deps.services, metrics, adminToken: deps.adminToken, secureCookie: deps.tls !== undefined }))
+  }
   app.get('/health', async (_request, reply) => {
     const redisUp = await deps.redis.ping().then(
       () => true,

@@ -1,9 +1,12 @@
 import type { IlpPrepare } from 'ilp-packet'
 import type { Logger } from 'pino'
+import type { AccountRegistry } from '../accounts/registry.js'
+import type { Settlements } from '../accounts/settlement.js'
 import type { AsyncReplies } from '../async/replies.js'
 import type { RequestIds } from '../async/request-ids.js'
 import type { AccountConfig } from '../config/schema.js'
 import type { OutgoingClient } from '../http/outgoing.js'
+import type { FarmMetrics } from '../metrics/farm-metrics.js'
 import type { Rates } from '../rates/rates.js'
 import type { AddressMapper } from '../routing/address-mapper.js'
 import type { RouteAnnouncer } from '../routing/ccp.js'
@@ -18,7 +21,12 @@ export interface PacketServices {
   readonly shard: number
   readonly minMessageWindowMs: number
   readonly maxHoldTimeMs: number
+  /** Every account, live: changed in place when an account is created, updated or deleted at runtime. */
   readonly accounts: ReadonlyMap<string, AccountConfig>
+  /** Where the accounts live (Redis, pub/sub) and their token digests. */
+  readonly registry: AccountRegistry
+  /** The account can be sent packets: it has an outgoing.url or its user registered a JSON-RPC URL. */
+  readonly reachable: (accountId: string) => boolean
   /** The address mapper: routing table, policy, outcome counters. */
   readonly routes: AddressMapper
   /** Route announcements (CCP): answers peer.route.control / peer.route.update; absent: those get F02. */
@@ -32,8 +40,12 @@ export interface PacketServices {
   readonly requestIds: RequestIds
   /** Outbound async ILP-over-HTTP: sends to `outgoing.mode: async` next hops and takes their callbacks. */
   readonly asyncReplies: AsyncReplies
+  /** Settlement requests (issue 6): checked after a fulfill credits an account with a settleThreshold. */
+  readonly settlements?: Settlements
   /** The users' own JSON-RPC URLs (ilp_setRpcUrl) and delivery of prepares to them; absent: never used. */
   readonly userRpc?: UserRpc
+  /** Farm-wide metrics (issue 6): handlePrepare reports each packet answered; absent: nothing is counted. */
+  readonly metrics?: FarmMetrics
   readonly log: Logger
 }
 

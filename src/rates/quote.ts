@@ -55,7 +55,7 @@ export class QuoteError extends Error {
   }
 }
 
-type QuoteServices = Pick<PacketServices, 'routes' | 'rates' | 'accounts' | 'ledger'>
+type QuoteServices = Pick<PacketServices, 'routes' | 'rates' | 'accounts' | 'ledger' | 'reachable'>
 
 interface Option {
   candidate: Candidate
@@ -84,7 +84,7 @@ export async function quote(req: QuoteRequest, services: QuoteServices): Promise
   const entry = services.routes.table.lookup(destination)
   if (entry === undefined) throw new QuoteError('F02', `no route to ${destination}`)
   const now = Date.now()
-  let pool = entry.candidates.filter((c) => c.accountId !== from.id && services.accounts.get(c.accountId)?.outgoing !== undefined)
+  let pool = entry.candidates.filter((c) => c.accountId !== from.id && services.reachable(c.accountId))
   if (pool.length === 0) {
     const back = entry.candidates.some((c) => c.accountId === from.id)
     throw new QuoteError('F02', back ? `no route to ${destination}: it leads back to the sender` : `no route to ${destination}`)

@@ -99,38 +99,49 @@ interface Asset {
  */
 export class Rates {
   readonly spread: string
+  private readonly prices: ReadonlyMap<string, { num: bigint; den: bigint }>
+  private readonly keep: { num: bigint; den: bigint }
+  private readonly assets: Asset[] = []
   private readonly assetIndex = new Map<string, number>()
-  private readonly byAccount = new Map<string, number>()
-  /** matrix[from][to]; undefined: no rate between those codes. */
-  private readonly matrix: Array<Array<Rate | undefined>> = []
+  /** Accounts come and go at runtime: each account object is mapped to its asset once. */
+  private readonly byAccount = new WeakMap<AccountConfig, number>()
+  /** matrix[from][to], filled on first use; null: no rate between those codes. */
+  private readonly matrix: Array<Array<Rate | null | undefined>> = []
 
   constructor(config: Pick<FarmConfig, 'accounts' | 'rates'>) {
     this.spread = config.rates.spread
-    const prices = new Map(Object.entries(config.rates.prices).map(([code, price]) => [code, parseDecimal(price)]))
+    this.prices = new Map(Object.entries(config.rates.prices).map(([code, price]) => [code, parseDecimal(price)]))
     const spread = parseDecimal(config.rates.spread)
-    const keep = { num: spread.den - spread.num, den: spread.den } // 1 − spread
-    const assets: Asset[] = []
-    for (const account of config.accounts) {
-      const key = `${account.assetCode}\u0000${account.assetScale}`
-      let i = this.assetIndex.get(key)
-      if (i === undefined) {
-        i = assets.length
-        assets.push({ code: account.assetCode, scale: account.assetScale })
-        this.assetIndex.set(key, i)
-      }
-      this.byAccount.set(account.id, i)
-    }
-    for (const a of assets) {
-      this.matrix.push(assets.map((b) => rateBetween(a, b, prices, keep)))
-    }
+    this.keep = { num: spread.den - spread.num, den: spread.den } // 1 − spread
+    for (const account of config.accounts) this.assetOf(account)
   }
 
   /** The rate from `from`'s asset to `to`'s; undefined when their codes differ and one has no price. */
   between(from: AccountConfig, to: AccountConfig): Rate | undefined {
-    const i = this.byAccount.get(from.id)
-    const j = this.byAccount.get(to.id)
-    if (i === undefined || j === undefined) return undefined
-    return this.matrix[i]![j]
+    const i = this.assetOf(from)
+    const j = this.assetOf(to)
+    const row = this.matrix[i]!
+    let rate = row[j]
+    if (rate === undefined) {
+      rate = rateBetween(this.assets[i]!, this.assets[j]!, this.prices, this.keep) ?? null
+      row[j] = rate
+    }
+    return rate ?? undefined
+  }
+
+  private assetOf(account: AccountConfig): number {
+    let i = this.byAccount.get(account)
+    if (i !== undefined) return i
+    const key = `${account.assetCode}\u0000${account.assetScale}`
+    i = this.assetIndex.get(key)
+    if (i === undefined) {
+      i = this.assets.length
+      this.assets.push({ code: account.assetCode, scale: account.assetScale })
+      this.assetIndex.set(key, i)
+      this.matrix.push([])
+    }
+    this.byAccount.set(account, i)
+    return i
   }
 }
 

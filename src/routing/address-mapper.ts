@@ -15,6 +15,8 @@ export interface AddressMapperOptions {
   redisUrl: string
   config: FarmConfig
   accounts: ReadonlyMap<string, AccountConfig>
+  /** An account packets can be sent to (default: it has outgoing.url); the worker adds users' JSON-RPC URLs. */
+  reachable?: (accountId: string) => boolean
   ledger: Ledger
   log: Logger
   /** How often outcome counts are flushed to Redis and read back (default 1000 ms). */
@@ -76,13 +78,14 @@ export class AddressMapper {
   private closed = false
   private readonly changeListeners = new Set<() => void>()
 
-  private readonly usable = (accountId: string): boolean => this.accounts.get(accountId)?.outgoing !== undefined
+  private readonly usable: (accountId: string) => boolean
   private readonly liquidityOf = (accountId: string): HopLiquidity | undefined => this.liquidity.get(accountId)
 
   private constructor(opts: AddressMapperOptions) {
     this.policy = opts.config.routing.policy
     this.store = new RouteStore(opts.redis, opts.config.redis.keyPrefix)
     this.accounts = opts.accounts
+    this.usable = opts.reachable ?? ((accountId) => opts.accounts.get(accountId)?.outgoing !== undefined)
     this.ledger = opts.ledger
     this.log = opts.log
     this.random = opts.random ?? Math.random

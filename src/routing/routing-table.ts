@@ -135,7 +135,7 @@ export function configRoutes(config: FarmConfig): Map<string, Set<string>> {
     set.add(accountId)
   }
   for (const account of config.accounts) {
-    if (account.relation === 'child' && account.outgoing) add(`${config.ilpAddress}.${account.id}`, account.id)
+    if (account.relation === 'child') add(`${config.ilpAddress}.${account.id}`, account.id)
     for (const prefix of account.routes) add(prefix, account.id)
   }
   for (const route of config.routes) add(route.prefix, route.account)

@@ -1,10 +1,12 @@
 import type { AccountConfig } from '../config/schema.js'
 import type { PacketServices } from '../packet/context.js'
-import { type RpcMethod, rpcMethods } from './methods.js'
+import type { Onboarding } from '../onboarding/onboarding.js'
+import { type AnyRpcMethod, rpcMethods } from './methods.js'
 import {
   errorResponse,
   INTERNAL_ERROR,
   INVALID_REQUEST,
+  UNAUTHORIZED,
   invalidParams,
   METHOD_NOT_FOUND,
   PARSE_ERROR,
@@ -13,13 +15,20 @@ import {
   type RpcResponse,
 } from './protocol.js'
 
-/** Who is calling: the account its bearer token belongs to. Methods act on this account only. */
-export interface RpcContext {
-  readonly account: AccountConfig
+/** Who is calling: the account its bearer token belongs to, if any; and the onboarding service. */
+export interface CallerContext {
+  readonly account?: AccountConfig
   readonly services: PacketServices
+  /** Tickets and sign-up (absent: those methods answer that onboarding is not available). */
+  readonly onboarding?: Onboarding
 }
 
-const methodsByName: ReadonlyMap<string, RpcMethod> = new Map(rpcMethods.map((m) => [m.name, m]))
+/** A caller with an account: methods act on this account only. */
+export interface RpcContext extends CallerContext {
+  readonly account: AccountConfig
+}
+
+const methodsByName: ReadonlyMap<string, AnyRpcMethod> = new Map(rpcMethods.map((m) => [m.name, m]))
 
 function isId(value: unknown): value is RpcId {
   return value === null || typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value))
@@ -33,7 +42,7 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
  * One HTTP body: a request or a batch. Returns what to send back, or
  * undefined when nothing is (a notification, or a batch of notifications).
  */
-export async function dispatchBody(body: string, ctx: RpcContext): Promise<RpcResponse | RpcResponse[] | undefined> {
+export async function dispatchBody(body: string, ctx: CallerContext): Promise<RpcResponse | RpcResponse[] | undefined> {
   let parsed: unknown
   try {
     parsed = JSON.parse(body)
@@ -51,7 +60,7 @@ export async function dispatchBody(body: string, ctx: RpcContext): Promise<RpcRe
 }
 
 /** One request object: its response, or undefined for a notification (a request without an `id`). */
-export async function dispatchOne(request: unknown, ctx: RpcContext): Promise<RpcResponse | undefined> {
+export async function dispatchOne(request: unknown, ctx: CallerContext): Promise<RpcResponse | undefined> {
   if (!isPlainObject(request)) return errorResponse(null, { code: INVALID_REQUEST, message: 'Invalid Request: not a JSON-RPC request object' })
   const hasId = Object.prototype.hasOwnProperty.call(request, 'id')
   const id = hasId && isId(request.id) ? request.id : null
@@ -69,12 +78,12 @@ export async function dispatchOne(request: unknown, ctx: RpcContext): Promise<Rp
     answer = errorResponse(id, { code: METHOD_NOT_FOUND, message: `Method not found: ${request.method}` })
   } else {
     try {
-      answer = { jsonrpc: '2.0', id, result: await method.invoke(ctx, checkParams(method, params)) }
+      answer = { jsonrpc: '2.0', id, result: await invoke(method, ctx, params) }
     } catch (err) {
       if (err instanceof RpcError) {
         answer = errorResponse(id, err.toObject())
       } else {
-        ctx.services.log.error({ err, method: method.name, account: ctx.account.id }, 'JSON-RPC method failed')
+        ctx.services.log.error({ err, method: method.name, account: ctx.account?.id }, 'JSON-RPC method failed')
         answer = errorResponse(id, { code: INTERNAL_ERROR, message: 'Internal error' })
       }
     }
@@ -82,8 +91,16 @@ export async function dispatchOne(request: unknown, ctx: RpcContext): Promise<Rp
   return hasId ? answer : undefined
 }
 
+/** A public method runs for anyone; any other needs the caller's account (-32001 without one). */
+function invoke(method: AnyRpcMethod, ctx: CallerContext, params: unknown): Promise<unknown> {
+  if (method.public) return method.invoke(ctx, checkParams(method, params))
+  const { account } = ctx
+  if (account === undefined) throw new RpcError(UNAUTHORIZED, 'Unauthorized: Authorization: Bearer <the account token> is required')
+  return method.invoke({ ...ctx, account }, checkParams(method, params))
+}
+
 /** Named params only (an empty array or no params for a method without any); unknown names and missing required ones are -32602. */
-function checkParams(method: RpcMethod, params: unknown): Record<string, unknown> {
+function checkParams(method: AnyRpcMethod, params: unknown): Record<string, unknown> {
   if (params === undefined || params === null) params = {}
   if (Array.isArray(params)) {
     if (params.length > 0) throw invalidParams('params must be given by name (an object)')

@@ -4,7 +4,8 @@ import { handlePrepare } from '../packet/pipeline.js'
 import { quote, QuoteError, type QuoteRequest } from '../rates/quote.js'
 import { isValidIlpAddress } from '../util/address.js'
 import { isUInt64String } from '../util/amount.js'
-import type { RpcContext } from './dispatch.js'
+import type { CallerContext, RpcContext } from './dispatch.js'
+import { onboardingMethods } from './onboarding-methods.js'
 import { openRpcDocument } from './openrpc.js'
 import { ILP_ERROR, INTERNAL_ERROR, invalidParams, RpcError } from './protocol.js'
 import { MAX_RPC_URL_LENGTH, parseRpcUrl } from './user-rpc.js'
@@ -26,6 +27,8 @@ export interface ParamSpec {
  * application errors.
  */
 export interface RpcMethod {
+  /** Callable without a token (onboarding, discovery); `invoke` then gets no account. */
+  readonly public?: false
   readonly name: string
   readonly summary: string
   readonly params: readonly ParamSpec[]
@@ -34,6 +37,14 @@ export interface RpcMethod {
   readonly errors?: ReadonlyArray<{ code: number; message: string }>
   invoke(ctx: RpcContext, params: Record<string, unknown>): Promise<unknown>
 }
+
+/** A method anyone may call, without an account: what it needs comes in its params. */
+export interface PublicRpcMethod extends Omit<RpcMethod, 'public' | 'invoke'> {
+  readonly public: true
+  invoke(ctx: CallerContext, params: Record<string, unknown>): Promise<unknown>
+}
+
+export type AnyRpcMethod = RpcMethod | PublicRpcMethod
 
 const decimal: JsonSchema = { type: 'string', pattern: '^-?[0-9]+$' }
 const uint64: JsonSchema = { type: 'string', pattern: '^[0-9]+$', description: 'a UInt64 as a decimal string' }
@@ -268,7 +279,8 @@ const getRpcUrl: RpcMethod = {
   },
 }
 
-const discover: RpcMethod = {
+const discover: PublicRpcMethod = {
+  public: true,
   name: 'rpc.discover',
   summary: 'This service described as an OpenRPC document.',
   params: [],
@@ -279,4 +291,13 @@ const discover: RpcMethod = {
 }
 
 /** Every method; rpc.discover describes exactly this table. */
-export const rpcMethods: readonly RpcMethod[] = [getBalance, getAccountInfo, quoteMethod, sendPrepare, setRpcUrl, getRpcUrl, discover]
+export const rpcMethods: readonly AnyRpcMethod[] = [
+  getBalance,
+  getAccountInfo,
+  quoteMethod,
+  sendPrepare,
+  setRpcUrl,
+  getRpcUrl,
+  ...onboardingMethods,
+  discover,
+]

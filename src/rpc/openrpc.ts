@@ -1,4 +1,4 @@
-import type { RpcMethod } from './methods.js'
+import type { AnyRpcMethod } from './methods.js'
 
 const VERSION = '0.1.0'
 
@@ -28,14 +28,14 @@ const RECEIVE_PREPARE = {
 }
 
 /** The OpenRPC 1.3 document for rpc.discover, built from the method table itself so it cannot drift from it. */
-export function openRpcDocument(methods: readonly RpcMethod[]): Record<string, unknown> {
+export function openRpcDocument(methods: readonly AnyRpcMethod[]): Record<string, unknown> {
   return {
     openrpc: '1.3.2',
     info: {
       title: 'ilp-farm JSON-RPC',
       version: VERSION,
       description:
-        'JSON-RPC 2.0 at POST /rpc, Authorization: Bearer <the account\'s incoming.token>. Every method acts on the account the token belongs to. Application errors: code 1 with data.ilpCode.',
+        'JSON-RPC 2.0 at POST /rpc, Authorization: Bearer <the account\'s incoming.token>. Every method acts on the account the token belongs to; the onboarding methods (x-public) need no token. Application errors: code 1 with data.ilpCode; code 2 (onboarding refused) with data.reason.',
     },
     methods: methods.map((m) => ({
       name: m.name,

@@ -9,13 +9,15 @@ export const INTERNAL_ERROR = -32603
 export const UNAUTHORIZED = -32001
 /** Application error: the farm refuses what was asked for an ILP reason; `data.ilpCode` names it (F02, R01, F08, ...). */
 export const ILP_ERROR = 1
+/** An account could not be made: bad or used ticket, wrong proof of work, id taken (data.reason says which). */
+export const ONBOARDING_REFUSED = 2
 
 export type RpcId = string | number | null
 
 export interface RpcErrorObject {
   code: number
   message: string
-  data?: { ilpCode: string }
+  data?: { ilpCode?: string; reason?: string; [key: string]: unknown }
 }
 
 export interface RpcResponse {
@@ -31,13 +33,16 @@ export class RpcError extends Error {
     readonly code: number,
     message: string,
     readonly ilpCode?: string,
+    /** Extra `data` fields (besides ilpCode). */
+    readonly extra?: Record<string, unknown>,
   ) {
     super(message)
     this.name = 'RpcError'
   }
 
   toObject(): RpcErrorObject {
-    return this.ilpCode === undefined ? { code: this.code, message: this.message } : { code: this.code, message: this.message, data: { ilpCode: this.ilpCode } }
+    const data = { ...(this.ilpCode === undefined ? {} : { ilpCode: this.ilpCode }), ...this.extra }
+    return Object.keys(data).length === 0 ? { code: this.code, message: this.message } : { code: this.code, message: this.message, data }
   }
 }
 

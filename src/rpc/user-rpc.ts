@@ -48,7 +48,8 @@ export class UserRpc {
   constructor(
     private readonly redis: Redis,
     private readonly keys: Keys,
-    private readonly accountIds: readonly string[],
+    /** The accounts whose URLs are read (a live view: accounts come and go at runtime). */
+    private readonly accountIds: () => Iterable<string>,
     private readonly log: Logger,
     private readonly refreshMs = RPC_URL_REFRESH_MS,
   ) {}
@@ -82,14 +83,17 @@ export class UserRpc {
   }
 
   private async refresh(): Promise<void> {
-    if (this.refreshing || this.accountIds.length === 0) return
+    const ids = [...this.accountIds()]
+    if (this.refreshing) return
     this.refreshing = true
     try {
+      const live = new Set(ids)
+      for (const id of this.cache.keys()) if (!live.has(id)) this.cache.delete(id)
       const pipeline = this.redis.pipeline()
-      for (const id of this.accountIds) pipeline.get(this.keys.rpcUrl(id))
-      const results = (await pipeline.exec()) ?? []
+      for (const id of ids) pipeline.get(this.keys.rpcUrl(id))
+      const results = ids.length === 0 ? [] : ((await pipeline.exec()) ?? [])
       results.forEach(([err, value], i) => {
-        const id = this.accountIds[i]!
+        const id = ids[i]!
         if (err) return // keep what the cache has
         if (typeof value === 'string') this.cache.set(id, value)
         else this.cache.delete(id)

@@ -81,6 +81,23 @@ export async function adminGet<T = unknown>(farmUrl: string, path: string, token
   return { status: res.statusCode, json: (await res.body.json()) as T }
 }
 
+/** An admin API call with a JSON body (POST, PUT, DELETE); the JSON answer, or null for an empty body. */
+export async function adminSend<T = unknown>(
+  farmUrl: string,
+  method: 'POST' | 'PUT' | 'DELETE',
+  path: string,
+  body?: unknown,
+  opts: { token?: string | null; headers?: Record<string, string> } = {},
+): Promise<{ status: number; json: T }> {
+  const headers: Record<string, string> = { ...opts.headers }
+  const token = opts.token === undefined ? ADMIN_TOKEN : opts.token
+  if (token !== null) headers.authorization = `Bearer ${token}`
+  if (body !== undefined) headers['content-type'] = 'application/json'
+  const res = await request(`${farmUrl}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })
+  const text = await res.body.text()
+  return { status: res.statusCode, json: (text === '' ? null : JSON.parse(text)) as T }
+}
+
 export async function balanceOf(farmUrl: string, id: string): Promise<string> {
   const { json } = await adminGet<{ balance: string }>(farmUrl, `/admin/accounts/${id}`)
   return json.balance

@@ -163,8 +163,15 @@ describe('POST /rpc: auth', () => {
     for (const token of [null, 'wrong-token', '']) {
       const res = await post(body, token)
       expect(res.status).toBe(401)
-      expect(JSON.parse(res.text)).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: -32001 } })
+      // an unknown token is refused before the body is read (id null); without one, the call itself is refused
+      expect(JSON.parse(res.text)).toMatchObject({ jsonrpc: '2.0', id: token === null || token === '' ? 1 : null, error: { code: -32001 } })
     }
+    // a batch of calls that all need a token: 401 too; with a public method in it, 200 and per-call errors
+    const batch = await post(JSON.stringify([JSON.parse(body), { jsonrpc: '2.0', method: 'ilp_getAccountInfo', id: 2 }]), null)
+    expect(batch.status).toBe(401)
+    const mixed = await post(JSON.stringify([JSON.parse(body), { jsonrpc: '2.0', method: 'rpc.discover', id: 2 }]), null)
+    expect(mixed.status).toBe(200)
+    expect(JSON.parse(mixed.text)).toMatchObject([{ id: 1, error: { code: -32001 } }, { id: 2, result: { openrpc: '1.3.2' } }])
     const basic = await request(`${farm.url}/rpc`, { method: 'POST', headers: { authorization: 'Basic alice-token', 'content-type': 'application/json' }, body })
     expect(basic.statusCode).toBe(401)
     await basic.body.dump()

@@ -90,6 +90,8 @@ beforeAll(async () => {
     // routable through its outgoing URL; an RPC URL, once set, takes its place
     // ursula's JSON-RPC endpoints in these tests are servers on loopback ports
     account('ursula', { incoming: { token: 'ursula-token', callbackUrls: ['http://127.0.0.1:', 'https://wallet.example/'] }, outgoing: { url: fallback.url, token: 'to-ursula' } }),
+    // no outgoing at all: reachable only while its RPC URL is set (a tunnel user)
+    account('nora', { incoming: { token: 'nora-token', callbackUrls: ['http://127.0.0.1:', 'https://*.tunnel.example/'] } }),
   ]
   farm = await startTestFarm(redis.url, accounts, { redis: { keyPrefix } }, { shard: 0 })
   other = await startTestFarm(redis.url, accounts, { redis: { keyPrefix } }, { shard: 1 })
@@ -283,5 +285,33 @@ describe('delivery to the RPC URL as ilp_receivePrepare', () => {
     expect(viaOutgoing.packet?.type).toBe(Type.TYPE_ILP_FULFILL)
     expect(user.calls).toHaveLength(calls + 1)
     expect(fallback.received).toHaveLength(1)
+  })
+})
+
+describe('an account reachable through its RPC URL alone', () => {
+  it('F02 without one; with one set through one worker, both workers deliver to it; cleared, F02 again', async () => {
+    const toNora = () => prepareTo(`${FARM_ADDRESS}.nora.wallet`, '25', knownCondition())
+    expect((await sendIlp(other.url, 'alice', toNora())).packet).toMatchObject({ type: Type.TYPE_ILP_REJECT, data: { code: 'F02' } })
+    expect((await call(farm, 'ilp_setRpcUrl', { url: user.url }, 'nora-token')).result).toEqual({ url: user.url })
+    const before = await balanceOf(farm.url, 'nora')
+    expect((await sendIlp(farm.url, 'alice', toNora())).packet?.type).toBe(Type.TYPE_ILP_FULFILL)
+    const start = Date.now()
+    for (;;) {
+      const answer = await sendIlp(other.url, 'alice', toNora())
+      if (answer.packet?.type === Type.TYPE_ILP_FULFILL) break
+      expect(Date.now() - start).toBeLessThan(3000)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    expect(BigInt(await balanceOf(farm.url, 'nora')) - BigInt(before)).toBe(50n)
+    expect((await call(farm, 'ilp_setRpcUrl', { url: null }, 'nora-token')).result).toEqual({ url: null })
+    expect((await sendIlp(farm.url, 'alice', toNora())).packet).toMatchObject({ type: Type.TYPE_ILP_REJECT, data: { code: 'F02' } })
+  })
+
+  it('a wildcard prefix takes one host label, never more, never none', async () => {
+    expect((await call(farm, 'ilp_setRpcUrl', { url: 'https://abc-12.tunnel.example/rpc' }, 'nora-token')).result).toEqual({ url: 'https://abc-12.tunnel.example/rpc' })
+    for (const url of ['https://a.b.tunnel.example/rpc', 'https://tunnel.example/rpc', 'http://abc.tunnel.example/rpc', 'https://abc.tunnel.example.evil/rpc', 'https://abctunnel.example/']) {
+      expect((await call(farm, 'ilp_setRpcUrl', { url }, 'nora-token')).error?.code).toBe(-32602)
+    }
+    await call(farm, 'ilp_setRpcUrl', { url: null }, 'nora-token')
   })
 })

@@ -1,0 +1,58 @@
+import { createHash } from 'node:crypto'
+import type { Redis } from 'ioredis'
+import type { AccountConfig } from '../config/schema.js'
+import type { Keys } from '../store/keys.js'
+import { ADJUST, settlementsKey } from './settlement.js'
+
+export type AdjustmentKind = 'deposit' | 'withdrawal'
+
+export type AdjustmentResult =
+  | { status: 'applied' | 'replayed'; balance: string; settlementId?: string }
+  | { status: 'conflict' }
+  | { status: 'insufficient-balance'; balance: string }
+
+/** How long an idempotency key is remembered: a retry within this time applies nothing. */
+export const IDEMPOTENCY_TTL_MS = 7 * 24 * 3600 * 1000
+/** Longest Idempotency-Key taken (it is hashed for the Redis key, but a bound keeps requests sane). */
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 200
+
+/**
+ * Deposits and withdrawals (issue 6): the operator moves an account's balance
+ * (money that arrived or was paid out outside ILP). One script per request:
+ * it checks the key, the limit, moves the balance and records the key, so a
+ * retried request applies once, whichever worker it reaches.
+ */
+export class Adjustments {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+  ) {}
+
+  async adjust(account: AccountConfig, kind: AdjustmentKind, amount: string, idempotencyKey: string): Promise<AdjustmentResult> {
+    const keyDigest = createHash('sha256').update(idempotencyKey).digest('hex')
+    const [status, balance, settlementId] = (await ADJUST.run(
+      this.redis,
+      [this.keys.account(account.id), `${this.keys.account(account.id)}:idem:${keyDigest}`, settlementsKey(this.keys)],
+      [
+        kind,
+        amount,
+        account.minBalance,
+        IDEMPOTENCY_TTL_MS,
+        account.id,
+        account.settleThreshold ?? '',
+        account.settleTo ?? '0',
+        idempotencyKey,
+      ],
+    )) as [string, string, string]
+    switch (status) {
+      case 'APPLIED':
+        return settlementId ? { status: 'applied', balance, settlementId } : { status: 'applied', balance }
+      case 'REPLAYED':
+        return { status: 'replayed', balance }
+      case 'CONFLICT':
+        return { status: 'conflict' }
+      default:
+        return { status: 'insufficient-balance', balance }
+    }
+  }
+}

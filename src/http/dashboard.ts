@@ -1,0 +1,152 @@
+import { existsSync, readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { timingSafeEqual } from 'node:crypto'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { DashboardFeed } from '../metrics/dashboard-feed.js'
+import { DashboardSessions, SESSION_TTL_MS } from '../metrics/dashboard-sessions.js'
+import { buildSnapshot } from '../metrics/dashboard-snapshot.js'
+import type { FarmMetrics } from '../metrics/farm-metrics.js'
+import type { PacketServices } from '../packet/context.js'
+import { packageRoot } from '../util/package-root.js'
+import { tokenDigest } from './auth.js'
+
+export interface DashboardDeps {
+  services: PacketServices
+  metrics: FarmMetrics
+  adminToken: string | undefined
+  /** The farm serves HTTPS: the session cookie gets `Secure`. */
+  secureCookie: boolean
+}
+
+const COOKIE = 'ilpfarm_dashboard'
+/** A wrong token is answered this late: guessing the admin token through the login form is slow. */
+const FAILED_LOGIN_DELAY_MS = 500
+
+/** The page's own headers: nothing from elsewhere, no framing (the login form holds the admin token). */
+const PAGE_HEADERS = {
+  'content-security-policy':
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'x-frame-options': 'DENY',
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+}
+
+interface Asset {
+  readonly body: Buffer
+  readonly type: string
+}
+
+/** src/http/dashboard/ next to this module (tsx, tests), or in the package when this runs from dist/. */
+function assetsDir(): string | undefined {
+  const candidates = [join(dirname(fileURLToPath(import.meta.url)), 'dashboard')]
+  try {
+    candidates.push(join(packageRoot(), 'src', 'http', 'dashboard'))
+  } catch {
+    // not inside the package folder: only next to this module
+  }
+  return candidates.find((dir) => existsSync(join(dir, 'index.html')))
+}
+
+/** The page, its script and style, and chart.js and cytoscape from node_modules (nothing from the internet). */
+function loadAssets(dir: string): Map<string, Asset> {
+  const require = createRequire(import.meta.url)
+  const vendor = (pkg: string, file: string) => readFileSync(join(dirname(require.resolve(pkg)), file))
+  const js = 'text/javascript; charset=utf-8'
+  return new Map<string, Asset>([
+    ['/dashboard', { body: readFileSync(join(dir, 'index.html')), type: 'text/html; charset=utf-8' }],
+    ['/dashboard/app.js', { body: readFileSync(join(dir, 'app.js')), type: js }],
+    ['/dashboard/app.css', { body: readFileSync(join(dir, 'app.css')), type: 'text/css; charset=utf-8' }],
+    // chart.js resolves to dist/chart.cjs, cytoscape to dist/cytoscape.cjs.js: their browser builds are next to them
+    ['/dashboard/vendor/chart.js', { body: vendor('chart.js', 'chart.umd.min.js'), type: js }],
+    ['/dashboard/vendor/cytoscape.js', { body: vendor('cytoscape', 'cytoscape.min.js'), type: js }],
+  ])
+}
+
+function cookieValue(header: string | undefined, name: string): string | undefined {
+  if (header === undefined) return undefined
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=')
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim()
+  }
+  return undefined
+}
+
+function sessionCookie(value: string, maxAgeSeconds: number, secure: boolean): string {
+  return `${COOKIE}=${value}; Path=/dashboard; Max-Age=${maxAgeSeconds}; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`
+}
+
+/** The admin token from a login body `{ "token": "..." }`, compared as digests in constant time. */
+function isAdminToken(body: unknown, expected: Buffer | undefined): boolean {
+  if (expected === undefined || body === null || typeof body !== 'object') return false
+  const token = (body as Record<string, unknown>).token
+  if (typeof token !== 'string' || token.length === 0 || token.length > 4096) return false
+  return timingSafeEqual(tokenDigest(token), expected)
+}
+
+/**
+ * /dashboard: the operator's live view of the farm (docs/METRICS.md). The
+ * page is static; it logs in with the admin token (POST /dashboard/login,
+ * which sets an HttpOnly SameSite=Strict session cookie, the session living
+ * in Redis so every worker accepts it), then follows /dashboard/events
+ * (server-sent events, one snapshot a second).
+ */
+export function dashboard(deps: DashboardDeps) {
+  const digest = deps.adminToken === undefined ? undefined : tokenDigest(deps.adminToken)
+  const { services, metrics } = deps
+
+  return async function plugin(app: FastifyInstance): Promise<void> {
+    const dir = assetsDir()
+    if (dir === undefined) {
+      services.log.warn('dashboard: src/http/dashboard/ not found next to the code or in the package; /dashboard is not served')
+      return
+    }
+    const assets = loadAssets(dir)
+    const sessions = new DashboardSessions(services.ledger.redis, services.ledger.keys.prefix)
+    const feed = new DashboardFeed({ build: () => buildSnapshot(services, metrics), sessions, log: services.log })
+    // open event streams would keep the HTTP server's close waiting forever
+    app.addHook('preClose', (done) => {
+      feed.close()
+      done()
+    })
+    app.addHook('onRequest', async (_request, reply) => {
+      reply.headers(PAGE_HEADERS)
+    })
+
+    const sessionOf = (request: FastifyRequest) => cookieValue(request.headers.cookie, COOKIE)
+    const serve = (path: string) => (_request: FastifyRequest, reply: FastifyReply) => {
+      const asset = assets.get(path)!
+      return reply.type(asset.type).header('cache-control', 'no-cache').send(asset.body)
+    }
+    for (const path of assets.keys()) app.get(path, serve(path))
+    app.get('/dashboard/', serve('/dashboard'))
+
+    app.post<{ Body: unknown }>('/dashboard/login', async (request, reply) => {
+      if (!isAdminToken(request.body, digest)) {
+        await new Promise((resolve) => setTimeout(resolve, FAILED_LOGIN_DELAY_MS))
+        return reply.code(401).header('cache-control', 'no-store').send({ error: 'wrong admin token' })
+      }
+      const id = await sessions.create()
+      return reply.code(204).header('cache-control', 'no-store').header('set-cookie', sessionCookie(id, SESSION_TTL_MS / 1000, deps.secureCookie)).send()
+    })
+
+    app.post('/dashboard/logout', async (request, reply) => {
+      await sessions.end(sessionOf(request))
+      return reply.code(204).header('set-cookie', sessionCookie('', 0, deps.secureCookie)).send()
+    })
+
+    // always 200 (a 401 here would be logged as an error by the browser on every visit before login)
+    app.get('/dashboard/session', async (request, reply) => {
+      return reply.header('cache-control', 'no-store').send({ loggedIn: await sessions.valid(sessionOf(request)) })
+    })
+
+    app.get('/dashboard/events', async (request, reply) => {
+      const id = sessionOf(request)
+      if (id === undefined || !(await sessions.valid(id))) return reply.code(401).send({ error: 'log in first' })
+      reply.hijack()
+      for (const [name, value] of Object.entries(PAGE_HEADERS)) reply.raw.setHeader(name, value)
+      feed.add(reply.raw, id)
+    })
+  }
+}

@@ -1,0 +1,40 @@
+import type { FastifyInstance } from 'fastify'
+import { readFarmState } from '../metrics/farm-state.js'
+import type { FarmMetrics } from '../metrics/farm-metrics.js'
+import { PrometheusView } from '../metrics/prometheus.js'
+import type { PacketServices } from '../packet/context.js'
+import { authorized, tokenDigest } from './auth.js'
+
+export interface MetricsDeps {
+  services: PacketServices
+  metrics: FarmMetrics
+  adminToken: string | undefined
+}
+
+/**
+ * GET /metrics: Prometheus text format, for the whole farm whichever worker
+ * answers (docs/METRICS.md). Counters come from the farm-wide hash (this
+ * worker's counts are flushed into it first), gauges are read from Redis now.
+ * It names accounts and their balances, so it takes the admin token
+ * (`Authorization: Bearer`, Prometheus' `authorization` scrape setting).
+ * 503 while Redis cannot be read: Prometheus then records the scrape as failed.
+ */
+export function metricsEndpoint(deps: MetricsDeps) {
+  const digest = deps.adminToken === undefined ? undefined : tokenDigest(deps.adminToken)
+  const view = new PrometheusView()
+
+  return async function plugin(app: FastifyInstance): Promise<void> {
+    app.get('/metrics', async (request, reply) => {
+      if (!authorized(request.headers.authorization, digest)) return reply.code(401).send({ error: 'unauthorized' })
+      let text: string
+      try {
+        const [totals, state] = await Promise.all([deps.metrics.totals(), readFarmState(deps.services)])
+        text = await view.render({ totals, state })
+      } catch (err) {
+        deps.services.log.warn({ err }, 'metrics: scrape failed')
+        return reply.code(503).send({ error: 'the farm\'s metrics could not be read from Redis' })
+      }
+      return reply.type(view.contentType).header('cache-control', 'no-store').send(text)
+    })
+  }
+}

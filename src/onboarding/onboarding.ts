@@ -1,0 +1,158 @@
+import { createHash, randomBytes } from 'node:crypto'
+import type { Redis } from 'ioredis'
+import type { AccountService } from '../accounts/service.js'
+import { parseAccount } from '../config/load.js'
+import type { AccountConfig, FarmConfig } from '../config/schema.js'
+import type { Keys } from '../store/keys.js'
+import { isValidAddressSegment } from '../util/address.js'
+import { verifyPow } from './pow.js'
+
+/** What a redeemed ticket or a sign-up gives the user: the account and its token, shown once. */
+export interface NewAccount {
+  id: string
+  token: string
+  ilpAddress: string
+  assetCode: string
+  assetScale: number
+}
+
+/** A refused redemption or sign-up, with the reason the user is told. */
+export class OnboardingError extends Error {
+  constructor(
+    readonly reason: 'invalid-ticket' | 'invalid-challenge' | 'wrong-solution' | 'id-taken' | 'invalid-account' | 'signup-disabled',
+    message: string,
+  ) {
+    super(message)
+    this.name = 'OnboardingError'
+  }
+}
+
+/** An issued ticket as stored: the account it creates (all but id and token), an optional fixed id, its expiry. */
+interface TicketRecord {
+  account: Record<string, unknown>
+  id?: string
+  expiresAtMs: number
+}
+
+export const DEFAULT_TICKET_LIFETIME_MS = 24 * 3600 * 1000
+export const MAX_TICKET_LIFETIME_MS = 30 * 24 * 3600 * 1000
+
+const digest = (secret: string) => createHash('sha256').update(secret, 'utf8').digest('hex')
+const generatedId = () => `u${randomBytes(8).toString('hex')}`
+
+/**
+ * How a user gets an account without the operator typing it in (issue 5):
+ *
+ * - **Invitation tickets** (MyCHIPs' peer tickets): the operator issues one
+ *   (admin API) with the account's limits; the ticket is a 256-bit secret
+ *   kept in Redis only as its SHA-256, with a TTL. Redeeming it (JSON-RPC,
+ *   no token needed) consumes it with GETDEL, so it works once, on any
+ *   worker, and never after it expired.
+ * - **Open sign-up** (Mediachain), off unless `signup.enabled`: the farm
+ *   hands out a random challenge (kept in Redis with a TTL); a client that
+ *   finds a proof of work for it gets a child account with the configured
+ *   small limits. Checking the proof is one hash; the challenge is consumed
+ *   on use, so a solution cannot be replayed.
+ */
+export class Onboarding {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    private readonly accounts: AccountService,
+    private readonly config: Pick<FarmConfig, 'ilpAddress' | 'signup'>,
+  ) {}
+
+  private ticketKey(ticket: string): string {
+    return `${this.keys.prefix}ticket:${digest(ticket)}`
+  }
+
+  private challengeKey(challenge: string): string {
+    return `${this.keys.prefix}signup:${challenge}`
+  }
+
+  /**
+   * Issues a ticket for an account with these fields (as in the config file,
+   * without id and token; relation defaults to child), optionally for a fixed
+   * id. Returns the problems instead when the account would be invalid.
+   */
+  async issueTicket(req: { account: Record<string, unknown>; id?: string; lifetimeMs: number }): Promise<{ ticket: string; expiresAt: string } | { problems: string[] }> {
+    const template = { relation: 'child', ...req.account }
+    const check = parseAccount({ ...template, id: req.id ?? 'ticket-check', incoming: { token: 'x' } })
+    if ('problems' in check) return { problems: check.problems }
+    if ('id' in req.account || 'incoming' in req.account) return { problems: ['account: must not name id or incoming (the id is given apart; the token is made at redemption)'] }
+    const ticket = randomBytes(32).toString('base64url')
+    const expiresAtMs = Date.now() + req.lifetimeMs
+    const record: TicketRecord = { account: template, ...(req.id ? { id: req.id } : {}), expiresAtMs }
+    await this.redis.set(this.ticketKey(ticket), JSON.stringify(record), 'PX', req.lifetimeMs)
+    return { ticket, expiresAt: new Date(expiresAtMs).toISOString() }
+  }
+
+  /** Redeems a ticket: creates its account (id: the ticket's, else `wantedId`, else a generated one) and returns the token. */
+  async redeemTicket(ticket: string, wantedId: string | undefined): Promise<NewAccount> {
+    const key = this.ticketKey(ticket)
+    const json = await this.redis.get(key)
+    if (json === null) throw new OnboardingError('invalid-ticket', 'unknown, used or expired ticket')
+    const record = JSON.parse(json) as TicketRecord
+    if (record.id !== undefined && wantedId !== undefined && wantedId !== record.id) {
+      throw new OnboardingError('invalid-account', `this ticket is for the account id "${record.id}"`)
+    }
+    const id = record.id ?? wantedId ?? generatedId()
+    const body = { ...record.account, id }
+    this.checkNew(body, id)
+    // consuming the ticket is the one step that decides who got it: two redemptions at once, one wins
+    if ((await this.redis.getdel(key)) === null) throw new OnboardingError('invalid-ticket', 'unknown, used or expired ticket')
+    try {
+      return await this.create(body, 'ticket')
+    } catch (err) {
+      // not used after all (the id was taken in between): the ticket is good again until its expiry
+      const left = record.expiresAtMs - Date.now()
+      if (left > 0) await this.redis.set(key, json, 'PX', left, 'NX')
+      throw err
+    }
+  }
+
+  /** A sign-up challenge: solve it (pow.ts) and call signUp before it expires. */
+  async challenge(): Promise<{ challenge: string; difficulty: number; expiresAt: string }> {
+    const signup = this.enabledSignup()
+    const challenge = randomBytes(16).toString('base64url')
+    await this.redis.set(this.challengeKey(challenge), '1', 'PX', signup.challengeTtlMs)
+    return { challenge, difficulty: signup.difficulty, expiresAt: new Date(Date.now() + signup.challengeTtlMs).toISOString() }
+  }
+
+  /** Creates a child account with the sign-up limits for a correct, unused, unexpired proof of work. */
+  async signUp(challenge: string, nonce: string, wantedId: string | undefined): Promise<NewAccount> {
+    const signup = this.enabledSignup()
+    if (!verifyPow(challenge, nonce, signup.difficulty)) throw new OnboardingError('wrong-solution', `the nonce does not solve the challenge at difficulty ${signup.difficulty}`)
+    const id = wantedId ?? generatedId()
+    const body = { relation: 'child', ...signup.account, id }
+    this.checkNew(body, id)
+    if ((await this.redis.getdel(this.challengeKey(challenge))) === null) {
+      throw new OnboardingError('invalid-challenge', 'unknown, used or expired challenge')
+    }
+    return this.create(body, 'signup')
+  }
+
+  private enabledSignup(): NonNullable<FarmConfig['signup']> & { account: Record<string, unknown> } {
+    const signup = this.config.signup
+    if (!signup.enabled || signup.account === undefined) throw new OnboardingError('signup-disabled', 'open sign-up is not enabled on this farm')
+    return signup as NonNullable<FarmConfig['signup']> & { account: Record<string, unknown> }
+  }
+
+  /** The account would be valid and its id is free (checked again, atomically, when it is created). */
+  private checkNew(body: Record<string, unknown>, id: string): void {
+    if (!isValidAddressSegment(id)) throw new OnboardingError('invalid-account', 'id must be 1-64 characters of a-z A-Z 0-9 _ ~ -')
+    const check = parseAccount({ ...body, incoming: { token: 'x' } })
+    if ('problems' in check) throw new OnboardingError('invalid-account', check.problems.join('; '))
+    if (this.accounts.registry.get(id)) throw new OnboardingError('id-taken', `the account id "${id}" is taken`)
+  }
+
+  private async create(body: Record<string, unknown>, origin: 'ticket' | 'signup'): Promise<NewAccount> {
+    const result = await this.accounts.create(body, origin)
+    if (!result.ok) {
+      if (result.status === 409) throw new OnboardingError('id-taken', `the account id "${String(body.id)}" is taken`)
+      throw new OnboardingError('invalid-account', result.error)
+    }
+    const account: AccountConfig = result.account
+    return { id: account.id, token: result.token!, ilpAddress: `${this.config.ilpAddress}.${account.id}`, assetCode: account.assetCode, assetScale: account.assetScale }
+  }
+}

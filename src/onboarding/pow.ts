@@ -1,0 +1,36 @@
+import { createHash } from 'node:crypto'
+
+/**
+ * Proof of work for open sign-up (Mediachain's answer to spam): find a nonce
+ * such that SHA-256(challenge || nonce) starts with `difficulty` zero bits.
+ * Finding one takes about 2^difficulty hashes; checking it takes one.
+ * The nonce is a decimal string (what the client sends as is).
+ */
+export function leadingZeroBits(digest: Buffer): number {
+  let bits = 0
+  for (const byte of digest) {
+    if (byte === 0) {
+      bits += 8
+      continue
+    }
+    return bits + Math.clz32(byte) - 24
+  }
+  return bits
+}
+
+export function powDigest(challenge: string, nonce: string): Buffer {
+  return createHash('sha256').update(challenge, 'utf8').update(nonce, 'utf8').digest()
+}
+
+export function verifyPow(challenge: string, nonce: string, difficulty: number): boolean {
+  return /^[0-9]{1,20}$/.test(nonce) && leadingZeroBits(powDigest(challenge, nonce)) >= difficulty
+}
+
+/** Tries nonces start, start + step, ... up to `limit` tries; the first that works, or undefined. */
+export function searchPow(challenge: string, difficulty: number, start: number, step: number, limit: number): string | undefined {
+  for (let i = 0, n = start; i < limit; i++, n += step) {
+    const nonce = String(n)
+    if (leadingZeroBits(powDigest(challenge, nonce)) >= difficulty) return nonce
+  }
+  return undefined
+}

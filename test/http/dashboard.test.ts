@@ -1,0 +1,177 @@
+import { existsSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { type Browser, chromium, type Page } from 'playwright-core'
+import { request } from 'undici'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { account, ADMIN_TOKEN, adminSend, type IlpResponse, prepareTo, sendIlp, startTestFarm, type TestFarm } from '../helpers/farm.js'
+import { fulfillKnown, knownCondition, startTestPeer, type TestPeer } from '../helpers/peer.js'
+import { startTestRedis, type TestRedis } from '../helpers/redis.js'
+
+/**
+ * The dashboard in a real browser (Playwright driving Debian's chromium):
+ * log in with the admin token, watch an account created through the admin
+ * API appear and its balance change after a payment, all without a reload;
+ * a screenshot goes to test-artifacts/dashboard.png.
+ */
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+const ARTIFACTS = join(process.cwd(), 'test-artifacts')
+
+let redis: TestRedis
+let a: TestFarm
+let b: TestFarm
+let peer: TestPeer
+let browser: Browser
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`no chromium at ${CHROMIUM}: apt-get install chromium (.ci/run does), or set CHROMIUM_PATH`)
+  redis = await startTestRedis()
+  peer = await startTestPeer(fulfillKnown)
+  const accounts = [
+    account('alice', { minBalance: '-1000000000' }),
+    account('good', { relation: 'peer', outgoing: { url: peer.url }, routes: ['test.good'] }),
+  ]
+  // two workers on one Redis: the session made on one is good on the other
+  const keyPrefix = `d${Math.random().toString(36).slice(2, 8)}:`
+  a = await startTestFarm(redis.url, accounts, { redis: { keyPrefix } }, { shard: 0 })
+  b = await startTestFarm(redis.url, accounts, { redis: { keyPrefix } }, { shard: 1 })
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  })
+})
+
+afterAll(async () => {
+  await browser?.close()
+  await a?.close()
+  await b?.close()
+  await peer?.close()
+  await redis?.close()
+})
+
+/** A page that records every script error and console error (a CSP violation shows up as one). */
+async function openDashboard(farm: TestFarm): Promise<{ page: Page; errors: string[] }> {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 1100 } })
+  const errors: string[] = []
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text())
+  })
+  page.on('pageerror', (e) => errors.push(e.message))
+  await page.goto(`${farm.url}/dashboard`)
+  return { page, errors }
+}
+
+async function logIn(page: Page, token: string): Promise<void> {
+  await page.locator('#token').fill(token)
+  await page.locator('#login-form button[type="submit"]').click()
+}
+
+const poll = { timeout: 8000, interval: 100 }
+
+/** `fulfilled`, or `rejected <code> <message>` (what a failed assertion should say). */
+function outcome(res: IlpResponse): string {
+  if (res.packet?.type === 13) return 'fulfilled'
+  const reject = res.packet?.data as { code?: string; message?: string } | undefined
+  return `rejected ${reject?.code} ${reject?.message} (HTTP ${res.status})`
+}
+
+async function loggedInOn(farm: TestFarm, cookie: string): Promise<boolean> {
+  const res = await request(`${farm.url}/dashboard/session`, { headers: { cookie } })
+  return ((await res.body.json()) as { loggedIn: boolean }).loggedIn
+}
+
+describe('dashboard', () => {
+  it('refuses a wrong token and streams nothing without a session', async () => {
+    const { page } = await openDashboard(a)
+    await logIn(page, 'not-the-admin-token')
+    await expect.poll(() => page.locator('#login-error').textContent(), poll).toBe('Wrong admin token.')
+    expect(await page.locator('#board').isHidden()).toBe(true)
+    expect(await page.context().cookies()).toEqual([])
+    const events = await request(`${a.url}/dashboard/events`)
+    expect(events.statusCode).toBe(401)
+    await events.body.dump()
+    await page.close()
+  })
+
+  it('logs in, shows a new account and its balance change live, without reloading', async () => {
+    const { page, errors } = await openDashboard(a)
+    await logIn(page, ADMIN_TOKEN)
+    const alice = page.locator('#accounts tr[data-account="alice"]')
+    await alice.waitFor({ timeout: 8000 })
+    // the token went in a POST body: not in the URL, and the cookie is out of the page's reach
+    expect(page.url()).toBe(`${a.url}/dashboard`)
+    const [cookie] = await page.context().cookies()
+    expect(cookie).toMatchObject({ name: 'ilpfarm_dashboard', httpOnly: true, sameSite: 'Strict', path: '/dashboard' })
+    expect(cookie!.value).not.toContain(ADMIN_TOKEN)
+    // the session is in Redis: the other worker takes it
+    const session = `${cookie!.name}=${cookie!.value}`
+    expect(await loggedInOn(b, session)).toBe(true)
+
+    // a marker that a reload would wipe out
+    await page.evaluate(() => {
+      ;(globalThis as { noReloadMarker?: string }).noReloadMarker = 'still the same page'
+    })
+
+    const created = await adminSend(b.url, 'POST', '/admin/accounts', {
+      id: 'carol',
+      relation: 'child',
+      assetCode: 'USD',
+      assetScale: 6,
+      minBalance: '-1000000000',
+      incoming: { token: 'carol-token' },
+    })
+    expect(created.status).toBe(201)
+    const carolBalance = page.locator('#accounts tr[data-account="carol"] [data-field="balance"]')
+    await expect.poll(() => carolBalance.getAttribute('data-value').catch(() => null), poll).toBe('0')
+
+    const paid = await sendIlp(b.url, 'carol', prepareTo('test.good.shop', '2500000', knownCondition()))
+    expect(outcome(paid)).toBe('fulfilled')
+    await expect.poll(() => carolBalance.getAttribute('data-value'), poll).toBe('-2500000')
+    expect(await carolBalance.textContent()).toBe('-2.500000 USD')
+    const refused = await sendIlp(b.url, 'alice', prepareTo('g.nowhere', '1', knownCondition()))
+    expect(outcome(refused)).toMatch(/^rejected F02/)
+    await expect.poll(() => page.locator('#total-fulfilled').textContent(), poll).toBe('1')
+    await expect.poll(() => page.locator('#reject-totals').textContent(), poll).toBe('F02: 1')
+    await expect.poll(() => page.locator('#workers tbody tr').count(), poll).toBe(2)
+    expect(await page.locator('#leader').textContent()).not.toBe('none')
+
+    expect(await page.evaluate(() => (globalThis as { noReloadMarker?: string }).noReloadMarker)).toBe('still the same page')
+    mkdirSync(ARTIFACTS, { recursive: true })
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard.png'), fullPage: true })
+    expect(errors).toEqual([])
+
+    // logging out ends the session on every worker
+    await page.locator('#logout').click()
+    await page.locator('#login').waitFor({ state: 'visible', timeout: 5000 })
+    expect(await loggedInOn(b, session)).toBe(false)
+    const events = await request(`${b.url}/dashboard/events`, { headers: { cookie: session } })
+    expect(events.statusCode).toBe(401)
+    await events.body.dump()
+    await page.close()
+  })
+
+  it('a closing worker ends its open event streams instead of waiting for them', async () => {
+    const c = await startTestFarm(redis.url, [account('alice')], { redis: { keyPrefix: a.config.redis.keyPrefix } }, { shard: 2 })
+    const login = await request(`${c.url}/dashboard/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ token: ADMIN_TOKEN }),
+    })
+    expect(login.statusCode).toBe(204)
+    await login.body.dump()
+    const session = String(login.headers['set-cookie']).split(';')[0]!
+    const events = await request(`${c.url}/dashboard/events`, { headers: { cookie: session } })
+    expect(events.statusCode).toBe(200)
+    expect(events.headers['content-type']).toContain('text/event-stream')
+    let received = ''
+    const ended = new Promise<void>((resolve) => {
+      events.body.on('data', (chunk: Buffer) => (received += chunk.toString()))
+      events.body.on('end', resolve)
+      events.body.on('error', () => resolve())
+    })
+    await expect.poll(() => received.includes('event: snapshot'), poll).toBe(true)
+    const started = Date.now()
+    await c.close()
+    await ended
+    expect(Date.now() - started).toBeLessThan(3000)
+  })
+})
