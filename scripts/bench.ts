@@ -13,10 +13,14 @@
  *   - farms: `node dist/src/cli/main.js start --config <tmp>.json` with REDIS_URL set,
  *     one per --workers entry (each its own key prefix in the same Redis)
  * The load generator runs here: C requests in flight, each a unique prepare.
+ *
+ * The measurement is `runBench(options, hooks)` (progress callback, log sink),
+ * which `ilp-farm bench` (src/cli/commands/bench.ts) calls too; run as a
+ * script, this file prints the table (or --json) exactly as before.
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { availableParallelism, tmpdir } from 'node:os'
@@ -127,7 +131,7 @@ function runFloor(): void {
 
 // ---------------------------------------------------------------- bench
 
-interface Options {
+export interface BenchOptions {
   concurrency: number[]
   /** Farm sizes to measure, each a separate farm process with that many workers. */
   workers: number[]
@@ -137,9 +141,8 @@ interface Options {
   json: boolean
 }
 
-const USAGE = `Usage: npm run bench -- [options]
-
-  --concurrency LIST   comma-separated in-flight request counts (default 1,10,50,100)
+/** The options' help, shared with `ilp-farm bench --help`. */
+export const BENCH_OPTIONS_HELP = `  --concurrency LIST   comma-separated in-flight request counts (default 1,10,50,100)
   --workers LIST       farm sizes to measure, comma-separated (default 1,2, plus the core count when larger)
   --duration SECONDS   measured time per run and target (default 5)
   --warmup SECONDS     unmeasured load before each measured run (default 1)
@@ -148,9 +151,12 @@ const USAGE = `Usage: npm run bench -- [options]
   -h, --help           show this help
 `
 
-class UsageError extends Error {}
+const USAGE = `Usage: npm run bench -- [options]\n\n${BENCH_OPTIONS_HELP}`
 
-function parseOptions(argv: string[]): Options | undefined {
+export class BenchUsageError extends Error {}
+
+/** The options from argv; undefined for --help. Throws BenchUsageError (or parseArgs' TypeError for an unknown flag). */
+export function parseBenchOptions(argv: string[]): BenchOptions | undefined {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -166,19 +172,19 @@ function parseOptions(argv: string[]): Options | undefined {
   if (values.help) return undefined
   const concurrency = values.concurrency.split(',').map((s) => Number(s.trim()))
   if (concurrency.length === 0 || concurrency.some((c) => !Number.isInteger(c) || c < 1 || c > 1000)) {
-    throw new UsageError(`--concurrency must be a list of integers 1..1000, got "${values.concurrency}"`)
+    throw new BenchUsageError(`--concurrency must be a list of integers 1..1000, got "${values.concurrency}"`)
   }
   const workers = values.workers.split(',').map((s) => Number(s.trim()))
   if (workers.length === 0 || workers.some((w) => !Number.isInteger(w) || w < 1 || w > 64)) {
-    throw new UsageError(`--workers must be a list of integers 1..64, got "${values.workers}"`)
+    throw new BenchUsageError(`--workers must be a list of integers 1..64, got "${values.workers}"`)
   }
   const seconds = (name: string, raw: string, min: number, max: number): number => {
     const n = Number(raw)
-    if (!Number.isFinite(n) || n < min || n > max) throw new UsageError(`--${name} must be between ${min} and ${max} seconds, got "${raw}"`)
+    if (!Number.isFinite(n) || n < min || n > max) throw new BenchUsageError(`--${name} must be between ${min} and ${max} seconds, got "${raw}"`)
     return Math.round(n * 1000)
   }
   const runs = Number(values.runs)
-  if (!Number.isInteger(runs) || runs < 1 || runs > 20) throw new UsageError(`--runs must be an integer 1..20, got "${values.runs}"`)
+  if (!Number.isInteger(runs) || runs < 1 || runs > 20) throw new BenchUsageError(`--runs must be an integer 1..20, got "${values.runs}"`)
   return {
     concurrency,
     workers: [...new Set(workers)],
@@ -189,7 +195,9 @@ function parseOptions(argv: string[]): Options | undefined {
   }
 }
 
-const log = (line: string): void => void process.stderr.write(`${line}\n`)
+const stderrLog = (line: string): void => void process.stderr.write(`${line}\n`)
+/** Where progress lines go: stderr as a script, the caller's sink under runBench(hooks.log). */
+let log = stderrLog
 
 // -- resources, all released by cleanup()
 
@@ -203,6 +211,8 @@ const resources: {
 } = { children: [], farms: [], pools: [] }
 let cleaningUp: Promise<void> | undefined
 let aborted = false
+/** One bench per process: its processes and temp folder live in the module state above. */
+let running = false
 
 function exited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null
@@ -377,7 +387,7 @@ interface Target {
   headers: Record<string, string>
 }
 
-interface RunResult {
+export interface RunResult {
   /** Fulfilled packets completed inside the measured window, per second. */
   pps: number
   p50Ms: number
@@ -544,7 +554,7 @@ function sumCounts(records: Record<string, number>[]): Record<string, number> {
   return out
 }
 
-interface TargetSummary {
+export interface TargetSummary {
   pps: number
   /** Median CPU µs per fulfilled packet of the forwarding process(es). */
   cpuUsPerPacket: number
@@ -555,7 +565,7 @@ interface TargetSummary {
   runs: RunResult[]
 }
 
-interface FarmRedis {
+export interface FarmRedis {
   /** Median redis-server CPU µs per fulfilled packet. */
   cpuUsPerPacket: number
   /** evalsha + eval + fcall calls per fulfilled packet: Redis round trips. */
@@ -566,14 +576,14 @@ interface FarmRedis {
   breakdownPerPacket: Record<string, number>
 }
 
-interface FarmResult extends TargetSummary {
+export interface FarmResult extends TargetSummary {
   workers: number
   redis: FarmRedis
   /** median farm pps / median floor pps */
   ratio: number
 }
 
-interface LevelResult {
+export interface LevelResult {
   concurrency: number
   floor: TargetSummary
   farms: FarmResult[]
@@ -621,7 +631,11 @@ function summarizeFarm(workers: number, runs: RunResult[], floor: TargetSummary)
 const fmt = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a')
 const workersLabel = (w: number) => `farm ${w}w`
 
-function table(levels: LevelResult[]): string {
+/** Renders the results table from a header and rows; `ilp-farm bench` passes a cli-table3 one. */
+export type TableRenderer = (head: string[], rows: string[][]) => string
+
+/** The results table's cells: one row for the floor, then one per farm size, for each concurrency. */
+export function levelRows(levels: LevelResult[]): { head: string[]; rows: string[][] } {
   const head = ['conc', 'target', 'pkt/s', 'vs floor', 'p50', 'p99', 'cpu/pkt', 'redis cpu/pkt', 'non-fulfill', 'redis RT/pkt', 'redis cmds/pkt']
   const rows: string[][] = []
   for (const l of levels) {
@@ -633,6 +647,11 @@ function table(levels: LevelResult[]): string {
         fmt(f.redis.scriptCallsPerPacket, 2), fmt(f.redis.commandsPerPacket, 2)])
     }
   }
+  return { head, rows }
+}
+
+/** The script's table: padded columns, the first two left-aligned. */
+const plainTable: TableRenderer = (head, rows) => {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
   const line = (cells: string[]) => cells.map((c, i) => (i <= 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n')
@@ -661,13 +680,142 @@ function summaryLine(l: LevelResult): string {
   )
 }
 
-// -- main
+/** What a bench measured: the `--json` document (numbers unrounded here; benchJson rounds them). */
+export interface BenchReport {
+  node: string
+  cores: number
+  options: BenchOptions
+  packet: { amount: string; destination: string; expiryMs: number }
+  levels: LevelResult[]
+  summary: {
+    concurrency: number
+    floorPps: number
+    farms: Array<{ workers: number; pps: number; ratio: number; cpuUsPerPacket: number }>
+    redisRoundTripsPerPacket: number | null
+    redisCommandsPerPacket: number | null
+    meetsGoal: boolean
+  }
+}
 
-async function bench(opts: Options): Promise<void> {
+function report(opts: BenchOptions, levels: LevelResult[]): BenchReport {
+  const headline = summaryLevel(levels)
+  const one = headline.farms.find((f) => f.workers === 1)
+  return {
+    node: process.version,
+    cores: availableParallelism(),
+    options: opts,
+    packet: { amount: AMOUNT, destination: DESTINATION, expiryMs: EXPIRY_MS },
+    levels,
+    summary: {
+      concurrency: headline.concurrency,
+      floorPps: headline.floor.pps,
+      farms: headline.farms.map((f) => ({ workers: f.workers, pps: f.pps, ratio: f.ratio, cpuUsPerPacket: f.cpuUsPerPacket })),
+      redisRoundTripsPerPacket: one?.redis.scriptCallsPerPacket ?? null,
+      redisCommandsPerPacket: one?.redis.commandsPerPacket ?? null,
+      meetsGoal: meetsGoal(headline),
+    },
+  }
+}
+
+/** The `--json` output: the report with fractions rounded to 3 digits (NaN becomes null). */
+export function benchJson(r: BenchReport): string {
+  const round = (_key: string, v: unknown) => (typeof v === 'number' && !Number.isInteger(v) ? Number(v.toFixed(3)) : v)
+  return `${JSON.stringify(r, round, 2)}\n`
+}
+
+/** The human output: the table, what its columns mean, the Redis breakdown, non-fulfill reasons, the summary line. */
+export function benchText(r: BenchReport, renderTable: TableRenderer = plainTable): string {
+  const { levels, options: opts } = r
+  const headline = summaryLevel(levels)
+  const one = headline.farms.find((f) => f.workers === 1)
+  const { head, rows } = levelRows(levels)
+  const lines = [
+    '',
+    `ilp-farm bench: medians of ${opts.runs} run(s) x ${opts.durationMs / 1000} s per level (node ${r.node}, ${r.cores} cores; latencies per packet, end to end)`,
+    '',
+    renderTable(head, rows),
+    '',
+    'vs floor = farm pkt/s / floor pkt/s in the same run; non-fulfill = packets answered with anything but a Fulfill (warm-up included)',
+    'cpu/pkt = CPU time per fulfilled packet of the floor process or of all the farm\'s workers; redis cpu/pkt = redis-server (Linux /proc)',
+    'redis RT/pkt = fcall/evalsha/eval calls per fulfilled packet; cmds/pkt = every Redis command per fulfilled packet, inside scripts too',
+  ]
+  if (one) {
+    lines.push(
+      `redis commands per packet @${headline.concurrency}, 1 worker: ` +
+        Object.entries(one.redis.breakdownPerPacket)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', '),
+    )
+  }
+  const reasons = levels.flatMap((l) => [
+    ...Object.entries(l.floor.nonFulfillByReason).map(([k, v]) => `  c=${l.concurrency} floor: ${k} x${v}`),
+    ...l.farms.flatMap((f) => Object.entries(f.nonFulfillByReason).map(([k, v]) => `  c=${l.concurrency} ${workersLabel(f.workers)}: ${k} x${v}`)),
+  ])
+  if (reasons.length > 0) lines.push('non-fulfill reasons:', ...reasons)
+  lines.push('', summaryLine(headline))
+  return `${lines.join('\n')}\n`
+}
+
+// -- measuring
+
+/** Where a bench is: load done and planned (warm-up included; start-up and preflight are not counted). */
+export interface BenchProgress {
+  doneMs: number
+  totalMs: number
+  /** What runs now, e.g. "starting farm 2w" or "c=10 run 1/3 floor". */
+  step: string
+}
+
+export interface BenchHooks {
+  /** Called at each step and about every 250 ms while load runs. */
+  onProgress?: (progress: BenchProgress) => void
+  /** The bench's progress lines (default: stderr). */
+  log?: (line: string) => void
+}
+
+const PROGRESS_INTERVAL_MS = 250
+
+/**
+ * Runs the whole bench: starts Redis, receiver, floor and farms, measures,
+ * and stops them all (also on error). Resolves with the report, or undefined
+ * when stopBench() interrupted it. One at a time per process.
+ */
+export async function runBench(opts: BenchOptions, hooks: BenchHooks = {}): Promise<BenchReport | undefined> {
+  if (running) throw new Error('a bench is already running in this process')
+  running = true
+  resources.children = []
+  resources.farms = []
+  resources.pools = []
+  cleaningUp = undefined
+  aborted = false
+  log = hooks.log ?? stderrLog
+  try {
+    const levels = await measure(opts, hooks.onProgress ?? (() => undefined))
+    return levels === undefined ? undefined : report(opts, levels)
+  } finally {
+    await cleanup()
+    running = false
+  }
+}
+
+/** Interrupts a running bench and releases its processes and files (for a signal handler). */
+export function stopBench(): Promise<void> {
+  return cleanup()
+}
+
+type TargetName = 'floor' | number
+
+async function measure(opts: BenchOptions, onProgress: (p: BenchProgress) => void): Promise<LevelResult[] | undefined> {
+  const perRun = opts.warmupMs + opts.durationMs
+  const targetCount = 1 + opts.workers.length
+  const totalMs = opts.concurrency.length * opts.runs * targetCount * perRun
+  const step = (name: string) => onProgress({ doneMs: 0, totalMs, step: name })
+
   const tmp = mkdtempSync(join(tmpdir(), 'ilp-farm-bench-'))
   resources.tmp = tmp
   const secret = randomBytes(32)
 
+  step('starting redis-server')
   const redis = await startEmbeddedRedis({ dataDir: join(tmp, 'redis'), appendonly: true, appendfsync: 'everysec' })
   resources.redis = redis
   const redisClient = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 })
@@ -675,12 +823,14 @@ async function bench(opts: Options): Promise<void> {
   await redisClient.connect()
   log(`bench: redis-server at ${redis.url} (appendonly yes, appendfsync everysec)`)
 
+  step('starting receiver and floor')
   const receiver = await startRole('receiver', { [ENV_SECRET]: secret.toString('hex') })
   log(`bench: receiver (pid ${receiver.child.pid}) at ${receiver.url}`)
   const floor = await startRole('floor', { [ENV_TARGET]: receiver.url })
   log(`bench: floor (pid ${floor.child.pid}) at ${floor.url}`)
   const farms = new Map<number, FarmHandle>()
   for (const workers of opts.workers) {
+    step(`starting ${workersLabel(workers)}`)
     const farm = await startFarm(tmp, redis.url, receiver.url, workers)
     farms.set(workers, farm)
     log(`bench: farm (pid ${farm.child.pid}, ${workers} worker${workers === 1 ? '' : 's'}) at ${farm.url}`)
@@ -698,20 +848,47 @@ async function bench(opts: Options): Promise<void> {
     return p
   }
   const headers = { 'content-type': OCTET, authorization: `Bearer ${SENDER_TOKEN}` }
-  type TargetName = 'floor' | number
   const targets = new Map<TargetName, Target>([['floor', { name: 'floor', pool: pool(floor.url), path: new URL(floor.url).pathname, headers }]])
   for (const [workers, farm] of farms) {
     targets.set(workers, { name: 'farm', pool: pool(farm.url), path: '/accounts/sender/ilp', headers })
   }
-  const nameOf = (t: TargetName) => (t === 'floor' ? 'floor' : workersLabel(t))
   const packets = new PacketFactory(secret)
   const farmOutput = () => [...farms.values()].map((f) => f.output()).join('\n')
 
-  // Preflight: one packet through each target, the fulfillment checked end to end.
+  step('preflight')
+  await preflight(targets, packets, farmOutput)
+
+  const estimate = Math.ceil((opts.concurrency.length * opts.runs * targets.size * perRun) / 1000)
+  log(
+    `bench: concurrency ${opts.concurrency.join(',')}, farms of ${opts.workers.join(',')} worker(s), ${opts.runs} run(s) x ` +
+      `${opts.durationMs / 1000} s (+${opts.warmupMs / 1000} s warm-up) per target; about ${estimate} s of load`,
+  )
+
+  const progress = new LoadProgress(perRun, totalMs, onProgress)
+  let levels: LevelResult[] | undefined
+  try {
+    levels = await load(opts, { targets, farms, floor, redis, redisClient, packets }, progress)
+  } finally {
+    progress.stop()
+  }
+  if (levels === undefined) return undefined
+  onProgress({ doneMs: totalMs, totalMs, step: 'done' })
+
+  const farmTail = farmOutput().trim()
+  if (farmTail.split('\n').some((l) => l !== '' && !l.startsWith('ilp-farm:') && !l.includes('"msg":"Server listening'))) {
+    log(`bench: farm output (last lines):\n${farmTail}`)
+  }
+  return levels
+}
+
+const nameOf = (t: TargetName) => (t === 'floor' ? 'floor' : workersLabel(t))
+
+/** One packet through each target, the fulfillment checked end to end. */
+async function preflight(targets: Map<TargetName, Target>, packets: PacketFactory, farmOutput: () => string): Promise<void> {
   for (const [name, target] of targets) {
     const body = packets.next()
     const prepare = deserializeIlpPrepare(body)
-    const res = await target.pool.request({ method: 'POST', path: target.path, headers, body })
+    const res = await target.pool.request({ method: 'POST', path: target.path, headers: target.headers, body })
     const answer = Buffer.from(await res.body.arrayBuffer())
     const outcome = outcomeOf(res.statusCode, answer)
     if (outcome !== 'fulfill') throw new Error(`preflight: ${nameOf(name)} answered ${outcome}; farm output:\n${farmOutput()}`)
@@ -720,15 +897,59 @@ async function bench(opts: Options): Promise<void> {
       throw new Error(`preflight: ${nameOf(name)} returned a fulfillment that does not match the condition`)
     }
   }
+}
 
-  const perRun = opts.warmupMs + opts.durationMs
-  const estimate = Math.ceil((opts.concurrency.length * opts.runs * targets.size * perRun) / 1000)
-  log(
-    `bench: concurrency ${opts.concurrency.join(',')}, farms of ${opts.workers.join(',')} worker(s), ${opts.runs} run(s) x ` +
-      `${opts.durationMs / 1000} s (+${opts.warmupMs / 1000} s warm-up) per target; about ${estimate} s of load`,
-  )
+/** Load time done so far: whole runs finished plus the running one's elapsed time, reported on a timer. */
+class LoadProgress {
+  private completedMs = 0
+  private runStartedAt: number | undefined
+  private step = ''
+  private readonly timer: NodeJS.Timeout
 
-  const names = [...targets.keys()]
+  constructor(
+    private readonly perRunMs: number,
+    private readonly totalMs: number,
+    private readonly onProgress: (p: BenchProgress) => void,
+  ) {
+    this.timer = setInterval(() => this.emit(), PROGRESS_INTERVAL_MS)
+    this.timer.unref()
+  }
+
+  runStarted(step: string): void {
+    this.step = step
+    this.runStartedAt = performance.now()
+    this.emit()
+  }
+
+  runEnded(): void {
+    this.completedMs += this.perRunMs
+    this.runStartedAt = undefined
+    this.emit()
+  }
+
+  stop(): void {
+    clearInterval(this.timer)
+  }
+
+  private emit(): void {
+    // A run drains its requests in flight after the window: capped, so progress never runs past the run's share.
+    const current = this.runStartedAt === undefined ? 0 : Math.min(this.perRunMs, performance.now() - this.runStartedAt)
+    this.onProgress({ doneMs: Math.min(this.totalMs, this.completedMs + current), totalMs: this.totalMs, step: this.step })
+  }
+}
+
+interface LoadSetup {
+  targets: Map<TargetName, Target>
+  farms: Map<number, FarmHandle>
+  floor: { child: ChildProcess }
+  redis: EmbeddedRedis
+  redisClient: Redis
+  packets: PacketFactory
+}
+
+/** Every concurrency × run × target; undefined when interrupted. */
+async function load(opts: BenchOptions, setup: LoadSetup, progress: LoadProgress): Promise<LevelResult[] | undefined> {
+  const names = [...setup.targets.keys()]
   const levels: LevelResult[] = []
   for (const concurrency of opts.concurrency) {
     const runs = new Map<TargetName, RunResult[]>(names.map((n) => [n, []]))
@@ -737,34 +958,13 @@ async function bench(opts: Options): Promise<void> {
       const shift = (run + levels.length) % names.length
       const order = [...names.slice(shift), ...names.slice(0, shift)]
       for (const name of order) {
-        if (aborted) return
-        const farm = name === 'floor' ? undefined : farms.get(name)!
-        if (farm && exited(farm.child)) throw new Error(`a farm exited during the bench:\n${farm.output()}`)
-        const before = farm ? commandStats(await redisClient.info('commandstats')) : undefined
-        const hopPids = farm ? childPids(farm.child.pid!) : [floor.child.pid!]
-        const hopCpuBefore = cpuOf(hopPids)
-        const redisCpuBefore = cpuOf([redis.process.pid!])
-        const result = await drive(targets.get(name)!, packets, concurrency, opts.warmupMs, opts.durationMs)
-        if (aborted) return
-        const hopCpuAfter = cpuOf(hopPids)
-        const redisCpuAfter = cpuOf([redis.process.pid!])
-        if (hopCpuBefore !== undefined && hopCpuAfter !== undefined && result.fulfilledTotal > 0) {
-          result.hopCpuUsPerPacket = (hopCpuAfter - hopCpuBefore) / result.fulfilledTotal
-        }
-        if (before) {
-          result.redisCommands = commandDelta(before, commandStats(await redisClient.info('commandstats')))
-          if (redisCpuBefore !== undefined && redisCpuAfter !== undefined && result.fulfilledTotal > 0) {
-            result.redisCpuUsPerPacket = (redisCpuAfter - redisCpuBefore) / result.fulfilledTotal
-          }
-        }
+        if (aborted) return undefined
+        progress.runStarted(`c=${concurrency} run ${run + 1}/${opts.runs} ${nameOf(name)}`)
+        const result = await measureRun(name, concurrency, opts, setup)
+        if (aborted || result === undefined) return undefined
+        progress.runEnded()
         runs.get(name)!.push(result)
-        const bad = Object.entries(result.nonFulfill)
-        log(
-          `  c=${String(concurrency).padStart(3)} run ${run + 1}/${opts.runs} ${nameOf(name).padEnd(8)} ` +
-            `${fmt(result.pps).padStart(6)} pkt/s  p50 ${fmt(result.p50Ms, 2)} ms  p99 ${fmt(result.p99Ms, 2)} ms` +
-            `  cpu ${fmt(result.hopCpuUsPerPacket ?? NaN)} us/pkt` +
-            (bad.length > 0 ? `  non-fulfill: ${bad.map(([k, v]) => `${k} x${v}`).join(', ')}` : ''),
-        )
+        logRun(concurrency, run, opts.runs, name, result)
       }
     }
     const floorSummary = summarize(runs.get('floor')!)
@@ -774,59 +974,45 @@ async function bench(opts: Options): Promise<void> {
       farms: opts.workers.map((w) => summarizeFarm(w, runs.get(w)!, floorSummary)),
     })
   }
-
-  const headline = summaryLevel(levels)
-  const one = headline.farms.find((f) => f.workers === 1)
-  if (opts.json) {
-    const out = {
-      node: process.version,
-      cores: availableParallelism(),
-      options: opts,
-      packet: { amount: AMOUNT, destination: DESTINATION, expiryMs: EXPIRY_MS },
-      levels,
-      summary: {
-        concurrency: headline.concurrency,
-        floorPps: headline.floor.pps,
-        farms: headline.farms.map((f) => ({ workers: f.workers, pps: f.pps, ratio: f.ratio, cpuUsPerPacket: f.cpuUsPerPacket })),
-        redisRoundTripsPerPacket: one?.redis.scriptCallsPerPacket ?? null,
-        redisCommandsPerPacket: one?.redis.commandsPerPacket ?? null,
-        meetsGoal: meetsGoal(headline),
-      },
-    }
-    const round = (_key: string, v: unknown) => (typeof v === 'number' && !Number.isInteger(v) ? Number(v.toFixed(3)) : v)
-    process.stdout.write(`${JSON.stringify(out, round, 2)}\n`)
-  } else {
-    const lines = [
-      '',
-      `ilp-farm bench: medians of ${opts.runs} run(s) x ${opts.durationMs / 1000} s per level (node ${process.version}, ${availableParallelism()} cores; latencies per packet, end to end)`,
-      '',
-      table(levels),
-      '',
-      'vs floor = farm pkt/s / floor pkt/s in the same run; non-fulfill = packets answered with anything but a Fulfill (warm-up included)',
-      'cpu/pkt = CPU time per fulfilled packet of the floor process or of all the farm\'s workers; redis cpu/pkt = redis-server (Linux /proc)',
-      'redis RT/pkt = fcall/evalsha/eval calls per fulfilled packet; cmds/pkt = every Redis command per fulfilled packet, inside scripts too',
-    ]
-    if (one) {
-      lines.push(
-        `redis commands per packet @${headline.concurrency}, 1 worker: ` +
-          Object.entries(one.redis.breakdownPerPacket)
-            .map(([k, v]) => `${k} ${v}`)
-            .join(', '),
-      )
-    }
-    const reasons = levels.flatMap((l) => [
-      ...Object.entries(l.floor.nonFulfillByReason).map(([k, v]) => `  c=${l.concurrency} floor: ${k} x${v}`),
-      ...l.farms.flatMap((f) => Object.entries(f.nonFulfillByReason).map(([k, v]) => `  c=${l.concurrency} ${workersLabel(f.workers)}: ${k} x${v}`)),
-    ])
-    if (reasons.length > 0) lines.push('non-fulfill reasons:', ...reasons)
-    lines.push('', summaryLine(headline))
-    process.stdout.write(`${lines.join('\n')}\n`)
-  }
-  const farmTail = farmOutput().trim()
-  if (farmTail.split('\n').some((l) => l !== '' && !l.startsWith('ilp-farm:') && !l.includes('"msg":"Server listening'))) {
-    log(`bench: farm output (last lines):\n${farmTail}`)
-  }
+  return levels
 }
+
+/** One run against one target, with its CPU time and (farms) Redis command counts. */
+async function measureRun(name: TargetName, concurrency: number, opts: BenchOptions, setup: LoadSetup): Promise<RunResult | undefined> {
+  const { redis, redisClient } = setup
+  const farm = name === 'floor' ? undefined : setup.farms.get(name)!
+  if (farm && exited(farm.child)) throw new Error(`a farm exited during the bench:\n${farm.output()}`)
+  const before = farm ? commandStats(await redisClient.info('commandstats')) : undefined
+  const hopPids = farm ? childPids(farm.child.pid!) : [setup.floor.child.pid!]
+  const hopCpuBefore = cpuOf(hopPids)
+  const redisCpuBefore = cpuOf([redis.process.pid!])
+  const result = await drive(setup.targets.get(name)!, setup.packets, concurrency, opts.warmupMs, opts.durationMs)
+  if (aborted) return undefined
+  const hopCpuAfter = cpuOf(hopPids)
+  const redisCpuAfter = cpuOf([redis.process.pid!])
+  if (hopCpuBefore !== undefined && hopCpuAfter !== undefined && result.fulfilledTotal > 0) {
+    result.hopCpuUsPerPacket = (hopCpuAfter - hopCpuBefore) / result.fulfilledTotal
+  }
+  if (before) {
+    result.redisCommands = commandDelta(before, commandStats(await redisClient.info('commandstats')))
+    if (redisCpuBefore !== undefined && redisCpuAfter !== undefined && result.fulfilledTotal > 0) {
+      result.redisCpuUsPerPacket = (redisCpuAfter - redisCpuBefore) / result.fulfilledTotal
+    }
+  }
+  return result
+}
+
+function logRun(concurrency: number, run: number, runs: number, name: TargetName, result: RunResult): void {
+  const bad = Object.entries(result.nonFulfill)
+  log(
+    `  c=${String(concurrency).padStart(3)} run ${run + 1}/${runs} ${nameOf(name).padEnd(8)} ` +
+      `${fmt(result.pps).padStart(6)} pkt/s  p50 ${fmt(result.p50Ms, 2)} ms  p99 ${fmt(result.p99Ms, 2)} ms` +
+      `  cpu ${fmt(result.hopCpuUsPerPacket ?? NaN)} us/pkt` +
+      (bad.length > 0 ? `  non-fulfill: ${bad.map(([k, v]) => `${k} x${v}`).join(', ')}` : ''),
+  )
+}
+
+// -- as a script
 
 async function main(): Promise<number> {
   const roleIndex = process.argv.indexOf('--role')
@@ -839,9 +1025,9 @@ async function main(): Promise<number> {
     runFloor()
     return -1
   }
-  let opts: Options | undefined
+  let opts: BenchOptions | undefined
   try {
-    opts = parseOptions(process.argv.slice(2))
+    opts = parseBenchOptions(process.argv.slice(2))
   } catch (err) {
     process.stderr.write(`bench: ${(err as Error).message}\n\n${USAGE}`)
     return 2
@@ -853,21 +1039,32 @@ async function main(): Promise<number> {
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
   process.on('SIGHUP', onSignal)
+  const result = await runBench(opts)
+  if (!result) return 130
+  process.stdout.write(opts.json ? benchJson(result) : benchText(result))
+  return 0
+}
+
+/** Run as a script (or as a receiver/floor child), not when imported by the CLI. */
+function isMain(): boolean {
+  const entry = process.argv[1]
+  if (entry === undefined) return false
   try {
-    await bench(opts)
-    return aborted ? 130 : 0
-  } finally {
-    await cleanup()
+    return realpathSync(entry) === realpathSync(SELF)
+  } catch {
+    return false
   }
 }
 
-main().then(
-  (code) => {
-    if (code >= 0) process.exit(code)
-  },
-  async (err: unknown) => {
-    log(`bench: ${(err as Error).stack ?? String(err)}`)
-    await cleanup()
-    process.exit(1)
-  },
-)
+if (isMain()) {
+  main().then(
+    (code) => {
+      if (code >= 0) process.exit(code)
+    },
+    async (err: unknown) => {
+      log(`bench: ${(err as Error).stack ?? String(err)}`)
+      await cleanup()
+      process.exit(1)
+    },
+  )
+}

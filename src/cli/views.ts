@@ -1,0 +1,119 @@
+/**
+ * What the CLI reads from the admin API (src/http/admin.ts and README,
+ * "Endpoints"). Only the fields the CLI shows are listed; `--json` prints the
+ * API's answer as it came, with every field, so nothing here narrows it.
+ */
+
+/** GET /admin/accounts/{id}, one element of GET /admin/accounts. */
+export interface AccountView {
+  id: string
+  relation: string
+  assetCode: string
+  assetScale: number
+  /** Decimal string in base units: positive, the farm owes the holder; negative, the holder owes the farm. */
+  balance: string
+  creditsInFlight?: string
+  minBalance: string
+  /** null: no upper limit. */
+  maxBalance: string | null
+  maxPacketAmount: string | null
+  /** Crossing it upwards requests a settlement down to settleTo (null: never). Farms before settlements lack both. */
+  settleThreshold?: string | null
+  settleTo?: string | null
+  /** Where the account comes from: "config" or "admin" (added at runtime). */
+  origin?: string | null
+}
+
+/** POST /admin/accounts → 201. `token` only when the farm generated it (shown this once). */
+export interface AddedAccount {
+  account: AccountView
+  token?: string
+}
+
+/** DELETE /admin/accounts/{id} → 200. */
+export interface RemovedAccount {
+  id: string
+  balance: string
+}
+
+/** POST /admin/accounts/{id}/deposits | withdrawals → 200. */
+export interface TransferResult {
+  id: string
+  amount: string
+  balance: string
+  /** false: this Idempotency-Key was applied before; nothing changed now. */
+  applied: boolean
+  /** Set when this change took the balance across the account's settleThreshold: the settlement request's id. */
+  settlementId?: string
+}
+
+/** One element of GET /admin/inflight (= /admin/hotset): a packet between prepare and settle. */
+export interface InflightEntry {
+  incomingAccount: string
+  packetId: string
+  shard: number
+  /** Boot id of the owning worker process ('' for entries from before owners were recorded). */
+  bootId: string
+  /** The farm's clock, ms since the epoch. */
+  expiresAtMs: number
+  inAmount: string
+  outgoingAccount: string
+  outAmount: string
+}
+
+/** One element of GET /admin/workers' `workers`. */
+export interface WorkerView {
+  shard: number
+  bootId: string
+  pid: number
+  host: string
+  startedAt: number
+  heartbeatAgeMs: number
+  /** The TTL the worker gave its heartbeat: older than this it counts as dead. */
+  ttlMs: number
+  leader: boolean
+}
+
+/** GET /admin/workers. */
+export interface WorkersView {
+  leader: string | null
+  workers: WorkerView[]
+}
+
+/** One candidate (next hop) of a prefix in GET /admin/routes. */
+export interface CandidateView {
+  account: string
+  source: string
+  addedBy: string | null
+  /** maxBalance − balance − creditsInFlight; null: the account has no maxBalance. */
+  liquidity: string | null
+  balance: string
+  successes: number
+  failures: number
+  successRate: number
+  consecutiveFailures: number
+  dead: boolean
+}
+
+export interface RouteView {
+  prefix: string
+  candidates: CandidateView[]
+}
+
+/** GET /admin/routes. */
+export interface RoutesView {
+  policy: string
+  routes: RouteView[]
+}
+
+/** GET /health (no token needed): 200 ok, 503 when Redis is down. */
+export interface HealthView {
+  status: string
+  redis: string
+}
+
+/** PUT / DELETE /admin/routes/{prefix}. */
+export interface RouteChange {
+  prefix: string
+  candidates: string[]
+}

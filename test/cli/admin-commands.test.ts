@@ -1,0 +1,373 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { IlpPacketType } from 'ilp-packet'
+import { serializeIldcpRequest } from 'ilp-protocol-ildcp'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { stringify } from 'yaml'
+import { freePort } from '../../src/farm/embedded-redis.js'
+import { Keys } from '../../src/store/keys.js'
+import { cleanEnv, killAllClis, runCli } from '../helpers/cli.js'
+import { account, ADMIN_TOKEN, adminGet, prepareTo, sendIlp, startTestFarm, type TestFarm } from '../helpers/farm.js'
+import { fulfillKnown, knownCondition, startTestPeer, type TestPeer } from '../helpers/peer.js'
+import { startTestRedis, type TestRedis } from '../helpers/redis.js'
+
+/**
+ * The admin subcommands of `ilp-farm` as an operator runs them: the CLI a real
+ * child process, the farm a real worker on a real socket, Redis real.
+ */
+
+interface Result {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+let redis: TestRedis
+let peer: TestPeer
+let farm: TestFarm
+let tmp: string
+/** The environment that locates the farm (the precedence tests make their own). */
+let farmEnv: NodeJS.ProcessEnv
+
+/** Boot ids no worker has: packets "owned" by a dead process. */
+const DEAD_OWNER = '0-deaddeaddead'
+
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'ilp-farm-cli-admin-'))
+  redis = await startTestRedis()
+  peer = await startTestPeer(fulfillKnown)
+  farm = await startTestFarm(
+    redis.url,
+    [
+      account('alice', { minBalance: '-1000000', maxBalance: '5000000', maxPacketAmount: '100000' }),
+      account('upstream', { relation: 'peer', outgoing: { url: peer.url, token: 'to-upstream' }, routes: ['test.upstream'] }),
+      account('carol', { minBalance: '-10', maxBalance: '100' }),
+    ],
+    // The sweeper would refund the dead owner's packets planted below: keep it out of the way.
+    { farm: { sweepIntervalMs: 600_000 } },
+  )
+  farmEnv = cleanEnv({ ILP_FARM_URL: farm.url, ILP_FARM_ADMIN_TOKEN: ADMIN_TOKEN })
+  // One fulfilled payment alice → upstream: balances -250 / 250, one success on the route.
+  const paid = await sendIlp(farm.url, 'alice', prepareTo('test.upstream.bob', '250', knownCondition()))
+  expect(paid.packet?.type).toBe(IlpPacketType.Fulfill)
+}, 60_000)
+
+afterEach(async () => {
+  await killAllClis()
+})
+
+afterAll(async () => {
+  await killAllClis()
+  await farm?.close()
+  await peer?.close()
+  await redis?.close()
+  rmSync(tmp, { recursive: true, force: true })
+})
+
+async function cli(args: string[], env: NodeJS.ProcessEnv = farmEnv): Promise<Result> {
+  const run = runCli(args, { env })
+  const { code } = await run.waitForExit(25_000)
+  return { code, stdout: run.stdout(), stderr: run.stderr() }
+}
+
+/** Runs several CLIs at once (each pays the tsx start-up; together they fit in a test's time). */
+function clis<T extends string[][]>(...runs: [...T]): Promise<{ [K in keyof T]: Result }> {
+  return Promise.all(runs.map((args) => cli(args))) as Promise<{ [K in keyof T]: Result }>
+}
+
+function ok(r: Result): Result {
+  expect(r.code, `stdout:\n${r.stdout}\nstderr:\n${r.stderr}`).toBe(0)
+  return r
+}
+
+/** The table row whose first cell is `first` (cli-table3 draws │ between cells). */
+function row(table: string, first: string): string[] {
+  const line = table.split('\n').find((l) => l.startsWith('│') && l.split('│')[1]?.trim() === first)
+  expect(line, `no row "${first}" in:\n${table}`).toBeDefined()
+  return line!.split('│').slice(1, -1).map((c) => c.trim())
+}
+
+async function api<T>(path: string): Promise<T> {
+  const { status, json } = await adminGet<T>(farm.url, path)
+  expect(status).toBe(200)
+  return json
+}
+
+describe('reading the farm', () => {
+  it('accounts list: a table of balances and limits; --json is GET /admin/accounts', async () => {
+    const [table, json] = await clis(['accounts', 'list'], ['accounts', 'list', '--json'])
+    ok(table)
+    expect(row(table.stdout, 'id')).toEqual(['id', 'relation', 'asset/scale', 'balance', 'min', 'max', 'room to max', 'max packet', 'min→max'])
+    expect(row(table.stdout, 'alice')).toEqual(['alice', 'child', 'USD/6', '-250', '-1000000', '5000000', '5000250', '100000', '17%'])
+    expect(row(table.stdout, 'upstream').slice(0, 4)).toEqual(['upstream', 'peer', 'USD/6', '250'])
+    expect(row(table.stdout, 'upstream')[8]).toBe('no max')
+    expect(table.stdout).toContain('3 accounts')
+    expect(JSON.parse(ok(json).stdout)).toEqual(await api('/admin/accounts'))
+  })
+
+  it('balance: the sign spelled out; --json is GET /admin/accounts/{id}', async () => {
+    const [alice, upstream, json] = await clis(['balance', 'alice'], ['balance', 'upstream'], ['balance', 'alice', '--json'])
+    expect(ok(alice).stdout).toContain('alice (child): balance -250: alice owes the farm 250 (0.000250 USD)')
+    expect(alice.stdout).toMatch(/min balance: +-1000000 \(-1\.000000 USD\), can still send 999750/)
+    expect(alice.stdout).toMatch(/max balance: +5000000 \(5\.000000 USD\), can still receive 5000250/)
+    expect(ok(upstream).stdout).toContain('upstream (peer): balance 250: the farm owes upstream 250 (0.000250 USD)')
+    expect(JSON.parse(ok(json).stdout)).toEqual(await api('/admin/accounts/alice'))
+  })
+
+  it('routes: candidates with counts; --json is GET /admin/routes', async () => {
+    const [table, json] = await clis(['routes'], ['routes', '--json'])
+    expect(ok(table).stdout).toContain('routing policy: success-rate')
+    const upstream = row(table.stdout, 'test.upstream')
+    expect(upstream.slice(0, 7)).toEqual(['test.upstream', 'upstream', 'static (config)', 'unbounded', '250', '1', '0'])
+    expect(upstream[8]).toBe('ok')
+    expect(row(table.stdout, 'test.farm.alice').slice(0, 4)).toEqual(['test.farm.alice', 'alice', 'static (config)', '5000250'])
+    // successRate decays with time between the two reads; everything else is the API's answer as it came.
+    const withoutRates = (v: unknown) => JSON.parse(JSON.stringify(v, (k, x: unknown) => (k === 'successRate' ? undefined : x))) as unknown
+    expect(withoutRates(JSON.parse(ok(json).stdout))).toEqual(withoutRates(await api('/admin/routes')))
+  })
+
+  it('workers: the live worker and the leader; --json is GET /admin/workers', async () => {
+    const [table, json] = await clis(['workers'], ['workers', '--json'])
+    const now = await api<{ leader: string; workers: Array<{ bootId: string; pid: number }> }>('/admin/workers')
+    expect(ok(table).stdout).toContain(`1 live worker; leader: ${now.leader}`)
+    const worker = row(table.stdout, '0')
+    expect(worker[1]).toBe(now.leader)
+    expect(worker[2]).toBe(String(process.pid))
+    expect(worker[5]).toMatch(/^\d+ ms ago$|^\d+\.\d s ago$/)
+    expect(worker[6]).toBe('leader')
+    const parsed = JSON.parse(ok(json).stdout) as typeof now
+    expect(parsed.leader).toBe(now.leader)
+    expect(parsed.workers.map((w) => w.bootId)).toEqual(now.workers.map((w) => w.bootId))
+  })
+})
+
+describe('packets in flight and inspect', () => {
+  const keys = () => new Keys(farm.config.redis.keyPrefix)
+  const planted = ['alice|cli-expired', 'alice|cli-pending']
+
+  beforeAll(async () => {
+    // A packet past its expiry and one still pending, both owned by a worker that has no heartbeat:
+    // what a crash leaves behind (lua/lib/entry.lua: shard|bootId|expiresAt|in|outAccount|out|headroom).
+    const now = Date.now()
+    await redis.client.hset(
+      keys().hotSet,
+      planted[0]!,
+      `0|${DEAD_OWNER}|${now - 5_000}|100|upstream|100|0`,
+      planted[1]!,
+      `0|${DEAD_OWNER}|${now + 120_000}|40|upstream|40|0`,
+    )
+  })
+
+  afterAll(async () => {
+    await redis.client.hdel(keys().hotSet, ...planted)
+  })
+
+  it('inflight: owners, time to expiry, flags; --json is GET /admin/inflight', async () => {
+    const [table, json] = await clis(['inflight'], ['inflight', '--json'])
+    expect(ok(table).stdout).toContain('2 packets in flight')
+    const expired = row(table.stdout, 'cli-expired')
+    expect(expired.slice(0, 6)).toEqual(['cli-expired', 'alice', '100', 'upstream', '100', `0/${DEAD_OWNER}`])
+    expect(expired[6]).toMatch(/^\d+\.\d s ago$/)
+    expect(expired[7]).toBe('EXPIRED, OWNER DEAD')
+    const pending = row(table.stdout, 'cli-pending')
+    expect(pending[6]).toMatch(/^in 1 min \d+ s$|^in \d+\.\d s$/)
+    expect(pending[7]).toBe('OWNER DEAD')
+    expect(JSON.parse(ok(json).stdout)).toEqual(await api('/admin/inflight'))
+  })
+
+  it('inspect: every section, and what looks wrong', async () => {
+    const [dump, json] = await clis(['inspect'], ['inspect', '--json'])
+    const out = ok(dump).stdout
+    expect(out).toContain(`ilp-farm inspect of ${farm.url}`)
+    expect(out).toContain('farm address:   test.farm')
+    expect(out).toContain('health:         ok (HTTP 200, redis up)')
+    for (const section of ['== Workers ==', '== Accounts ==', '== Routes ==', '== In flight ==']) expect(out).toContain(section)
+    expect(row(out, 'alice')[3]).toBe('-250')
+    expect(row(out, 'test.upstream')[5]).toBe('1')
+    expect(row(out, 'cli-expired')[7]).toBe('EXPIRED, OWNER DEAD')
+    expect(out).toMatch(
+      new RegExp(`! packet cli-expired from alice to upstream \\(100\\) expired \\d+\\.\\d s ago and is still in flight; owner ${DEAD_OWNER} has no heartbeat`),
+    )
+    expect(out).toContain(`- packet cli-pending from alice to upstream (40): owner ${DEAD_OWNER} has no heartbeat`)
+
+    const parsed = JSON.parse(ok(json).stdout) as Record<string, unknown> & { problems: Array<{ level: string; message: string }> }
+    expect(Object.keys(parsed)).toEqual(['url', 'at', 'ilpAddress', 'health', 'workers', 'accounts', 'routes', 'inflight', 'settlements', 'problems'])
+    expect(parsed.ilpAddress).toBe('test.farm')
+    expect(parsed.health).toEqual({ status: 200, body: { status: 'ok', redis: 'up' } })
+    expect(parsed.accounts).toEqual(await api('/admin/accounts'))
+    expect(parsed.inflight).toEqual(await api('/admin/inflight'))
+    expect(parsed.problems.filter((p) => p.level === 'problem').map((p) => p.message)).toEqual([
+      expect.stringContaining('packet cli-expired from alice'),
+    ])
+  })
+
+  it('inspect flags an account at its limit', async () => {
+    // carol: minBalance -10; a withdrawal of 10 leaves her exactly at it.
+    ok(await cli(['withdraw', 'carol', '10', '--key', 'cli-carol-to-min']))
+    const { stdout } = ok(await cli(['inspect']))
+    expect(row(stdout, 'carol')[8]).toBe('0% (AT MIN)')
+    expect(stdout).toContain('! carol is at its minBalance (-10): packets from it are refused (T04) until it is credited')
+  })
+})
+
+describe('changing the farm', () => {
+  it('accounts add with flags prints the generated token once, and the token works', async () => {
+    const added = ok(await cli(['accounts', 'add', '--id', 'dave', '--relation', 'child', '--asset-code', 'EUR', '--asset-scale', '2', '--min-balance', '-500']))
+    expect(added.stdout).toContain('added account dave (child, EUR scale 2)')
+    expect(added.stdout).toMatch(/min balance: +-500 \(-5\.00 EUR\), can still send 500/)
+    const token = /shown this once[^\n]*\n {2}(\S+)/.exec(added.stdout)?.[1]
+    expect(token).toBeDefined()
+    // The farm takes the printed token (ILDCP answers only an authenticated child).
+    const ildcp = await sendIlp(farm.url, 'dave', serializeIldcpRequest({ expiresAt: new Date(Date.now() + 10_000) }), { token: token! })
+    expect(ildcp.status).toBe(200)
+    expect((await api<{ minBalance: string; assetCode: string }>('/admin/accounts/dave')).minBalance).toBe('-500')
+
+    const [again, json] = await clis(['accounts', 'add', '--id', 'dave', '--relation', 'child', '--asset-code', 'EUR', '--asset-scale', '2'], ['balance', 'dave', '--json'])
+    expect(again.code).toBe(1)
+    expect(again.stderr).toMatch(/the farm refused POST \/admin\/accounts \(HTTP 409\)/)
+    expect(JSON.parse(ok(json).stdout)).toMatchObject({ id: 'dave', balance: '0', assetCode: 'EUR' })
+  })
+
+  it('accounts add --file (YAML) with its own token, --json as the API answers; then remove', async () => {
+    const file = join(tmp, 'erin.yaml')
+    writeFileSync(
+      file,
+      stringify({ id: 'erin', relation: 'peer', assetCode: 'USD', assetScale: 6, incoming: { token: 'erin-token' }, outgoing: { url: peer.url }, routes: ['test.erin'] }),
+    )
+    const added = ok(await cli(['accounts', 'add', '--file', file, '--json']))
+    const parsed = JSON.parse(added.stdout) as { account: Record<string, unknown>; token?: string }
+    expect(parsed.token).toBeUndefined()
+    expect(parsed.account).toEqual(await api('/admin/accounts/erin'))
+
+    const [routes, removed] = [ok(await cli(['routes'])), ok(await cli(['accounts', 'remove', 'erin']))]
+    expect(row(routes.stdout, 'test.erin')[1]).toBe('erin')
+    expect(removed.stdout).toContain('removed account erin; its balance was 0 (settled)')
+    const gone = await cli(['balance', 'erin'])
+    expect(gone.code).toBe(1)
+    expect(gone.stderr).toContain('the farm refused GET /admin/accounts/erin (HTTP 404): no account erin')
+  })
+
+  it('accounts add refused by the farm: exit 1 with every issue; --json passes the error document on', async () => {
+    const bad = ['accounts', 'add', '--id', 'bad id', '--relation', 'child', '--asset-code', 'USD', '--asset-scale', '2', '--max-balance', 'lots']
+    const [human, json] = await clis(bad, [...bad, '--json'])
+    expect(human.code).toBe(1)
+    expect(human.stderr).toContain('(HTTP 400)')
+    expect(human.stderr).toContain('id: must be 1-64 characters')
+    expect(human.stderr).toContain('maxBalance: must be an integer decimal string')
+    expect(json.code).toBe(1)
+    expect(JSON.parse(json.stdout)).toMatchObject({ error: expect.stringContaining('maxBalance') })
+  })
+
+  it('deposit and withdraw: idempotent with --key, the generated key printed for a retry', async () => {
+    const first = ok(await cli(['deposit', 'alice', '1000', '--key', 'cli-dep-1']))
+    expect(first.stderr).toContain('deposit 1000 into alice, Idempotency-Key cli-dep-1')
+    expect(first.stdout).toContain('deposited 1000 into alice: balance now 750')
+    const [replay, json] = await clis(['deposit', 'alice', '1000', '--key', 'cli-dep-1'], ['deposit', 'alice', '1000', '--key', 'cli-dep-1', '--json'])
+    expect(ok(replay).stdout).toContain('already applied with Idempotency-Key cli-dep-1: nothing changed; alice\'s balance is 750')
+    expect(JSON.parse(ok(json).stdout)).toMatchObject({ id: 'alice', amount: '1000', balance: '750', applied: false })
+
+    // Without --key: a fresh UUID, printed before the request; running again with it changes nothing.
+    const fresh = ok(await cli(['withdraw', 'alice', '50']))
+    const key = /Idempotency-Key ([0-9a-f-]{36})/.exec(fresh.stderr)?.[1]
+    expect(key).toBeDefined()
+    expect(fresh.stdout).toContain('withdrew 50 from alice: balance now 700')
+    expect(ok(await cli(['withdraw', 'alice', '50', '--key', key!])).stdout).toContain('already applied')
+    expect((await api<{ balance: string }>('/admin/accounts/alice')).balance).toBe('700')
+
+    // Below minBalance: the farm refuses (422), nothing changes.
+    const tooMuch = await cli(['withdraw', 'alice', '5000000', '--key', 'cli-wd-big'])
+    expect(tooMuch.code).toBe(1)
+    expect(tooMuch.stderr).toMatch(/\(HTTP 422\): the withdrawal would take the balance \(700\) below minBalance \(-1000000\)/)
+    expect((await api<{ balance: string }>('/admin/accounts/alice')).balance).toBe('700')
+  })
+
+  it('routes add and remove a static next hop', async () => {
+    const added = ok(await cli(['routes', 'add', 'test.more', 'upstream']))
+    expect(added.stdout).toContain('test.more → upstream added; candidates now: upstream')
+    expect(row(ok(await cli(['routes'])).stdout, 'test.more')[1]).toBe('upstream')
+    const removed = ok(await cli(['routes', 'remove', 'test.more', '--account', 'upstream', '--json']))
+    expect(JSON.parse(removed.stdout)).toEqual({ prefix: 'test.more', candidates: [] })
+    const again = await cli(['routes', 'remove', 'test.more'])
+    expect(again.code).toBe(1)
+    expect(again.stderr).toContain('(HTTP 404): no static route test.more')
+  })
+})
+
+describe('exit codes and where the farm is', () => {
+  it('a wrong admin token exits 1 with the farm\'s answer', async () => {
+    const r = await cli(['accounts', 'list'], cleanEnv({ ILP_FARM_URL: farm.url, ILP_FARM_ADMIN_TOKEN: 'wrong' }))
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain('the farm refused GET /admin/accounts (HTTP 401): unauthorized')
+    expect(r.stderr).toContain('check the admin token')
+    expect(r.stdout).toBe('')
+  })
+
+  it('a farm that is down exits 1 and says so', async () => {
+    const port = await freePort()
+    const r = await cli(['balance', 'alice', '--url', `http://127.0.0.1:${port}`, '--token', ADMIN_TOKEN], cleanEnv())
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain(`ilp-farm: cannot reach the farm at http://127.0.0.1:${port}: connection refused`)
+  })
+
+  it('bad usage exits 2 and points at the help', async () => {
+    const runs = await Promise.all([
+      cli(['balance']),
+      cli(['balance', 'alice', 'extra']),
+      cli(['balance', 'alice', '--frobnicate']),
+      cli(['deposit', 'alice', '1.5']),
+      cli(['accounts', 'rename'], cleanEnv()), // arguments are checked before the farm is looked for
+      cli(['accounts', 'list', '--asset-code', 'USD']),
+      cli(['accounts', 'add', '--id', 'x'], cleanEnv()),
+      cli(['balance', 'alice'], cleanEnv()),
+    ])
+    for (const r of runs) expect(r.code, r.stderr).toBe(2)
+    expect(runs[0]!.stderr).toContain('ilp-farm: missing <id>\nrun "ilp-farm balance --help" for its usage')
+    expect(runs[1]!.stderr).toContain('unexpected argument "extra"')
+    expect(runs[2]!.stderr).toContain("Unknown option '--frobnicate'")
+    expect(runs[3]!.stderr).toContain('AMOUNT must be a positive integer in base units, got "1.5"')
+    expect(runs[4]!.stderr).toContain('unknown accounts subcommand "rename"')
+    expect(runs[5]!.stderr).toContain('--asset-code belongs to "accounts add"')
+    expect(runs[6]!.stderr).toContain('accounts add needs --relation')
+    expect(runs[7]!.stderr).toContain('where is the farm? give --url URL, set ILP_FARM_URL, or --config FILE')
+  })
+
+  it('--config gives URL and token; ILP_FARM_* override it; --url and --token override those', async () => {
+    const port = Number(new URL(farm.url).port)
+    const file = join(tmp, 'farm.yaml')
+    writeFileSync(
+      file,
+      stringify({ ilpAddress: 'test.farm', http: { host: '0.0.0.0', port }, admin: { token: ADMIN_TOKEN }, accounts: [account('alice')] }),
+    )
+    const down = `http://127.0.0.1:${await freePort()}`
+    const [fromConfig, envWins, flagWins, badEnvToken, flagToken, badConfig] = await Promise.all([
+      cli(['balance', 'alice', '--config', file], cleanEnv()),
+      cli(['balance', 'alice', '--config', file], cleanEnv({ ILP_FARM_URL: down })),
+      cli(['balance', 'alice', '--config', file, '--url', farm.url], cleanEnv({ ILP_FARM_URL: down })),
+      cli(['balance', 'alice', '--config', file], cleanEnv({ ILP_FARM_ADMIN_TOKEN: 'wrong' })),
+      cli(['balance', 'alice', '--config', file, '--token', ADMIN_TOKEN], cleanEnv({ ILP_FARM_ADMIN_TOKEN: 'wrong' })),
+      cli(['balance', 'alice', '--config', join(tmp, 'missing.yaml')], cleanEnv()),
+    ])
+    expect(ok(fromConfig).stdout).toContain('alice (child): balance')
+    expect(envWins.code).toBe(1)
+    expect(envWins.stderr).toContain(`cannot reach the farm at ${down}`)
+    ok(flagWins)
+    expect(badEnvToken.code).toBe(1)
+    expect(badEnvToken.stderr).toContain('HTTP 401')
+    ok(flagToken)
+    expect(badConfig.code).toBe(2)
+    expect(badConfig.stderr).toContain('(file): cannot read: ENOENT')
+  })
+
+  it('--help everywhere', async () => {
+    const [top, accounts, deposit, helpInspect] = await clis(['--help'], ['accounts', '--help'], ['deposit', '-h'], ['help', 'inspect'])
+    for (const c of ['accounts list|add|remove', 'balance ID', 'deposit ID AMOUNT', 'withdraw ID AMOUNT', 'routes', 'inflight', 'workers', 'inspect', 'bench']) {
+      expect(ok(top).stdout).toContain(`  ${c}`)
+    }
+    expect(top.stdout).toContain('ILP_FARM_URL')
+    expect(ok(accounts).stdout).toContain('ilp-farm accounts add --id ID --relation parent|peer|child')
+    expect(accounts.stdout).toContain('--url URL')
+    expect(ok(deposit).stdout).toContain('Usage: ilp-farm deposit ID AMOUNT [--key KEY]')
+    expect(ok(helpInspect).stdout).toContain('Usage: ilp-farm inspect')
+  })
+})
