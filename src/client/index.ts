@@ -1,0 +1,32 @@
+/**
+ * ilp-farm/client: use a farm from behind NAT (docs/CLIENT.md).
+ *
+ * FarmClient talks to the farm's JSON-RPC API, keeps a local endpoint
+ * reachable through a LocalTunnel and pays and receives with STREAM.
+ * RpcPlugin is the ILP plugin underneath; startTunnelServer runs a tunnel
+ * server of your own.
+ */
+import './stream-compat.js'
+
+export {
+  DEFAULT_TUNNEL_HOST,
+  FarmClient,
+  type FarmClientEvents,
+  type FarmClientOptions,
+  type MoneyEvent,
+  PaymentError,
+  type PaymentProgress,
+  type PaymentResult,
+  type PaymentTarget,
+  type PayOptions,
+  type ReceiveInfo,
+} from './farm-client.js'
+export { LocalEndpoint, type LocalEndpointOptions, type SpspDetails } from './endpoint.js'
+export { type DataHandler, IncomingRouter, type PrepareSender, RpcPlugin, type RpcPluginOptions } from './plugin.js'
+export { type AccountInfo, type Balance, FarmRpc, FarmRpcError, FarmTransportError } from './rpc.js'
+export { resolveSpsp, spspUrlOf, type StreamDestination } from './spsp.js'
+export { startTunnelServer, type TunnelInfo, type TunnelServer, type TunnelServerOptions } from './tunnel-server.js'
+export { type FulfillJson, type PrepareJson, type RejectJson, type ReplyJson } from './packet-json.js'
+export { type NewAccount, redeemTicket, signUp } from './onboarding.js'
+export { solvePow } from '../onboarding/pow-solver.js'
+export { verifyPow } from '../onboarding/pow.js'
