@@ -1,14 +1,8 @@
+import type { NewAccount } from '../onboarding/onboarding.js'
 import { solvePow } from '../onboarding/pow-solver.js'
 import { FarmRpc } from './rpc.js'
 
-/** A new account as the farm returns it: the token is shown only this once. */
-export interface NewAccount {
-  id: string
-  token: string
-  ilpAddress: string
-  assetCode: string
-  assetScale: number
-}
+export type { NewAccount }
 
 function asNewAccount(value: unknown): NewAccount {
   const v = value as Partial<NewAccount> | null

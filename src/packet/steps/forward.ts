@@ -4,6 +4,7 @@ import { OutgoingError } from '../../http/outgoing.js'
 import { Keys } from '../../store/keys.js'
 import type { PacketServices, RoutedPacket } from '../context.js'
 import { IlpRejection } from '../reject.js'
+import { contentAt, readLengthPrefix } from '../oer-length.js'
 
 /** What came back from the next hop, already checked. */
 export type ForwardResult =
@@ -115,28 +116,6 @@ function lengthPrefixAt(buf: Buffer, at: number, length: number): boolean {
 }
 
 /**
- * Reads an OER length prefix at `at` as oer-utils does (canonical only):
- * the length, or -1 when the prefix is malformed or runs past `end`.
- * Sets `prefixEnd` to where the content starts.
- */
-let prefixEnd = 0
-function readLengthPrefix(buf: Buffer, at: number, end: number): number {
-  if (at >= end) return -1
-  const first = buf[at]!
-  if (first < 0x80) {
-    prefixEnd = at + 1
-    return first
-  }
-  const bytes = first & 0x7f
-  if (bytes === 0 || bytes > 6 || at + 1 + bytes > end) return -1
-  let value = 0
-  for (let i = 1; i <= bytes; i++) value = value * 256 + buf[at + i]!
-  if (value < Math.max(128, 2 ** ((bytes - 1) * 8))) return -1
-  prefixEnd = at + 1 + bytes
-  return value
-}
-
-/**
  * The fulfillment of a Fulfill, checked as ilp-packet's deserializeIlpFulfill
  * checks it (envelope, 32-byte fulfillment, data within the envelope), without
  * decoding the rest; undefined for anything that would not deserialize.
@@ -145,11 +124,11 @@ export function fulfillmentOf(reply: Buffer): Buffer | undefined {
   if (reply[0] !== Type.TYPE_ILP_FULFILL) return undefined
   const contentLength = readLengthPrefix(reply, 1, reply.length)
   if (contentLength < 0) return undefined
-  const start = prefixEnd
+  const start = contentAt
   const end = start + contentLength
   if (end > reply.length || contentLength < 32) return undefined
   const dataLength = readLengthPrefix(reply, start + 32, end)
-  if (dataLength < 0 || prefixEnd + dataLength > end) return undefined
+  if (dataLength < 0 || contentAt + dataLength > end) return undefined
   return reply.subarray(start, start + 32)
 }
 

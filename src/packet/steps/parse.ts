@@ -1,5 +1,6 @@
 import { deserializeEnvelope, deserializeIlpPrepare, type IlpPrepare, isValidIlpAddress, Type } from 'ilp-packet'
 import { IlpRejection } from '../reject.js'
+import { contentAt, readLengthPrefix } from '../oer-length.js'
 
 /** The body is not an ILP Prepare at all: the HTTP layer answers 400. */
 export class NotAPrepareError extends Error {
@@ -34,28 +35,6 @@ export function parsePrepare(raw: Buffer): IlpPrepare {
   return prepare
 }
 
-/**
- * Reads an OER length prefix at `at` as oer-utils does (canonical only): the
- * length, or -1 when the prefix is malformed or runs past `end`. Sets
- * `contentAt` to where the content starts.
- */
-let contentAt = 0
-function lengthPrefix(buf: Buffer, at: number, end: number): number {
-  if (at >= end) return -1
-  const first = buf[at]!
-  if (first < 0x80) {
-    contentAt = at + 1
-    return first
-  }
-  const bytes = first & 0x7f
-  if (bytes === 0 || bytes > 6 || at + 1 + bytes > end) return -1
-  let value = 0
-  for (let i = 1; i <= bytes; i++) value = value * 256 + buf[at + i]!
-  if (value < Math.max(128, 2 ** ((bytes - 1) * 8))) return -1
-  contentAt = at + 1 + bytes
-  return value
-}
-
 /** ilp-packet's reading of an Interledger timestamp (the same arithmetic, so the same Dates and the same refusals). */
 function interledgerTimeToDate(time: string): Date | undefined {
   const date = new Date(
@@ -71,7 +50,7 @@ function interledgerTimeToDate(time: string): Date | undefined {
  */
 export function readPrepare(raw: Buffer): IlpPrepare | undefined {
   if (raw[0] !== Type.TYPE_ILP_PREPARE) return undefined
-  const contentLength = lengthPrefix(raw, 1, raw.length)
+  const contentLength = readLengthPrefix(raw, 1, raw.length)
   if (contentLength < 0) return undefined
   const start = contentAt
   const end = start + contentLength
@@ -81,11 +60,11 @@ export function readPrepare(raw: Buffer): IlpPrepare | undefined {
   const expiresAt = interledgerTimeToDate(raw.toString('ascii', start + 8, start + 25))
   if (expiresAt === undefined) return undefined
   const executionCondition = raw.subarray(start + 25, start + 57)
-  const destinationLength = lengthPrefix(raw, start + 57, end)
+  const destinationLength = readLengthPrefix(raw, start + 57, end)
   if (destinationLength < 0 || contentAt + destinationLength > end) return undefined
   const destination = raw.toString('ascii', contentAt, contentAt + destinationLength)
   if (!isValidIlpAddress(destination)) return undefined
-  const dataLength = lengthPrefix(raw, contentAt + destinationLength, end)
+  const dataLength = readLengthPrefix(raw, contentAt + destinationLength, end)
   if (dataLength < 0 || contentAt + dataLength > end) return undefined
   const data = raw.subarray(contentAt, contentAt + dataLength)
   return { amount, executionCondition, expiresAt, destination, data }
