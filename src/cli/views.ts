@@ -1,3 +1,4 @@
+import type { CandidateView } from '../routing/address-mapper.js'
 /**
  * What the CLI reads from the admin API (src/http/admin.ts and README,
  * "Endpoints"). Only the fields the CLI shows are listed; `--json` prints the
@@ -47,19 +48,8 @@ export interface TransferResult {
   settlementId?: string
 }
 
-/** One element of GET /admin/inflight (= /admin/hotset): a packet between prepare and settle. */
-export interface InflightEntry {
-  incomingAccount: string
-  packetId: string
-  shard: number
-  /** Boot id of the owning worker process ('' for entries from before owners were recorded). */
-  bootId: string
-  /** The farm's clock, ms since the epoch. */
-  expiresAtMs: number
-  inAmount: string
-  outgoingAccount: string
-  outAmount: string
-}
+/** One element of GET /admin/inflight (= /admin/hotset): a packet between prepare and settle (the server's own type). */
+export type { HotSetEntry as InflightEntry } from '../store/ledger.js'
 
 /** One element of GET /admin/workers' `workers`. */
 export interface WorkerView {
@@ -80,20 +70,8 @@ export interface WorkersView {
   workers: WorkerView[]
 }
 
-/** One candidate (next hop) of a prefix in GET /admin/routes. */
-export interface CandidateView {
-  account: string
-  source: string
-  addedBy: string | null
-  /** maxBalance − balance − creditsInFlight; null: the account has no maxBalance. */
-  liquidity: string | null
-  balance: string
-  successes: number
-  failures: number
-  successRate: number
-  consecutiveFailures: number
-  dead: boolean
-}
+/** One candidate (next hop) of a prefix in GET /admin/routes (the server's own type). */
+export type { CandidateView }
 
 export interface RouteView {
   prefix: string
