@@ -66,6 +66,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       () => true,
       () => false,
     )
+    // which worker answered (several share the port): for operators and for the cluster tests
+    reply.header('x-ilp-farm-shard', String(deps.services.shard))
     return reply.code(redisUp ? 200 : 503).send({ status: redisUp ? 'ok' : 'degraded', redis: redisUp ? 'up' : 'down' })
   })
   return app
