@@ -14,6 +14,7 @@ import { BENCH_SUMMARY, benchUsage, runBenchCommand } from './commands/bench.js'
 import { inflightCommand } from './commands/inflight.js'
 import { inspectCommand } from './commands/inspect.js'
 import { routesCommand } from './commands/routes.js'
+import { ticketsCommand } from './commands/tickets.js'
 import { depositCommand, withdrawCommand } from './commands/transfer.js'
 import { workersCommand } from './commands/workers.js'
 import { ENV_TOKEN, ENV_URL, resolveTarget } from './target.js'
@@ -27,6 +28,7 @@ const FARM_COMMANDS: FarmCommand[] = [
   inflightCommand,
   workersCommand,
   inspectCommand,
+  ticketsCommand,
 ]
 
 /** One aligned line of the command list. */

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { IlpPacketType } from 'ilp-packet'
 import { serializeIldcpRequest } from 'ilp-protocol-ildcp'
+import { request } from 'undici'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { stringify } from 'yaml'
 import { freePort } from '../../src/farm/embedded-redis.js'
@@ -291,6 +292,29 @@ describe('changing the farm', () => {
     const again = await cli(['routes', 'remove', 'test.more'])
     expect(again.code).toBe(1)
     expect(again.stderr).toContain('(HTTP 404): no static route test.more')
+  })
+
+  it('tickets issue: a one-time ticket with the limits given; it redeems once into that account', async () => {
+    const [issued, json, bad] = await clis(
+      ['tickets', 'issue', '--asset-code', 'USD', '--asset-scale', '6', '--max-packet-amount', '77', '--id', 'tess', '--expires-in', '10m'],
+      ['tickets', 'issue', '--asset-code', 'USD', '--asset-scale', '6', '--json'],
+      ['tickets', 'issue', '--asset-code', 'USD', '--asset-scale', '6', '--expires-in', 'soon'],
+    )
+    const ticket = /ticket:\s+(\S+)/.exec(ok(issued).stdout)?.[1]
+    expect(ticket).toMatch(/^[A-Za-z0-9_-]{43}$/)
+    expect(Date.parse(/valid until (\S+)/.exec(issued.stdout)![1]!) - Date.now()).toBeGreaterThan(9 * 60_000)
+    expect(JSON.parse(ok(json).stdout)).toMatchObject({ ticket: expect.any(String), expiresAt: expect.any(String) })
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toContain('--expires-in must be a number and a unit')
+    const redeem = () =>
+      request(`${farm.url}/rpc`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ilp_redeemTicket', params: { ticket } }),
+      }).then((r) => r.body.json() as Promise<{ result?: { id: string }; error?: { data?: { reason?: string } } }>)
+    expect((await redeem()).result?.id).toBe('tess')
+    expect((await redeem()).error?.data?.reason).toBe('invalid-ticket')
+    expect((await adminGet<{ maxPacketAmount: string; origin: string }>(farm.url, '/admin/accounts/tess')).json).toMatchObject({ maxPacketAmount: '77', origin: 'ticket' })
   })
 })
 
