@@ -1,8 +1,7 @@
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { cleanEnv, runCli } from '../helpers/cli.js'
 
-/** The package folder: children run from here so `--import tsx` resolves. */
-const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const CLIENT_CLI = fileURLToPath(new URL('../../src/client/cli.ts', import.meta.url))
 
 export interface ClientCli {
@@ -16,75 +15,19 @@ export interface ClientCli {
   kill(signal?: NodeJS.Signals): Promise<void>
 }
 
-const running = new Set<ChildProcess>()
-// Last resort if the test process goes away: no child outlives it.
-process.once('exit', () => {
-  for (const child of running) child.kill('SIGKILL')
-})
-
-/** Runs `node --import tsx src/client/cli.ts ...args` (the ilp-farm-client CLI from source). */
+/** Runs `node --import tsx src/client/cli.ts ...args` (the ilp-farm-client CLI from source), through the CLI helper. */
 export function runClientCli(args: string[], env: NodeJS.ProcessEnv = {}): ClientCli {
-  const cleanEnv = { ...process.env }
-  for (const key of Object.keys(cleanEnv)) if (key.startsWith('ILP_FARM_') || key === 'NODE_OPTIONS') delete cleanEnv[key]
-  const child = spawn(process.execPath, ['--import', 'tsx', CLIENT_CLI, ...args], {
-    cwd: ROOT,
-    env: { ...cleanEnv, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  running.add(child)
-  let out = ''
-  let err = ''
-  const listeners = new Set<() => void>()
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-    out += chunk
-    listeners.forEach((l) => l())
-  })
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-    err += chunk
-    listeners.forEach((l) => l())
-  })
-  let gone = false
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('close', (code: number | null, signal: NodeJS.Signals | null) => {
-      gone = true
-      running.delete(child)
-      listeners.forEach((l) => l())
-      resolve({ code, signal })
-    })
-  })
-  const describe = () => `\n--- stdout ---\n${out.slice(-3000)}\n--- stderr ---\n${err.slice(-3000)}`
+  const run = runCli(args, { script: CLIENT_CLI, env: cleanEnv(env) })
   return {
-    child,
-    stdout: () => out,
-    stderr: () => err,
-    exited,
-    waitFor(pattern, timeoutMs = 20_000, from = 0) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const match = `${out.slice(from)}\n${err}`.match(pattern)
-          if (match) {
-            done()
-            resolve(match)
-          } else if (gone) {
-            done()
-            reject(new Error(`ilp-farm-client ${args[0]} exited before printing ${pattern}${describe()}`))
-          }
-        }
-        const timer = setTimeout(() => {
-          done()
-          reject(new Error(`no ${pattern} from ilp-farm-client ${args[0]} within ${timeoutMs} ms${describe()}`))
-        }, timeoutMs)
-        const done = () => {
-          clearTimeout(timer)
-          listeners.delete(check)
-        }
-        listeners.add(check)
-        check()
-      })
-    },
+    child: run.child,
+    stdout: run.stdout,
+    stderr: run.stderr,
+    exited: run.exited,
+    waitFor: (pattern, timeoutMs = 20_000, from = 0) => run.waitFor(pattern, timeoutMs, from),
     async kill(signal = 'SIGKILL') {
-      if (!gone) child.kill(signal)
-      await exited
+      if (signal === 'SIGKILL') return run.kill()
+      run.child.kill(signal)
+      await run.exited
     },
   }
 }

@@ -16,8 +16,8 @@ export interface CliRun {
   /** Everything printed so far. */
   stdout(): string
   stderr(): string
-  /** Resolves with the first match in stdout+stderr; rejects on timeout or if the process exits first. */
-  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>
+  /** Resolves with the first match in stdout (from character `from` on) + stderr; rejects on timeout or if the process exits first. */
+  waitFor(pattern: RegExp, timeoutMs?: number, from?: number): Promise<RegExpMatchArray>
   /** Resolves when the process has exited; rejects on timeout. */
   waitForExit(timeoutMs?: number): Promise<Exit>
   readonly exited: Promise<Exit>
@@ -53,9 +53,9 @@ export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return { ...env, ...extra }
 }
 
-/** Runs `node --import tsx src/cli/main.ts ...args` in its own process group. */
-export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): CliRun {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+/** Runs `node --import tsx src/cli/main.ts ...args` (or another `script` of the package) in its own process group. */
+export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; script?: string } = {}): CliRun {
+  const child = spawn(process.execPath, ['--import', 'tsx', opts.script ?? CLI, ...args], {
     cwd: opts.cwd ?? ROOT,
     env: opts.env ?? cleanEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -96,10 +96,10 @@ export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: st
     exited,
     stdout: () => out,
     stderr: () => err,
-    waitFor(pattern, timeoutMs = 45_000) {
+    waitFor(pattern, timeoutMs = 45_000, from = 0) {
       return new Promise((resolveMatch, reject) => {
         const check = () => {
-          const match = `${out}\n${err}`.match(pattern)
+          const match = `${out.slice(from)}\n${err}`.match(pattern)
           if (match) {
             done()
             resolveMatch(match)
