@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util'
 import cliProgress from 'cli-progress'
 import { FarmClient, type FarmClientOptions, PaymentError, type PaymentProgress, type PaymentTarget } from './farm-client.js'
 import { redeemTicket, signUp } from './onboarding.js'
-import { FarmRpc } from './rpc.js'
+import { FarmRpc, FarmRpcError } from './rpc.js'
 import { startTunnelServer } from './tunnel-server.js'
 
 const USAGE = `Usage: ilp-farm-client <command> [options]
@@ -236,11 +236,32 @@ async function main(argv: string[]): Promise<number> {
   try {
     return await command(args)
   } catch (err) {
-    // parseArgs throws TypeErrors with a code for unknown or malformed flags
-    const usage = err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true
-    console.error(`ilp-farm-client ${name}: ${(err as Error).message}`)
-    return usage ? 2 : 1
+    console.error(`ilp-farm-client ${name}: ${describeError(err)}`)
+    return isUsageError(err) ? 2 : 1
   }
+}
+
+/** Bad flags: a UsageError of ours, or parseArgs' TypeError whose string code names the problem (ERR_PARSE_ARGS_UNKNOWN_OPTION, ...). */
+function isUsageError(err: unknown): boolean {
+  if (err instanceof UsageError) return true
+  const code = (err as { code?: unknown } | null)?.code
+  return err instanceof TypeError && typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')
+}
+
+/**
+ * The error as one line. A farm's refusal is its message plus what its
+ * `data` names (the onboarding `reason`, the `ilpCode`): the message alone
+ * may not say which of several causes it was.
+ */
+function describeError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err)
+  if (!(err instanceof FarmRpcError)) return err.message
+  const data = (typeof err.data === 'object' && err.data !== null ? err.data : {}) as { reason?: unknown; ilpCode?: unknown }
+  const details = [
+    ...(typeof data.reason === 'string' ? [`reason: ${data.reason}`] : []),
+    ...(typeof data.ilpCode === 'string' ? [`ILP code ${data.ilpCode}`] : []),
+  ]
+  return details.length === 0 ? err.message : `${err.message} (${details.join(', ')})`
 }
 
 main(process.argv.slice(2)).then(
