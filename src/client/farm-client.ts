@@ -212,6 +212,13 @@ export class FarmClient extends EventEmitter<FarmClientEvents> {
     this.info = await this.rpc.getAccountInfo()
     this.router = new IncomingRouter(this.address)
     if (this.endpoint === undefined) return
+    // The farm would refuse every URL: say so now rather than after opening a tunnel for nothing.
+    if (this.info.allowedUrlPrefixes?.length === 0) {
+      throw new Error(
+        `FarmClient: the farm allows account ${this.info.accountId} no RPC URL, so it cannot receive; the operator must allow ` +
+          'its tunnel server (incoming.callbackUrls, or users.rpcUrlPrefixes for sign-up and ticket accounts); listen: false only sends',
+      )
+    }
     await this.endpoint.start()
     try {
       if (this.opts.tunnel === false) {

@@ -33,6 +33,8 @@ const accountInfoSchema = z.object({
   connectorAddress: z.string(),
   assetCode: z.string(),
   assetScale: z.number().int(),
+  /** What ilp_setRpcUrl accepts: URLs starting with one of these (absent from farms that do not say). */
+  allowedUrlPrefixes: z.array(z.string()).optional(),
 })
 export type AccountInfo = z.infer<typeof accountInfoSchema>
 

@@ -24,6 +24,17 @@ const spread = z
   .refine((s) => !isDecimalString(s) || s.startsWith('0'), 'must be below 1')
 const secret = z.string().min(1, 'must not be empty')
 const positiveMs = z.number().int('must be a whole number of milliseconds').positive('must be positive')
+/**
+ * A prefix of URLs the farm may call for an account (its RPC URL, its async Callback-Urls). The host must
+ * end with "/" or ":", so "https://wallet.example" cannot also match "https://wallet.example.attacker.net".
+ * `https://*.tunnel.example/` stands for any one host label (src/async/callback-policy.ts).
+ */
+export const callbackUrlPrefix = z
+  .string()
+  .regex(
+    /^https?:\/\/[^/?#@\s]+(:|\/)/,
+    'must be an http(s) URL prefix that ends its host with "/" or ":" (such as "https://wallet.example/" or "http://127.0.0.1:")',
+  )
 
 export const accountSchema = z.strictObject({
   id: z.string().refine(isValidAddressSegment, 'must be 1-64 characters of a-z A-Z 0-9 _ ~ -'),
@@ -47,20 +58,11 @@ export const accountSchema = z.strictObject({
         .regex(/^[0-9a-f]{64}$/, 'must be the SHA-256 of the token as 64 lower-case hex digits')
         .optional(),
       /**
-       * Where this account's async packets may ask the farm to POST their replies (URL prefixes). Default:
-       * the origin of its outgoing.url; with neither, it cannot use async mode (the farm never POSTs to an
-       * address an account picked freely).
+       * URL prefixes the farm may call for this account: its own RPC URL (ilp_setRpcUrl) and the Callback-Urls
+       * of its async packets. Default: the origin of its outgoing.url; with neither, it can register no RPC URL
+       * and cannot use async mode (the farm never calls an address an account picked freely).
        */
-      callbackUrls: z
-        .array(
-          z
-            .string()
-            .regex(
-              /^https?:\/\/[^/?#@\s]+(:|\/)/,
-              'must be an http(s) URL prefix that ends its host with "/" or ":" (such as "https://wallet.example/" or "http://127.0.0.1:")',
-            ),
-        )
-        .optional(),
+      callbackUrls: z.array(callbackUrlPrefix).optional(),
     })
     .refine((i) => (i.token === undefined) !== (i.tokenHash === undefined), 'give exactly one of token and tokenHash')
     .optional(),
@@ -80,6 +82,11 @@ export const accountSchema = z.strictObject({
   settleTo: intAmount.optional(),
   sendRoutes: z.boolean().default(false),
   receiveRoutes: z.boolean().default(false),
+  /**
+   * Per-account series in /metrics and a place on the dashboard for this account (parents and peers always
+   * have them): opted in by the operator, so their number stays what the operator chose.
+   */
+  metrics: z.boolean().optional(),
 })
 
 export const configSchema = z.strictObject({
@@ -180,6 +187,21 @@ export const configSchema = z.strictObject({
         .optional(),
     })
     .refine((s) => !s.enabled || s.account !== undefined, { message: 'an enabled sign-up needs account (assetCode, assetScale, limits)', path: ['account'] })
+    .prefault({}),
+  /** What every account a user makes itself (open sign-up, a redeemed ticket) is given. */
+  users: z
+    .strictObject({
+      /**
+       * Copied into the new account's incoming.callbackUrls: the URLs it may register with ilp_setRpcUrl (e.g.
+       * the tunnel server the farm tells its users to use). Empty: such an account can register none, since the
+       * farm never calls an address a user picked freely. A ticket's own callbackUrls replace these.
+       */
+      rpcUrlPrefixes: z.array(callbackUrlPrefix).default([]),
+    })
+    .prefault({}),
+  /** How many accounts each worker keeps at hand (besides parents, peers and route carriers, always kept). */
+  accountCache: z
+    .strictObject({ size: z.number().int('must be a whole number').min(100, 'must be at least 100').max(10_000_000).default(50_000) })
     .prefault({}),
   log: z
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })

@@ -8,6 +8,7 @@ import type { PacketServices } from '../packet/context.js'
 import { isValidIlpAddress, isValidRoutePrefix } from '../util/address.js'
 import { isUInt64String } from '../util/amount.js'
 import { Coordination } from '../store/coordination.js'
+import { allowedCallbackPrefixes } from '../async/callback-policy.js'
 import { authorized, tokenDigest } from './auth.js'
 
 export interface AdminDeps {
@@ -43,7 +44,12 @@ export function adminApi(deps: AdminDeps) {
       settleThreshold: account.settleThreshold ?? null,
       settleTo: account.settleThreshold === undefined ? null : (account.settleTo ?? '0'),
       origin: registry.origin(account.id) ?? null,
-      outgoing: account.outgoing ? { url: account.outgoing.url, mode: account.outgoing.mode } : null,
+      parallelism: account.parallelism ?? null,
+      // Tokens are never shown; whether there is one is, so a client can send the account back whole (PUT).
+      incoming: account.incoming ? { callbackUrls: account.incoming.callbackUrls ?? null } : null,
+      // What the farm will call for it (RPC URL, async Callback-Url): incoming.callbackUrls or their default.
+      allowedUrlPrefixes: allowedCallbackPrefixes(account),
+      outgoing: account.outgoing ? { url: account.outgoing.url, mode: account.outgoing.mode, hasToken: account.outgoing.token !== undefined } : null,
       rpcUrl: services.userRpc?.url(account.id) ?? null,
       routes: account.routes,
       sendRoutes: account.sendRoutes,
@@ -121,7 +127,7 @@ export function adminApi(deps: AdminDeps) {
     app.post<{ Body: unknown }>('/admin/tickets', async (request, reply) => {
       const body = request.body
       if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-        return reply.code(400).send({ error: 'body: must be a JSON object { "account": { relation, assetCode, assetScale, limits... }, "id"?, "expiresInMs"? }' })
+        return reply.code(400).send({ error: 'body: must be a JSON object { "account": { relation, assetCode, assetScale, limits... }, "id"?, "callbackUrls"?, "expiresInMs"? }' })
       }
       const b = body as Record<string, unknown>
       const account = b.account
@@ -133,7 +139,12 @@ export function adminApi(deps: AdminDeps) {
       if (typeof lifetimeMs !== 'number' || !Number.isInteger(lifetimeMs) || lifetimeMs < 1 || lifetimeMs > MAX_TICKET_LIFETIME_MS) {
         return reply.code(400).send({ error: `expiresInMs: must be a whole number of milliseconds from 1 to ${MAX_TICKET_LIFETIME_MS}` })
       }
-      const issued = await deps.onboarding.issueTicket({ account: account as Record<string, unknown>, lifetimeMs, ...(typeof b.id === 'string' ? { id: b.id } : {}) })
+      const issued = await deps.onboarding.issueTicket({
+        account: account as Record<string, unknown>,
+        lifetimeMs,
+        ...(typeof b.id === 'string' ? { id: b.id } : {}),
+        ...(b.callbackUrls !== undefined ? { callbackUrls: b.callbackUrls } : {}),
+      })
       if ('problems' in issued) return reply.code(400).send({ error: `invalid account: ${issued.problems.join('; ')}`, issues: issued.problems })
       return reply.code(201).send(issued)
     })

@@ -1,8 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import type { AccountService } from '../accounts/service.js'
+import { allowedCallbackPrefixes } from '../async/callback-policy.js'
 import { parseAccount } from '../config/load.js'
-import type { AccountConfig, FarmConfig } from '../config/schema.js'
+import { type AccountConfig, callbackUrlPrefix, type FarmConfig } from '../config/schema.js'
 import type { Keys } from '../store/keys.js'
 import { isValidAddressSegment } from '../util/address.js'
 import { verifyPow } from './pow.js'
@@ -27,15 +28,30 @@ export class OnboardingError extends Error {
   }
 }
 
-/** An issued ticket as stored: the account it creates (all but id and token), an optional fixed id, its expiry. */
+/**
+ * An issued ticket as stored: the account it creates (all but id and token), an optional fixed id, the URL
+ * prefixes the account may register (replacing the farm-wide users.rpcUrlPrefixes), its expiry.
+ */
 interface TicketRecord {
   account: Record<string, unknown>
   id?: string
+  callbackUrls?: string[]
   expiresAtMs: number
 }
 
 export const DEFAULT_TICKET_LIFETIME_MS = 24 * 3600 * 1000
 export const MAX_TICKET_LIFETIME_MS = 30 * 24 * 3600 * 1000
+
+/** A ticket's callbackUrls as given to issueTicket: absent, or prefixes valid as incoming.callbackUrls. */
+function checkPrefixes(value: unknown): { callbackUrls?: string[] } | { problems: string[] } {
+  if (value === undefined) return {}
+  if (!Array.isArray(value)) return { problems: ['callbackUrls: must be an array of URL prefixes such as ["https://tunnel.example.com/"]'] }
+  const problems = value.flatMap((prefix, i) => {
+    const checked = callbackUrlPrefix.safeParse(prefix)
+    return checked.success ? [] : [`callbackUrls[${i}]: ${checked.error.issues[0]?.message ?? 'invalid'}`]
+  })
+  return problems.length > 0 ? { problems } : { callbackUrls: value as string[] }
+}
 
 const digest = (secret: string) => createHash('sha256').update(secret, 'utf8').digest('hex')
 const generatedId = () => `u${randomBytes(8).toString('hex')}`
@@ -59,7 +75,7 @@ export class Onboarding {
     private readonly redis: Redis,
     private readonly keys: Keys,
     private readonly accounts: AccountService,
-    private readonly config: Pick<FarmConfig, 'ilpAddress' | 'signup'>,
+    private readonly config: Pick<FarmConfig, 'ilpAddress' | 'signup' | 'users'>,
   ) {}
 
   private ticketKey(ticket: string): string {
@@ -73,16 +89,31 @@ export class Onboarding {
   /**
    * Issues a ticket for an account with these fields (as in the config file,
    * without id and token; relation defaults to child), optionally for a fixed
-   * id. Returns the problems instead when the account would be invalid.
+   * id and with the URL prefixes it may register (`callbackUrls`, unchecked
+   * input here). Returns the problems instead when the account would be invalid.
    */
-  async issueTicket(req: { account: Record<string, unknown>; id?: string; lifetimeMs: number }): Promise<{ ticket: string; expiresAt: string } | { problems: string[] }> {
+  async issueTicket(req: {
+    account: Record<string, unknown>
+    id?: string
+    callbackUrls?: unknown
+    lifetimeMs: number
+  }): Promise<{ ticket: string; expiresAt: string } | { problems: string[] }> {
     const template = { relation: 'child', ...req.account }
+    const prefixes = checkPrefixes(req.callbackUrls)
+    if ('problems' in prefixes) return prefixes
     const check = parseAccount({ ...template, id: req.id ?? 'ticket-check', incoming: { token: 'x' } })
     if ('problems' in check) return { problems: check.problems }
-    if ('id' in req.account || 'incoming' in req.account) return { problems: ['account: must not name id or incoming (the id is given apart; the token is made at redemption)'] }
+    if ('id' in req.account || 'incoming' in req.account) {
+      return { problems: ['account: must not name id or incoming (the id is given apart; the token is made at redemption; allowed URL prefixes are callbackUrls)'] }
+    }
     const ticket = randomBytes(32).toString('base64url')
     const expiresAtMs = Date.now() + req.lifetimeMs
-    const record: TicketRecord = { account: template, ...(req.id ? { id: req.id } : {}), expiresAtMs }
+    const record: TicketRecord = {
+      account: template,
+      ...(req.id ? { id: req.id } : {}),
+      ...(prefixes.callbackUrls ? { callbackUrls: prefixes.callbackUrls } : {}),
+      expiresAtMs,
+    }
     await this.redis.set(this.ticketKey(ticket), JSON.stringify(record), 'PX', req.lifetimeMs)
     return { ticket, expiresAt: new Date(expiresAtMs).toISOString() }
   }
@@ -97,8 +128,7 @@ export class Onboarding {
       throw new OnboardingError('invalid-account', `this ticket is for the account id "${record.id}"`)
     }
     const id = record.id ?? wantedId ?? generatedId()
-    const body = { ...record.account, id }
-    this.checkNew(body, id)
+    const body = this.withUserPrefixes({ ...record.account, id }, record.callbackUrls)
     // consuming the ticket is the one step that decides who got it: two redemptions at once, one wins
     if ((await this.redis.getdel(key)) === null) throw new OnboardingError('invalid-ticket', 'unknown, used or expired ticket')
     try {
@@ -124,8 +154,7 @@ export class Onboarding {
     const signup = this.enabledSignup()
     if (!verifyPow(challenge, nonce, signup.difficulty)) throw new OnboardingError('wrong-solution', `the nonce does not solve the challenge at difficulty ${signup.difficulty}`)
     const id = wantedId ?? generatedId()
-    const body = { relation: 'child', ...signup.account, id }
-    this.checkNew(body, id)
+    const body = this.withUserPrefixes({ relation: 'child', ...signup.account, id }, undefined)
     if ((await this.redis.getdel(this.challengeKey(challenge))) === null) {
       throw new OnboardingError('invalid-challenge', 'unknown, used or expired challenge')
     }
@@ -138,12 +167,23 @@ export class Onboarding {
     return signup as NonNullable<FarmConfig['signup']> & { account: Record<string, unknown> }
   }
 
-  /** The account would be valid and its id is free (checked again, atomically, when it is created). */
-  private checkNew(body: Record<string, unknown>, id: string): void {
+  /**
+   * The new account as it will be created, once it is known to be valid with a free id (checked again,
+   * atomically, when it is created). A user cannot name an address for the farm to call, so the URL prefixes
+   * it may register come from the operator: the ticket's own callbackUrls, else the farm-wide
+   * users.rpcUrlPrefixes on top of what the account would be allowed anyway (the origin of an outgoing.url
+   * its ticket gave it). With neither, incoming.callbackUrls stays unset and the usual default applies.
+   */
+  private withUserPrefixes(body: Record<string, unknown> & { id: string }, ticketPrefixes: string[] | undefined): Record<string, unknown> {
+    const { id } = body
     if (!isValidAddressSegment(id)) throw new OnboardingError('invalid-account', 'id must be 1-64 characters of a-z A-Z 0-9 _ ~ -')
     const check = parseAccount({ ...body, incoming: { token: 'x' } })
     if ('problems' in check) throw new OnboardingError('invalid-account', check.problems.join('; '))
     if (this.accounts.registry.get(id)) throw new OnboardingError('id-taken', `the account id "${id}" is taken`)
+    const farmWide = this.config.users.rpcUrlPrefixes
+    const callbackUrls =
+      ticketPrefixes ?? (farmWide.length === 0 ? undefined : [...new Set([...farmWide, ...allowedCallbackPrefixes(check.account)])])
+    return callbackUrls === undefined ? body : { ...body, incoming: { callbackUrls } }
   }
 
   private async create(body: Record<string, unknown>, origin: 'ticket' | 'signup'): Promise<NewAccount> {

@@ -83,13 +83,13 @@ const getBalance: RpcMethod = {
 
 const getAccountInfo: RpcMethod = {
   name: 'ilp_getAccountInfo',
-  summary: "The calling account's ILP address, asset code and scale (what ILDCP gives a child).",
+  summary: "The calling account's ILP address, asset code and scale (what ILDCP gives a child), and the URL prefixes its RPC URL may have.",
   params: [],
   result: {
     name: 'accountInfo',
     schema: {
       type: 'object',
-      required: ['accountId', 'relation', 'ilpAddress', 'connectorAddress', 'assetCode', 'assetScale'],
+      required: ['accountId', 'relation', 'ilpAddress', 'connectorAddress', 'assetCode', 'assetScale', 'allowedUrlPrefixes'],
       properties: {
         accountId: { type: 'string' },
         relation: { enum: ['parent', 'peer', 'child'] },
@@ -97,6 +97,11 @@ const getAccountInfo: RpcMethod = {
         connectorAddress: { ...ilpAddress, description: "the farm's own address" },
         assetCode: { type: 'string' },
         assetScale: { type: 'integer' },
+        allowedUrlPrefixes: {
+          type: 'array',
+          items: { type: 'string' },
+          description: 'ilp_setRpcUrl takes only a URL starting with one of these (set by the operator); empty: none',
+        },
       },
     },
   },
@@ -108,6 +113,7 @@ const getAccountInfo: RpcMethod = {
       connectorAddress: services.ilpAddress,
       assetCode: account.assetCode,
       assetScale: account.assetScale,
+      allowedUrlPrefixes: allowedCallbackPrefixes(account),
     }
   },
 }
@@ -260,7 +266,12 @@ const setRpcUrl: RpcMethod = {
     }
     // The farm only calls addresses the operator allows for the account: no request forgery towards internal services.
     if (url !== null && !callbackUrlAllowed(account, parseRpcUrl(url)!.href)) {
-      throw invalidParams(`url is not allowed for this account: it must start with one of ${JSON.stringify(allowedCallbackPrefixes(account))} (incoming.callbackUrls)`)
+      const allowed = allowedCallbackPrefixes(account)
+      throw invalidParams(
+        allowed.length === 0
+          ? 'url is not allowed for this account: the operator allows it no RPC URL yet (incoming.callbackUrls; for sign-up and ticket accounts users.rpcUrlPrefixes)'
+          : `url is not allowed for this account: it must start with one of ${JSON.stringify(allowed)} (incoming.callbackUrls)`,
+      )
     }
     if (services.userRpc === undefined) throw new RpcError(INTERNAL_ERROR, 'RPC URLs are not available on this worker')
     await services.userRpc.set(account.id, url)

@@ -208,8 +208,11 @@ describe('POST /rpc: methods', () => {
       connectorAddress: FARM_ADDRESS,
       assetCode: 'USD',
       assetScale: 6,
+      // no incoming.callbackUrls, no outgoing.url: the farm calls it at no URL (ilp_setRpcUrl refuses all)
+      allowedUrlPrefixes: [],
     })
     expect((await call('ilp_getAccountInfo', {}, 'dave-token')).result).toMatchObject({ relation: 'peer', ilpAddress: null })
+    expect((await call('ilp_getAccountInfo', {}, 'bob-token')).result).toMatchObject({ allowedUrlPrefixes: [`${new URL(bob.url).origin}/`] })
   })
 
   it('ilp_getBalance: balance and limits as decimal strings, after a payment', async () => {
