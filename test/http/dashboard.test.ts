@@ -1,19 +1,20 @@
-import { existsSync, mkdirSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { type Browser, chromium, type Page } from 'playwright-core'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { CHROMIUM_INSTALL_TIMEOUT_MS, ensureChromium } from '../helpers/chromium.js'
 import { account, ADMIN_TOKEN, adminSend, type IlpResponse, prepareTo, sendIlp, startTestFarm, type TestFarm } from '../helpers/farm.js'
 import { fulfillKnown, knownCondition, startTestPeer, type TestPeer } from '../helpers/peer.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis.js'
 
 /**
- * The dashboard in a real browser (Playwright driving Debian's chromium):
+ * The dashboard in a real browser (Playwright driving Debian's chromium,
+ * installed by ensureChromium when the machine has none):
  * log in with the admin token, watch an account created through the admin
  * API appear and its balance change after a payment, all without a reload;
  * a screenshot goes to test-artifacts/dashboard.png.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const ARTIFACTS = join(process.cwd(), 'test-artifacts')
 
 let redis: TestRedis
@@ -21,9 +22,14 @@ let a: TestFarm
 let b: TestFarm
 let peer: TestPeer
 let browser: Browser
+let chromiumPath: string
+
+// Its own hook, so a first install has its own (long) timeout and the farm's start keeps the usual one.
+beforeAll(async () => {
+  chromiumPath = await ensureChromium()
+}, CHROMIUM_INSTALL_TIMEOUT_MS)
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`no chromium at ${CHROMIUM}: apt-get install chromium (.ci/run does), or set CHROMIUM_PATH`)
   redis = await startTestRedis()
   peer = await startTestPeer(fulfillKnown)
   const accounts = [
@@ -35,7 +41,7 @@ beforeAll(async () => {
   a = await startTestFarm(redis.url, accounts, { redis: { keyPrefix } }, { shard: 0 })
   b = await startTestFarm(redis.url, accounts, { redis: { keyPrefix } }, { shard: 1 })
   browser = await chromium.launch({
-    executablePath: CHROMIUM,
+    executablePath: chromiumPath,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   })
 })
