@@ -21,8 +21,20 @@ export interface AccountView {
   /** Crossing it upwards requests a settlement down to settleTo (null: never). Farms before settlements lack both. */
   settleThreshold?: string | null
   settleTo?: string | null
-  /** Where the account comes from: "config" or "admin" (added at runtime). */
+  /** Where the account comes from: "config", "admin" (added at runtime), "ticket" or "signup". */
   origin?: string | null
+  /** The URL prefixes the farm calls for it (RPC URL, async Callback-Urls): incoming.callbackUrls or their default. */
+  allowedUrlPrefixes?: string[]
+  /** Its RPC URL (ilp_setRpcUrl), if set. */
+  rpcUrl?: string | null
+  // The rest of the account, so `accounts update` can send it back whole; farms older than the CLI lack some.
+  /** null: no incoming token. `callbackUrls` null: unset (the default applies). */
+  incoming?: { callbackUrls: string[] | null } | null
+  outgoing?: { url: string; mode: string; hasToken?: boolean } | null
+  parallelism?: number | null
+  routes?: string[]
+  sendRoutes?: boolean
+  receiveRoutes?: boolean
 }
 
 /** POST /admin/accounts → 201. `token` only when the farm generated it (shown this once). */

@@ -385,7 +385,7 @@ describe('exit codes and where the farm is', () => {
 
   it('--help everywhere', async () => {
     const [top, accounts, deposit, helpInspect] = await clis(['--help'], ['accounts', '--help'], ['deposit', '-h'], ['help', 'inspect'])
-    for (const c of ['accounts list|add|remove', 'balance ID', 'deposit ID AMOUNT', 'withdraw ID AMOUNT', 'routes', 'inflight', 'workers', 'inspect', 'bench']) {
+    for (const c of ['accounts list|add|update|remove', 'balance ID', 'deposit ID AMOUNT', 'withdraw ID AMOUNT', 'routes', 'inflight', 'workers', 'inspect', 'bench']) {
       expect(ok(top).stdout).toContain(`  ${c}`)
     }
     expect(top.stdout).toContain('ILP_FARM_URL')

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { extname } from 'node:path'
 import { parse as parseYaml } from 'yaml'
+import { FarmError } from '../admin-client.js'
 import {
   type FarmCommand,
   type FarmContext,
@@ -22,14 +23,20 @@ const USAGE = `Usage:
   ilp-farm accounts add --id ID --relation parent|peer|child --asset-code CODE --asset-scale N
                         [--min-balance N] [--max-balance N] [--max-packet-amount N]
                         [--token T] [--outgoing-url URL] [--outgoing-token T] [--outgoing-mode sync|async]
-                        [--route PREFIX]...
+                        [--route PREFIX]... [--callback-url PREFIX]...
   ilp-farm accounts add --file account.json|account.yaml
+  ilp-farm accounts update ID [--callback-url PREFIX]... [--clear-callback-urls]
+                        [--min-balance N] [--max-balance N|none] [--max-packet-amount N|none]
+                        [--outgoing-token T]
   ilp-farm accounts remove ID
 
 list     every account with its balance and limits (GET /admin/accounts)
 add      adds an account at runtime (POST /admin/accounts); the fields are those of the
          config file's accounts[]; amounts in base units. Without --token (incoming.token)
          the farm generates one: it is printed once, store it then.
+update   changes the given fields of an account and keeps the rest, its token included: reads
+         it (GET /admin/accounts/ID) and writes it back whole (PUT /admin/accounts/ID). Not
+         atomic: a change someone else makes between the two is overwritten.
 remove   removes an account (DELETE /admin/accounts/ID) and prints the balance it had
 
 Options of add:
@@ -46,7 +53,18 @@ Options of add:
   --outgoing-token T         the Bearer token the farm sends there
   --outgoing-mode M          sync (default) or async (RFC 35 draft 3)
   --route PREFIX             a static route to this account; repeat for more
+  --callback-url PREFIX      incoming.callbackUrls: a URL prefix the farm may call for the account
+                             (its RPC URL, ilp_setRpcUrl; async Callback-Urls), such as the tunnel
+                             server it uses, "https://tunnel.example.com/"; repeat for more
   --file FILE                the whole account as JSON or YAML instead of the flags
+
+Options of update (amounts in base units; the others as for add):
+  --callback-url PREFIX      replaces incoming.callbackUrls with the prefixes given; repeat for more
+  --clear-callback-urls      removes incoming.callbackUrls (back to the default: the origin of
+                             outgoing.url; none without one)
+  --min-balance N, --max-balance N|none, --max-packet-amount N|none   (none: no limit)
+  --outgoing-token T         the Bearer token the farm sends to outgoing.url; the admin API never
+                             shows it, so an account that has one needs it given again
 `
 
 const OPTIONS = {
@@ -62,15 +80,19 @@ const OPTIONS = {
   'outgoing-token': { type: 'string' },
   'outgoing-mode': { type: 'string' },
   route: { type: 'string', multiple: true },
+  'callback-url': { type: 'string', multiple: true },
+  'clear-callback-urls': { type: 'boolean' },
   file: { type: 'string' },
 } as const
 
-/** The flags only `add` takes (`--token` is the admin token in list and remove, as in every command). */
-const ADD_FLAGS = Object.keys(OPTIONS).filter((f) => f !== 'token')
+/** The flags `update` takes; `--token` is the admin token everywhere but in `add`. */
+const UPDATE_FLAGS = ['callback-url', 'clear-callback-urls', 'min-balance', 'max-balance', 'max-packet-amount', 'outgoing-token']
+/** The flags `add` takes. */
+const ADD_FLAGS = Object.keys(OPTIONS).filter((f) => f !== 'token' && f !== 'clear-callback-urls')
 
 export const accountsCommand: FarmCommand = {
   name: 'accounts',
-  summary: ['accounts list|add|remove', 'list, add (flags or --file) and remove accounts'],
+  summary: ['accounts list|add|update|remove', 'list, add (flags or --file), update (some fields) and remove accounts'],
   usage: USAGE,
   options: OPTIONS,
   // The issue's `accounts add --token T` is the new account's incoming token, so there the admin token
@@ -79,7 +101,7 @@ export const accountsCommand: FarmCommand = {
   async run(ctx) {
     const [sub, ...rest] = ctx.args
     const subCtx = withArgs(ctx, rest)
-    if (sub !== 'add') rejectAddFlags(ctx.values, sub)
+    rejectOtherFlags(ctx.values, sub)
     switch (sub) {
       case 'list':
       case undefined:
@@ -87,17 +109,23 @@ export const accountsCommand: FarmCommand = {
       case 'add':
         positionals(subCtx, [], 'accounts')
         return add(subCtx)
+      case 'update':
+        return update(subCtx)
       case 'remove':
         return remove(subCtx)
       default:
-        throw new UsageError(`unknown accounts subcommand "${sub}" (list, add, remove)`, 'accounts')
+        throw new UsageError(`unknown accounts subcommand "${sub}" (list, add, update, remove)`, 'accounts')
     }
   },
 }
 
-function rejectAddFlags(values: OptionValues, sub: string | undefined): void {
-  const given = ADD_FLAGS.filter((f) => values[f] !== undefined)
-  if (given.length > 0) throw new UsageError(`--${given[0]} belongs to "accounts add", not "accounts ${sub ?? 'list'}"`, 'accounts')
+/** A flag of another subcommand is a mistake: say whose it is. */
+function rejectOtherFlags(values: OptionValues, sub: string | undefined): void {
+  const own = sub === 'add' ? ADD_FLAGS : sub === 'update' ? UPDATE_FLAGS : []
+  const given = [...ADD_FLAGS, ...UPDATE_FLAGS].filter((f) => values[f] !== undefined && !own.includes(f))
+  if (given.length === 0) return
+  const owner = ADD_FLAGS.includes(given[0]!) ? 'accounts add' : 'accounts update'
+  throw new UsageError(`--${given[0]} belongs to "${owner}", not "accounts ${sub ?? 'list'}"`, 'accounts')
 }
 
 async function list(ctx: FarmContext): Promise<number> {
@@ -210,7 +238,11 @@ function accountFromFlags(values: OptionValues): Record<string, unknown> {
   const account: Record<string, unknown> = { id, relation, assetCode, assetScale }
   copy(values, account, { 'min-balance': 'minBalance', 'max-balance': 'maxBalance', 'max-packet-amount': 'maxPacketAmount' })
   const token = stringOption(values, 'token')
-  if (token !== undefined) account.incoming = { token }
+  const callbackUrls = listOption(values, 'callback-url')
+  // Without a token the farm makes one and keeps the rest of incoming.
+  if (token !== undefined || callbackUrls.length > 0) {
+    account.incoming = { ...(token !== undefined ? { token } : {}), ...(callbackUrls.length > 0 ? { callbackUrls } : {}) }
+  }
   const outgoing = outgoingFromFlags(values)
   if (outgoing) account.outgoing = outgoing
   const routes = listOption(values, 'route')
@@ -236,6 +268,81 @@ function outgoingFromFlags(values: OptionValues): Record<string, string> | undef
   return { url, ...(token !== undefined ? { token } : {}), ...(mode !== undefined ? { mode } : {}) }
 }
 
+async function update(ctx: FarmContext): Promise<number> {
+  const [id] = positionals(ctx, ['id'], 'accounts')
+  if (!UPDATE_FLAGS.some((f) => ctx.values[f] !== undefined)) {
+    throw new UsageError(`accounts update needs a change: ${UPDATE_FLAGS.map((f) => `--${f}`).join(', ')}`, 'accounts')
+  }
+  if (ctx.values['callback-url'] !== undefined && ctx.values['clear-callback-urls'] !== undefined) {
+    throw new UsageError('--callback-url and --clear-callback-urls do not go together', 'accounts')
+  }
+  const path = `/admin/accounts/${encodeURIComponent(id!)}`
+  const view = await ctx.client.get<AccountView>(path)
+  const account = accountFromView(view)
+  applyChanges(account, view, ctx.values)
+  const updated = await ctx.client.put<AccountView>(path, account)
+  if (ctx.json) {
+    printJson(updated)
+    return 0
+  }
+  print(`updated account ${updated.id} (${updated.relation}, ${updated.assetCode} scale ${updated.assetScale}); its token is unchanged`)
+  print(accountFields(updated))
+  return 0
+}
+
+/**
+ * The account as the config file has it, from its admin view, to PUT back whole. An `incoming` without a
+ * token keeps the account's token (the farm fills in its digest); an outgoing token cannot be read back.
+ */
+function accountFromView(view: AccountView): Record<string, unknown> {
+  if (view.incoming === undefined || view.parallelism === undefined || (view.outgoing != null && view.outgoing.hasToken === undefined)) {
+    // Writing back what an older farm shows would drop what it does not show (the token among it).
+    throw new FarmError(`the farm's view of ${view.id} does not show every field (a farm older than this CLI): change it with PUT /admin/accounts/${view.id}`)
+  }
+  const account: Record<string, unknown> = {
+    id: view.id,
+    relation: view.relation,
+    assetCode: view.assetCode,
+    assetScale: view.assetScale,
+    minBalance: view.minBalance,
+    ...(view.maxBalance !== null ? { maxBalance: view.maxBalance } : {}),
+    ...(view.maxPacketAmount !== null ? { maxPacketAmount: view.maxPacketAmount } : {}),
+    ...(view.parallelism !== null ? { parallelism: view.parallelism } : {}),
+    ...(view.settleThreshold != null ? { settleThreshold: view.settleThreshold, settleTo: view.settleTo ?? '0' } : {}),
+    routes: view.routes ?? [],
+    sendRoutes: view.sendRoutes ?? false,
+    receiveRoutes: view.receiveRoutes ?? false,
+  }
+  if (view.incoming !== null) account.incoming = view.incoming.callbackUrls === null ? {} : { callbackUrls: view.incoming.callbackUrls }
+  if (view.outgoing != null) account.outgoing = { url: view.outgoing.url, mode: view.outgoing.mode }
+  return account
+}
+
+/** The flags' changes to the account read from `view`. */
+function applyChanges(account: Record<string, unknown>, view: AccountView, values: OptionValues): void {
+  for (const [flag, field] of [['min-balance', 'minBalance'], ['max-balance', 'maxBalance'], ['max-packet-amount', 'maxPacketAmount']] as const) {
+    const value = stringOption(values, flag)
+    if (value === undefined) continue
+    if (value !== 'none') account[field] = value
+    else if (field === 'minBalance') throw new UsageError('--min-balance takes an amount (the lowest balance); "none" is for the upper limits', 'accounts')
+    else delete account[field]
+  }
+  const callbackUrls = listOption(values, 'callback-url')
+  if (callbackUrls.length > 0 || values['clear-callback-urls'] === true) {
+    if (view.incoming === null) throw new FarmError(`${view.id} has no incoming token, which callbackUrls go with: give it one first (PUT /admin/accounts/${view.id})`)
+    account.incoming = callbackUrls.length > 0 ? { callbackUrls } : {}
+  }
+  const outgoingToken = stringOption(values, 'outgoing-token')
+  if (view.outgoing == null) {
+    if (outgoingToken !== undefined) throw new UsageError(`--outgoing-token: ${view.id} has no outgoing.url`, 'accounts')
+    return
+  }
+  if (view.outgoing.hasToken && outgoingToken === undefined) {
+    throw new UsageError(`${view.id} has an outgoing.token, which the admin API never shows: give it again with --outgoing-token T, or it would be lost`, 'accounts')
+  }
+  if (outgoingToken !== undefined) account.outgoing = { url: view.outgoing.url, mode: view.outgoing.mode, token: outgoingToken }
+}
+
 async function remove(ctx: FarmContext): Promise<number> {
   const [id] = positionals(ctx, ['id'], 'accounts')
   const removed = await ctx.client.delete<RemovedAccount>(`/admin/accounts/${encodeURIComponent(id!)}`)
@@ -254,7 +361,20 @@ export function owedSentence(id: string, balance: string): string {
   return `its balance was ${balance}: the farm owed ${id} ${balance} (base units)`
 }
 
-const ORIGINS: Record<string, string> = { config: 'the config file', admin: 'the admin API (at runtime)' }
+const ORIGINS: Record<string, string> = {
+  config: 'the config file',
+  admin: 'the admin API (at runtime)',
+  ticket: 'a redeemed ticket',
+  signup: 'open sign-up',
+}
+
+/** The prefixes the account's RPC URL may have, and where they come from. */
+function urlPrefixes(v: AccountView): string {
+  const prefixes = v.allowedUrlPrefixes ?? []
+  if (prefixes.length === 0) return 'none: the farm calls it at no URL of its choosing (ilp_setRpcUrl is refused); see --callback-url'
+  const defaulted = v.incoming != null && v.incoming.callbackUrls === null
+  return `${prefixes.join(' ')}${defaulted ? ' (the default: the origin of outgoing.url)' : ''}`
+}
 
 /** One account as label/value lines. */
 export function accountFields(v: AccountView): string {
@@ -272,6 +392,8 @@ export function accountFields(v: AccountView): string {
   if (v.creditsInFlight !== undefined && v.creditsInFlight !== '0') pairs.push(['credits in flight', v.creditsInFlight])
   if (v.settleThreshold != null) pairs.push(['settle threshold', `${money(v.settleThreshold, asset)}, settles to ${v.settleTo ?? '0'}`])
   if (v.origin != null) pairs.push(['defined in', ORIGINS[v.origin] ?? v.origin])
+  if (v.allowedUrlPrefixes !== undefined) pairs.push(['url prefixes', urlPrefixes(v)])
+  if (v.rpcUrl != null) pairs.push(['rpc url', v.rpcUrl])
   if (state?.flag) pairs.push(['limit', state.flag.toUpperCase()])
   return fields(pairs)
 }

@@ -1,10 +1,10 @@
-import { type FarmCommand, type FarmContext, print, printJson, stringOption, UsageError, withArgs, positionals } from '../command.js'
+import { type FarmCommand, type FarmContext, listOption, print, printJson, stringOption, UsageError, withArgs, positionals } from '../command.js'
 import { fields } from '../format.js'
 
 const USAGE = `Usage:
   ilp-farm tickets issue --asset-code CODE --asset-scale N [--relation child|peer|parent]
                          [--min-balance N] [--max-balance N] [--max-packet-amount N]
-                         [--id ID] [--expires-in DURATION]
+                         [--id ID] [--callback-url PREFIX]... [--expires-in DURATION]
 
 issue    an invitation ticket (POST /admin/tickets): one-time and expiring; the user redeems it
          over JSON-RPC (ilp_redeemTicket, or \`ilp-farm-client redeem\`) and gets an account with
@@ -17,6 +17,9 @@ Options of issue:
   --max-balance N            highest balance; default: no limit
   --max-packet-amount N      larger packets are refused (F08)
   --id ID                    the account id the ticket creates; default: the user picks or one is made
+  --callback-url PREFIX      a URL prefix the account may register as its RPC URL (ilp_setRpcUrl), such
+                             as "https://tunnel.example.com/"; repeat for more. Given, these replace the
+                             farm's users.rpcUrlPrefixes for this account; else it gets those
   --expires-in DURATION      e.g. 90s, 30m, 24h, 7d (default 24h, at most 30d)
 `
 
@@ -28,6 +31,7 @@ const OPTIONS = {
   'max-balance': { type: 'string' },
   'max-packet-amount': { type: 'string' },
   id: { type: 'string' },
+  'callback-url': { type: 'string', multiple: true },
   'expires-in': { type: 'string' },
 } as const
 
@@ -70,14 +74,20 @@ async function issue(ctx: FarmContext): Promise<number> {
     if (value !== undefined) account[key] = value
   }
   const expiresIn = option('expires-in')
-  const body = { account, ...(option('id') ? { id: option('id') } : {}), ...(expiresIn ? { expiresInMs: parseDuration(expiresIn) } : {}) }
+  const callbackUrls = listOption(ctx.values, 'callback-url')
+  const body = {
+    account,
+    ...(option('id') ? { id: option('id') } : {}),
+    ...(callbackUrls.length > 0 ? { callbackUrls } : {}),
+    ...(expiresIn ? { expiresInMs: parseDuration(expiresIn) } : {}),
+  }
   const issued = await ctx.client.post<IssuedTicket>('/admin/tickets', body)
   if (ctx.json) {
     printJson(issued)
     return 0
   }
   print(`ticket for a ${String(account.relation)} account (${assetCode} scale ${assetScale}), valid until ${issued.expiresAt}`)
-  print(fields([['ticket', issued.ticket]]))
+  print(fields([['ticket', issued.ticket], ...(callbackUrls.length > 0 ? [['rpc url prefixes', callbackUrls.join(' ')] as [string, string]] : [])]))
   print('shown this once: give it to the user, who redeems it with ilp_redeemTicket (ilp-farm-client redeem --rpc <farm>/rpc --ticket <ticket>)')
   return 0
 }
