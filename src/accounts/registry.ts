@@ -1,33 +1,53 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import { parseAccount } from '../config/load.js'
 import type { AccountConfig } from '../config/schema.js'
 import type { Keys } from '../store/keys.js'
 import { LuaScript } from '../store/lua-script.js'
+import { openSubscriber, type Subscriber } from '../store/redis.js'
+import { LruMap } from './account-cache.js'
 
 /** Who made an account: the config file, the admin API, a redeemed ticket, an open sign-up. */
 export type AccountOrigin = 'config' | 'admin' | 'ticket' | 'signup'
 
 /**
- * One account as stored in Redis (`<prefix>accounts`, field = id): its config
- * with the token replaced by its SHA-256, who made it, and for accounts that
- * came from the config file the digest of that file entry. A config account
- * deleted at runtime stays as a tombstone (`deleted`), so a worker restarting
- * with the same file does not bring it back.
+ * One account as stored in Redis (`{acct:<id>}:cfg`): its config with the
+ * token replaced by its SHA-256, who made it, and for accounts that came from
+ * the config file the digest of that file entry. A deleted account stays as a
+ * tombstone (`deleted`): its id is never handed to someone else by accident,
+ * and a worker restarting with the same config file does not bring it back.
  */
 export interface AccountRecord {
   account?: AccountConfig
   origin: AccountOrigin
   configDigest?: string
   deleted?: true
+  deletedAt?: number
   updatedAt: number
 }
 
-export interface AccountChange {
-  id: string
-  before: AccountConfig | undefined
-  after: AccountConfig | undefined
+/** An account as the packet path uses it: its config, token digest and the user's own RPC URL, read together. */
+export interface LoadedAccount {
+  readonly account: AccountConfig
+  readonly origin: AccountOrigin
+  /** SHA-256 of the account's token, or undefined without incoming. */
+  readonly tokenDigest: Buffer | undefined
+  /** The user's JSON-RPC URL (`ilp_setRpcUrl`), or undefined. */
+  readonly rpcUrl: string | undefined
+}
+
+/** The accounts as the packet path reads them: cached, loaded on a miss. */
+export interface AccountDirectory {
+  /** The account if this worker has it at hand (no Redis round trip), else undefined. */
+  peek(id: string): LoadedAccount | undefined
+  /** The account, from the cache or one Redis round trip; undefined when there is none (or it was deleted). */
+  load(id: string): Promise<LoadedAccount | undefined>
+}
+
+/** The account can be sent packets: it has an outgoing.url, or its user registered a JSON-RPC URL. */
+export function canReceive(loaded: LoadedAccount): boolean {
+  return loaded.account.outgoing !== undefined || loaded.rpcUrl !== undefined
 }
 
 /** SHA-256 of a token as 64 hex digits: what the farm keeps instead of the token. */
@@ -47,6 +67,16 @@ export function withHashedToken(account: AccountConfig): AccountConfig {
   return { ...account, incoming: { ...incoming, tokenHash: hashToken(token) } }
 }
 
+/**
+ * Accounts every worker keeps loaded, whatever the cache holds: parents and
+ * peers (the routing table and CCP name them), accounts that carry routes or
+ * speak CCP, and those the operator opted into per-account metrics. Their
+ * number is what operators configure, not what users sign up.
+ */
+export function isPinned(account: AccountConfig): boolean {
+  return account.relation !== 'child' || account.routes.length > 0 || account.sendRoutes || account.receiveRoutes || account.metrics === true
+}
+
 function parseRecord(json: string): AccountRecord | undefined {
   try {
     const value: unknown = JSON.parse(json)
@@ -57,10 +87,24 @@ function parseRecord(json: string): AccountRecord | undefined {
   }
 }
 
-/** How often each worker re-reads every account, in case a change message was missed. */
-export const ACCOUNTS_RELOAD_MS = 10_000
+/** A live record's account, or undefined for none, a tombstone or an invalid record. */
+function liveAccount(record: AccountRecord | undefined): AccountConfig | undefined {
+  return record?.account !== undefined && record.deleted !== true ? record.account : undefined
+}
+
+/** Default number of accounts a worker keeps in its cache (besides the pinned ones). */
+export const DEFAULT_ACCOUNT_CACHE_SIZE = 50_000
+/** The change stream keeps about this many entries: a worker that missed more drops its cache. */
+const CHANGES_KEPT = 10_000
+/** At most this many changes are replayed after a reconnect; more: the cache is dropped instead. */
+const CATCH_UP_LIMIT = 1_000
+/** Marks a changed id that every worker keeps loaded (see isPinned). */
+const PIN_MARK = '^'
 
 const SWAP = new LuaScript('accounts/swap.lua')
+const SET_RPC_URL = new LuaScript('accounts/set-rpc-url.lua')
+const CLAIM_TOKEN = new LuaScript('accounts/claim-token.lua')
+const RELEASE_TOKEN = new LuaScript('accounts/release-token.lua')
 
 export interface AccountRegistryOptions {
   redis: Redis
@@ -70,85 +114,164 @@ export interface AccountRegistryOptions {
   /** The config file's accounts: written into Redis at start (see applyConfig). */
   configAccounts: readonly AccountConfig[]
   log: Logger
-  reloadIntervalMs?: number
+  /** Accounts kept in the cache besides the pinned ones (default DEFAULT_ACCOUNT_CACHE_SIZE). */
+  cacheSize?: number
+}
+
+/** What a write found and did: the account now stored, or why nothing was written. */
+export type WriteResult =
+  | { status: 'written'; account: AccountConfig; previous: AccountRecord | undefined }
+  | { status: 'unchanged'; account: AccountConfig }
+  | { status: 'exists' | 'missing' | 'deleted' }
+  | { status: 'token-taken'; holder: string }
+
+/** One account of an import: its config, and whether the farm made its token. */
+export interface ImportItem {
+  account: AccountConfig
+  /** The token was made by the farm: an existing account keeps the token it has. */
+  generatedToken: boolean
+}
+
+export type ImportOutcome = 'created' | 'updated' | 'unchanged' | 'exists' | 'deleted' | 'token-taken' | 'conflict'
+
+interface PendingLoad {
+  promise: Promise<LoadedAccount | undefined>
+  /** An invalidation arrived while it was read: the answer is used once, not cached. */
+  stale: boolean
 }
 
 /**
- * The farm's accounts, shared by every worker through Redis (issue 6):
- * `accounts` is a live map, changed in place when any worker creates,
- * updates or deletes an account (a compare-and-set script publishes the id
- * on `accounts:changed`; each worker re-reads it, so a change reaches every
- * worker within a round trip or two). Tokens are kept only as SHA-256
- * digests, in Redis and in memory.
+ * The farm's accounts, one record per account in its own hash slot, shared by
+ * every worker through Redis. A worker holds the pinned accounts (parents,
+ * peers, route carriers) and a bounded cache of the others it is using,
+ * loaded on a miss in one round trip; never all of them. Every write
+ * publishes the changed ids on `accounts:changed`, and appends them to the
+ * `accounts:changes` stream first, so a worker whose subscriber reconnects
+ * replays what it missed (or drops its cache when it missed too much).
+ * Tokens are kept only as SHA-256 digests; `{tok:<digest>}` finds a token's
+ * account in one read.
  */
-export class AccountRegistry {
-  readonly accounts = new Map<string, AccountConfig>()
-  private readonly records = new Map<string, string>()
-  private readonly origins = new Map<string, AccountOrigin>()
-  private readonly digests = new Map<string, Buffer>()
-  /** token digest (hex) → account; a digest two accounts share is in neither (ambiguous). */
-  private byDigest = new Map<string, AccountConfig>()
-  private sharedTokens = 0
-  private readonly listeners = new Set<(change: AccountChange) => void>()
-  private subscriber: Redis | undefined
-  private timer: NodeJS.Timeout | undefined
+export class AccountRegistry implements AccountDirectory {
+  private readonly pinned = new Map<string, LoadedAccount>()
+  /** Loaded accounts (null: known not to exist), least recently used dropped first. */
+  private readonly cache: LruMap<string, LoadedAccount | null>
+  private readonly loading = new Map<string, PendingLoad>()
+  /** token digest (hex) → account id; checked against the account's own digest on each use. */
+  private readonly tokens: LruMap<string, string>
+  private readonly listeners = new Set<(id: string) => void>()
+  private subscriber: Subscriber | undefined
+  /** The newest change stream entry this worker has seen. */
+  private lastChange = '0-0'
+  private closed = false
 
   private constructor(
     private readonly redis: Redis,
-    private readonly keys: Keys,
+    readonly keys: Keys,
     private readonly log: Logger,
-  ) {}
+    cacheSize: number,
+  ) {
+    this.cache = new LruMap(cacheSize)
+    this.tokens = new LruMap(cacheSize)
+  }
 
   static async start(opts: AccountRegistryOptions): Promise<AccountRegistry> {
-    const registry = new AccountRegistry(opts.redis, opts.keys, opts.log)
-    const subscriber = new Redis(opts.redisUrl, { lazyConnect: true, retryStrategy: (times) => Math.min(times * 100, 1000) })
-    subscriber.on('error', () => {
-      // ioredis reconnects and resubscribes; the accounts are re-read whole once it is back
+    const registry = new AccountRegistry(opts.redis, opts.keys, opts.log, opts.cacheSize ?? DEFAULT_ACCOUNT_CACHE_SIZE)
+    // where the stream is now: changes from here on arrive as messages, or are replayed after a reconnect
+    const newest = (await opts.redis.xrevrange(opts.keys.accountChanges, '+', '-', 'COUNT', 1))[0]
+    if (newest) registry.lastChange = newest[0]
+    registry.subscriber = await openSubscriber(opts.redisUrl, opts.keys.accountsChanged, {
+      onMessage: (message) => registry.onMessage(message),
+      onReconnect: () => void registry.catchUp().catch((err: unknown) => opts.log.warn({ err }, 'could not catch up with account changes')),
     })
-    subscriber.on('message', (_channel: string, message: string) => {
-      const reload = message === '*' ? registry.reloadAll() : registry.reload(message)
-      reload.catch((err: unknown) => opts.log.warn({ err }, 'could not re-read a changed account'))
-    })
-    let connectedOnce = false
-    subscriber.on('ready', () => {
-      if (connectedOnce) registry.reloadAll().catch((err: unknown) => opts.log.warn({ err }, 'could not re-read the accounts'))
-      connectedOnce = true
-    })
-    await subscriber.connect()
-    await subscriber.subscribe(opts.keys.accountsChanged)
-    registry.subscriber = subscriber
     await registry.applyConfig(opts.configAccounts)
-    await registry.reloadAll()
-    registry.timer = setInterval(() => {
-      registry.reloadAll().catch((err: unknown) => opts.log.warn({ err }, 'could not re-read the accounts'))
-    }, opts.reloadIntervalMs ?? ACCOUNTS_RELOAD_MS)
-    registry.timer.unref()
+    await registry.loadPinned()
     return registry
   }
 
-  get(id: string): AccountConfig | undefined {
-    return this.accounts.get(id)
+  // ---- reading ----
+
+  peek(id: string): LoadedAccount | undefined {
+    return this.pinned.get(id) ?? this.cache.get(id) ?? undefined
   }
 
-  origin(id: string): AccountOrigin | undefined {
-    return this.origins.get(id)
+  load(id: string): Promise<LoadedAccount | undefined> {
+    const known = this.pinned.get(id) ?? this.cache.get(id)
+    if (known !== undefined) return Promise.resolve(known ?? undefined)
+    const pending = this.loading.get(id)
+    if (pending) return pending.promise
+    const entry: PendingLoad = { stale: false, promise: Promise.resolve(undefined) }
+    entry.promise = this.readNow(id).then(
+      (loaded) => {
+        if (this.loading.get(id) === entry) this.loading.delete(id)
+        if (!entry.stale && !this.closed) this.remember(id, loaded)
+        return loaded
+      },
+      (err: unknown) => {
+        if (this.loading.get(id) === entry) this.loading.delete(id)
+        throw err
+      },
+    )
+    this.loading.set(id, entry)
+    return entry.promise
   }
 
-  /** SHA-256 of the account's token (ILP-over-HTTP, callbacks), or undefined without incoming. */
-  tokenDigest(id: string): Buffer | undefined {
-    return this.digests.get(id)
+  /** The account a bearer token belongs to (JSON-RPC): the token's digest → its id → the account, which must hold that digest. */
+  async byToken(token: string): Promise<LoadedAccount | undefined> {
+    const digest = hashToken(token)
+    const cachedId = this.tokens.get(digest)
+    if (cachedId !== undefined) {
+      const account = await this.load(cachedId)
+      if (account?.account.incoming?.tokenHash === digest) return account
+      this.tokens.delete(digest)
+    }
+    const id = await this.redis.get(this.keys.tokenIndex(digest))
+    if (id === null) return undefined
+    const account = await this.load(id)
+    if (account?.account.incoming?.tokenHash !== digest) return undefined
+    this.tokens.set(digest, id)
+    return account
   }
 
-  /** The account a bearer token belongs to (JSON-RPC), looked up by the token's digest. */
-  accountByToken(token: string): AccountConfig | undefined {
-    return this.byDigest.get(hashToken(token))
+  /** The accounts every worker keeps loaded (parents, peers, route carriers): CCP and the routing table read these. */
+  pinnedAccounts(): IterableIterator<LoadedAccount> {
+    return this.pinned.values()
   }
 
-  /** Calls `listener` after each change of an account on this worker; returns the unsubscribe. */
-  onChange(listener: (change: AccountChange) => void): () => void {
+  /** The stored record, read now (not from the cache): for the admin API. */
+  async record(id: string): Promise<AccountRecord | undefined> {
+    const json = await this.redis.get(this.keys.accountRecord(id))
+    return json === null ? undefined : parseRecord(json)
+  }
+
+  /**
+   * One page of the live accounts in id order, after `cursor` (an id; none:
+   * from the start). `next` is the cursor of the following page, or
+   * undefined on the last.
+   */
+  async list(cursor: string | undefined, limit: number): Promise<{ accounts: LoadedAccount[]; next: string | undefined }> {
+    const ids = await this.redis.zrangebylex(this.keys.accountIds, cursor ? `(${cursor}` : '-', '+', 'LIMIT', 0, limit)
+    const loaded = await Promise.all(ids.map((id) => this.readNow(id)))
+    const accounts = loaded.filter((a): a is LoadedAccount => a !== undefined)
+    return { accounts, next: ids.length === limit ? ids[ids.length - 1] : undefined }
+  }
+
+  /** Accounts this worker holds: pinned, and cached (the cache counts known-missing ids too). */
+  held(): { pinned: number; cached: number } {
+    return { pinned: this.pinned.size, cached: this.cache.size }
+  }
+
+  /** How many live accounts the farm has (the id index's size). */
+  async count(): Promise<number> {
+    return this.redis.zcard(this.keys.accountIds)
+  }
+
+  /** Calls `listener` with the id of each account that changed (on any worker); returns the unsubscribe. */
+  onChange(listener: (id: string) => void): () => void {
     this.listeners.add(listener)
     return () => this.listeners.delete(listener)
   }
+
+  // ---- writing ----
 
   /**
    * Writes the config file's accounts: a config entry is (re)written when
@@ -163,141 +286,387 @@ export class AccountRegistry {
     for (const account of configAccounts) {
       const stored = withHashedToken(account)
       const configDigest = createHash('sha256').update(JSON.stringify(stored)).digest('hex')
-      const record: AccountRecord = { account: stored, origin: 'config', configDigest, updatedAt: Date.now() }
-      await this.compareAndSet(account.id, (current) => (current?.configDigest === configDigest ? undefined : record))
+      const result = await this.write(account.id, (current) =>
+        current?.configDigest === configDigest ? undefined : { account: stored, origin: 'config', configDigest, updatedAt: Date.now() },
+      )
+      if (result.status === 'token-taken') this.log.error({ accountId: account.id, holder: result.holder }, 'config account not written: its token is another account\'s')
     }
   }
 
   /**
-   * Creates an account (its token already hashed or plain: only the hash is
-   * stored). 'exists' when the id is taken. Over the tombstone of a deleted
-   * config account, the new record keeps its config digest, so a restart
-   * does not put the file's version back.
+   * Creates an account (its token plain or hashed: only the hash is stored).
+   * 'exists' when the id is live; 'deleted' when it belonged to a deleted
+   * account, unless `reuseDeletedId` (the operator's explicit choice: the new
+   * holder takes over what is still recorded under the id, its balance).
    */
-  async create(account: AccountConfig, origin: AccountOrigin): Promise<AccountConfig | 'exists'> {
+  async create(account: AccountConfig, origin: AccountOrigin, opts: { reuseDeletedId?: boolean } = {}): Promise<WriteResult> {
     const stored = withHashedToken(account)
-    let exists = false
-    await this.compareAndSet(account.id, (current) => {
-      exists = current !== undefined && !current.deleted
-      if (exists) return undefined
+    let refusal: 'exists' | 'deleted' | undefined
+    const result = await this.write(account.id, (current) => {
+      refusal = current === undefined ? undefined : current.deleted !== true ? 'exists' : opts.reuseDeletedId === true ? undefined : 'deleted'
+      if (refusal) return undefined
       return { account: stored, origin, ...(current?.configDigest ? { configDigest: current.configDigest } : {}), updatedAt: Date.now() }
     })
-    return exists ? 'exists' : (this.accounts.get(account.id) ?? stored)
+    return refusal ? { status: refusal } : result
   }
 
-  /** Replaces an account's config (origin and config digest kept); 'missing' when there is none. */
-  async update(account: AccountConfig): Promise<AccountConfig | 'missing'> {
+  /** Replaces a live account's config (origin and config digest kept); 'missing' when there is none. */
+  async update(account: AccountConfig): Promise<WriteResult> {
     const stored = withHashedToken(account)
     let missing = false
-    await this.compareAndSet(account.id, (current) => {
-      if (current === undefined || current.deleted === true) {
-        missing = true
-        return undefined
-      }
-      return { ...current, account: stored, updatedAt: Date.now() }
+    const result = await this.write(account.id, (current) => {
+      missing = liveAccount(current) === undefined
+      return missing ? undefined : { ...current!, account: stored, updatedAt: Date.now() }
     })
-    return missing ? 'missing' : (this.accounts.get(account.id) ?? stored)
+    return missing ? { status: 'missing' } : result
   }
 
-  /** Deletes an account (its balance stays in Redis); the deleted config, or undefined when there was none. */
+  /**
+   * Deletes an account: its record becomes a tombstone and its RPC URL is
+   * cleared; its balance stays in Redis (money is never dropped). The deleted
+   * config, or undefined when there was none.
+   */
   async remove(id: string): Promise<AccountConfig | undefined> {
     let removed: AccountConfig | undefined
-    await this.compareAndSet(id, (current) => {
-      removed = current && !current.deleted ? current.account : undefined
-      if (!current || current.deleted) return undefined
-      if (!current.configDigest) return null
-      return { origin: current.origin, configDigest: current.configDigest, deleted: true, updatedAt: Date.now() }
+    await this.write(id, (current) => {
+      removed = liveAccount(current)
+      if (removed === undefined) return undefined
+      const now = Date.now()
+      return { origin: current!.origin, ...(current!.configDigest ? { configDigest: current!.configDigest } : {}), deleted: true, deletedAt: now, updatedAt: now }
     })
     return removed
   }
 
-  /** Re-reads every account (at start, after a reconnect, on `*`, and every reloadIntervalMs). */
-  async reloadAll(): Promise<void> {
-    const all = await this.redis.hgetall(this.keys.accounts)
-    for (const id of [...this.records.keys()]) if (!(id in all)) this.apply(id, undefined)
-    for (const [id, json] of Object.entries(all)) this.apply(id, json)
+  /** Sets (null: clears) a live account's RPC URL; every worker sees it within a round trip. False: no such account. */
+  async setRpcUrl(id: string, url: string | null): Promise<boolean> {
+    const streamId = await this.appendChange([id])
+    const done = await SET_RPC_URL.run(this.redis, [this.keys.accountRecord(id), this.keys.rpcUrl(id)], [url ?? '', this.keys.accountsChanged, `${streamId} ${id}`])
+    this.invalidate(id)
+    return Number(done) === 1
   }
 
-  /** Re-reads one account (its id was published on `accounts:changed`). */
-  async reload(id: string): Promise<void> {
-    this.apply(id, (await this.redis.hget(this.keys.accounts, id)) ?? undefined)
+  /**
+   * Writes many accounts at once (bulk import), a few round trips per batch
+   * whatever its size: new ids are created; an identical account is left as
+   * it is; a different one under a live id is 'exists' unless `update`; a
+   * deleted id is 'deleted'. One change message for the whole batch.
+   */
+  async importMany(items: readonly ImportItem[], opts: { update: boolean; origin: AccountOrigin }): Promise<ImportOutcome[]> {
+    const outcomes: ImportOutcome[] = new Array<ImportOutcome>(items.length)
+    const currentJson = await pipelined(this.redis, items.map((item) => ['get', this.keys.accountRecord(item.account.id)]))
+    const writes: Array<{ index: number; expected: string; record: AccountRecord; previous: AccountRecord | undefined }> = []
+    const seen = new Set<string>()
+    items.forEach((item, index) => {
+      const expected = typeof currentJson[index] === 'string' ? (currentJson[index] as string) : ''
+      const current = expected === '' ? undefined : parseRecord(expected)
+      const id = item.account.id
+      if (seen.has(id)) {
+        outcomes[index] = 'conflict'
+        return
+      }
+      seen.add(id)
+      if (current?.deleted === true) {
+        outcomes[index] = 'deleted'
+        return
+      }
+      let stored = withHashedToken(item.account)
+      const live = liveAccount(current)
+      if (live !== undefined) {
+        // a line without a token keeps the account's token: re-running a file changes nothing
+        if (item.generatedToken && live.incoming?.tokenHash && stored.incoming) stored = { ...stored, incoming: { ...stored.incoming, tokenHash: live.incoming.tokenHash } }
+        if (JSON.stringify(live) === JSON.stringify(stored)) {
+          outcomes[index] = 'unchanged'
+          return
+        }
+        if (!opts.update) {
+          outcomes[index] = 'exists'
+          return
+        }
+        writes.push({ index, expected, previous: current, record: { ...current!, account: stored, updatedAt: Date.now() } })
+      } else {
+        writes.push({ index, expected, previous: current, record: { account: stored, origin: opts.origin, updatedAt: Date.now() } })
+      }
+    })
+    if (writes.length === 0) return outcomes
+
+    // the indexes first (a superset is harmless: every reader checks the record), then the records
+    const claims = await pipelined(
+      this.redis,
+      writes.map((w) => {
+        const hash = w.record.account!.incoming?.tokenHash
+        return hash === undefined ? ['exists', this.keys.accountRecord(w.record.account!.id)] : CLAIM_TOKEN.command([this.keys.tokenIndex(hash)], [w.record.account!.id, '0'])
+      }),
+    )
+    const accepted = writes.filter((w, i) => {
+      const holder = claims[i]
+      if (typeof holder === 'string' && holder !== '') {
+        outcomes[w.index] = 'token-taken'
+        return false
+      }
+      return true
+    })
+    if (accepted.length === 0) return outcomes
+    const indexes = this.redis.pipeline()
+    indexes.zadd(this.keys.accountIds, ...accepted.flatMap((w) => [0, w.record.account!.id]))
+    const pins = accepted.filter((w) => isPinned(w.record.account!)).map((w) => w.record.account!.id)
+    if (pins.length > 0) indexes.sadd(this.keys.pinnedAccounts, ...pins)
+    await execPipeline(indexes)
+    const tokens = accepted.map((w) => changeToken(w.record.account!.id, w.previous, w.record))
+    const streamId = await this.appendChange(tokens)
+    const swapped = await pipelined(
+      this.redis,
+      accepted.map((w) => {
+        const id = w.record.account!.id
+        return SWAP.command([this.keys.accountRecord(id), this.keys.rpcUrl(id)], [w.expected, JSON.stringify(w.record), '0', '', ''])
+      }),
+    )
+    const released: Array<[string, string]> = []
+    accepted.forEach((w, i) => {
+      if (Number(swapped[i]) !== 1) {
+        outcomes[w.index] = 'conflict'
+        return
+      }
+      outcomes[w.index] = w.previous === undefined ? 'created' : 'updated'
+      const oldHash = liveAccount(w.previous)?.incoming?.tokenHash
+      if (oldHash !== undefined && oldHash !== w.record.account!.incoming?.tokenHash) released.push([oldHash, w.record.account!.id])
+    })
+    await this.redis.publish(this.keys.accountsChanged, `${streamId} ${tokens.join(' ')}`)
+    for (const w of accepted) this.invalidate(w.record.account!.id)
+    if (released.length > 0) await pipelined(this.redis, released.map(([hash, id]) => RELEASE_TOKEN.command([this.keys.tokenIndex(hash)], [id])))
+    return outcomes
   }
 
   async close(): Promise<void> {
-    if (this.timer) clearInterval(this.timer)
+    this.closed = true
     const subscriber = this.subscriber
     this.subscriber = undefined
-    if (subscriber) {
-      await subscriber.quit().catch(() => undefined)
-      subscriber.disconnect()
+    await subscriber?.close()
+  }
+
+  // ---- internals ----
+
+  /**
+   * Read, decide, write-if-unchanged, until the write lands. `decide` gets
+   * the current record and returns the new one, or undefined to leave it.
+   * The token index, id index and pinned set are added to before the record
+   * is written and pruned after, so they always hold at least what the
+   * records say; readers check the record itself.
+   */
+  private async write(id: string, decide: (current: AccountRecord | undefined) => AccountRecord | undefined): Promise<WriteResult> {
+    for (;;) {
+      const expected = (await this.redis.get(this.keys.accountRecord(id))) ?? ''
+      const current = expected === '' ? undefined : parseRecord(expected)
+      const next = decide(current)
+      if (next === undefined) {
+        const live = liveAccount(current)
+        return live ? { status: 'unchanged', account: live } : { status: 'missing' }
+      }
+      const before = liveAccount(current)
+      const after = liveAccount(next)
+      const newHash = after?.incoming?.tokenHash
+      if (newHash !== undefined) {
+        const holder = await this.claimToken(newHash, id)
+        if (holder !== undefined) return { status: 'token-taken', holder }
+      }
+      if (after !== undefined) {
+        const indexes = this.redis.pipeline().zadd(this.keys.accountIds, 0, id)
+        if (isPinned(after)) indexes.sadd(this.keys.pinnedAccounts, id)
+        await execPipeline(indexes)
+      }
+      const token = changeToken(id, current, next)
+      const streamId = await this.appendChange([token])
+      const swapped = await SWAP.run(
+        this.redis,
+        [this.keys.accountRecord(id), this.keys.rpcUrl(id)],
+        [expected, JSON.stringify(next), after === undefined ? '1' : '0', this.keys.accountsChanged, `${streamId} ${token}`],
+      )
+      if (Number(swapped) !== 1) continue
+      const prune = this.redis.pipeline()
+      if (after === undefined) prune.zrem(this.keys.accountIds, id)
+      if (after === undefined || !isPinned(after)) prune.srem(this.keys.pinnedAccounts, id)
+      await execPipeline(prune)
+      const oldHash = before?.incoming?.tokenHash
+      if (oldHash !== undefined && oldHash !== newHash) await RELEASE_TOKEN.run(this.redis, [this.keys.tokenIndex(oldHash)], [id])
+      // this worker sees its own change before it answers
+      this.invalidate(id)
+      if (after !== undefined && isPinned(after)) await this.reloadPinned(id)
+      return after ? { status: 'written', account: after, previous: current } : { status: 'missing' }
+    }
+  }
+
+  /** undefined when the digest now points at `id`; else the live account that holds the token. */
+  private async claimToken(hash: string, id: string): Promise<string | undefined> {
+    const key = this.keys.tokenIndex(hash)
+    const holder = String(await CLAIM_TOKEN.run(this.redis, [key], [id, '0']))
+    if (holder === '') return undefined
+    // the index may be stale: the holder was deleted or changed its token since
+    const record = await this.record(holder)
+    if (liveAccount(record)?.incoming?.tokenHash === hash) return holder
+    await CLAIM_TOKEN.run(this.redis, [key], [id, '1'])
+    return undefined
+  }
+
+  /** Appends a change to the stream; its id goes into the message, so workers know how far they got. */
+  private async appendChange(tokens: readonly string[]): Promise<string> {
+    return (await this.redis.xadd(this.keys.accountChanges, 'MAXLEN', '~', CHANGES_KEPT, '*', 'ids', tokens.join(' ')))!
+  }
+
+  /** Reads one account now, not from the cache: its record and RPC URL in one round trip (one hash slot). */
+  async readNow(id: string): Promise<LoadedAccount | undefined> {
+    const [json, rpcUrl] = await this.redis.mget(this.keys.accountRecord(id), this.keys.rpcUrl(id))
+    const record = json == null ? undefined : parseRecord(json)
+    const stored = liveAccount(record)
+    if (stored === undefined) return undefined
+    const parsed = parseAccount(stored)
+    if ('problems' in parsed) {
+      this.log.error({ accountId: id, problems: parsed.problems }, 'ignoring an invalid account record in Redis')
+      return undefined
+    }
+    const hash = parsed.account.incoming?.tokenHash
+    return {
+      account: parsed.account,
+      origin: record!.origin,
+      tokenDigest: hash === undefined ? undefined : Buffer.from(hash, 'hex'),
+      rpcUrl: rpcUrl ?? undefined,
+    }
+  }
+
+  private remember(id: string, loaded: LoadedAccount | undefined): void {
+    if (loaded !== undefined && isPinned(loaded.account)) {
+      this.pinned.set(id, loaded)
+      this.cache.delete(id)
+    } else {
+      this.pinned.delete(id)
+      this.cache.set(id, loaded ?? null)
+    }
+  }
+
+  /** Loads the pinned set (at start, and after the cache was dropped). */
+  private async loadPinned(): Promise<void> {
+    const ids = await this.redis.smembers(this.keys.pinnedAccounts)
+    const loaded = await Promise.all(ids.map((id) => this.readNow(id)))
+    const keep = new Set<string>()
+    ids.forEach((id, i) => {
+      const account = loaded[i]
+      if (account !== undefined && isPinned(account.account)) {
+        this.pinned.set(id, account)
+        keep.add(id)
+      }
+    })
+    for (const id of [...this.pinned.keys()]) if (!keep.has(id)) this.pinned.delete(id)
+  }
+
+  private async reloadPinned(id: string): Promise<void> {
+    const loaded = await this.readNow(id)
+    if (loaded !== undefined && isPinned(loaded.account)) this.pinned.set(id, loaded)
+    else this.pinned.delete(id)
+    this.notify(id)
+  }
+
+  /** Forgets what this worker knows of `id`: the next use reads it again. */
+  private invalidate(id: string): void {
+    this.cache.delete(id)
+    const pending = this.loading.get(id)
+    if (pending) {
+      pending.stale = true
+      this.loading.delete(id)
+    }
+    this.notify(id)
+  }
+
+  private notify(id: string): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(id)
+      } catch (err) {
+        this.log.error({ err }, 'account change listener failed')
+      }
+    }
+  }
+
+  private onMessage(message: string): void {
+    if (this.closed) return
+    if (message === '*') {
+      void this.dropAll()
+      return
+    }
+    const [streamId, ...tokens] = message.split(' ')
+    if (streamId !== undefined && compareStreamIds(streamId, this.lastChange) > 0) this.lastChange = streamId
+    this.applyTokens(tokens)
+  }
+
+  private applyTokens(tokens: readonly string[]): void {
+    for (const token of tokens) {
+      const pinned = token.startsWith(PIN_MARK)
+      const id = pinned ? token.slice(1) : token
+      if (id === '') continue
+      const wasPinned = this.pinned.has(id)
+      this.invalidate(id)
+      if (pinned || wasPinned) void this.reloadPinned(id).catch((err: unknown) => this.log.warn({ err, accountId: id }, 'could not re-read a changed account'))
     }
   }
 
   /**
-   * Read, decide, write-if-unchanged, until the write lands. `decide` gets
-   * the current record and returns the new one, null to remove the field,
-   * or undefined to leave it as it is.
+   * After the subscriber reconnected: replays the changes since the last one
+   * seen, or drops the whole cache when the stream no longer reaches back
+   * that far or there are too many.
    */
-  private async compareAndSet(id: string, decide: (current: AccountRecord | undefined) => AccountRecord | null | undefined): Promise<void> {
-    for (;;) {
-      const json = (await this.redis.hget(this.keys.accounts, id)) ?? ''
-      const next = decide(json === '' ? undefined : parseRecord(json))
-      if (next === undefined) return
-      const nextJson = next === null ? '' : JSON.stringify(next)
-      if (await this.swap(id, json, nextJson)) {
-        this.apply(id, nextJson === '' ? undefined : nextJson) // this worker sees its own change before it answers
-        return
-      }
+  private async catchUp(): Promise<void> {
+    if (this.closed) return
+    const from = this.lastChange
+    const entries = await this.redis.xrange(this.keys.accountChanges, `(${from}`, '+', 'COUNT', CATCH_UP_LIMIT)
+    const oldest = (await this.redis.xrange(this.keys.accountChanges, '-', '+', 'COUNT', 1))[0]?.[0]
+    const trimmed = oldest !== undefined && compareStreamIds(oldest, from) > 0 && (from !== '0-0' || (await this.redis.xlen(this.keys.accountChanges)) >= CHANGES_KEPT)
+    if (entries.length >= CATCH_UP_LIMIT || trimmed) {
+      this.log.info('missed too many account changes while disconnected: dropping the account cache')
+      await this.dropAll()
+      const newest = (await this.redis.xrevrange(this.keys.accountChanges, '+', '-', 'COUNT', 1))[0]
+      if (newest) this.lastChange = newest[0]
+      return
+    }
+    for (const [entryId, fields] of entries) {
+      const ids = fields[fields.indexOf('ids') + 1] ?? ''
+      this.applyTokens(ids.split(' '))
+      this.lastChange = entryId
     }
   }
 
-  private async swap(id: string, expected: string, next: string): Promise<boolean> {
-    const done = await SWAP.run(this.redis, [this.keys.accounts], [id, expected, next, this.keys.accountsChanged])
-    return Number(done) === 1
+  private async dropAll(): Promise<void> {
+    const ids = [...this.cache.keys(), ...this.pinned.keys()]
+    this.cache.clear()
+    this.tokens.clear()
+    for (const pending of this.loading.values()) pending.stale = true
+    this.loading.clear()
+    await this.loadPinned()
+    for (const id of ids) this.notify(id)
   }
+}
 
-  /** Makes the in-memory account match its record (undefined: none). */
-  private apply(id: string, json: string | undefined): void {
-    if (json === this.records.get(id)) return
-    const before = this.accounts.get(id)
-    const record = json === undefined ? undefined : parseRecord(json)
-    let after: AccountConfig | undefined
-    if (record?.account && !record.deleted) {
-      const parsed = parseAccount(record.account)
-      if ('problems' in parsed) {
-        this.log.error({ accountId: id, problems: parsed.problems }, 'ignoring an invalid account record in Redis')
-      } else {
-        after = parsed.account
-      }
-    }
-    if (json === undefined) this.records.delete(id)
-    else this.records.set(id, json)
-    if (after) {
-      this.accounts.set(id, after)
-      this.origins.set(id, record!.origin)
-    } else {
-      this.accounts.delete(id)
-      this.origins.delete(id)
-    }
-    if (before === undefined && after === undefined) return
-    this.reindexTokens()
-    for (const listener of this.listeners) listener({ id, before, after })
-  }
+/** `id`, marked when the account is or was pinned: every worker then loads it at once. */
+function changeToken(id: string, before: AccountRecord | undefined, after: AccountRecord): string {
+  const a = liveAccount(before)
+  const b = liveAccount(after)
+  return (a && isPinned(a)) || (b && isPinned(b)) ? `${PIN_MARK}${id}` : id
+}
 
-  private reindexTokens(): void {
-    this.digests.clear()
-    const byDigest = new Map<string, AccountConfig>()
-    const shared = new Set<string>()
-    for (const account of this.accounts.values()) {
-      const hash = account.incoming?.tokenHash
-      if (hash === undefined) continue
-      this.digests.set(account.id, Buffer.from(hash, 'hex'))
-      if (byDigest.has(hash)) shared.add(hash)
-      byDigest.set(hash, account)
-    }
-    for (const hash of shared) byDigest.delete(hash)
-    if (shared.size > this.sharedTokens) this.log.warn('some accounts share a token: those tokens are refused at /rpc')
-    this.sharedTokens = shared.size
-    this.byDigest = byDigest
-  }
+function compareStreamIds(a: string, b: string): number {
+  const [am, as] = a.split('-').map(BigInt) as [bigint, bigint]
+  const [bm, bs] = b.split('-').map(BigInt) as [bigint, bigint]
+  return am === bm ? (as === bs ? 0 : as > bs ? 1 : -1) : am > bm ? 1 : -1
+}
+
+type Command = [string, ...Array<string | number>]
+
+/** Runs commands in one pipeline; each result, or throws the first error. */
+async function pipelined(redis: Redis, commands: Command[]): Promise<unknown[]> {
+  if (commands.length === 0) return []
+  return execPipeline(redis.pipeline(commands))
+}
+
+async function execPipeline(pipeline: ReturnType<Redis['pipeline']>): Promise<unknown[]> {
+  const results = (await pipeline.exec()) ?? []
+  return results.map(([err, value]) => {
+    if (err) throw err
+    return value
+  })
 }

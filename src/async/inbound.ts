@@ -106,7 +106,7 @@ export class AsyncInbound {
    */
   async rejectSweptAsyncPacket(entry: SweptEntry): Promise<CallbackOutcome | undefined> {
     const requestId = normalizeRequestId(entry.packetId)
-    const from = this.services.accounts.get(entry.incomingAccount)
+    const from = (await this.services.accounts.load(entry.incomingAccount))?.account
     if (requestId === undefined || !from) return undefined
     const url = await this.services.requestIds.callbackUrl(from.id, requestId)
     if (url === undefined) return undefined

@@ -65,21 +65,24 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   const redis = await connectRedis(opts.redisUrl, { commandTimeoutMs: config.redis.commandTimeoutMs })
   const ledger = new Ledger(redis, config.redis.keyPrefix, { bootId: opts.bootId ?? newBootId(shard) })
   await ledger.load()
-  // farm-wide metrics (issue 6): times this connection's calls, adds the counts to Redis every second
+  // farm-wide metrics: times this connection's calls, adds the counts to Redis every second
   const metrics = FarmMetrics.start({ redis, keyPrefix: config.redis.keyPrefix, bootId: ledger.bootId, log })
-  // the accounts (issue 6): the config's written into Redis, runtime changes pushed over pub/sub; a live map
-  const registry = await AccountRegistry.start({ redis, redisUrl: opts.redisUrl, keys: ledger.keys, configAccounts: config.accounts, log })
-  const accounts = registry.accounts
+  // the accounts: the config's written into Redis; pinned ones loaded, the rest cached as used; changes pushed over pub/sub
+  const registry = await AccountRegistry.start({
+    redis,
+    redisUrl: opts.redisUrl,
+    keys: ledger.keys,
+    configAccounts: config.accounts,
+    log,
+    cacheSize: config.accountCache.size,
+  })
   const outgoing = new OutgoingClient()
-  registry.onChange(({ id }) => outgoing.forget(id)) // a changed outgoing.url or token gets a new pool
+  registry.onChange((id) => outgoing.forget(id)) // a changed outgoing.url or token gets a new pool
   const resolver = new Resolver(ledger, log)
-  // the users' own JSON-RPC URLs (issue 5): read from Redis now, re-read every second
-  const userRpc = new UserRpc(redis, ledger.keys, () => accounts.keys(), log)
-  await userRpc.start()
-  // a next hop is reachable over ILP-over-HTTP (outgoing.url) or over its user's JSON-RPC URL
-  const reachable = (accountId: string) => accounts.get(accountId)?.outgoing !== undefined || userRpc.url(accountId) !== undefined
+  // the users' own JSON-RPC URLs: read and invalidated with their accounts
+  const userRpc = new UserRpc(registry)
   // the routing table (shared through Redis, changes pushed over pub/sub), policy and outcome counters
-  const routes = await AddressMapper.start({ redis, redisUrl: opts.redisUrl, config, accounts, reachable, ledger, log, ...opts.routing })
+  const routes = await AddressMapper.start({ redis, redisUrl: opts.redisUrl, config, accounts: registry, ledger, log, ...opts.routing })
   const accountService = new AccountService(registry, routes, config.ilpAddress)
   const sendsAsync = config.accounts.some((a) => a.outgoing?.mode === 'async')
   const asyncReplies = await AsyncReplies.start({
@@ -93,7 +96,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     sendsAsync,
   })
   // route announcements (CCP): every worker answers peer.route.*, the leader announces (a leader duty, below)
-  const ccp = new RouteAnnouncer({ config, accounts, mapper: routes, redis, outgoing, bootId: ledger.bootId, log })
+  const ccp = new RouteAnnouncer({ config, accounts: registry, mapper: routes, redis, outgoing, bootId: ledger.bootId, log })
   const { webhookUrl, webhookToken } = config.settlement
   const settlements = new Settlements(redis, ledger.keys, log, webhookUrl ? { url: webhookUrl, ...(webhookToken ? { token: webhookToken } : {}) } : undefined)
   const services: PacketServices = {
@@ -101,9 +104,8 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     shard,
     minMessageWindowMs: config.minMessageWindowMs,
     maxHoldTimeMs: config.maxHoldTimeMs,
-    accounts,
+    accounts: registry,
     registry,
-    reachable,
     settlements,
     routes,
     ccp,
@@ -118,7 +120,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     log,
   }
   const asyncInbound = new AsyncInbound(services, new CallbackSender(log))
-  // crash safety (issue 3): heartbeat, leader lease and sweeper, own orphans; started before the server listens
+  // crash safety: heartbeat, leader lease and sweeper, own orphans; started before the server listens
   const coordinator = new Coordinator({ ledger, shard, log, ...config.farm })
   // a swept async inbound packet gets its reject POSTed to the caller's Callback-Url
   coordinator.onRefund = (entry) =>

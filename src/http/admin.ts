@@ -2,10 +2,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Adjustments, type AdjustmentKind, MAX_IDEMPOTENCY_KEY_LENGTH } from '../accounts/adjustments.js'
 import type { AccountService } from '../accounts/service.js'
 import { DEFAULT_TICKET_LIFETIME_MS, MAX_TICKET_LIFETIME_MS, type Onboarding } from '../onboarding/onboarding.js'
-import type { AccountConfig } from '../config/schema.js'
+import type { AccountDirectory, LoadedAccount } from '../accounts/registry.js'
 import { quote, QuoteError, type QuoteRequest } from '../rates/quote.js'
 import type { PacketServices } from '../packet/context.js'
-import { isValidIlpAddress, isValidRoutePrefix } from '../util/address.js'
+import { isValidAddressSegment, isValidIlpAddress, isValidRoutePrefix } from '../util/address.js'
 import { isUInt64String } from '../util/amount.js'
 import { Coordination } from '../store/coordination.js'
 import { allowedCallbackPrefixes } from '../async/callback-policy.js'
@@ -20,6 +20,13 @@ export interface AdminDeps {
   onboarding: Onboarding
 }
 
+/** Accounts per page of GET /admin/accounts: by default, and at most. */
+const DEFAULT_PAGE = 100
+const MAX_PAGE = 1_000
+/** Accounts per POST /admin/accounts/import, and the body size that allows (about 1 KiB an account). */
+export const MAX_IMPORT_BATCH = 10_000
+const IMPORT_BODY_BYTES = 16 * 1024 * 1024
+
 /** /admin/...: the operator's view. Every route needs the admin token; without one configured, all are refused. */
 export function adminApi(deps: AdminDeps) {
   const digest = deps.adminToken === undefined ? undefined : tokenDigest(deps.adminToken)
@@ -27,7 +34,7 @@ export function adminApi(deps: AdminDeps) {
   const { ledger, registry } = services
   const adjustments = new Adjustments(ledger.redis, ledger.keys)
 
-  const describe = async (account: AccountConfig) => {
+  const describe = async ({ account, origin, rpcUrl }: LoadedAccount) => {
     const b = await ledger.balance(account.id)
     return {
       id: account.id,
@@ -43,14 +50,14 @@ export function adminApi(deps: AdminDeps) {
       maxPacketAmount: account.maxPacketAmount ?? null,
       settleThreshold: account.settleThreshold ?? null,
       settleTo: account.settleThreshold === undefined ? null : (account.settleTo ?? '0'),
-      origin: registry.origin(account.id) ?? null,
+      origin,
       parallelism: account.parallelism ?? null,
       // Tokens are never shown; whether there is one is, so a client can send the account back whole (PUT).
       incoming: account.incoming ? { callbackUrls: account.incoming.callbackUrls ?? null } : null,
       // What the farm will call for it (RPC URL, async Callback-Url): incoming.callbackUrls or their default.
       allowedUrlPrefixes: allowedCallbackPrefixes(account),
       outgoing: account.outgoing ? { url: account.outgoing.url, mode: account.outgoing.mode, hasToken: account.outgoing.token !== undefined } : null,
-      rpcUrl: services.userRpc?.url(account.id) ?? null,
+      rpcUrl: rpcUrl ?? null,
       routes: account.routes,
       sendRoutes: account.sendRoutes,
       receiveRoutes: account.receiveRoutes,
@@ -58,7 +65,7 @@ export function adminApi(deps: AdminDeps) {
   }
 
   const adjust = (kind: AdjustmentKind) => async (request: FastifyRequest<{ Params: { id: string }; Body: unknown }>, reply: FastifyReply) => {
-    const account = registry.get(request.params.id)
+    const account = (await registry.readNow(request.params.id))?.account
     if (!account) return reply.code(404).send({ error: `no account ${request.params.id}` })
     const key = request.headers['idempotency-key']
     if (typeof key !== 'string' || key === '' || key.length > MAX_IDEMPOTENCY_KEY_LENGTH) {
@@ -92,25 +99,47 @@ export function adminApi(deps: AdminDeps) {
       if (!authorized(request.headers.authorization, digest)) return reply.code(401).send({ error: 'unauthorized' })
     })
 
-    app.get('/admin/accounts', async () => Promise.all([...registry.accounts.values()].map(describe)))
+    // One page of the accounts in id order: ?cursor=<the last id of the previous page>&limit=<1..1000>.
+    app.get<{ Querystring: { cursor?: string; limit?: string } }>('/admin/accounts', async (request, reply) => {
+      const { cursor } = request.query
+      const limit = request.query.limit === undefined ? DEFAULT_PAGE : Number(request.query.limit)
+      if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) return reply.code(400).send({ error: `limit: must be a whole number from 1 to ${MAX_PAGE}` })
+      if (cursor !== undefined && !isValidAddressSegment(cursor)) return reply.code(400).send({ error: 'cursor: must be an account id (the nextCursor of the previous page)' })
+      const page = await registry.list(cursor || undefined, limit)
+      return { accounts: await Promise.all(page.accounts.map(describe)), nextCursor: page.next ?? null }
+    })
 
     app.get<{ Params: { id: string } }>('/admin/accounts/:id', async (request, reply) => {
-      const account = registry.get(request.params.id)
-      if (!account) return reply.code(404).send({ error: `no account ${request.params.id}` })
-      return describe(account)
+      const loaded = await registry.readNow(request.params.id)
+      if (!loaded) return reply.code(404).send({ error: `no account ${request.params.id}` })
+      return describe(loaded)
     })
 
     // Runtime accounts: validated like the config file; every worker has the change within a round trip or two.
-    app.post<{ Body: unknown }>('/admin/accounts', async (request, reply) => {
-      const result = await accountService.create(request.body, 'admin')
+    // An id of a deleted account is refused (409) unless ?reuseDeletedId=true: then the answer says what the new holder takes over.
+    app.post<{ Body: unknown; Querystring: { reuseDeletedId?: string } }>('/admin/accounts', async (request, reply) => {
+      const reuseDeletedId = request.query.reuseDeletedId === 'true'
+      const result = await accountService.create(request.body, 'admin', { reuseDeletedId })
       if (!result.ok) return reply.code(result.status).send({ error: result.error, ...(result.issues ? { issues: result.issues } : {}) })
-      return reply.code(201).send({ account: await describe(result.account), ...(result.token ? { token: result.token } : {}) })
+      const loaded = await registry.readNow(result.account.id)
+      const view = loaded ? await describe(loaded) : { id: result.account.id }
+      const inherited = reuseDeletedId && result.reusedDeletedId ? { inherited: { balance: 'balance' in view ? view.balance : '0', note: 'the id belonged to a deleted account: its recorded balance is now this account\'s' } } : {}
+      return reply.code(201).send({ account: view, ...inherited, ...(result.token ? { token: result.token } : {}) })
+    })
+
+    // Many accounts at once (ilp-farm accounts import): a JSON array, each validated exactly like POST /admin/accounts.
+    app.post<{ Body: unknown; Querystring: { update?: string } }>('/admin/accounts/import', { bodyLimit: IMPORT_BODY_BYTES }, async (request, reply) => {
+      const body = request.body
+      if (!Array.isArray(body)) return reply.code(400).send({ error: 'body: must be a JSON array of accounts, as in the config file' })
+      if (body.length > MAX_IMPORT_BATCH) return reply.code(400).send({ error: `body: at most ${MAX_IMPORT_BATCH} accounts per request` })
+      return { results: await accountService.importMany(body, { update: request.query.update === 'true' }) }
     })
 
     app.put<{ Params: { id: string }; Body: unknown }>('/admin/accounts/:id', async (request, reply) => {
       const result = await accountService.update(request.params.id, request.body)
       if (!result.ok) return reply.code(result.status).send({ error: result.error, ...(result.issues ? { issues: result.issues } : {}) })
-      return describe(result.account)
+      const loaded = await registry.readNow(result.account.id)
+      return loaded ? describe(loaded) : reply.code(404).send({ error: `no account ${request.params.id}` })
     })
 
     // The account stops taking and receiving packets at once (packets in flight settle); its balance stays in Redis.
@@ -167,7 +196,7 @@ export function adminApi(deps: AdminDeps) {
       const { prefix } = request.params
       const body = request.body
       const accountId = body !== null && typeof body === 'object' ? (body as Record<string, unknown>).account : undefined
-      const problem = checkRoute(prefix, accountId, services.accounts)
+      const problem = await checkRoute(prefix, accountId, services.accounts)
       if (problem !== undefined) return reply.code(400).send({ error: problem })
       await services.routes.addStatic(prefix, accountId as string)
       return { prefix, candidates: services.routes.table.get(prefix)?.candidates.map((c) => c.accountId) ?? [] }
@@ -186,7 +215,7 @@ export function adminApi(deps: AdminDeps) {
     // A quote: the other amount and the next hop for a sender, a destination and a source or destination amount.
     // 400 bad input; 422 when a packet would be refused (code F02 no route or no rate, R01 rounds to zero, F08 beyond UInt64).
     app.post<{ Body: unknown }>('/admin/quote', async (request, reply) => {
-      const parsed = quoteRequest(request.body, services.accounts)
+      const parsed = await quoteRequest(request.body, services.accounts)
       if (typeof parsed === 'string') return reply.code(400).send({ error: parsed })
       try {
         return await quote(parsed, services)
@@ -199,13 +228,13 @@ export function adminApi(deps: AdminDeps) {
 }
 
 /** `{ from, destination, sourceAmount | destinationAmount }`, or what is wrong with it. */
-function quoteRequest(body: unknown, accounts: ReadonlyMap<string, AccountConfig>): QuoteRequest | string {
+async function quoteRequest(body: unknown, accounts: AccountDirectory): Promise<QuoteRequest | string> {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     return 'body: must be a JSON object { "from", "destination", "sourceAmount" or "destinationAmount" }'
   }
   const b = body as Record<string, unknown>
   if (typeof b.from !== 'string' || b.from === '') return 'from: is required (the sending account\'s id)'
-  const from = accounts.get(b.from)
+  const from = (await accounts.load(b.from))?.account
   if (!from) return `from: unknown account "${b.from}"`
   if (typeof b.destination !== 'string' || !isValidIlpAddress(b.destination)) {
     return 'destination: must be an ILP address such as "test.farm.bob" (RFC 15)'
@@ -222,10 +251,10 @@ function quoteRequest(body: unknown, accounts: ReadonlyMap<string, AccountConfig
 }
 
 /** The config's checks for a static route (src/config/load.ts): prefix format, account exists and has outgoing.url. */
-function checkRoute(prefix: string, accountId: unknown, accounts: ReadonlyMap<string, AccountConfig>): string | undefined {
+async function checkRoute(prefix: string, accountId: unknown, accounts: AccountDirectory): Promise<string | undefined> {
   if (!isValidRoutePrefix(prefix)) return 'prefix: must be an ILP address prefix such as "g.bank" or "test" (RFC 15)'
   if (typeof accountId !== 'string' || accountId === '') return 'account: is required (the next hop\'s account id)'
-  const account = accounts.get(accountId)
+  const account = (await accounts.load(accountId))?.account
   if (!account) return `account: route to a missing account "${accountId}"`
   if (!account.outgoing) return `account: account "${accountId}" has no outgoing.url`
   return undefined

@@ -44,8 +44,6 @@ function isReply(body: Buffer): boolean {
  *   503 owner not reachable right now (retry).
  */
 export function ilpOverHttp(services: PacketServices, asyncInbound: AsyncInbound) {
-  // token digests live in the registry: accounts and tokens change at runtime
-  const tokenDigests = services.registry
   return async function plugin(app: FastifyInstance): Promise<void> {
     app.addContentTypeParser(ILP_CONTENT_TYPES, { parseAs: 'buffer', bodyLimit: MAX_ILP_BODY_BYTES }, (_req, body, done) =>
       done(null, body),
@@ -55,11 +53,11 @@ export function ilpOverHttp(services: PacketServices, asyncInbound: AsyncInbound
       '/accounts/:id/ilp',
       { bodyLimit: MAX_ILP_BODY_BYTES },
       async (request, reply) => {
-        const account = services.accounts.get(request.params.id)
+        const id = request.params.id
+        const loaded = services.accounts.peek(id) ?? (await services.accounts.load(id))
         // Unknown account and wrong token look the same from outside.
-        if (!authorized(request.headers.authorization, account && tokenDigests.tokenDigest(account.id)) || !account) {
-          return unauthorized(reply)
-        }
+        if (loaded === undefined || !authorized(request.headers.authorization, loaded.tokenDigest)) return unauthorized(reply)
+        const account = loaded.account
         if (!Buffer.isBuffer(request.body)) return badRequest(reply, 'body must be an ILP Prepare')
         const headers = request.headers
         const requestIdHeader = headers['request-id']
@@ -101,10 +99,10 @@ export function ilpOverHttp(services: PacketServices, asyncInbound: AsyncInbound
       '/accounts/:id/ilp/callbacks',
       { bodyLimit: MAX_ILP_BODY_BYTES },
       async (request, reply) => {
-        const account = services.accounts.get(request.params.id)
-        if (!authorized(request.headers.authorization, account && tokenDigests.tokenDigest(account.id)) || !account) {
-          return unauthorized(reply)
-        }
+        const id = request.params.id
+        const loaded = services.accounts.peek(id) ?? (await services.accounts.load(id))
+        if (loaded === undefined || !authorized(request.headers.authorization, loaded.tokenDigest)) return unauthorized(reply)
+        const account = loaded.account
         const requestId = normalizeRequestId(singleHeader(request.headers['request-id']) ?? '')
         if (requestId === undefined) return badRequest(reply, 'Request-Id must be a UUID')
         if (!Buffer.isBuffer(request.body) || !isReply(request.body)) return badRequest(reply, 'body must be an ILP Fulfill or Reject')

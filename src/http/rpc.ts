@@ -27,8 +27,8 @@ export function jsonRpc(services: PacketServices, onboarding?: Onboarding) {
 
     app.post<{ Body: string }>('/rpc', { bodyLimit: MAX_RPC_BODY_BYTES }, async (request, reply) => {
       const token = bearerToken(request.headers.authorization)
-      // looked up by the token's digest (a token two accounts share is refused: it would be ambiguous)
-      const account = token === undefined ? undefined : services.registry.accountByToken(token)
+      // looked up by the token's digest: one read of its index key, then the account (both cached)
+      const account = token === undefined ? undefined : (await services.registry.byToken(token))?.account
       if (token !== undefined && account === undefined) {
         return reply.code(401).send(errorResponse(null, { code: UNAUTHORIZED, message: 'Unauthorized: Authorization: Bearer <the account token> is required' }))
       }

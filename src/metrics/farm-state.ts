@@ -1,3 +1,4 @@
+import type { AccountRegistry } from '../accounts/registry.js'
 import type { AccountConfig } from '../config/schema.js'
 import { Coordination } from '../store/coordination.js'
 import type { Ledger } from '../store/ledger.js'
@@ -36,12 +37,15 @@ export interface FarmState {
 }
 
 export interface FarmStateSource {
-  /** The worker's accounts, read at every call: accounts added at runtime appear at once. */
-  readonly accounts: ReadonlyMap<string, AccountConfig>
+  /**
+   * The accounts shown one by one: the pinned ones (parents, peers, route
+   * carriers, accounts opted in with `metrics: true`), never every account.
+   */
+  readonly registry: Pick<AccountRegistry, 'pinnedAccounts'>
   readonly ledger: Ledger
 }
 
-async function readAccount(account: AccountConfig, ledger: Ledger): Promise<AccountState> {
+export async function readAccount(account: AccountConfig, ledger: Ledger): Promise<AccountState> {
   const b = await ledger.balance(account.id)
   return {
     id: account.id,
@@ -71,10 +75,10 @@ async function readWorkers(ledger: Ledger): Promise<{ leader: string | null; wor
   return { leader: status.leader, workers }
 }
 
-/** Balances of every account, the hotSet's size, the workers and the leader: all reads, auto-pipelined into a few round trips. */
+/** Balances of the pinned accounts, the hotSet's size, the workers and the leader: all reads, auto-pipelined into a few round trips. */
 export async function readFarmState(source: FarmStateSource): Promise<FarmState> {
   const [accounts, inFlight, workers] = await Promise.all([
-    Promise.all([...source.accounts.values()].map((a) => readAccount(a, source.ledger))),
+    Promise.all([...source.registry.pinnedAccounts()].map((a) => readAccount(a.account, source.ledger))),
     source.ledger.redis.hlen(source.ledger.keys.hotSet),
     readWorkers(source.ledger),
   ])

@@ -13,6 +13,13 @@
  *   redis_seconds_sum|<command>            sum of durations (float)
  */
 
+/**
+ * The `account` of packets from accounts without series of their own (not a
+ * parent, peer or route carrier, not opted in with `metrics: true`): no
+ * account id looks like it, and farm-wide totals stay exact.
+ */
+export const OTHER_ACCOUNTS = '(other)'
+
 export type Outcome = 'fulfilled' | 'rejected'
 export const OUTCOMES: readonly Outcome[] = ['fulfilled', 'rejected']
 
@@ -34,6 +41,15 @@ export const fields = {
 export const metricsKey = (prefix: string): string => `${prefix}metrics`
 /** The last flush of a worker process that Redis applied (see FarmMetrics.flush). */
 export const flushMarkerKey = (prefix: string, bootId: string): string => `${prefix}metrics:flushed:${bootId}`
+/**
+ * Sorted set of the accounts that recently sent packets (those without series
+ * of their own): id → when (ms since the epoch), one key for the farm, trimmed
+ * to the newest ACTIVE_ACCOUNTS_KEPT at every flush. The dashboard shows the
+ * newest of them.
+ */
+export const activeAccountsKey = (prefix: string): string => `${prefix}accounts:active`
+/** How many ids the recently-active set keeps. */
+export const ACTIVE_ACCOUNTS_KEPT = 1_000
 
 /** One histogram series as stored: count per upper bound (Infinity for +Inf), and the sum. */
 export interface StoredHistogram {

@@ -129,6 +129,7 @@ export class Onboarding {
     }
     const id = record.id ?? wantedId ?? generatedId()
     const body = this.withUserPrefixes({ ...record.account, id }, record.callbackUrls)
+    await this.checkIdFree(id)
     // consuming the ticket is the one step that decides who got it: two redemptions at once, one wins
     if ((await this.redis.getdel(key)) === null) throw new OnboardingError('invalid-ticket', 'unknown, used or expired ticket')
     try {
@@ -155,6 +156,7 @@ export class Onboarding {
     if (!verifyPow(challenge, nonce, signup.difficulty)) throw new OnboardingError('wrong-solution', `the nonce does not solve the challenge at difficulty ${signup.difficulty}`)
     const id = wantedId ?? generatedId()
     const body = this.withUserPrefixes({ relation: 'child', ...signup.account, id }, undefined)
+    await this.checkIdFree(id)
     if ((await this.redis.getdel(this.challengeKey(challenge))) === null) {
       throw new OnboardingError('invalid-challenge', 'unknown, used or expired challenge')
     }
@@ -179,11 +181,20 @@ export class Onboarding {
     if (!isValidAddressSegment(id)) throw new OnboardingError('invalid-account', 'id must be 1-64 characters of a-z A-Z 0-9 _ ~ -')
     const check = parseAccount({ ...body, incoming: { token: 'x' } })
     if ('problems' in check) throw new OnboardingError('invalid-account', check.problems.join('; '))
-    if (this.accounts.registry.get(id)) throw new OnboardingError('id-taken', `the account id "${id}" is taken`)
     const farmWide = this.config.users.rpcUrlPrefixes
     const callbackUrls =
       ticketPrefixes ?? (farmWide.length === 0 ? undefined : [...new Set([...farmWide, ...allowedCallbackPrefixes(check.account)])])
     return callbackUrls === undefined ? body : { ...body, incoming: { callbackUrls } }
+  }
+
+  /**
+   * Refuses an id that is live or belonged to a deleted account (whose balance
+   * must not pass to a stranger) before a ticket or challenge is spent; the
+   * create checks again, atomically.
+   */
+  private async checkIdFree(id: string): Promise<void> {
+    const record = await this.accounts.registry.record(id)
+    if (record !== undefined) throw new OnboardingError('id-taken', `the account id "${id}" is taken`)
   }
 
   private async create(body: Record<string, unknown>, origin: 'ticket' | 'signup'): Promise<NewAccount> {

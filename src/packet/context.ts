@@ -1,6 +1,6 @@
 import type { IlpPrepare } from 'ilp-packet'
 import type { Logger } from 'pino'
-import type { AccountRegistry } from '../accounts/registry.js'
+import type { AccountDirectory, AccountRegistry } from '../accounts/registry.js'
 import type { Settlements } from '../accounts/settlement.js'
 import type { AsyncReplies } from '../async/replies.js'
 import type { RequestIds } from '../async/request-ids.js'
@@ -21,12 +21,10 @@ export interface PacketServices {
   readonly shard: number
   readonly minMessageWindowMs: number
   readonly maxHoldTimeMs: number
-  /** Every account, live: changed in place when an account is created, updated or deleted at runtime. */
-  readonly accounts: ReadonlyMap<string, AccountConfig>
-  /** Where the accounts live (Redis, pub/sub) and their token digests. */
+  /** The accounts: pinned and cached ones at hand, any other one round trip away. */
+  readonly accounts: AccountDirectory
+  /** Where the accounts live (Redis, pub/sub): tokens, writes. */
   readonly registry: AccountRegistry
-  /** The account can be sent packets: it has an outgoing.url or its user registered a JSON-RPC URL. */
-  readonly reachable: (accountId: string) => boolean
   /** The address mapper: routing table, policy, outcome counters. */
   readonly routes: AddressMapper
   /** Route announcements (CCP): answers peer.route.control / peer.route.update; absent: those get F02. */
@@ -40,11 +38,11 @@ export interface PacketServices {
   readonly requestIds: RequestIds
   /** Outbound async ILP-over-HTTP: sends to `outgoing.mode: async` next hops and takes their callbacks. */
   readonly asyncReplies: AsyncReplies
-  /** Settlement requests (issue 6): checked after a fulfill credits an account with a settleThreshold. */
+  /** Settlement requests: checked after a fulfill credits an account with a settleThreshold. */
   readonly settlements?: Settlements
   /** The users' own JSON-RPC URLs (ilp_setRpcUrl) and delivery of prepares to them; absent: never used. */
   readonly userRpc?: UserRpc
-  /** Farm-wide metrics (issue 6): handlePrepare reports each packet answered; absent: nothing is counted. */
+  /** Farm-wide metrics: handlePrepare reports each packet answered; absent: nothing is counted. */
   readonly metrics?: FarmMetrics
   readonly log: Logger
 }
@@ -61,6 +59,8 @@ export interface PacketContext {
 /** A context after routing and the expiry check: everything needed to reserve and forward. */
 export interface RoutedPacket extends PacketContext {
   readonly nextHop: AccountConfig
+  /** The next hop's user's own JSON-RPC URL, when it receives through one. */
+  readonly nextHopRpcUrl: string | undefined
   /** The route candidate chosen: the settle step records the outcome against it. */
   readonly candidate: Candidate
   readonly outAmount: string

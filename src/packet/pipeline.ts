@@ -39,12 +39,12 @@ export async function handlePrepare(
   services: PacketServices,
   opts?: PrepareOptions,
 ): Promise<Buffer> {
-  // metrics (issue 6): the one observer call, for every packet answered, whichever way it ended
+  // metrics: the one observer call, for every packet answered, whichever way it ended
   const metrics = services.metrics
   if (metrics === undefined) return runPipeline(from, raw, requestId, services, opts)
   const startedAt = performance.now()
   const answer = await runPipeline(from, raw, requestId, services, opts)
-  metrics.packetDone(from.id, raw, answer, startedAt)
+  metrics.packetDone(from, raw, answer, startedAt)
   return answer
 }
 
@@ -62,10 +62,12 @@ async function runPipeline(
     validatePacket(base)
     if (prepare.destination === ILDCP_DESTINATION) return await answerIldcp(base, services)
     if (isCcpDestination(prepare.destination)) return await answerCcp(base, services)
-    const { hop: nextHop, candidate } = route(base, services)
+    const { hop, candidate } = await route(base, services)
+    const nextHop = hop.account
     ctx = {
       ...base,
       nextHop,
+      nextHopRpcUrl: hop.rpcUrl,
       candidate,
       outAmount: outgoingAmount(base, nextHop, services),
       outExpiresAt: outgoingExpiry(prepare.expiresAt, Date.now(), services),

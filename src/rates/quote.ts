@@ -1,3 +1,4 @@
+import { canReceive } from '../accounts/registry.js'
 import type { AccountConfig } from '../config/schema.js'
 import type { PacketServices } from '../packet/context.js'
 import type { Candidate } from '../routing/routing-table.js'
@@ -55,7 +56,7 @@ export class QuoteError extends Error {
   }
 }
 
-type QuoteServices = Pick<PacketServices, 'routes' | 'rates' | 'accounts' | 'ledger' | 'reachable'>
+type QuoteServices = Pick<PacketServices, 'routes' | 'rates' | 'accounts' | 'ledger'>
 
 interface Option {
   candidate: Candidate
@@ -81,10 +82,15 @@ interface Option {
 export async function quote(req: QuoteRequest, services: QuoteServices): Promise<Quote> {
   const { from, destination } = req
   if (destination.startsWith('peer.')) throw new QuoteError('F02', `no route to ${destination}: peer.* is never forwarded`)
-  const entry = services.routes.table.lookup(destination)
+  const entry = services.routes.lookup(destination)
   if (entry === undefined) throw new QuoteError('F02', `no route to ${destination}`)
   const now = Date.now()
-  let pool = entry.candidates.filter((c) => c.accountId !== from.id && services.reachable(c.accountId))
+  const hops = new Map<string, AccountConfig>()
+  for (const c of entry.candidates) {
+    const loaded = c.accountId === from.id ? undefined : await services.accounts.load(c.accountId)
+    if (loaded !== undefined && canReceive(loaded) && (c.info.source !== 'address' || loaded.account.relation === 'child')) hops.set(c.accountId, loaded.account)
+  }
+  let pool = entry.candidates.filter((c) => hops.has(c.accountId))
   if (pool.length === 0) {
     const back = entry.candidates.some((c) => c.accountId === from.id)
     throw new QuoteError('F02', back ? `no route to ${destination}: it leads back to the sender` : `no route to ${destination}`)
@@ -95,7 +101,7 @@ export async function quote(req: QuoteRequest, services: QuoteServices): Promise
   let firstFailure: QuoteError | undefined
   const priced: Array<Omit<Option, 'headroom' | 'balance'>> = []
   for (const candidate of pool) {
-    const hop = services.accounts.get(candidate.accountId)!
+    const hop = hops.get(candidate.accountId)!
     const rate = services.rates.between(from, hop)
     const amounts = amountsFor(req, rate, from, hop)
     if (amounts instanceof QuoteError) {

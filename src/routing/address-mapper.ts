@@ -1,12 +1,16 @@
 import { Redis } from 'ioredis'
 import type { Logger } from 'pino'
+import { type AccountDirectory, canReceive, type LoadedAccount } from '../accounts/registry.js'
 import type { AccountConfig, FarmConfig } from '../config/schema.js'
 import { IlpRejection } from '../packet/reject.js'
 import type { Ledger } from '../store/ledger.js'
 import { choose, type HopLiquidity, type RoutingPolicy } from './policy.js'
 import { RouteStore } from './route-store.js'
-import { type Candidate, configRoutes, type RouteEntry, RoutingTable } from './routing-table.js'
-import type { CandidateStats, HopOutcome } from './stats.js'
+import { type Candidate, configRoutes, type RouteEntry, RoutingTable, statsKey } from './routing-table.js'
+import { CandidateStats, type HopOutcome } from './stats.js'
+
+/** Child route entries kept for reuse; past this the set starts over (they are cheap to make). */
+const MAX_CHILD_ENTRIES = 10_000
 
 export interface AddressMapperOptions {
   /** The worker's command connection. */
@@ -14,9 +18,7 @@ export interface AddressMapperOptions {
   /** For the subscriber connection (a subscribed connection can run no other command). */
   redisUrl: string
   config: FarmConfig
-  accounts: ReadonlyMap<string, AccountConfig>
-  /** An account packets can be sent to (default: it has outgoing.url); the worker adds users' JSON-RPC URLs. */
-  reachable?: (accountId: string) => boolean
+  accounts: AccountDirectory
   ledger: Ledger
   log: Logger
   /** How often outcome counts are flushed to Redis and read back (default 1000 ms). */
@@ -29,7 +31,7 @@ export interface AddressMapperOptions {
 
 /** The route step's answer: the next hop and the candidate whose outcome the settle step records. */
 export interface RouteChoice {
-  readonly hop: AccountConfig
+  readonly hop: LoadedAccount
   readonly candidate: Candidate
 }
 
@@ -61,7 +63,11 @@ export class AddressMapper {
   readonly table = new RoutingTable()
   readonly policy: RoutingPolicy
   readonly store: RouteStore
-  private readonly accounts: ReadonlyMap<string, AccountConfig>
+  private readonly accounts: AccountDirectory
+  /** `<ilpAddress>.`: a destination under it names a child by its next segment. */
+  private readonly childPrefix: string
+  /** Candidates of children routed by address (no table entry, no shared counters): reused while in use. */
+  private readonly children = new Map<string, RouteEntry>()
   private readonly ledger: Ledger
   private readonly log: Logger
   private readonly random: () => number
@@ -85,7 +91,12 @@ export class AddressMapper {
     this.policy = opts.config.routing.policy
     this.store = new RouteStore(opts.redis, opts.config.redis.keyPrefix)
     this.accounts = opts.accounts
-    this.usable = opts.reachable ?? ((accountId) => opts.accounts.get(accountId)?.outgoing !== undefined)
+    this.childPrefix = `${opts.config.ilpAddress}.`
+    // an account not at hand counts as usable here: it is loaded, and checked, once chosen
+    this.usable = (accountId) => {
+      const known = opts.accounts.peek(accountId)
+      return known === undefined || canReceive(known)
+    }
     this.ledger = opts.ledger
     this.log = opts.log
     this.random = opts.random ?? Math.random
@@ -125,11 +136,39 @@ export class AddressMapper {
   }
 
   /**
-   * The next hop for a packet (the route step): F02 when there is no
-   * candidate but the sender (or accounts without outgoing URL).
+   * The routes for `destination`: the table's longest prefix, or the child
+   * `<ilpAddress>.<id>` names when no table prefix is at least that long.
+   * A child's route needs no table entry, so the table holds only what
+   * operators and peers configure or announce.
    */
-  choose(destination: string, fromId: string, amount: string): RouteChoice {
+  lookup(destination: string): RouteEntry | undefined {
     const entry = this.table.lookup(destination)
+    if (!destination.startsWith(this.childPrefix)) return entry
+    const end = destination.indexOf('.', this.childPrefix.length)
+    const childAddress = end < 0 ? destination : destination.slice(0, end)
+    if (childAddress.length === this.childPrefix.length) return entry
+    if (entry !== undefined && entry.prefix.length >= childAddress.length) return entry
+    return this.childEntry(childAddress)
+  }
+
+  private childEntry(prefix: string): RouteEntry {
+    let entry = this.children.get(prefix)
+    if (entry === undefined) {
+      const accountId = prefix.slice(this.childPrefix.length)
+      entry = { prefix, candidates: [{ accountId, info: { source: 'address' }, stats: new CandidateStats(statsKey(prefix, accountId)) }] }
+      if (this.children.size >= MAX_CHILD_ENTRIES) this.children.clear()
+      this.children.set(prefix, entry)
+    }
+    return entry
+  }
+
+  /**
+   * The next hop for a packet (the route step): F02 when there is no
+   * candidate but the sender, when the chosen account does not exist (or is
+   * no child, for a child's address) or cannot be sent packets.
+   */
+  async choose(destination: string, fromId: string, amount: string): Promise<RouteChoice> {
+    let entry = this.lookup(destination)
     if (entry === undefined) throw new IlpRejection('F02', `no route to ${destination}`)
     const multi = entry.candidates.length > 1
     const choice = choose(this.policy, {
@@ -145,8 +184,32 @@ export class AddressMapper {
       const back = entry.candidates.some((c) => c.accountId === fromId)
       throw new IlpRejection('F02', back ? `no route to ${destination}: it leads back to the sender` : `no route to ${destination}`)
     }
-    const hop = this.accounts.get(choice.candidate.accountId)!
-    if (multi) this.assumeSent(hop.id, amount)
+    const id = choice.candidate.accountId
+    const hop = this.accounts.peek(id) ?? (await this.accounts.load(id))
+    if (hop === undefined || (choice.candidate.info.source === 'address' && hop.account.relation !== 'child')) {
+      // not a child after all: the table's own route, if it has one
+      const table = this.table.lookup(destination)
+      if (choice.candidate.info.source === 'address' && table !== undefined && table !== entry) return this.chooseFrom(table, destination, fromId, amount)
+      throw new IlpRejection('F02', `no route to ${destination}`)
+    }
+    if (!canReceive(hop)) throw new IlpRejection('F02', `no route to ${destination}: ${id} cannot be reached (no outgoing URL, no RPC URL registered)`)
+    if (multi) this.assumeSent(id, amount)
+    return { hop, candidate: choice.candidate }
+  }
+
+  private async chooseFrom(entry: RouteEntry, destination: string, fromId: string, amount: string): Promise<RouteChoice> {
+    const choice = choose(this.policy, {
+      entry,
+      fromId,
+      amount: entry.candidates.length > 1 ? BigInt(amount) : 0n,
+      now: Date.now(),
+      random: this.random,
+      usable: this.usable,
+      liquidityOf: this.liquidityOf,
+    })
+    if (choice.kind === 'no-route') throw new IlpRejection('F02', `no route to ${destination}`)
+    const hop = await this.accounts.load(choice.candidate.accountId)
+    if (hop === undefined || !canReceive(hop)) throw new IlpRejection('F02', `no route to ${destination}`)
     return { hop, candidate: choice.candidate }
   }
 
@@ -164,7 +227,8 @@ export class AddressMapper {
   /** One packet's outcome (the settle step): counted in memory, flushed with the next batch. */
   record(candidate: Candidate, outcome: HopOutcome): void {
     candidate.stats.record(outcome, Date.now())
-    if (outcome !== 'neutral') this.dirty.add(candidate.stats)
+    // a child routed by address has one candidate: nothing to rank, nothing farm-wide to keep
+    if (outcome !== 'neutral' && candidate.info.source !== 'address') this.dirty.add(candidate.stats)
   }
 
   // ---- runtime changes (admin API) ----
@@ -278,7 +342,7 @@ export class AddressMapper {
     const b = await this.ledger.balance(accountId)
     const balance = BigInt(b.balance)
     const inFlight = BigInt(b.creditsInFlight)
-    const max = this.accounts.get(accountId)?.maxBalance
+    const max = (this.accounts.peek(accountId) ?? (await this.accounts.load(accountId)))?.account.maxBalance
     // ranked by balance + credits in flight: what the account will have once the packets towards it are fulfilled
     return { balance: balance + inFlight, liquidity: max === undefined ? undefined : BigInt(max) - balance - inFlight }
   }

@@ -12,6 +12,7 @@ import {
 } from 'ilp-protocol-ccp'
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
+import type { AccountRegistry } from '../accounts/registry.js'
 import type { AccountConfig, FarmConfig } from '../config/schema.js'
 import { Repeater } from '../farm/repeat.js'
 import type { OutgoingClient } from '../http/outgoing.js'
@@ -32,7 +33,8 @@ const MIN_RETRY_MS = 200
 
 export interface RouteAnnouncerOptions {
   config: FarmConfig
-  accounts: ReadonlyMap<string, AccountConfig>
+  /** Parents and peers are pinned: every worker has them at hand. */
+  accounts: Pick<AccountRegistry, 'peek' | 'pinnedAccounts'>
   mapper: AddressMapper
   redis: Redis
   outgoing: OutgoingClient
@@ -264,11 +266,15 @@ export class RouteAnnouncer {
   }
 
   private sendRoutesAccounts(): AccountConfig[] {
-    return [...this.opts.accounts.values()].filter((a) => a.sendRoutes && a.outgoing !== undefined)
+    return this.pinned().filter((a) => a.sendRoutes && a.outgoing !== undefined)
   }
 
   private receiveRoutesAccounts(): AccountConfig[] {
-    return [...this.opts.accounts.values()].filter((a) => a.receiveRoutes && a.outgoing !== undefined)
+    return this.pinned().filter((a) => a.receiveRoutes && a.outgoing !== undefined)
+  }
+
+  private pinned(): AccountConfig[] {
+    return [...this.opts.accounts.pinnedAccounts()].map((a) => a.account)
   }
 
   private auth(prefix: string): string {
@@ -291,7 +297,9 @@ export class RouteAnnouncer {
       if (p === own || p.startsWith(`${own}.`) || !p.startsWith(`${this.globalPrefix}.`)) continue
       const routes: AdvertisedRoute[] = []
       for (const c of entry.candidates) {
-        if (this.opts.accounts.get(c.accountId)?.outgoing === undefined) continue
+        // a static route's account has an outgoing URL (checked when added); one not at hand is taken as it was checked
+        const known = this.opts.accounts.peek(c.accountId)
+        if (known !== undefined && known.account.outgoing === undefined) continue
         if (c.info.source === 'learned') {
           const path = c.info.path ?? []
           if (path.includes(own)) continue
@@ -428,7 +436,7 @@ export class RouteAnnouncer {
 
   private mayAnnounce(to: AccountConfig, route: AdvertisedRoute): boolean {
     if (to.relation !== 'parent' || route.hop === '') return true
-    const relation = this.opts.accounts.get(route.hop)?.relation
+    const relation = this.opts.accounts.peek(route.hop)?.account.relation
     return relation !== 'peer' && relation !== 'parent'
   }
 

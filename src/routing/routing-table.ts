@@ -1,8 +1,11 @@
 import type { FarmConfig } from '../config/schema.js'
 import { CandidateStats } from './stats.js'
 
-/** Where a candidate came from: `static` (config or admin API); `learned` (CCP route announcements). */
-export type RouteSource = 'static' | 'learned'
+/**
+ * Where a candidate came from: `static` (config or admin API); `learned` (CCP
+ * route announcements); `address` (a child, routed by its own address, in no table).
+ */
+export type RouteSource = 'static' | 'learned' | 'address'
 
 /** What Redis stores about one candidate of a prefix (`{prefix}routes`, see route-store.ts). */
 export interface CandidateInfo {
@@ -123,9 +126,9 @@ export function statsKey(prefix: string, accountId: string): string {
 }
 
 /**
- * The static routes of a config, prefix → account ids: each child's own
- * address, each account's `routes`, and the top-level `routes`. Several
- * accounts for one prefix are several candidates.
+ * The static routes of a config, prefix → account ids: each account's
+ * `routes`, and the top-level `routes`. Several accounts for one prefix are
+ * several candidates. Children need none: they are routed by their address.
  */
 export function configRoutes(config: FarmConfig): Map<string, Set<string>> {
   const routes = new Map<string, Set<string>>()
@@ -135,7 +138,6 @@ export function configRoutes(config: FarmConfig): Map<string, Set<string>> {
     set.add(accountId)
   }
   for (const account of config.accounts) {
-    if (account.relation === 'child') add(`${config.ilpAddress}.${account.id}`, account.id)
     for (const prefix of account.routes) add(prefix, account.id)
   }
   for (const route of config.routes) add(route.prefix, route.account)

@@ -1,15 +1,14 @@
 import { type IlpPrepare, serializeIlpFulfill, serializeIlpReject } from 'ilp-packet'
-import type { Redis } from 'ioredis'
-import type { Logger } from 'pino'
 import { Pool } from 'undici'
+import { LruMap } from '../accounts/account-cache.js'
+import type { AccountRegistry } from '../accounts/registry.js'
 import type { AccountConfig } from '../config/schema.js'
 import { OutgoingError, post } from '../http/outgoing.js'
-import type { Keys } from '../store/keys.js'
 import { isValidIlpAddress } from '../util/address.js'
 import { parseHttpUrl } from '../util/url.js'
 
-/** How often each worker re-reads the accounts' RPC URLs from Redis. */
-export const RPC_URL_REFRESH_MS = 1_000
+/** Origins with an open keep-alive pool at once (users' RPC URLs, most recently used). */
+const MAX_POOLS = 1_000
 /** Longest RPC URL `ilp_setRpcUrl` takes. */
 export const MAX_RPC_URL_LENGTH = 2_048
 
@@ -33,84 +32,31 @@ function bad(message: string): OutgoingError {
 }
 
 /**
- * The users' own JSON-RPC URLs (issue 5): stored in Redis under
- * `{acct:<id>}:rpcUrl` so every worker sees them, cached here and re-read
- * every second (the packet path only looks at the cache), and the delivery
- * of a prepare to such a URL as an `ilp_receivePrepare` call (docs/JSON-RPC.md).
+ * The users' own JSON-RPC URLs: stored in Redis under `{acct:<id>}:rpcUrl`,
+ * read with the account itself (AccountRegistry) and invalidated with it, so
+ * nothing polls; and the delivery of a prepare to such a URL as an
+ * `ilp_receivePrepare` call (docs/JSON-RPC.md).
  */
 export class UserRpc {
-  private readonly cache = new Map<string, string>()
-  private readonly pools = new Map<string, Pool>()
-  private timer: NodeJS.Timeout | undefined
-  private refreshing = false
+  /** Keep-alive pools per origin; the least recently used is closed past MAX_POOLS. */
+  private readonly pools = new LruMap<string, Pool>(MAX_POOLS, (_origin, pool) => void pool.close().catch(() => undefined))
   private nextId = 1
 
-  constructor(
-    private readonly redis: Redis,
-    private readonly keys: Keys,
-    /** The accounts whose URLs are read (a live view: accounts come and go at runtime). */
-    private readonly accountIds: () => Iterable<string>,
-    private readonly log: Logger,
-    private readonly refreshMs = RPC_URL_REFRESH_MS,
-  ) {}
+  constructor(private readonly registry: AccountRegistry) {}
 
-  /** Loads the URLs once, then keeps re-reading them. */
-  async start(): Promise<void> {
-    await this.refresh()
-    this.timer = setInterval(() => void this.refresh(), this.refreshMs)
-    this.timer.unref()
-  }
-
-  /** The cached RPC URL of an account (no Redis round trip). */
+  /** The RPC URL of an account this worker has at hand (no Redis round trip). */
   url(accountId: string): string | undefined {
-    return this.cache.get(accountId)
+    return this.registry.peek(accountId)?.rpcUrl
   }
 
-  /** The stored RPC URL (from Redis, not the cache). */
+  /** The stored RPC URL (read now, not from the cache). */
   async get(accountId: string): Promise<string | null> {
-    return this.redis.get(this.keys.rpcUrl(accountId))
+    return (await this.registry.load(accountId))?.rpcUrl ?? null
   }
 
-  /** Stores (or with null, clears) an account's RPC URL; this worker sees it at once, the others within a refresh. */
-  async set(accountId: string, url: string | null): Promise<void> {
-    if (url === null) {
-      await this.redis.del(this.keys.rpcUrl(accountId))
-      this.cache.delete(accountId)
-    } else {
-      await this.redis.set(this.keys.rpcUrl(accountId), url)
-      this.cache.set(accountId, url)
-    }
-  }
-
-  private async refresh(): Promise<void> {
-    const ids = [...this.accountIds()]
-    if (this.refreshing) return
-    this.refreshing = true
-    try {
-      const live = new Set(ids)
-      for (const id of this.cache.keys()) if (!live.has(id)) this.cache.delete(id)
-      const pipeline = this.redis.pipeline()
-      for (const id of ids) pipeline.get(this.keys.rpcUrl(id))
-      const results = ids.length === 0 ? [] : ((await pipeline.exec()) ?? [])
-      results.forEach(([err, value], i) => {
-        const id = ids[i]!
-        if (err) return // keep what the cache has
-        if (typeof value === 'string') this.cache.set(id, value)
-        else this.cache.delete(id)
-      })
-      // pools towards origins no account uses any more
-      const origins = new Set([...this.cache.values()].map((u) => parseRpcUrl(u)?.origin))
-      for (const [origin, pool] of this.pools) {
-        if (!origins.has(origin)) {
-          this.pools.delete(origin)
-          void pool.close().catch(() => undefined)
-        }
-      }
-    } catch (err) {
-      this.log.debug({ err }, 'could not re-read the RPC URLs; keeping the cached ones')
-    } finally {
-      this.refreshing = false
-    }
+  /** Stores (or with null, clears) an account's RPC URL; every worker sees it within a round trip. */
+  async set(accountId: string, url: string | null): Promise<boolean> {
+    return this.registry.setRpcUrl(accountId, url)
   }
 
   /**
@@ -128,6 +74,7 @@ export class UserRpc {
       pool = new Pool(url.origin, { connections: 16, keepAliveTimeout: 30_000 })
       this.pools.set(url.origin, pool)
     }
+
     const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' }
     if (account.outgoing?.token) headers.authorization = `Bearer ${account.outgoing.token}`
     const id = this.nextId++
@@ -148,10 +95,9 @@ export class UserRpc {
   }
 
   async close(): Promise<void> {
-    if (this.timer) clearInterval(this.timer)
-    this.timer = undefined
-    await Promise.all([...this.pools.values()].map((p) => p.close()))
+    const pools = [...this.pools.values()]
     this.pools.clear()
+    await Promise.all(pools.map((p) => p.close()))
   }
 }
 

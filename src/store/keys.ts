@@ -15,14 +15,43 @@ export class Keys {
     this.leader = `${prefix}leader`
   }
 
-  /** Accounts (issue 6): hash, account id → JSON record (src/accounts/registry.ts). */
-  get accounts(): string {
-    return `${this.prefix}accounts`
+  /**
+   * One account's record: JSON (its config with the token replaced by its
+   * digest, origin, tombstone), in the account's hash slot. A deleted account
+   * keeps its record as a tombstone, so its id is never silently reused.
+   */
+  accountRecord(id: string): string {
+    return `${this.prefix}{acct:${id}}:cfg`
   }
 
-  /** Pub/sub channel: an account id whose record changed, or `*`. */
+  /** Token digest (hex) → account id: the bearer-token lookup of /rpc, one key per token in its own slot. */
+  tokenIndex(digestHex: string): string {
+    return `${this.prefix}{tok:${digestHex}}`
+  }
+
+  /** Sorted set of the live account ids (score 0, read by lex range): the cursor of GET /admin/accounts. */
+  get accountIds(): string {
+    return `${this.prefix}accounts:ids`
+  }
+
+  /** Set of the ids every worker keeps loaded: parents, peers, and accounts that carry routes or speak CCP. */
+  get pinnedAccounts(): string {
+    return `${this.prefix}accounts:pinned`
+  }
+
+  /** Stream of account changes (field `ids`): a worker whose subscriber reconnected catches up from it. */
+  get accountChanges(): string {
+    return `${this.prefix}accounts:changes`
+  }
+
+  /** Pub/sub channel: `<stream id> <account id>...` of changed accounts, or `*` (drop every cached account). */
   get accountsChanged(): string {
     return `${this.prefix}accounts:changed`
+  }
+
+  /** Accounts of a farm from before per-account records: a hash, id → record; migrated at start. */
+  get legacyAccounts(): string {
+    return `${this.prefix}accounts`
   }
 
   /** Heartbeat of the worker running shard `shard`: JSON (bootId, pid, host, startedAt...) with a short TTL. */
@@ -43,7 +72,7 @@ export class Keys {
   private readonly accountKeys = new Map<string, string>()
 
   /**
-   * Replay guard of an incoming Request-Id (async ILP-over-HTTP, issue 3): a
+   * Replay guard of an incoming Request-Id (async ILP-over-HTTP): a
    * string key set with NX before the reservation, kept for the packet's
    * lifetime plus a margin. Value: the Callback-Url of an async packet, or
    * `sync`. In the account's hash slot.
@@ -53,7 +82,7 @@ export class Keys {
   }
 
   /**
-   * The user's own JSON-RPC URL (issue 5, `ilp_setRpcUrl`): a string; absent
+   * The user's own JSON-RPC URL (`ilp_setRpcUrl`): a string; absent
    * when none is set. Incoming prepares for the account go there as
    * `ilp_receivePrepare` calls. In the account's hash slot.
    */

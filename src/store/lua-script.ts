@@ -20,6 +20,11 @@ export class LuaScript {
     this.sha = createHash('sha1').update(this.lua).digest('hex')
   }
 
+  /** The call as a pipeline command (EVAL: Redis keeps the compiled script by its digest, so a pipeline needs no NOSCRIPT retry). */
+  command(keys: string[], args: Array<string | number>): [string, ...Array<string | number>] {
+    return ['eval', this.lua, keys.length, ...keys, ...args]
+  }
+
   async run(redis: Redis, keys: string[], args: Array<string | number>): Promise<unknown> {
     try {
       return await redis.evalsha(this.sha, keys.length, ...keys, ...args)

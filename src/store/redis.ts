@@ -29,3 +29,50 @@ export async function connectRedis(url: string, opts: RedisConnectOptions): Prom
   redis.options.enableOfflineQueue = false
   return redis
 }
+
+export interface Subscriber {
+  close(): Promise<void>
+}
+
+export interface SubscriberOptions {
+  /** Called for each message (text); the channel is implied: one subscriber per channel. */
+  onMessage?: (message: string) => void
+  /** Called for each message as bytes (binary payloads). */
+  onMessageBuffer?: (message: Buffer) => void
+  /** Called each time the connection is back after a loss: messages may have been missed meanwhile. */
+  onReconnect?: () => void
+}
+
+/**
+ * A connection subscribed to one channel (a subscribed connection can run no
+ * other command). ioredis reconnects and resubscribes by itself; whoever
+ * subscribes learns of each reconnect, since messages published during the
+ * gap are gone.
+ */
+export async function openSubscriber(url: string, channel: string, opts: SubscriberOptions): Promise<Subscriber> {
+  const subscriber = new Redis(url, { lazyConnect: true, retryStrategy: (times) => Math.min(times * 100, 1000) })
+  subscriber.on('error', () => {
+    // connection errors: ioredis reconnects and resubscribes
+  })
+  if (opts.onMessage) {
+    const onMessage = opts.onMessage
+    subscriber.on('message', (_channel: string, message: string) => onMessage(message))
+  }
+  if (opts.onMessageBuffer) {
+    const onMessageBuffer = opts.onMessageBuffer
+    subscriber.on('messageBuffer', (_channel: Buffer, message: Buffer) => onMessageBuffer(message))
+  }
+  let connectedOnce = false
+  subscriber.on('ready', () => {
+    if (connectedOnce) opts.onReconnect?.()
+    connectedOnce = true
+  })
+  await subscriber.connect()
+  await subscriber.subscribe(channel)
+  return {
+    async close() {
+      await subscriber.quit().catch(() => undefined)
+      subscriber.disconnect()
+    },
+  }
+}

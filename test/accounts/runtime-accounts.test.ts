@@ -102,11 +102,11 @@ describe('runtime accounts', () => {
     expect(created.status).toBe(201)
     const token = created.json.token!
     expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/)
-    const stored = (await redis.client.hget(`${prefix}accounts`, 'dave'))!
+    const stored = (await redis.client.get(`${prefix}{acct:dave}:cfg`))!
     expect(stored).not.toContain(token)
     expect(stored).toContain(hashToken(token))
     // the config's own tokens are stored hashed too
-    expect(await redis.client.hget(`${prefix}accounts`, 'alice')).not.toContain('alice-token')
+    expect(await redis.client.get(`${prefix}{acct:alice}:cfg`)).not.toContain('alice-token')
     expect((await adminGet<{ token?: string }>(a.url, '/admin/accounts/dave')).json.token).toBeUndefined()
     await within(1000, async () => {
       const out = await sendIlp(b.url, 'dave', prepareTo('test.bob.x', '0', knownCondition()), { token })

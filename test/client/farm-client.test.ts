@@ -53,8 +53,8 @@ afterAll(async () => {
 })
 
 async function balances(): Promise<Record<string, bigint>> {
-  const { json } = await adminGet<Array<{ id: string; balance: string }>>(farm.url, '/admin/accounts')
-  return Object.fromEntries(json.map((a) => [a.id, BigInt(a.balance)]))
+  const { json } = await adminGet<{ accounts: Array<{ id: string; balance: string }> }>(farm.url, '/admin/accounts?limit=1000')
+  return Object.fromEntries(json.accounts.map((a) => [a.id, BigInt(a.balance)]))
 }
 
 /** Resolves with the next emission of the event. */

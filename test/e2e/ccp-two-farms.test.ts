@@ -87,8 +87,8 @@ function learned(farm: TestFarm, prefix: string, via: string): boolean {
 }
 
 async function allBalances(farm: TestFarm): Promise<Record<string, string>> {
-  const { json } = await adminGet<Array<{ id: string; balance: string }>>(farm.url, '/admin/accounts')
-  return Object.fromEntries(json.map((a) => [a.id, a.balance]))
+  const { json } = await adminGet<{ accounts: Array<{ id: string; balance: string }> }>(farm.url, '/admin/accounts?limit=1000')
+  return Object.fromEntries(json.accounts.map((a) => [a.id, a.balance]))
 }
 
 describe('two farms learn each other by CCP', () => {
@@ -101,7 +101,9 @@ describe('two farms learn each other by CCP', () => {
     expect(candidate.info.path).toEqual(['test.farmb'])
     // its own routes coming back through the other farm are loops: dropped
     expect(farmA.worker.services.routes.table.get('test.farma')).toBeUndefined()
-    expect(farmA.worker.services.routes.table.get('test.farma.alice')?.candidates.map((c) => c.info.source)).toEqual(['static'])
+    // its children need no table entry: they are routed by address, under the farm's own announced prefix
+    expect(farmA.worker.services.routes.table.get('test.farma.alice')).toBeUndefined()
+    expect(farmA.worker.services.routes.lookup('test.farma.alice.x')?.candidates.map((c) => [c.accountId, c.info.source])).toEqual([['alice', 'address']])
   })
 
   it('a STREAM payment from a child of A reaches a child of B, balances exact on both sides', async () => {

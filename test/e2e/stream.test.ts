@@ -113,8 +113,8 @@ async function openPayment(from: Id, to: Id): Promise<Payment> {
 }
 
 async function allBalances(): Promise<Record<string, string>> {
-  const { json } = await adminGet<Array<{ id: string; balance: string }>>(farm.url, '/admin/accounts')
-  return Object.fromEntries(json.map((a) => [a.id, a.balance]))
+  const { json } = await adminGet<{ accounts: Array<{ id: string; balance: string }> }>(farm.url, '/admin/accounts?limit=1000')
+  return Object.fromEntries(json.accounts.map((a) => [a.id, a.balance]))
 }
 
 async function hotSet(): Promise<unknown[]> {

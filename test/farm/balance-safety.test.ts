@@ -113,9 +113,9 @@ describe('balance safety across workers', () => {
     // the limit was really hit, and nothing but fulfill, the downstream reject and T04 happened
     expect(codes.get('T04') ?? 0).toBeGreaterThan(0)
     expect([...codes.keys()].sort()).toEqual(['F99', 'T04', 'fulfill'])
-    const { json } = await adminGet<Array<{ id: string; balance: string; hot: Record<string, string> }>>(farmUrl, '/admin/accounts')
-    const tight = json.find((a) => a.id === 'tight')!
-    const sinkAccount = json.find((a) => a.id === 'sink')!
+    const { json } = await adminGet<{ accounts: Array<{ id: string; balance: string; hot: Record<string, string> }> }>(farmUrl, '/admin/accounts?limit=1000')
+    const tight = json.accounts.find((a) => a.id === 'tight')!
+    const sinkAccount = json.accounts.find((a) => a.id === 'sink')!
     expect(BigInt(tight.balance)).toBe(-fulfilled)
     expect(BigInt(sinkAccount.balance)).toBe(fulfilled)
     expect(BigInt(tight.balance)).toBeGreaterThanOrEqual(MIN_BALANCE)

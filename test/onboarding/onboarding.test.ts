@@ -77,8 +77,8 @@ describe('invitation tickets', () => {
     const tries = await Promise.all(Array.from({ length: 10 }, (_, i) => rpc(farm.url, 'ilp_redeemTicket', { ticket: raced.json.ticket, id: `race${i}` })))
     expect(tries.filter((t) => t.answer.result)).toHaveLength(1)
     expect(tries.filter((t) => t.answer.error?.data?.reason === 'invalid-ticket')).toHaveLength(9)
-    const { json } = await adminGet<Array<{ id: string }>>(farm.url, '/admin/accounts')
-    expect(json.filter((a) => a.id.startsWith('race'))).toHaveLength(1)
+    const { json } = await adminGet<{ accounts: Array<{ id: string }> }>(farm.url, '/admin/accounts?limit=1000')
+    expect(json.accounts.filter((a) => a.id.startsWith('race'))).toHaveLength(1)
   })
 
   it('an expired ticket is refused and creates nothing', async () => {

@@ -56,8 +56,8 @@ afterAll(async () => {
 })
 
 async function allBalances(): Promise<Map<string, bigint>> {
-  const { json } = await adminGet<Array<{ id: string; balance: string }>>(farm.url, '/admin/accounts')
-  return new Map(json.map((a) => [a.id, BigInt(a.balance)]))
+  const { json } = await adminGet<{ accounts: Array<{ id: string; balance: string }> }>(farm.url, '/admin/accounts?limit=1000')
+  return new Map(json.accounts.map((a) => [a.id, BigInt(a.balance)]))
 }
 
 describe('balances', () => {

@@ -266,10 +266,10 @@ describe('delivery to the RPC URL as ilp_receivePrepare', () => {
 
   it('a URL set through one worker is used by another within a second or two; cleared, the outgoing URL again', async () => {
     await setUrl(null)
-    await expect.poll(() => farm.worker.services.userRpc?.url('ursula'), { timeout: 2_500, interval: 50 }).toBeUndefined()
+    await expect.poll(async () => (await farm.worker.services.userRpc?.get('ursula')) ?? undefined, { timeout: 2_500, interval: 50 }).toBeUndefined()
     const set = Date.now()
     await setUrl(user.url, other)
-    await expect.poll(() => farm.worker.services.userRpc?.url('ursula'), { timeout: 2_500, interval: 50 }).toBe(user.url)
+    await expect.poll(async () => farm.worker.services.userRpc?.get('ursula'), { timeout: 2_500, interval: 50 }).toBe(user.url)
     expect(Date.now() - set).toBeLessThan(2_500)
 
     const calls = user.calls.length
@@ -280,7 +280,7 @@ describe('delivery to the RPC URL as ilp_receivePrepare', () => {
     expect(BigInt(await balanceOf(farm.url, 'ursula'))).toBe(ursulaBefore + 42n)
 
     await setUrl(null, other)
-    await expect.poll(() => farm.worker.services.userRpc?.url('ursula'), { timeout: 2_500, interval: 50 }).toBeUndefined()
+    await expect.poll(async () => (await farm.worker.services.userRpc?.get('ursula')) ?? undefined, { timeout: 2_500, interval: 50 }).toBeUndefined()
     const viaOutgoing = await sendIlp(farm.url, 'alice', prepareTo(`${FARM_ADDRESS}.ursula`, '42', knownCondition()))
     expect(viaOutgoing.packet?.type).toBe(Type.TYPE_ILP_FULFILL)
     expect(user.calls).toHaveLength(calls + 1)

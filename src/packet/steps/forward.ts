@@ -40,7 +40,7 @@ export async function forward(ctx: RoutedPacket, services: PacketServices): Prom
  */
 function send(ctx: RoutedPacket, services: PacketServices): Promise<Buffer> {
   const deadline = ctx.outExpiresAt.getTime()
-  const rpcUrl = services.userRpc?.url(ctx.nextHop.id)
+  const rpcUrl = ctx.nextHopRpcUrl
   if (rpcUrl !== undefined && services.userRpc !== undefined) {
     const prepare = { ...ctx.prepare, amount: ctx.outAmount, expiresAt: ctx.outExpiresAt }
     return services.userRpc.deliver(ctx.nextHop, rpcUrl, prepare, deadline - Date.now())
