@@ -10,7 +10,9 @@
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# No lifecycle scripts yet: the package's own prepare script builds, and the
+# sources it compiles are copied only below (npm run build then does it).
+RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY scripts ./scripts
@@ -21,8 +23,9 @@ FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
-# No dev dependencies (no tsc, no tsx); no lifecycle scripts, none of the
-# production dependencies needs one.
+# No dev dependencies (no tsc, no tsx); no lifecycle scripts: none of the
+# production dependencies needs one, and the package's prepare script (tsc)
+# could not run here; dist/ comes from the build stage.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY bin ./bin
