@@ -1,7 +1,21 @@
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
+import { isPinned } from '../accounts/registry.js'
+import type { AccountConfig } from '../config/schema.js'
 import { Deltas, LocalHistogram } from './deltas.js'
-import { fields, flushMarkerKey, metricsKey, type FarmTotals, type Outcome, PACKET_BUCKETS, parseTotals, REDIS_BUCKETS } from './fields.js'
+import {
+  ACTIVE_ACCOUNTS_KEPT,
+  activeAccountsKey,
+  fields,
+  flushMarkerKey,
+  metricsKey,
+  type FarmTotals,
+  type Outcome,
+  OTHER_ACCOUNTS,
+  PACKET_BUCKETS,
+  parseTotals,
+  REDIS_BUCKETS,
+} from './fields.js'
 import { timeRedisCalls } from './redis-timing.js'
 import { isFulfill, prepareAmount, REJECT_CODES, rejectCodeIndex } from './wire.js'
 
@@ -41,6 +55,19 @@ class AccountCounts {
 
 /** A marker entry lives this long: long enough for any retry, short enough not to pile up one key per boot. */
 const FLUSH_MARKER_TTL_MS = 24 * 3600_000
+/** Recently active accounts a worker notes per second at most: a burst of many senders costs a bounded Set and ZADD. */
+const ACTIVE_PER_SECOND = 200
+const DEFAULT_FLUSH_INTERVAL_MS = 1000
+
+/**
+ * The label an account's packets are counted under: its id when it has
+ * series of its own (pinned: parent, peer, route carrier, `metrics: true`),
+ * else OTHER_ACCOUNTS, so the number of series stays what the operator
+ * configured however many users sign up, and the farm-wide totals stay exact.
+ */
+export function metricsLabel(account: AccountConfig): string {
+  return isPinned(account) ? account.id : OTHER_ACCOUNTS
+}
 
 /**
  * The error of a call that may still have run in Redis (a timeout, a
@@ -53,7 +80,7 @@ function mightHaveRun(err: unknown): boolean {
 }
 
 /**
- * The farm-wide packet and Redis metrics of one worker (issue 6). The packet
+ * The farm-wide packet and Redis metrics of one worker. The packet
  * path and the Redis client only add to in-memory counts; every second they
  * are added to one Redis hash shared by the whole farm (HINCRBY /
  * HINCRBYFLOAT in one MULTI), so the totals are farm-wide, only grow, and
@@ -64,13 +91,25 @@ function mightHaveRun(err: unknown): boolean {
  * (timed out, connection lost) is held back, and the next flush first reads
  * the marker: the batch is dropped if Redis applied it, sent again if not.
  * Nothing else is sent meanwhile, so the marker always answers for that batch.
+ *
+ * **Recently active accounts.** The ids of accounts counted under
+ * OTHER_ACCOUNTS that sent packets since the last flush (at most
+ * ACTIVE_PER_SECOND a second) go into the same MULTI as a ZADD to
+ * `accounts:active`, trimmed to the newest ACTIVE_ACCOUNTS_KEPT: the
+ * dashboard's view of who is using the farm, without ever listing every
+ * account. It is a hint, not a count: a batch that fails takes its ids with it
+ * (their next packet notes them again).
  */
 export class FarmMetrics {
   private readonly redis: Redis
   private readonly log: Logger
   private readonly key: string
   private readonly markerKey: string
+  private readonly activeKey: string
   private readonly accounts = new Map<string, AccountCounts>()
+  /** Ids of accounts without series of their own that sent packets since the last flush; at most activeCap. */
+  private active = new Set<string>()
+  private readonly activeCap: number
   private readonly packetSeconds: Record<Outcome, LocalHistogram>
   private readonly redisSeconds = new Map<string, LocalHistogram>()
   private readonly untime: () => void
@@ -92,6 +131,9 @@ export class FarmMetrics {
     this.log = opts.log
     this.key = metricsKey(opts.keyPrefix)
     this.markerKey = flushMarkerKey(opts.keyPrefix, opts.bootId)
+    this.activeKey = activeAccountsKey(opts.keyPrefix)
+    const perFlush = Math.round((ACTIVE_PER_SECOND * (opts.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS)) / 1000)
+    this.activeCap = Math.min(ACTIVE_ACCOUNTS_KEPT, Math.max(1, perFlush))
     this.packetSeconds = {
       fulfilled: new LocalHistogram(PACKET_BUCKETS, fields.packetSeconds('fulfilled'), fields.packetSecondsSum('fulfilled')),
       rejected: new LocalHistogram(PACKET_BUCKETS, fields.packetSeconds('rejected'), fields.packetSecondsSum('rejected')),
@@ -106,7 +148,7 @@ export class FarmMetrics {
   /** Starts timing the connection's calls and flushing every second. */
   static start(opts: FarmMetricsOptions): FarmMetrics {
     const metrics = new FarmMetrics(opts)
-    metrics.timer = setInterval(() => metrics.tick(), opts.flushIntervalMs ?? 1000).unref()
+    metrics.timer = setInterval(() => metrics.tick(), opts.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS).unref()
     return metrics
   }
 
@@ -126,13 +168,17 @@ export class FarmMetrics {
   }
 
   /**
-   * The packet path's observer: one packet answered (handlePrepare's end).
-   * `startedAtMs` is performance.now() when it began. A few additions.
+   * The packet path's observer: one packet answered (handlePrepare's end),
+   * from the incoming account `from`. `startedAtMs` is performance.now() when
+   * it began. A few additions, and a Set entry for an account without series
+   * of its own.
    */
-  packetDone(accountId: string, prepare: Buffer, reply: Buffer, startedAtMs: number): void {
+  packetDone(from: AccountConfig, prepare: Buffer, reply: Buffer, startedAtMs: number): void {
     const seconds = (performance.now() - startedAtMs) / 1000
-    let counts = this.accounts.get(accountId)
-    if (counts === undefined) this.accounts.set(accountId, (counts = new AccountCounts(accountId)))
+    const label = metricsLabel(from)
+    if (label === OTHER_ACCOUNTS && this.active.size < this.activeCap) this.active.add(from.id)
+    let counts = this.accounts.get(label)
+    if (counts === undefined) this.accounts.set(label, (counts = new AccountCounts(label)))
     const amount = prepareAmount(prepare)
     if (isFulfill(reply)) {
       counts.fulfilled++
@@ -186,8 +232,10 @@ export class FarmMetrics {
     const batch = this.carry
     this.carry = new Deltas()
     const seq = ++this.seq
+    const active = this.active
+    this.active = new Set()
     try {
-      await this.send(batch, seq)
+      await this.send(batch, seq, active)
     } catch (err) {
       if (mightHaveRun(err)) this.unsure = { seq, batch }
       else this.carry.merge(batch)
@@ -207,11 +255,19 @@ export class FarmMetrics {
     this.unsure = undefined
   }
 
-  private async send(batch: Deltas, seq: number): Promise<void> {
+  private async send(batch: Deltas, seq: number, active: ReadonlySet<string>): Promise<void> {
     const multi = this.redis.multi()
     for (const [field, n] of batch.counts) multi.hincrby(this.key, field, n)
     for (const [field, x] of batch.sums) multi.hincrbyfloat(this.key, field, x)
     multi.set(this.markerKey, seq, 'PX', FLUSH_MARKER_TTL_MS)
+    if (active.size > 0) {
+      // scores are this worker's clock: workers' clocks agree closely enough for "most recent first"
+      const now = Date.now()
+      const members: Array<number | string> = []
+      for (const id of active) members.push(now, id)
+      multi.zadd(this.activeKey, ...members)
+      multi.zremrangebyrank(this.activeKey, 0, -(ACTIVE_ACCOUNTS_KEPT + 1))
+    }
     this.sendingFlush = true
     let exec: ReturnType<typeof multi.exec>
     try {

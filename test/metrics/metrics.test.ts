@@ -10,6 +10,9 @@ import { getMetrics, parseScrape, type Scrape, samplesOf, valueOf } from './scra
  * Redis and key prefix) each take part of a known mix of packets, and a
  * scrape of either one, parsed by a Prometheus text parser, counts every
  * packet exactly, by account, outcome and code, amounts and latency included.
+ * Children have series of their own only when opted in (`metrics: true`);
+ * the others' packets are counted together under account="(other)", so the
+ * farm-wide totals stay exact.
  */
 let redis: TestRedis
 let a: TestFarm
@@ -24,9 +27,12 @@ beforeAll(async () => {
   const nay = await startTestPeer(() => serializeIlpReject({ code: 'F99', triggeredBy: 'test.nay', message: 'no', data: Buffer.alloc(0) }))
   peers.push(good, nay)
   accounts = [
-    account('alice', { minBalance: '-1000000000' }),
-    account('bob', { minBalance: '-1000000000' }),
-    account('tight'), // minBalance 0: every prepare gets T04
+    account('alice', { minBalance: '-1000000000', metrics: true }),
+    account('bob', { minBalance: '-1000000000', metrics: true }),
+    account('tight', { metrics: true }), // minBalance 0: every prepare gets T04
+    // children without opt-in: counted under (other)
+    account('dave', { minBalance: '-1000000000' }),
+    account('erin', { minBalance: '-1000000000' }),
     account('good', { relation: 'peer', outgoing: { url: good.url }, routes: ['test.good'], maxBalance: '1000000000' }),
     account('nay', { relation: 'peer', outgoing: { url: nay.url }, routes: ['test.nay'] }),
   ]
@@ -71,6 +77,12 @@ async function scrapeUntil(farm: TestFarm, ready: (s: Scrape) => boolean): Promi
 const packets = (s: Scrape, account: string, outcome: string, code?: string) =>
   valueOf(s, 'ilpfarm_packets_total', code === undefined ? { account, outcome } : { account, outcome, code }) ?? 0
 
+/** The farm-wide count of an outcome: the sum over every account label, (other) included. */
+const farmWide = (s: Scrape, outcome: string) =>
+  samplesOf(s, 'ilpfarm_packets_total')
+    .filter((x) => x.labels.outcome === outcome)
+    .reduce((n, x) => n + x.value, 0)
+
 describe('GET /metrics', () => {
   it('needs the admin token', async () => {
     expect((await getMetrics(a.url, null)).status).toBe(401)
@@ -85,8 +97,14 @@ describe('GET /metrics', () => {
     const bobFulfilled = await send(b, 'bob', 'test.good.y', 5, 500, 'fulfill')
     const bobRejected = await send(b, 'bob', 'test.nay.y', 4, 30, 'F99')
     const tightRejected = await send(b, 'tight', 'test.good.z', 2, 40, 'T04')
+    // not opted in: one on each worker
+    const othersFulfilled = (await send(b, 'dave', 'test.good.d', 4, 2000, 'fulfill')) + (await send(a, 'erin', 'test.good.e', 2, 3000, 'fulfill'))
+    const othersRejected = (await send(b, 'dave', 'test.nay.d', 1, 50, 'F99')) + (await send(a, 'erin', 'g.unrouted', 2, 60, 'F02'))
 
-    const s = await scrapeUntil(a, (x) => packets(x, 'bob', 'fulfilled') === 5 && packets(x, 'tight', 'rejected', 'T04') === 2)
+    const s = await scrapeUntil(
+      a,
+      (x) => packets(x, 'bob', 'fulfilled') === 5 && packets(x, 'tight', 'rejected', 'T04') === 2 && packets(x, '(other)', 'fulfilled') === 6 && packets(x, '(other)', 'rejected', 'F99') === 1,
+    )
     const counted = samplesOf(s, 'ilpfarm_packets_total')
     expect(counted.map((c) => ({ ...c.labels, value: c.value })).sort((x, y) => JSON.stringify(x).localeCompare(JSON.stringify(y)))).toEqual(
       [
@@ -96,20 +114,29 @@ describe('GET /metrics', () => {
         { account: 'bob', outcome: 'fulfilled', value: 5 },
         { account: 'bob', outcome: 'rejected', code: 'F99', value: 4 },
         { account: 'tight', outcome: 'rejected', code: 'T04', value: 2 },
+        { account: '(other)', outcome: 'fulfilled', value: 6 },
+        { account: '(other)', outcome: 'rejected', code: 'F02', value: 2 },
+        { account: '(other)', outcome: 'rejected', code: 'F99', value: 1 },
       ].sort((x, y) => JSON.stringify(x).localeCompare(JSON.stringify(y))),
     )
     expect(s.families.get('ilpfarm_packets_total')?.type).toBe('COUNTER')
+    // no series of their own for children without opt-in, and the farm-wide totals count every packet
+    expect(s.text).not.toMatch(/account="(dave|erin)"/)
+    expect(farmWide(s, 'fulfilled')).toBe(7 + 5 + 6)
+    expect(farmWide(s, 'rejected')).toBe(3 + 2 + 4 + 2 + 1 + 2)
 
     expect(valueOf(s, 'ilpfarm_packet_amount_total', { account: 'alice', outcome: 'fulfilled' })).toBe(aliceFulfilled)
     expect(valueOf(s, 'ilpfarm_packet_amount_total', { account: 'alice', outcome: 'rejected' })).toBe(aliceRejected)
     expect(valueOf(s, 'ilpfarm_packet_amount_total', { account: 'bob', outcome: 'fulfilled' })).toBe(bobFulfilled)
     expect(valueOf(s, 'ilpfarm_packet_amount_total', { account: 'bob', outcome: 'rejected' })).toBe(bobRejected)
     expect(valueOf(s, 'ilpfarm_packet_amount_total', { account: 'tight', outcome: 'rejected' })).toBe(tightRejected)
+    expect(valueOf(s, 'ilpfarm_packet_amount_total', { account: '(other)', outcome: 'fulfilled' })).toBe(othersFulfilled)
+    expect(valueOf(s, 'ilpfarm_packet_amount_total', { account: '(other)', outcome: 'rejected' })).toBe(othersRejected)
 
     // the latency histogram counts every packet once, in buckets that add up
-    expect(valueOf(s, 'ilpfarm_packet_duration_seconds_count', { outcome: 'fulfilled' })).toBe(12)
-    expect(valueOf(s, 'ilpfarm_packet_duration_seconds_count', { outcome: 'rejected' })).toBe(11)
-    expect(valueOf(s, 'ilpfarm_packet_duration_seconds_bucket', { outcome: 'rejected', le: '+Inf' })).toBe(11)
+    expect(valueOf(s, 'ilpfarm_packet_duration_seconds_count', { outcome: 'fulfilled' })).toBe(18)
+    expect(valueOf(s, 'ilpfarm_packet_duration_seconds_count', { outcome: 'rejected' })).toBe(14)
+    expect(valueOf(s, 'ilpfarm_packet_duration_seconds_bucket', { outcome: 'rejected', le: '+Inf' })).toBe(14)
     expect(valueOf(s, 'ilpfarm_packet_duration_seconds_sum', { outcome: 'fulfilled' })).toBeGreaterThan(0)
     const buckets = samplesOf(s, 'ilpfarm_packet_duration_seconds_bucket').filter((x) => x.labels.outcome === 'fulfilled')
     expect(buckets.map((x) => x.value)).toEqual([...buckets.map((x) => x.value)].sort((x, y) => x - y)) // cumulative
@@ -122,12 +149,15 @@ describe('GET /metrics', () => {
 
     // gauges, read from Redis at the scrape
     expect(valueOf(s, 'ilpfarm_account_balance', { account: 'alice' })).toBe(-aliceFulfilled)
-    expect(valueOf(s, 'ilpfarm_account_balance', { account: 'good' })).toBe(aliceFulfilled + bobFulfilled)
+    expect(valueOf(s, 'ilpfarm_account_balance', { account: 'good' })).toBe(aliceFulfilled + bobFulfilled + othersFulfilled)
     expect(String(valueOf(s, 'ilpfarm_account_balance', { account: 'bob' }))).toBe(await balanceOf(a.url, 'bob'))
     expect(valueOf(s, 'ilpfarm_account_min_balance', { account: 'alice' })).toBe(-1000000000)
     expect(valueOf(s, 'ilpfarm_account_max_balance', { account: 'good' })).toBe(1000000000)
     expect(valueOf(s, 'ilpfarm_account_max_balance', { account: 'alice' })).toBeUndefined()
     expect(valueOf(s, 'ilpfarm_account_info', { account: 'good', relation: 'peer', asset_code: 'USD', asset_scale: '6' })).toBe(1)
+    expect(valueOf(s, 'ilpfarm_account_info', { account: 'alice', relation: 'child', asset_code: 'USD', asset_scale: '6' })).toBe(1)
+    // gauges too only for the pinned and opted-in accounts
+    expect(valueOf(s, 'ilpfarm_account_balance', { account: 'dave' })).toBeUndefined()
     expect(valueOf(s, 'ilpfarm_packets_in_flight')).toBe(0)
     expect(valueOf(s, 'ilpfarm_workers_live')).toBe(2)
     expect(valueOf(s, 'ilpfarm_worker_up', { shard: '0' })).toBe(1)
@@ -139,6 +169,8 @@ describe('GET /metrics', () => {
     const fromB = parseScrape((await getMetrics(b.url)).text)
     expect(packets(fromB, 'alice', 'fulfilled')).toBe(7)
     expect(packets(fromB, 'tight', 'rejected', 'T04')).toBe(2)
+    expect(packets(fromB, '(other)', 'rejected', 'F02')).toBe(2)
+    expect(farmWide(fromB, 'fulfilled')).toBe(18)
   })
 
   it('keeps the counts through a worker restart, shows the dead shard, and counts on', async () => {
