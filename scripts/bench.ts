@@ -4,6 +4,7 @@
  * the same load in the same run.
  *
  *   npm run bench -- [--concurrency 1,10,50,100] [--workers 1,2] [--duration 5] [--runs 3] [--warmup 1] [--json]
+ *   npm run bench -- --accounts N [...]   (the account dimension: scripts/bench-accounts.ts)
  *
  * Processes (all on 127.0.0.1, all stopped on exit, Ctrl+C or error):
  *   - redis-server (startEmbeddedRedis, temp dir, appendonly yes, appendfsync everysec)
@@ -46,10 +47,10 @@ const RUNNING_TS = SELF.endsWith('.ts')
 const ROOT = RUNNING_TS ? dirname(dirname(SELF)) : dirname(dirname(dirname(SELF)))
 const FARM_MAIN = RUNNING_TS ? join(ROOT, 'src', 'cli', 'main.ts') : join(ROOT, 'dist', 'src', 'cli', 'main.js')
 
-const ENV_SECRET = 'ILP_BENCH_SECRET'
+export const ENV_SECRET = 'ILP_BENCH_SECRET'
 const ENV_TARGET = 'ILP_BENCH_TARGET'
 const SENDER_TOKEN = 'bench-sender-token'
-const RECEIVER_TOKEN = 'bench-farm-to-receiver-token'
+export const RECEIVER_TOKEN = 'bench-farm-to-receiver-token'
 const DESTINATION = 'test.receiver.bench'
 const AMOUNT = '10'
 const EXPIRY_MS = 30_000
@@ -68,7 +69,7 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
   })
 }
 
-function fulfillmentFor(secret: Buffer, data: Buffer): Buffer {
+export function fulfillmentFor(secret: Buffer, data: Buffer): Buffer {
   return createHash('sha256').update(secret).update(data).digest()
 }
 
@@ -406,13 +407,13 @@ export interface RunResult {
   redisCpuUsPerPacket?: number
 }
 
-function percentile(sorted: Float64Array, p: number): number {
+export function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN
   const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
   return sorted[rank]!
 }
 
-function outcomeOf(status: number, body: Buffer): string {
+export function outcomeOf(status: number, body: Buffer): string {
   if (status !== 200) return `http ${status}`
   if (body[0] === Type.TYPE_ILP_FULFILL) return 'fulfill'
   if (body[0] === Type.TYPE_ILP_REJECT) {
@@ -508,7 +509,7 @@ function cpuMicros(pid: number): number | undefined {
 }
 
 /** The processes whose parent is ppid (the farm supervisor's workers). */
-function childPids(ppid: number): number[] {
+export function childPids(ppid: number): number[] {
   const out: number[] = []
   let entries: string[] = []
   try {
@@ -529,7 +530,7 @@ function childPids(ppid: number): number[] {
   return out
 }
 
-function cpuOf(pids: number[]): number | undefined {
+export function cpuOf(pids: number[]): number | undefined {
   let total = 0
   for (const pid of pids) {
     const t = cpuMicros(pid)
@@ -541,7 +542,7 @@ function cpuOf(pids: number[]): number | undefined {
 
 // -- aggregation
 
-function median(values: number[]): number {
+export function median(values: number[]): number {
   const finite = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b)
   if (finite.length === 0) return NaN
   const mid = finite.length >> 1
@@ -1024,6 +1025,11 @@ async function main(): Promise<number> {
   if (role === 'floor') {
     runFloor()
     return -1
+  }
+  // the account dimension is a bench of its own: two farms, one with many accounts, the same load
+  if (process.argv.some((a) => a === '--accounts' || a.startsWith('--accounts='))) {
+    const { accountsBenchMain } = await import('./bench-accounts.js')
+    return accountsBenchMain(process.argv.slice(2), SELF)
   }
   let opts: BenchOptions | undefined
   try {

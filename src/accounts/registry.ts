@@ -183,9 +183,53 @@ export class AccountRegistry implements AccountDirectory {
       onMessage: (message) => registry.onMessage(message),
       onReconnect: () => void registry.catchUp().catch((err: unknown) => opts.log.warn({ err }, 'could not catch up with account changes')),
     })
+    await registry.migrateLegacy()
     await registry.applyConfig(opts.configAccounts)
     await registry.loadPinned()
     return registry
+  }
+
+  /**
+   * A farm from before per-account records kept every account in one hash:
+   * its records move to their own keys once, in pages (one worker does it
+   * under a lock; the others wait for it), and the hash is renamed
+   * `accounts:migrated`, kept for a rollback. A record already written the
+   * new way is not overwritten.
+   */
+  private async migrateLegacy(): Promise<void> {
+    const legacy = this.keys.legacyAccounts
+    if ((await this.redis.type(legacy)) !== 'hash') return
+    const lock = `${legacy}:migrating`
+    if ((await this.redis.set(lock, this.keys.prefix, 'PX', 120_000, 'NX')) === null) {
+      const deadline = Date.now() + 120_000
+      while ((await this.redis.type(legacy)) === 'hash' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200))
+      return
+    }
+    let cursor = '0'
+    let moved = 0
+    do {
+      const [next, flat] = await this.redis.hscan(legacy, cursor, 'COUNT', 1000)
+      cursor = next
+      const batch = this.redis.pipeline()
+      for (let i = 0; i < flat.length; i += 2) {
+        const id = flat[i]!
+        const json = flat[i + 1]!
+        const record = parseRecord(json)
+        if (record === undefined) continue
+        batch.set(this.keys.accountRecord(id), json, 'NX')
+        const live = liveAccount(record)
+        if (live !== undefined) {
+          batch.zadd(this.keys.accountIds, 0, id)
+          if (isPinned(live)) batch.sadd(this.keys.pinnedAccounts, id)
+          if (live.incoming?.tokenHash) batch.set(this.keys.tokenIndex(live.incoming.tokenHash), id, 'NX')
+        }
+        moved++
+      }
+      await execPipeline(batch)
+    } while (cursor !== '0')
+    await this.redis.rename(legacy, `${legacy}:migrated`)
+    await this.redis.del(lock)
+    this.log.info({ accounts: moved }, 'moved the accounts to per-account records (the old hash is kept as accounts:migrated)')
   }
 
   // ---- reading ----

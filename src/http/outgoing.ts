@@ -1,4 +1,5 @@
 import { Pool } from 'undici'
+import { LruMap } from '../accounts/account-cache.js'
 import type { AccountConfig } from '../config/schema.js'
 
 /** Why a packet did not get an answer from the next hop. */
@@ -18,27 +19,36 @@ interface Target {
   headers: Record<string, string>
 }
 
+/** Origins with an open keep-alive pool at once; the least recently used is closed past this. */
+const MAX_POOLS = 1_000
+/** Accounts whose path and headers are kept ready (many accounts may share one origin's pool). */
+const MAX_TARGETS = 50_000
+
 /**
- * ILP-over-HTTP towards next hops: one keep-alive pool per account URL
- * (undici), the account's bearer token, a hard deadline per packet.
+ * ILP-over-HTTP towards next hops: one keep-alive pool per origin (undici),
+ * shared by every account whose outgoing.url is there, the account's bearer
+ * token, a hard deadline per packet. Both maps are bounded: a farm of many
+ * accounts keeps the ones in use.
  */
 export class OutgoingClient {
-  private readonly targets = new Map<string, Target>()
+  private readonly pools = new LruMap<string, Pool>(MAX_POOLS, (_origin, pool) => void pool.close().catch(() => undefined))
+  private readonly targets = new LruMap<string, Target>(MAX_TARGETS)
 
   constructor(private readonly connectionsPerPeer = 128) {}
 
   private target(account: AccountConfig): Target {
     let target = this.targets.get(account.id)
-    if (!target) {
+    if (target === undefined || target.pool.closed || target.pool.destroyed) {
       if (!account.outgoing) throw new OutgoingError('unreachable', `account ${account.id} has no outgoing.url`)
       const url = new URL(account.outgoing.url)
       const headers: Record<string, string> = { 'content-type': 'application/octet-stream' }
       if (account.outgoing.token) headers.authorization = `Bearer ${account.outgoing.token}`
-      target = {
-        pool: new Pool(url.origin, { connections: this.connectionsPerPeer, keepAliveTimeout: 30_000 }),
-        path: `${url.pathname}${url.search}`,
-        headers,
+      let pool = this.pools.get(url.origin)
+      if (pool === undefined) {
+        pool = new Pool(url.origin, { connections: this.connectionsPerPeer, keepAliveTimeout: 30_000 })
+        this.pools.set(url.origin, pool)
       }
+      target = { pool, path: `${url.pathname}${url.search}`, headers }
       this.targets.set(account.id, target)
     }
     return target
@@ -65,17 +75,21 @@ export class OutgoingClient {
     await post(pool, path, { ...headers, ...extraHeaders }, packet, timeoutMs, 202)
   }
 
-  /** Drops an account's pool (its outgoing.url or token changed, or it was deleted); packets in flight finish on it. */
+  /**
+   * Forgets an account's path and token (its outgoing.url or token changed, or
+   * it was deleted); the next packet takes them anew. The origin's pool stays
+   * for the other accounts there (an origin no account uses is closed once the
+   * LRU lets it go).
+   */
   forget(accountId: string): void {
-    const target = this.targets.get(accountId)
-    if (!target) return
     this.targets.delete(accountId)
-    void target.pool.close().catch(() => undefined)
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.targets.values()].map((t) => t.pool.close()))
+    const pools = [...this.pools.values()]
+    this.pools.clear()
     this.targets.clear()
+    await Promise.all(pools.map((p) => p.close()))
   }
 }
 

@@ -196,3 +196,28 @@ describe('ids of deleted accounts', () => {
     expect(out.packet).toMatchObject({ type: Type.TYPE_ILP_REJECT, data: { code: 'F02' } })
   })
 })
+
+describe('a farm from before per-account records', () => {
+  it('moves the accounts of the old hash to their own records at start, tokens, tombstones and all', async () => {
+    const old = `old${Math.random().toString(36).slice(2, 8)}:`
+    const { hashToken } = await import('../../src/accounts/registry.js')
+    const olga = { id: 'olga', relation: 'child', assetCode: 'USD', assetScale: 6, minBalance: '-1000', routes: [], sendRoutes: false, receiveRoutes: false, incoming: { tokenHash: hashToken('olga-token') } }
+    await redis.client.hset(`${old}accounts`, {
+      olga: JSON.stringify({ account: olga, origin: 'admin', updatedAt: 1 }),
+      oscar: JSON.stringify({ origin: 'config', configDigest: 'x', deleted: true, updatedAt: 1 }),
+    })
+    const c = await startTestFarm(redis.url, [account('alice', { minBalance: '-100000000' })], { redis: { keyPrefix: old } })
+    try {
+      expect(await redis.client.exists(`${old}accounts`)).toBe(0)
+      expect(await redis.client.hlen(`${old}accounts:migrated`)).toBe(2)
+      const out = await sendIlp(c.url, 'olga', prepareTo('test.farm.alice', '0', knownCondition()), { token: 'olga-token' })
+      expect(out.status).toBe(200)
+      expect((await rpc(c.url, 'ilp_getAccountInfo', {}, 'olga-token')).json.result).toMatchObject({ accountId: 'olga' })
+      expect((await adminSend(c.url, 'POST', '/admin/accounts', { id: 'oscar', relation: 'child', assetCode: 'USD', assetScale: 6 })).status).toBe(409)
+      const page = await adminGet<{ accounts: Array<{ id: string }> }>(c.url, '/admin/accounts')
+      expect(page.json.accounts.map((x) => x.id)).toEqual(['alice', 'olga'])
+    } finally {
+      await c.close()
+    }
+  })
+})
