@@ -32,6 +32,7 @@ export interface AccountView {
   incoming?: { callbackUrls: string[] | null } | null
   outgoing?: { url: string; mode: string; hasToken?: boolean } | null
   parallelism?: number | null
+  metrics?: boolean | null
   routes?: string[]
   sendRoutes?: boolean
   receiveRoutes?: boolean

@@ -52,6 +52,7 @@ export function adminApi(deps: AdminDeps) {
       settleTo: account.settleThreshold === undefined ? null : (account.settleTo ?? '0'),
       origin,
       parallelism: account.parallelism ?? null,
+      metrics: account.metrics ?? null,
       // Tokens are never shown; whether there is one is, so a client can send the account back whole (PUT).
       incoming: account.incoming ? { callbackUrls: account.incoming.callbackUrls ?? null } : null,
       // What the farm will call for it (RPC URL, async Callback-Url): incoming.callbackUrls or their default.

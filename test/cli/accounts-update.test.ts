@@ -30,6 +30,10 @@ interface View {
   allowedUrlPrefixes: string[]
   outgoing: { url: string; mode: string; hasToken: boolean } | null
   routes: string[]
+  parallelism: number | null
+  metrics: boolean | null
+  settleThreshold: string | null
+  settleTo: string | null
 }
 
 let redis: TestRedis
@@ -44,7 +48,15 @@ beforeAll(async () => {
     redis.url,
     [
       account('alice', { minBalance: '-1000000' }),
-      account('upstream', { relation: 'peer', maxBalance: '1000000', outgoing: { url: peer.url, token: 'to-upstream' }, routes: ['test.upstream'] }),
+      account('upstream', {
+        relation: 'peer',
+        maxBalance: '1000000',
+        parallelism: 3,
+        metrics: true,
+        settleThreshold: '900000',
+        outgoing: { url: peer.url, token: 'to-upstream' },
+        routes: ['test.upstream'],
+      }),
     ],
     { signup: { enabled: true, difficulty: 8, account: { assetCode: 'USD', assetScale: 6, maxBalance: '5000', maxPacketAmount: '100' } } },
   )
@@ -139,6 +151,10 @@ describe('accounts update', () => {
       maxBalance: '2000000',
       outgoing: { url: peer.url, mode: 'sync', hasToken: true },
       routes: ['test.upstream'],
+      parallelism: 3,
+      metrics: true,
+      settleThreshold: '900000',
+      settleTo: '0',
       incoming: { callbackUrls: null },
       allowedUrlPrefixes: [`${new URL(peer.url).origin}/`],
     })

@@ -295,7 +295,8 @@ async function update(ctx: FarmContext): Promise<number> {
  * token keeps the account's token (the farm fills in its digest); an outgoing token cannot be read back.
  */
 function accountFromView(view: AccountView): Record<string, unknown> {
-  if (view.incoming === undefined || view.parallelism === undefined || (view.outgoing != null && view.outgoing.hasToken === undefined)) {
+  const unshown = view.parallelism === undefined || view.metrics === undefined || (view.outgoing != null && view.outgoing.hasToken === undefined)
+  if (view.incoming === undefined || unshown) {
     // Writing back what an older farm shows would drop what it does not show (the token among it).
     throw new FarmError(`the farm's view of ${view.id} does not show every field (a farm older than this CLI): change it with PUT /admin/accounts/${view.id}`)
   }
@@ -308,6 +309,7 @@ function accountFromView(view: AccountView): Record<string, unknown> {
     ...(view.maxBalance !== null ? { maxBalance: view.maxBalance } : {}),
     ...(view.maxPacketAmount !== null ? { maxPacketAmount: view.maxPacketAmount } : {}),
     ...(view.parallelism !== null ? { parallelism: view.parallelism } : {}),
+    ...(view.metrics !== null ? { metrics: view.metrics } : {}),
     ...(view.settleThreshold != null ? { settleThreshold: view.settleThreshold, settleTo: view.settleTo ?? '0' } : {}),
     routes: view.routes ?? [],
     sendRoutes: view.sendRoutes ?? false,
