@@ -6,9 +6,10 @@ import { timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { DashboardFeed } from '../metrics/dashboard-feed.js'
 import { DashboardSessions, SESSION_TTL_MS } from '../metrics/dashboard-sessions.js'
-import { buildSnapshot } from '../metrics/dashboard-snapshot.js'
+import { buildSnapshot, readAccountDetail } from '../metrics/dashboard-snapshot.js'
 import type { FarmMetrics } from '../metrics/farm-metrics.js'
 import type { PacketServices } from '../packet/context.js'
+import { isValidAddressSegment } from '../util/address.js'
 import { packageRoot } from '../util/package-root.js'
 import { tokenDigest } from './auth.js'
 
@@ -90,7 +91,9 @@ function isAdminToken(body: unknown, expected: Buffer | undefined): boolean {
  * page is static; it logs in with the admin token (POST /dashboard/login,
  * which sets an HttpOnly SameSite=Strict session cookie, the session living
  * in Redis so every worker accepts it), then follows /dashboard/events
- * (server-sent events, one snapshot a second).
+ * (server-sent events, one snapshot a second) and looks accounts up by id
+ * (/dashboard/accounts/:id): a snapshot holds only the pinned and the most
+ * recently active accounts, never every account.
  */
 export function dashboard(deps: DashboardDeps) {
   const digest = deps.adminToken === undefined ? undefined : tokenDigest(deps.adminToken)
@@ -115,6 +118,11 @@ export function dashboard(deps: DashboardDeps) {
     })
 
     const sessionOf = (request: FastifyRequest) => cookieValue(request.headers.cookie, COOKIE)
+    /** The request's session id when it is valid; else undefined, and the caller answers 401. */
+    const validSession = async (request: FastifyRequest) => {
+      const id = sessionOf(request)
+      return id !== undefined && (await sessions.valid(id)) ? id : undefined
+    }
     const serve = (path: string) => (_request: FastifyRequest, reply: FastifyReply) => {
       const asset = assets.get(path)!
       return reply.type(asset.type).header('cache-control', 'no-cache').send(asset.body)
@@ -142,11 +150,21 @@ export function dashboard(deps: DashboardDeps) {
     })
 
     app.get('/dashboard/events', async (request, reply) => {
-      const id = sessionOf(request)
-      if (id === undefined || !(await sessions.valid(id))) return reply.code(401).send({ error: 'log in first' })
+      const id = await validSession(request)
+      if (id === undefined) return reply.code(401).send({ error: 'log in first' })
       reply.hijack()
       for (const [name, value] of Object.entries(PAGE_HEADERS)) reply.raw.setHeader(name, value)
       feed.add(reply.raw, id)
+    })
+
+    // the search box: one account by id, read now, with the same session as the event stream
+    app.get<{ Params: { id: string } }>('/dashboard/accounts/:id', async (request, reply) => {
+      reply.header('cache-control', 'no-store')
+      if ((await validSession(request)) === undefined) return reply.code(401).send({ error: 'log in first' })
+      const { id } = request.params
+      const detail = isValidAddressSegment(id) ? await readAccountDetail(services, id) : undefined
+      if (detail === undefined) return reply.code(404).send({ error: `no account ${id}` })
+      return detail
     })
   }
 }

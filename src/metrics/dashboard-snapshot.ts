@@ -1,7 +1,32 @@
+import { isPinned, type LoadedAccount } from '../accounts/registry.js'
 import type { PacketServices } from '../packet/context.js'
 import type { FarmMetrics } from './farm-metrics.js'
-import { type AccountState, readFarmState, type WorkerState } from './farm-state.js'
-import type { FarmTotals } from './fields.js'
+import { type AccountState, readAccount, readFarmState, type WorkerState } from './farm-state.js'
+import { activeAccountsKey, type FarmTotals } from './fields.js'
+
+/** How many recently active accounts a snapshot shows (besides the pinned ones). */
+export const RECENT_SHOWN = 20
+/**
+ * Ids read from the recently-active set beyond RECENT_SHOWN: some may have
+ * been deleted or pinned since, and are skipped.
+ */
+const RECENT_SLACK = 10
+
+/** A recently active account: its state and when it last sent a packet (ms since the epoch, the flushing worker's clock). */
+export interface RecentAccount extends AccountState {
+  readonly activeAt: number
+}
+
+/** One account as the dashboard's search shows it (GET /dashboard/accounts/:id). */
+export interface AccountDetail extends AccountState {
+  readonly origin: LoadedAccount['origin']
+  readonly maxPacketAmount: string | null
+  /** Its user registered a JSON-RPC URL (ilp_setRpcUrl); the URL itself is not shown. */
+  readonly rpcUrlSet: boolean
+  readonly hasOutgoingUrl: boolean
+  /** Shown on the dashboard and in /metrics on its own (parent, peer, route carrier, `metrics: true`). */
+  readonly pinned: boolean
+}
 
 export interface RouteView {
   readonly prefix: string
@@ -13,7 +38,12 @@ export interface DashboardSnapshot {
   /** When it was built (ms since the epoch, the serving worker's clock). */
   readonly at: number
   readonly ilpAddress: string
+  /** The pinned accounts: parents, peers, route carriers and those opted in with `metrics: true`. */
   readonly accounts: AccountState[]
+  /** Up to RECENT_SHOWN other accounts that sent packets lately, newest first. */
+  readonly recent: RecentAccount[]
+  /** How many live accounts the farm has. */
+  readonly accountCount: number
   readonly routes: RouteView[]
   /** Farm-wide totals since the metrics began: the page turns them into rates. */
   readonly packets: { fulfilled: number; rejected: number; rejectedByCode: Record<string, number> }
@@ -38,16 +68,58 @@ function packetTotals(totals: FarmTotals): DashboardSnapshot['packets'] {
 }
 
 /**
- * One dashboard update: accounts (from the worker's live account map, so
- * accounts added at runtime appear), balances, the routing table, farm-wide
- * packet totals, in-flight packets, workers and the leader.
+ * The newest entries of the recently-active set (FarmMetrics writes it),
+ * each loaded through the worker's account cache: a bounded number of reads
+ * whatever the number of accounts. Deleted accounts, and accounts pinned
+ * since (they are shown anyway), are skipped.
+ */
+async function readRecent(services: Pick<PacketServices, 'registry' | 'ledger'>): Promise<RecentAccount[]> {
+  const flat = await services.ledger.redis.zrevrange(activeAccountsKey(services.ledger.keys.prefix), 0, RECENT_SHOWN + RECENT_SLACK - 1, 'WITHSCORES')
+  const entries: Array<{ id: string; activeAt: number }> = []
+  for (let i = 0; i + 1 < flat.length; i += 2) entries.push({ id: flat[i]!, activeAt: Number(flat[i + 1]) })
+  const loaded = await Promise.all(entries.map((e) => services.registry.load(e.id)))
+  const shown = entries
+    .map((e, i) => ({ ...e, account: loaded[i] }))
+    .filter((e): e is typeof e & { account: LoadedAccount } => e.account !== undefined && !isPinned(e.account.account))
+    .slice(0, RECENT_SHOWN)
+  return Promise.all(shown.map(async (e) => ({ ...(await readAccount(e.account.account, services.ledger)), activeAt: e.activeAt })))
+}
+
+/** The dashboard's search answer for one account, read now (not from the cache); undefined when there is none. */
+export async function readAccountDetail(services: Pick<PacketServices, 'registry' | 'ledger'>, id: string): Promise<AccountDetail | undefined> {
+  const loaded = await services.registry.readNow(id)
+  if (loaded === undefined) return undefined
+  const { account } = loaded
+  return {
+    ...(await readAccount(account, services.ledger)),
+    origin: loaded.origin,
+    maxPacketAmount: account.maxPacketAmount ?? null,
+    rpcUrlSet: loaded.rpcUrl !== undefined,
+    hasOutgoingUrl: account.outgoing !== undefined,
+    pinned: isPinned(account),
+  }
+}
+
+/**
+ * One dashboard update: the pinned accounts and the most recently active
+ * others (never every account: a farm may have millions), how many there
+ * are, balances, the routing table, farm-wide packet totals, in-flight
+ * packets, workers and the leader.
  */
 export async function buildSnapshot(services: PacketServices, metrics: FarmMetrics): Promise<DashboardSnapshot> {
-  const [state, routes, totals] = await Promise.all([readFarmState(services), services.routes.describe(), metrics.totals()])
+  const [state, recent, accountCount, routes, totals] = await Promise.all([
+    readFarmState(services),
+    readRecent(services),
+    services.registry.count(),
+    services.routes.describe(),
+    metrics.totals(),
+  ])
   return {
     at: Date.now(),
     ilpAddress: services.ilpAddress,
     accounts: state.accounts,
+    recent,
+    accountCount,
     routes: routes.map((r) => ({
       prefix: r.prefix,
       candidates: r.candidates.map((c) => ({ account: c.account, source: c.source, successes: c.successes, failures: c.failures, dead: c.dead })),

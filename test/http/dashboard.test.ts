@@ -11,9 +11,10 @@ import { startTestRedis, type TestRedis } from '../helpers/redis.js'
 /**
  * The dashboard in a real browser (Playwright driving Debian's chromium,
  * installed by ensureChromium when the machine has none):
- * log in with the admin token, watch an account created through the admin
- * API appear and its balance change after a payment, all without a reload;
- * a screenshot goes to test-artifacts/dashboard.png.
+ * log in with the admin token, find an account created through the admin
+ * API by id (the page lists only pinned and recently active accounts), watch
+ * it appear among the recently active after a payment with its new balance,
+ * all without a reload; a screenshot goes to test-artifacts/dashboard.png.
  */
 const ARTIFACTS = join(process.cwd(), 'test-artifacts')
 
@@ -98,11 +99,12 @@ describe('dashboard', () => {
     await page.close()
   })
 
-  it('logs in, shows a new account and its balance change live, without reloading', async () => {
+  it('logs in, finds a new account by id, shows it as recently active with its balance change live, without reloading', async () => {
     const { page, errors } = await openDashboard(a)
     await logIn(page, ADMIN_TOKEN)
-    const alice = page.locator('#accounts tr[data-account="alice"]')
-    await alice.waitFor({ timeout: 8000 })
+    // the peer is pinned: always listed; alice, a plain child, only once she sends packets
+    await page.locator('#accounts tr[data-account="good"]').waitFor({ timeout: 8000 })
+    expect(await page.locator('#accounts tr[data-account="alice"]').count()).toBe(0)
     // the token went in a POST body: not in the URL, and the cookie is out of the page's reach
     expect(page.url()).toBe(`${a.url}/dashboard`)
     const [cookie] = await page.context().cookies()
@@ -126,13 +128,38 @@ describe('dashboard', () => {
       incoming: { token: 'carol-token' },
     })
     expect(created.status).toBe(201)
-    const carolBalance = page.locator('#accounts tr[data-account="carol"] [data-field="balance"]')
-    await expect.poll(() => carolBalance.getAttribute('data-value').catch(() => null), poll).toBe('0')
+    await expect.poll(() => page.locator('#account-count').textContent(), poll).toBe('3')
+    // not listed (never active): found through the search box, read from Redis by worker A
+    expect(await page.locator('#recent tr[data-account="carol"]').count()).toBe(0)
+    const search = async (id: string) => {
+      await page.locator('#search-id').fill(id)
+      await page.locator('#search-form button[type="submit"]').click()
+    }
+    const found = page.locator('#search-result[data-state="found"][data-account="carol"]')
+    await search('carol')
+    await found.waitFor({ timeout: 8000 })
+    expect(await found.locator('[data-field="balance"]').getAttribute('data-value')).toBe('0')
+    expect(await found.locator('[data-field="balance"]').textContent()).toBe('0.000000 USD')
+    expect(await found.locator('[data-field="relation"]').textContent()).toBe('child')
+    expect(await found.locator('[data-field="origin"]').textContent()).toBe('admin')
+    expect(await found.locator('[data-field="min"]').textContent()).toBe('-1000.000000 USD')
+    const errorsBefore = errors.length
+    await search('nobody')
+    await expect.poll(() => page.locator('#search-result').textContent(), poll).toBe('No account nobody.')
+    // the browser reports the 404 itself; that one is expected, nothing else
+    await expect.poll(() => errors.length, poll).toBe(errorsBefore + 1)
+    expect(errors.splice(errorsBefore)).toEqual(['Failed to load resource: the server responded with a status of 404 (Not Found)'])
 
     const paid = await sendIlp(b.url, 'carol', prepareTo('test.good.shop', '2500000', knownCondition()))
     expect(outcome(paid)).toBe('fulfilled')
-    await expect.poll(() => carolBalance.getAttribute('data-value'), poll).toBe('-2500000')
+    // a payment makes her recently active: she appears, with her new balance, on the page that was open
+    const carolBalance = page.locator('#recent tr[data-account="carol"] [data-field="balance"]')
+    await expect.poll(() => carolBalance.getAttribute('data-value').catch(() => null), poll).toBe('-2500000')
     expect(await carolBalance.textContent()).toBe('-2.500000 USD')
+    expect(await page.locator('#recent tr[data-account="carol"] [data-field="active"]').textContent()).toMatch(/^\d+ s ago$/)
+    await expect.poll(() => page.locator('#graph').getAttribute('data-nodes'), poll).toContain('a:carol')
+    await search('carol')
+    await expect.poll(() => found.locator('[data-field="balance"]').getAttribute('data-value').catch(() => null), poll).toBe('-2500000')
     const refused = await sendIlp(b.url, 'alice', prepareTo('g.nowhere', '1', knownCondition()))
     expect(outcome(refused)).toMatch(/^rejected F02/)
     await expect.poll(() => page.locator('#total-fulfilled').textContent(), poll).toBe('1')

@@ -1,6 +1,8 @@
 /* The ilp-farm dashboard: plain browser JavaScript, no build step (docs/METRICS.md).
  * Logs in with the admin token (POST /dashboard/login sets an HttpOnly session cookie),
- * then follows /dashboard/events: one snapshot of the farm a second, rendered in place. */
+ * then follows /dashboard/events: one snapshot of the farm a second, rendered in place.
+ * A snapshot holds the pinned accounts and the most recently active ones, never all of
+ * them; any other account is looked up by id (GET /dashboard/accounts/:id). */
 /* global document, fetch, EventSource, setTimeout, CSS, Chart, cytoscape */
 'use strict'
 
@@ -11,6 +13,8 @@
   /** Rates are taken over this many seconds: every worker adds its counts once a second, not in step with us. */
   const RATE_WINDOW_MS = 3000
   const PALETTE = ['#b42318', '#d97706', '#7c3aed', '#0891b2', '#be185d', '#4d7c0f', '#1d4ed8', '#92400e', '#0f766e', '#6b7280']
+  /** Route prefixes the graph draws at most: a peer may announce many, and a crowded graph says nothing. */
+  const GRAPH_PREFIXES = 60
 
   let source
   let charts
@@ -25,7 +29,12 @@
     $('board').hidden = !loggedIn
     $('logout').hidden = !loggedIn
     $('login-error').textContent = message || ''
-    if (!loggedIn) $('token').focus()
+    if (!loggedIn) {
+      // what was looked up is not left on the page for the next person at the screen
+      $('search-result').hidden = true
+      $('search-result').replaceChildren()
+      $('token').focus()
+    }
   }
 
   function setStatus(state, text) {
@@ -114,6 +123,7 @@
     return (negative ? '-' : '') + digits
   }
 
+  /** A row's cell for `field`, made on first use; a changed value flashes unless `opts.quiet` (a value that changes every second). */
   function cell(row, field, text, opts) {
     let td = row.querySelector(`[data-field="${field}"]`)
     if (!td) {
@@ -125,9 +135,17 @@
     if (td.textContent !== text) {
       const first = td.textContent === ''
       td.textContent = text
-      if (!first) flash(td, 'changed')
+      if (!first && !(opts && opts.quiet)) flash(td, 'changed')
     }
     return td
+  }
+
+  /** "3 s ago", "4 min ago": how long before the snapshot the account last sent a packet. */
+  function ago(at, now) {
+    const seconds = Math.max(0, Math.round((now - at) / 1000))
+    if (seconds < 120) return `${seconds} s ago`
+    if (seconds < 7200) return `${Math.round(seconds / 60)} min ago`
+    return new Date(at).toLocaleString()
   }
 
   function flash(el, cls) {
@@ -140,18 +158,22 @@
 
   function render(s) {
     $('farm-address').textContent = s.ilpAddress
-    renderAccounts(s.accounts)
+    $('account-count').textContent = String(s.accountCount)
+    renderAccounts($('accounts'), [...s.accounts].sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0)))
+    // newest first, as the snapshot has them
+    renderAccounts($('recent'), s.recent, (row, a) => cell(row, 'active', ago(a.activeAt, s.at), { num: true, quiet: true }))
+    $('recent-none').hidden = s.recent.length > 0
     renderGraph(s)
     renderPackets(s)
     renderWorkers(s)
   }
 
-  function renderAccounts(accounts) {
-    const body = $('accounts').tBodies[0]
+  /** Rows of `table`, one per account in the order given, updated in place; `extra` adds a table's own cells. */
+  function renderAccounts(table, accounts, extra) {
+    const body = table.tBodies[0]
     const first = body.rows.length === 0
     const seen = new Set()
-    const sorted = [...accounts].sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0))
-    sorted.forEach((a, i) => {
+    accounts.forEach((a, i) => {
       seen.add(a.id)
       let row = body.querySelector(`tr[data-account="${CSS.escape(a.id)}"]`)
       if (!row) {
@@ -159,7 +181,7 @@
         row.dataset.account = a.id
         if (!first) flash(row, 'fresh') // an account added while watching
       }
-      // rows in id order; moved only when out of place (moving a row restarts its animations)
+      // rows in the order given; moved only when out of place (moving a row restarts its animations)
       if (body.rows[i] !== row) body.insertBefore(row, body.rows[i] || null)
       cell(row, 'id', a.id)
       cell(row, 'relation', a.relation)
@@ -170,8 +192,82 @@
       cell(row, 'min', units(a.minBalance, a.assetScale), { num: true })
       cell(row, 'max', a.maxBalance === null ? 'no limit' : units(a.maxBalance, a.assetScale), { num: true })
       cell(row, 'credits', units(a.creditsInFlight, a.assetScale), { num: true })
+      if (extra) extra(row, a)
     })
     for (const row of [...body.rows]) if (!seen.has(row.dataset.account)) row.remove()
+  }
+
+  // ---- the search box: any account by id, read from Redis when asked ----
+
+  async function search(event) {
+    event.preventDefault()
+    const id = $('search-id').value.trim()
+    if (id === '') return
+    const out = $('search-result')
+    out.hidden = false
+    out.dataset.state = 'loading'
+    out.replaceChildren(text('p', `Looking up ${id}…`, 'muted'))
+    let res
+    try {
+      res = await fetch(`/dashboard/accounts/${encodeURIComponent(id)}`, { credentials: 'same-origin' })
+    } catch {
+      out.dataset.state = 'error'
+      out.replaceChildren(text('p', 'The farm cannot be reached.', 'error'))
+      return
+    }
+    if (res.status === 401) {
+      stop()
+      show(false, 'Your session has ended; log in again.')
+      return
+    }
+    if (res.status === 404) {
+      out.dataset.state = 'missing'
+      out.replaceChildren(text('p', `No account ${id}.`, 'error'))
+      return
+    }
+    if (!res.ok) {
+      out.dataset.state = 'error'
+      out.replaceChildren(text('p', `The lookup failed (HTTP ${res.status}).`, 'error'))
+      return
+    }
+    showAccount(out, await res.json())
+  }
+
+  function text(tag, content, cls) {
+    const el = document.createElement(tag)
+    el.textContent = content
+    if (cls) el.className = cls
+    return el
+  }
+
+  /** The account found, as a list of its fields; the balance carries its exact base-unit value (data-value). */
+  function showAccount(out, a) {
+    out.dataset.state = 'found'
+    out.dataset.account = a.id
+    const asset = (raw) => `${units(raw, a.assetScale)} ${a.assetCode}`
+    const fields = [
+      ['id', 'Account', a.id],
+      ['relation', 'Relation', a.relation],
+      ['origin', 'Made by', a.origin],
+      ['balance', 'Balance', asset(a.balance)],
+      ['min', 'Min balance', asset(a.minBalance)],
+      ['max', 'Max balance', a.maxBalance === null ? 'no limit' : asset(a.maxBalance)],
+      ['max-packet', 'Max packet', a.maxPacketAmount === null ? 'no limit' : asset(a.maxPacketAmount)],
+      ['credits', 'Credits in flight', asset(a.creditsInFlight)],
+      ['receives', 'Receives over', [a.hasOutgoingUrl ? 'outgoing URL' : '', a.rpcUrlSet ? 'its JSON-RPC URL' : ''].filter(Boolean).join(', ') || 'nothing set'],
+      ['pinned', 'Shown above', a.pinned ? 'yes (pinned)' : 'when recently active'],
+    ]
+    const list = document.createElement('dl')
+    for (const [field, label, value] of fields) {
+      const dd = text('dd', value)
+      dd.dataset.field = field
+      if (field === 'balance') {
+        dd.dataset.value = a.balance
+        dd.classList.toggle('negative', a.balance.startsWith('-'))
+      }
+      list.append(text('dt', label), dd)
+    }
+    out.replaceChildren(list)
   }
 
   function renderWorkers(s) {
@@ -277,6 +373,7 @@
         { selector: 'node', style: { label: 'data(label)', 'text-wrap': 'wrap', 'font-size': 11, 'text-valign': 'bottom', 'text-margin-y': 4, color: '#1d2330' } },
         { selector: 'node.farm', style: { 'background-color': '#1d2330', width: 46, height: 46, 'font-weight': 'bold' } },
         { selector: 'node.account', style: { 'background-color': '#2f5bd3', width: 30, height: 30 } },
+        { selector: 'node.recent', style: { 'background-color': '#93a9e8', width: 20, height: 20, 'font-size': 9, color: '#6b7280' } },
         { selector: 'node.peer', style: { 'background-color': '#7c3aed', shape: 'diamond' } },
         { selector: 'node.parent', style: { 'background-color': '#d97706', shape: 'triangle' } },
         { selector: 'node.prefix', style: { 'background-color': '#9ca3af', width: 12, height: 12, shape: 'round-rectangle', color: '#6b7280', 'font-size': 10 } },
@@ -289,19 +386,25 @@
     })
   }
 
-  /** The elements the snapshot calls for, by id. */
+  /**
+   * The elements the snapshot calls for, by id: the farm, the pinned accounts, the recently
+   * active ones (at most the snapshot's few, never every child) and route prefixes.
+   */
   function graphElements(s) {
     const byId = new Map()
     byId.set('farm', { group: 'nodes', data: { id: 'farm', label: s.ilpAddress, ring: 3 }, classes: 'farm' })
-    for (const a of s.accounts) {
+    const drawn = [...s.accounts.map((a) => [a, '']), ...s.recent.map((a) => [a, ' recent'])]
+    for (const [a, extra] of drawn) {
       const id = `a:${a.id}`
-      byId.set(id, { group: 'nodes', data: { id, label: `${a.id}\n${units(a.balance, a.assetScale)} ${a.assetCode}`, ring: 2 }, classes: `account ${a.relation}` })
+      byId.set(id, { group: 'nodes', data: { id, label: `${a.id}\n${units(a.balance, a.assetScale)} ${a.assetCode}`, ring: 2 }, classes: `account ${a.relation}${extra}` })
       byId.set(`e:${a.id}`, { group: 'edges', data: { id: `e:${a.id}`, source: 'farm', target: id } })
     }
+    let prefixes = 0
     for (const r of s.routes) {
       const pid = `p:${r.prefix}`
       const hops = r.candidates.filter((c) => byId.has(`a:${c.account}`))
       if (hops.length === 0) continue
+      if (++prefixes > GRAPH_PREFIXES) break
       byId.set(pid, { group: 'nodes', data: { id: pid, label: r.prefix, ring: 1 }, classes: 'prefix' })
       for (const c of hops) {
         const eid = `r:${r.prefix}:${c.account}`
@@ -314,6 +417,8 @@
 
   function renderGraph(s) {
     const wanted = graphElements(s)
+    // the canvas cannot be read back: the drawn nodes are named on the element too (for tests and tools)
+    $('graph').dataset.nodes = [...wanted.values()].filter((el) => el.group === 'nodes').map((el) => el.data.id).join(' ')
     let changed = false
     graph.batch(() => {
       graph.elements().forEach((el) => {
@@ -341,6 +446,7 @@
   // ---- start ----
 
   $('login-form').addEventListener('submit', (e) => void logIn(e))
+  $('search-form').addEventListener('submit', (e) => void search(e))
   $('logout').addEventListener('click', () => void logOut())
   void loggedIn().then((yes) => (yes ? start() : show(false, yes === undefined ? 'The farm cannot be reached.' : '')))
 })()
