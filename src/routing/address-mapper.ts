@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import { type AccountDirectory, canReceive, type LoadedAccount } from '../accounts/registry.js'
-import type { AccountConfig, FarmConfig } from '../config/schema.js'
+import type { FarmConfig } from '../config/schema.js'
 import { IlpRejection } from '../packet/reject.js'
 import type { Ledger } from '../store/ledger.js'
 import { choose, type HopLiquidity, type RoutingPolicy } from './policy.js'
@@ -168,8 +168,19 @@ export class AddressMapper {
    * no child, for a child's address) or cannot be sent packets.
    */
   async choose(destination: string, fromId: string, amount: string): Promise<RouteChoice> {
-    let entry = this.lookup(destination)
+    const entry = this.lookup(destination)
     if (entry === undefined) throw new IlpRejection('F02', `no route to ${destination}`)
+    const choice = await this.chooseIn(entry, destination, fromId, amount)
+    if (choice !== undefined) return choice
+    // a child's address that names no child: the table's own route, if it has one
+    const table = entry.candidates[0]?.info.source === 'address' ? this.table.lookup(destination) : undefined
+    const fallback = table === undefined ? undefined : await this.chooseIn(table, destination, fromId, amount)
+    if (fallback === undefined) throw new IlpRejection('F02', `no route to ${destination}`)
+    return fallback
+  }
+
+  /** The policy's choice among the entry's candidates, loaded; undefined when that account is gone or is no child where one is named. */
+  private async chooseIn(entry: RouteEntry, destination: string, fromId: string, amount: string): Promise<RouteChoice | undefined> {
     const multi = entry.candidates.length > 1
     const choice = choose(this.policy, {
       entry,
@@ -186,30 +197,9 @@ export class AddressMapper {
     }
     const id = choice.candidate.accountId
     const hop = this.accounts.peek(id) ?? (await this.accounts.load(id))
-    if (hop === undefined || (choice.candidate.info.source === 'address' && hop.account.relation !== 'child')) {
-      // not a child after all: the table's own route, if it has one
-      const table = this.table.lookup(destination)
-      if (choice.candidate.info.source === 'address' && table !== undefined && table !== entry) return this.chooseFrom(table, destination, fromId, amount)
-      throw new IlpRejection('F02', `no route to ${destination}`)
-    }
+    if (hop === undefined || (choice.candidate.info.source === 'address' && hop.account.relation !== 'child')) return undefined
     if (!canReceive(hop)) throw new IlpRejection('F02', `no route to ${destination}: ${id} cannot be reached (no outgoing URL, no RPC URL registered)`)
     if (multi) this.assumeSent(id, amount)
-    return { hop, candidate: choice.candidate }
-  }
-
-  private async chooseFrom(entry: RouteEntry, destination: string, fromId: string, amount: string): Promise<RouteChoice> {
-    const choice = choose(this.policy, {
-      entry,
-      fromId,
-      amount: entry.candidates.length > 1 ? BigInt(amount) : 0n,
-      now: Date.now(),
-      random: this.random,
-      usable: this.usable,
-      liquidityOf: this.liquidityOf,
-    })
-    if (choice.kind === 'no-route') throw new IlpRejection('F02', `no route to ${destination}`)
-    const hop = await this.accounts.load(choice.candidate.accountId)
-    if (hop === undefined || !canReceive(hop)) throw new IlpRejection('F02', `no route to ${destination}`)
     return { hop, candidate: choice.candidate }
   }
 
