@@ -432,6 +432,7 @@ export class AccountRegistry implements AccountDirectory {
       }
     })
     if (writes.length === 0) return outcomes
+    await Promise.all([CLAIM_TOKEN, SWAP, RELEASE_TOKEN].map((script) => script.load(this.redis)))
 
     // the indexes first (a superset is harmless: every reader checks the record), then the records
     const claims = await pipelined(

@@ -84,8 +84,9 @@ export function checkAccount(account: AccountConfig): string[] {
 
 /** One account object (config file syntax) validated exactly as in a config file, or its problems. */
 export function parseAccount(raw: unknown): { account: AccountConfig } | { problems: string[] } {
-  const result = accountSchema.safeParse(raw, { reportInput: true })
-  if (!result.success) return { problems: result.error.issues.flatMap(describeIssue) }
+  // the input is kept in the issues only when there are some: a valid account (the bulk of an import) parses at twice the speed
+  const result = accountSchema.safeParse(raw)
+  if (!result.success) return { problems: accountSchema.safeParse(raw, { reportInput: true }).error!.issues.flatMap(describeIssue) }
   const problems = checkAccount(result.data)
   return problems.length > 0 ? { problems } : { account: result.data }
 }

@@ -20,9 +20,14 @@ export class LuaScript {
     this.sha = createHash('sha1').update(this.lua).digest('hex')
   }
 
-  /** The call as a pipeline command (EVAL: Redis keeps the compiled script by its digest, so a pipeline needs no NOSCRIPT retry). */
+  /** Makes sure Redis has the script (SCRIPT LOAD), so a pipeline of `command`s needs no NOSCRIPT retry. */
+  async load(redis: Redis): Promise<void> {
+    await redis.script('LOAD', this.lua)
+  }
+
+  /** The call as a pipeline command, by digest: call `load` first (the script text is not sent with each call). */
   command(keys: string[], args: Array<string | number>): [string, ...Array<string | number>] {
-    return ['eval', this.lua, keys.length, ...keys, ...args]
+    return ['evalsha', this.sha, keys.length, ...keys, ...args]
   }
 
   async run(redis: Redis, keys: string[], args: Array<string | number>): Promise<unknown> {
