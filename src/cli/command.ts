@@ -78,7 +78,7 @@ export function positionals(ctx: { args: string[] }, names: string[], command: s
   return ctx.args
 }
 
-/** stdout, in one write per call (a pipe on Linux writes synchronously, so nothing is lost at exit). */
+/** stdout, in one write per call; main exits only once it is written out, so nothing is lost at exit. */
 export function print(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : `${text}\n`)
 }

@@ -301,11 +301,24 @@ function isParseArgsError(err: unknown): err is Error {
   return err instanceof TypeError && typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_')
 }
 
+/**
+ * process.exit once stdout and stderr are written out: a pipe whose reader is slower than the CLI
+ * (`| jq`, a test runner) takes a large document in several writes, and exiting earlier cuts it off.
+ */
+function exitWhenWritten(code: number): void {
+  let pending = 2
+  const done = () => {
+    if (--pending === 0) process.exit(code)
+  }
+  process.stdout.write('', done)
+  process.stderr.write('', done)
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
-    if (code >= 0) process.exit(code)
+    if (code >= 0) exitWhenWritten(code)
   },
   (err: unknown) => {
-    process.exit(report(err))
+    exitWhenWritten(report(err))
   },
 )
