@@ -28,6 +28,11 @@ export class FarmError extends Error {
 
 type Method = 'GET' | 'POST' | 'PUT' | 'DELETE'
 
+/** A body already serialized as JSON: sent as it is (a large batch joined from lines that are JSON already). */
+export class JsonText {
+  constructor(readonly text: string) {}
+}
+
 interface Answer {
   status: number
   json: unknown
@@ -94,7 +99,7 @@ export class AdminClient {
       res = await request(url, {
         method,
         headers: sent,
-        body: body === undefined ? undefined : JSON.stringify(body),
+        body: body === undefined ? undefined : body instanceof JsonText ? body.text : JSON.stringify(body),
         dispatcher: this.agent,
       })
     } catch (err) {

@@ -38,6 +38,17 @@ export interface AccountView {
   receiveRoutes?: boolean
 }
 
+/** GET /admin/accounts[?cursor=ID&limit=N]: one page in id order; `nextCursor` is the cursor of the next page, null on the last. */
+export interface AccountsPage {
+  accounts: AccountView[]
+  nextCursor: string | null
+  /** How many accounts the farm has in all, where it says. */
+  count?: number
+}
+
+/** One element of POST /admin/accounts/import's `results`, in the order of the accounts sent (the server's own type). */
+export type { ImportLineResult as ImportResult } from '../accounts/service.js'
+
 /** POST /admin/accounts → 201. `token` only when the farm generated it (shown this once). */
 export interface AddedAccount {
   account: AccountView

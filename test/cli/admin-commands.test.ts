@@ -96,7 +96,7 @@ async function api<T>(path: string): Promise<T> {
 }
 
 describe('reading the farm', () => {
-  it('accounts list: a table of balances and limits; --json is GET /admin/accounts', async () => {
+  it('accounts list: a table of balances and limits; --json is every page of GET /admin/accounts as one', async () => {
     const [table, json] = await clis(['accounts', 'list'], ['accounts', 'list', '--json'])
     ok(table)
     expect(row(table.stdout, 'id')).toEqual(['id', 'relation', 'asset/scale', 'balance', 'min', 'max', 'room to max', 'max packet', 'min→max'])
@@ -104,7 +104,7 @@ describe('reading the farm', () => {
     expect(row(table.stdout, 'upstream').slice(0, 4)).toEqual(['upstream', 'peer', 'USD/6', '250'])
     expect(row(table.stdout, 'upstream')[8]).toBe('no max')
     expect(table.stdout).toContain('3 accounts')
-    expect(JSON.parse(ok(json).stdout)).toEqual(await api('/admin/accounts'))
+    expect(JSON.parse(ok(json).stdout)).toEqual(await api('/admin/accounts?limit=1000'))
   })
 
   it('balance: the sign spelled out; --json is GET /admin/accounts/{id}', async () => {
@@ -196,7 +196,9 @@ describe('packets in flight and inspect', () => {
     expect(Object.keys(parsed)).toEqual(['url', 'at', 'ilpAddress', 'health', 'workers', 'accounts', 'routes', 'inflight', 'settlements', 'problems'])
     expect(parsed.ilpAddress).toBe('test.farm')
     expect(parsed.health).toEqual({ status: 200, body: { status: 'ok', redis: 'up' } })
-    expect(parsed.accounts).toEqual(await api('/admin/accounts'))
+    // The first page only (of up to 1,000): all of them here.
+    expect(parsed.accounts).toEqual(await api('/admin/accounts?limit=1000'))
+    expect(out).toMatch(/== Accounts ==\n\d+ accounts\n/)
     expect(parsed.inflight).toEqual(await api('/admin/inflight'))
     expect(parsed.problems.filter((p) => p.level === 'problem').map((p) => p.message)).toEqual([
       expect.stringContaining('packet cli-expired from alice'),
@@ -322,7 +324,7 @@ describe('exit codes and where the farm is', () => {
   it('a wrong admin token exits 1 with the farm\'s answer', async () => {
     const r = await cli(['accounts', 'list'], cleanEnv({ ILP_FARM_URL: farm.url, ILP_FARM_ADMIN_TOKEN: 'wrong' }))
     expect(r.code).toBe(1)
-    expect(r.stderr).toContain('the farm refused GET /admin/accounts (HTTP 401): unauthorized')
+    expect(r.stderr).toContain('the farm refused GET /admin/accounts?limit=1000 (HTTP 401): unauthorized')
     expect(r.stderr).toContain('check the admin token')
     expect(r.stdout).toBe('')
   })
@@ -385,7 +387,7 @@ describe('exit codes and where the farm is', () => {
 
   it('--help everywhere', async () => {
     const [top, accounts, deposit, helpInspect] = await clis(['--help'], ['accounts', '--help'], ['deposit', '-h'], ['help', 'inspect'])
-    for (const c of ['accounts list|add|update|remove', 'balance ID', 'deposit ID AMOUNT', 'withdraw ID AMOUNT', 'routes', 'inflight', 'workers', 'inspect', 'bench']) {
+    for (const c of ['accounts list|add|update|import|remove', 'balance ID', 'deposit ID AMOUNT', 'withdraw ID AMOUNT', 'routes', 'inflight', 'workers', 'inspect', 'bench']) {
       expect(ok(top).stdout).toContain(`  ${c}`)
     }
     expect(top.stdout).toContain('ILP_FARM_URL')

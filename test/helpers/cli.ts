@@ -53,18 +53,22 @@ export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return { ...env, ...extra }
 }
 
-/** Runs `node --import tsx src/cli/main.ts ...args` (or another `script` of the package) in its own process group. */
-export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; script?: string } = {}): CliRun {
+/**
+ * Runs `node --import tsx src/cli/main.ts ...args` (or another `script` of the package) in its own process group.
+ * `input` is written to its standard input, which is then closed; without it there is none.
+ */
+export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; script?: string; input?: string } = {}): CliRun {
   const child = spawn(process.execPath, ['--import', 'tsx', opts.script ?? CLI, ...args], {
     cwd: opts.cwd ?? ROOT,
     env: opts.env ?? cleanEnv(),
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     // Own process group: cleanup kills the supervisor and its workers at once,
     // and a signal to the group is what Ctrl+C in a terminal does.
     detached: true,
   })
   if (child.pid === undefined) throw new Error('could not spawn the CLI')
   const pid = child.pid
+  if (opts.input !== undefined) child.stdin!.end(opts.input)
   let out = ''
   let err = ''
   const listeners = new Set<() => void>()

@@ -17,9 +17,11 @@ import {
 import { fields, money, percent, plural, table } from '../format.js'
 import { limitState } from '../limits.js'
 import type { AccountView, AddedAccount, RemovedAccount } from '../views.js'
+import { MAX_PAGE, readAccountsPage, readAllAccounts } from '../account-pages.js'
+import { IMPORT_FLAGS, IMPORT_OPTIONS, importAccounts } from './accounts-import.js'
 
 const USAGE = `Usage:
-  ilp-farm accounts list
+  ilp-farm accounts list [--limit N] [--cursor ID]
   ilp-farm accounts add --id ID --relation parent|peer|child --asset-code CODE --asset-scale N
                         [--min-balance N] [--max-balance N] [--max-packet-amount N]
                         [--token T] [--outgoing-url URL] [--outgoing-token T] [--outgoing-mode sync|async]
@@ -28,16 +30,26 @@ const USAGE = `Usage:
   ilp-farm accounts update ID [--callback-url PREFIX]... [--clear-callback-urls]
                         [--min-balance N] [--max-balance N|none] [--max-packet-amount N|none]
                         [--outgoing-token T]
+  ilp-farm accounts import FILE|- [--update] [--tokens-out FILE]
   ilp-farm accounts remove ID
 
-list     every account with its balance and limits (GET /admin/accounts)
+list     every account with its balance and limits (GET /admin/accounts, page after page);
+         with --limit N or --cursor ID one page, and the cursor of the next
 add      adds an account at runtime (POST /admin/accounts); the fields are those of the
          config file's accounts[]; amounts in base units. Without --token (incoming.token)
          the farm generates one: it is printed once, store it then.
 update   changes the given fields of an account and keeps the rest, its token included: reads
          it (GET /admin/accounts/ID) and writes it back whole (PUT /admin/accounts/ID). Not
          atomic: a change someone else makes between the two is overwritten.
+import   many accounts from JSON Lines, one account object per line as in the config file's
+         accounts[] (- reads standard input); streamed in batches (POST /admin/accounts/import),
+         each refused line reported by its number, then a summary. Running the same file again
+         changes nothing (every line "unchanged"): a failed or interrupted import is safely re-run
 remove   removes an account (DELETE /admin/accounts/ID) and prints the balance it had
+
+Options of list:
+  --limit N                  one page of N accounts (1 to 1000) in id order
+  --cursor ID                the page after account ID (the "next page" cursor a page prints)
 
 Options of add:
   --id ID                    the account id (an ILP address segment)
@@ -65,7 +77,23 @@ Options of update (amounts in base units; the others as for add):
   --min-balance N, --max-balance N|none, --max-packet-amount N|none   (none: no limit)
   --outgoing-token T         the Bearer token the farm sends to outgoing.url; the admin API never
                              shows it, so an account that has one needs it given again
+
+Options of import (exit 0: every line created, updated or unchanged; 1: a line refused or the
+farm failed; 2: bad usage or a file that cannot be read):
+  --update                   replace accounts that exist with other settings (else "exists");
+                             a line without a token keeps the account's token
+  --tokens-out FILE          append {"id","token"} JSON lines for the tokens the farm generated
+                             (lines without incoming.token); without it they are shown nowhere
+  --json                     the summary as JSON, with every refused line
 `
+
+const LIST_OPTIONS = {
+  limit: { type: 'string' },
+  cursor: { type: 'string' },
+} as const
+
+/** The flags only `list` takes. */
+const LIST_FLAGS = Object.keys(LIST_OPTIONS)
 
 const OPTIONS = {
   id: { type: 'string' },
@@ -92,9 +120,9 @@ const ADD_FLAGS = Object.keys(OPTIONS).filter((f) => f !== 'token' && f !== 'cle
 
 export const accountsCommand: FarmCommand = {
   name: 'accounts',
-  summary: ['accounts list|add|update|remove', 'list, add (flags or --file), update (some fields) and remove accounts'],
+  summary: ['accounts list|add|update|import|remove', 'list, add (flags or --file), update (some fields), import (JSON Lines) and remove accounts'],
   usage: USAGE,
-  options: OPTIONS,
+  options: { ...OPTIONS, ...LIST_OPTIONS, ...IMPORT_OPTIONS },
   // The issue's `accounts add --token T` is the new account's incoming token, so there the admin token
   // comes from --admin-token, ILP_FARM_ADMIN_TOKEN or --config; elsewhere --token is the admin token.
   adminTokenFlag: (args) => (args[0] === 'add' ? 'admin-token' : 'token'),
@@ -111,33 +139,57 @@ export const accountsCommand: FarmCommand = {
         return add(subCtx)
       case 'update':
         return update(subCtx)
+      case 'import':
+        return importAccounts(subCtx)
       case 'remove':
         return remove(subCtx)
       default:
-        throw new UsageError(`unknown accounts subcommand "${sub}" (list, add, update, remove)`, 'accounts')
+        throw new UsageError(`unknown accounts subcommand "${sub}" (list, add, update, import, remove)`, 'accounts')
     }
   },
 }
 
 /** A flag of another subcommand is a mistake: say whose it is. */
 function rejectOtherFlags(values: OptionValues, sub: string | undefined): void {
-  const own = sub === 'add' ? ADD_FLAGS : sub === 'update' ? UPDATE_FLAGS : []
-  const given = [...ADD_FLAGS, ...UPDATE_FLAGS].filter((f) => values[f] !== undefined && !own.includes(f))
-  if (given.length === 0) return
-  const owner = ADD_FLAGS.includes(given[0]!) ? 'accounts add' : 'accounts update'
-  throw new UsageError(`--${given[0]} belongs to "${owner}", not "accounts ${sub ?? 'list'}"`, 'accounts')
+  const flagsOf: Array<[string, string[]]> = [['add', ADD_FLAGS], ['update', UPDATE_FLAGS], ['list', LIST_FLAGS], ['import', IMPORT_FLAGS]]
+  const own = flagsOf.find(([name]) => name === (sub ?? 'list'))?.[1] ?? []
+  const given = flagsOf.flatMap(([, flags]) => flags).find((f) => values[f] !== undefined && !own.includes(f))
+  if (given === undefined) return
+  const owner = flagsOf.find(([, flags]) => flags.includes(given))![0]
+  throw new UsageError(`--${given} belongs to "accounts ${owner}", not "accounts ${sub ?? 'list'}"`, 'accounts')
 }
 
+/** Every account, page after page (--json: one document shaped as a last page); or one page with --limit / --cursor. */
 async function list(ctx: FarmContext): Promise<number> {
   positionals(ctx, [], 'accounts')
-  const views = await ctx.client.get<AccountView[]>('/admin/accounts')
-  if (ctx.json) {
-    printJson(views)
+  const cursor = stringOption(ctx.values, 'cursor')
+  const limitText = stringOption(ctx.values, 'limit')
+  if (cursor === undefined && limitText === undefined) {
+    const views = await readAllAccounts(ctx.client)
+    if (ctx.json) {
+      printJson({ accounts: views, nextCursor: null })
+      return 0
+    }
+    print(accountsTable(views))
+    print(plural(views.length, 'account'))
     return 0
   }
-  print(accountsTable(views))
-  print(plural(views.length, 'account'))
+  const limit = limitText === undefined ? undefined : pageLimit(limitText)
+  const page = await readAccountsPage(ctx.client, { ...(cursor === undefined ? {} : { cursor }), ...(limit === undefined ? {} : { limit }) })
+  if (ctx.json) {
+    printJson(page)
+    return 0
+  }
+  print(accountsTable(page.accounts))
+  const next = page.nextCursor === null ? 'the last page' : `next page: ilp-farm accounts list --cursor ${page.nextCursor}${limit === undefined ? '' : ` --limit ${limit}`}`
+  print(`${plural(page.accounts.length, 'account')}; ${next}`)
   return 0
+}
+
+function pageLimit(text: string): number {
+  const limit = Number(text)
+  if (!/^\d+$/.test(text) || limit < 1 || limit > MAX_PAGE) throw new UsageError(`--limit must be a whole number from 1 to ${MAX_PAGE}, got "${text}"`, 'accounts')
+  return limit
 }
 
 /** Accounts with balance and limits, for `accounts list` and `inspect`. */

@@ -3,25 +3,31 @@ import { FarmError } from '../admin-client.js'
 import { type FarmCommand, positionals, print, printJson } from '../command.js'
 import { duration, plural, table, until } from '../format.js'
 import { isUnfunded, limitSentence, limitState } from '../limits.js'
-import type { AccountView, HealthView, InflightEntry, RoutesView, WorkersView } from '../views.js'
+import { readAccountsPage } from '../account-pages.js'
+import type { AccountsPage, HealthView, InflightEntry, RoutesView, WorkersView } from '../views.js'
 import { accountsTable } from './accounts.js'
 import { entryFlags, getInflight, inflightTable, liveOwners } from './inflight.js'
 import { candidateState, routesTable } from './routes.js'
 import { heartbeatLate, workersTable } from './workers.js'
 
+/** Accounts read: the first page only, as a farm's accounts are unbounded and a diagnosis dump should not be. */
+const INSPECT_PAGE = 1_000
+
 const USAGE = `Usage: ilp-farm inspect
 
 A human-readable dump of the farm's whole state, for diagnosis: its address and
 health, the workers (heartbeat ages, the leader), the accounts (balances, limits,
-how close each is to them), the routes (candidates, their fulfilled/failed counts
-and health), the packets in flight (owners, time to expiry) and, where the farm has
+how close each is to them: the first ${INSPECT_PAGE} in id order, and whether more
+exist, which \`accounts list\` shows), the routes (candidates, their fulfilled/failed
+counts and health), the packets in flight (owners, time to expiry) and, where the farm has
 them, settlements. Ends with what looks wrong: a packet in flight past its expiry,
 a packet whose owner has no heartbeat, a late heartbeat, no leader, an account at
-its limit, a dead next hop.
+its limit (among those read), a dead next hop.
 
 With --json: { url, at, ilpAddress, health, workers, accounts, routes, inflight,
 settlements, problems }, each section the admin API's JSON as it came (null when
-it could not be read, with the reason in problems).
+it could not be read, with the reason in problems); accounts is the first page,
+{ accounts, nextCursor }.
 `
 
 /** Something odd. `problem`: traffic is or will be refused or stuck; `note`: worth a look. */
@@ -38,7 +44,7 @@ interface Section<T> {
 interface State {
   health: Section<{ status: number; body: HealthView | undefined }>
   workers: Section<WorkersView>
-  accounts: Section<AccountView[]>
+  accounts: Section<AccountsPage>
   routes: Section<RoutesView>
   inflight: Section<InflightEntry[]>
   settlements: Section<unknown>
@@ -88,7 +94,7 @@ async function readState(client: AdminClient): Promise<State> {
   const [health, workers, accounts, routes, inflight, settlements] = await Promise.all([
     section(() => client.health()),
     section(() => client.get<WorkersView>('/admin/workers')),
-    section(() => client.get<AccountView[]>('/admin/accounts')),
+    section(() => readAccountsPage(client, { limit: INSPECT_PAGE })),
     section(() => client.get<RoutesView>('/admin/routes')),
     section(() => getInflight(client)),
     section(() => optional(client.get<unknown>('/admin/settlements'))),
@@ -122,7 +128,7 @@ function failIfNothingRead(state: State): void {
  * itself: the prefix of such a route minus `.<id>` is the address.
  */
 function farmAddress(state: State): string | undefined {
-  const children = new Set((state.accounts.value ?? []).filter((a) => a.relation === 'child').map((a) => a.id))
+  const children = new Set((state.accounts.value?.accounts ?? []).filter((a) => a.relation === 'child').map((a) => a.id))
   for (const route of state.routes.value?.routes ?? []) {
     for (const c of route.candidates) {
       if (c.source === 'static' && children.has(c.account) && route.prefix.endsWith(`.${c.account}`)) {
@@ -198,11 +204,14 @@ function inflightProblems(entries: InflightEntry[] | undefined, workers: Workers
   return found
 }
 
-function accountProblems(accounts: AccountView[] | undefined): Finding[] {
+function accountProblems(page: AccountsPage | undefined): Finding[] {
   const found: Finding[] = []
-  for (const a of accounts ?? []) {
+  for (const a of page?.accounts ?? []) {
     const flag = limitState(a)?.flag
     if (flag) found.push({ level: flag.startsWith('at') && !isUnfunded(a) ? 'problem' : 'note', message: limitSentence(a, flag) })
+  }
+  if (page && page.nextCursor !== null) {
+    found.push({ level: 'note', message: `only the first ${plural(page.accounts.length, 'account')} were checked against their limits; more exist (after ${page.nextCursor})` })
   }
   return found
 }
@@ -230,7 +239,7 @@ function render(state: State, ilpAddress: string | undefined, findings: Finding[
   out.push(`health:         ${health ? `${health.body?.status ?? '?'} (HTTP ${health.status}, redis ${health.body?.redis ?? '?'})` : 'unreadable'}`)
   out.push(`routing policy: ${state.routes.value?.policy ?? 'unreadable'}`)
   out.push(...renderSection('Workers', state.workers, (v) => [`${plural(v.workers.length, 'live worker')}, leader ${v.leader ?? 'NONE'}`, ...(v.workers.length > 0 ? [workersTable(v, now)] : [])]))
-  out.push(...renderSection('Accounts', state.accounts, (v) => [plural(v.length, 'account'), ...(v.length > 0 ? [accountsTable(v)] : [])]))
+  out.push(...renderSection('Accounts', state.accounts, (v) => [accountsLine(v), ...(v.accounts.length > 0 ? [accountsTable(v.accounts)] : [])]))
   out.push(...renderSection('Routes', state.routes, (v) => [plural(v.routes.length, 'prefix', 'prefixes'), ...(v.routes.length > 0 ? [routesTable(v)] : [])]))
   out.push(
     ...renderSection('In flight', state.inflight, (v) => [
@@ -242,6 +251,15 @@ function render(state: State, ilpAddress: string | undefined, findings: Finding[
   out.push('', `== ${findings.length === 0 ? 'No problems found' : `${plural(findings.length, 'finding')}`} ==`)
   for (const f of findings) out.push(`${f.level === 'problem' ? '!' : '-'} ${f.message}`)
   return out.join('\n')
+}
+
+/** How many accounts the section shows, and whether that is all of them. */
+function accountsLine(page: AccountsPage): string {
+  const shown = page.accounts.length
+  if (page.nextCursor === null) return plural(shown, 'account')
+  const where = 'the first in id order; ilp-farm accounts list shows them all'
+  if (page.count !== undefined) return `${shown} of ${plural(page.count, 'account')} shown (${where})`
+  return `first ${plural(shown, 'account')} shown, more exist (${where})`
 }
 
 function renderSection<T>(title: string, s: Section<T>, body: (value: T) => string[]): string[] {
