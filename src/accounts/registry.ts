@@ -96,6 +96,10 @@ function liveAccount(record: AccountRecord | undefined): AccountConfig | undefin
 export const DEFAULT_ACCOUNT_CACHE_SIZE = 50_000
 /** The change stream keeps about this many entries: a worker that missed more drops its cache. */
 const CHANGES_KEPT = 10_000
+/** Keys per MGET or MSETNX of a bulk import. */
+const MANY_KEYS = 1_000
+/** Ids per change stream entry (a bulk import writes several entries). */
+const CHANGE_ENTRY_IDS = 100
 /** At most this many changes are replayed after a reconnect; more: the cache is dropped instead. */
 const CATCH_UP_LIMIT = 1_000
 /** Marks a changed id that every worker keeps loaded (see isPinned). */
@@ -133,6 +137,14 @@ export interface ImportItem {
 }
 
 export type ImportOutcome = 'created' | 'updated' | 'unchanged' | 'exists' | 'deleted' | 'token-taken' | 'conflict'
+
+/** One account an import writes: its place in the batch, the record it replaces ('' none) and the new one. */
+interface ImportWrite {
+  index: number
+  expected: string
+  record: AccountRecord
+  previous: AccountRecord | undefined
+}
 
 interface PendingLoad {
   promise: Promise<LoadedAccount | undefined>
@@ -397,8 +409,8 @@ export class AccountRegistry implements AccountDirectory {
    */
   async importMany(items: readonly ImportItem[], opts: { update: boolean; origin: AccountOrigin }): Promise<ImportOutcome[]> {
     const outcomes: ImportOutcome[] = new Array<ImportOutcome>(items.length)
-    const currentJson = await pipelined(this.redis, items.map((item) => ['get', this.keys.accountRecord(item.account.id)]))
-    const writes: Array<{ index: number; expected: string; record: AccountRecord; previous: AccountRecord | undefined }> = []
+    const currentJson = await this.getMany(items.map((item) => this.keys.accountRecord(item.account.id)))
+    const writes: ImportWrite[] = []
     const seen = new Set<string>()
     items.forEach((item, index) => {
       const expected = typeof currentJson[index] === 'string' ? (currentJson[index] as string) : ''
@@ -435,20 +447,16 @@ export class AccountRegistry implements AccountDirectory {
     await Promise.all([CLAIM_TOKEN, SWAP, RELEASE_TOKEN].map((script) => script.load(this.redis)))
 
     // the indexes first (a superset is harmless: every reader checks the record), then the records
-    const claims = await pipelined(
-      this.redis,
-      writes.map((w) => {
-        const hash = w.record.account!.incoming?.tokenHash
-        return hash === undefined ? ['exists', this.keys.accountRecord(w.record.account!.id)] : CLAIM_TOKEN.command([this.keys.tokenIndex(hash)], [w.record.account!.id, '0'])
-      }),
-    )
-    const accepted = writes.filter((w, i) => {
-      const holder = claims[i]
-      if (typeof holder === 'string' && holder !== '') {
-        outcomes[w.index] = 'token-taken'
-        return false
-      }
-      return true
+    const withToken = writes.filter((w) => w.record.account!.incoming?.tokenHash !== undefined)
+    const claimed = await this.setManyIfNew(withToken.map((w) => [this.keys.tokenIndex(w.record.account!.incoming!.tokenHash!), w.record.account!.id]))
+    const taken = new Set<ImportWrite>()
+    for (const [i, w] of withToken.entries()) {
+      // the digest already points somewhere: this account, a stale entry, or another account that holds the token
+      if (!claimed[i] && (await this.claimToken(w.record.account!.incoming!.tokenHash!, w.record.account!.id)) !== undefined) taken.add(w)
+    }
+    const accepted = writes.filter((w) => {
+      if (taken.has(w)) outcomes[w.index] = 'token-taken'
+      return !taken.has(w)
     })
     if (accepted.length === 0) return outcomes
     const indexes = this.redis.pipeline()
@@ -458,16 +466,24 @@ export class AccountRegistry implements AccountDirectory {
     await execPipeline(indexes)
     const tokens = accepted.map((w) => changeToken(w.record.account!.id, w.previous, w.record))
     const streamId = await this.appendChange(tokens)
-    const swapped = await pipelined(
+    // a new id is a plain set-if-absent (a compare-and-set from nothing); a changed one goes through the script
+    const created = accepted.filter((w) => w.expected === '')
+    const changed = accepted.filter((w) => w.expected !== '')
+    const createdOk = await this.setManyIfNew(created.map((w) => [this.keys.accountRecord(w.record.account!.id), JSON.stringify(w.record)]))
+    const changedOk = await pipelined(
       this.redis,
-      accepted.map((w) => {
+      changed.map((w) => {
         const id = w.record.account!.id
         return SWAP.command([this.keys.accountRecord(id), this.keys.rpcUrl(id)], [w.expected, JSON.stringify(w.record), '0', '', ''])
       }),
     )
+    const written = new Map<ImportWrite, boolean>([
+      ...created.map((w, i): [ImportWrite, boolean] => [w, createdOk[i]!]),
+      ...changed.map((w, i): [ImportWrite, boolean] => [w, Number(changedOk[i]) === 1]),
+    ])
     const released: Array<[string, string]> = []
-    accepted.forEach((w, i) => {
-      if (Number(swapped[i]) !== 1) {
+    accepted.forEach((w) => {
+      if (!written.get(w)) {
         outcomes[w.index] = 'conflict'
         return
       }
@@ -539,6 +555,39 @@ export class AccountRegistry implements AccountDirectory {
     }
   }
 
+  /**
+   * Values of many keys, in chunks of one MGET each (keys of many accounts
+   * span hash slots: where Redis refuses that, a cluster, one GET each).
+   */
+  private async getMany(keys: readonly string[]): Promise<Array<string | null>> {
+    const chunks: Array<Promise<Array<string | null>>> = []
+    for (let i = 0; i < keys.length; i += MANY_KEYS) {
+      const chunk = keys.slice(i, i + MANY_KEYS)
+      chunks.push(this.redis.mget(...chunk).catch(async () => (await pipelined(this.redis, chunk.map((k): Command => ['get', k]))) as Array<string | null>))
+    }
+    return (await Promise.all(chunks)).flat()
+  }
+
+  /**
+   * Sets each key that does not exist; true for each one set. A chunk goes as
+   * one MSETNX (all or nothing); only when some key of it exists after all (a
+   * write raced this one) are its keys tried one by one.
+   */
+  private async setManyIfNew(pairs: ReadonlyArray<readonly [string, string]>): Promise<boolean[]> {
+    const out: boolean[] = []
+    for (let i = 0; i < pairs.length; i += MANY_KEYS) {
+      const chunk = pairs.slice(i, i + MANY_KEYS)
+      const all = await this.redis.msetnx(...chunk.flat()).catch(() => 0) // refused across slots: one by one
+      if (Number(all) === 1) {
+        out.push(...chunk.map(() => true))
+        continue
+      }
+      const one = await pipelined(this.redis, chunk.map(([key, value]): Command => ['set', key, value, 'NX']))
+      out.push(...one.map((r) => r === 'OK'))
+    }
+    return out
+  }
+
   /** undefined when the digest now points at `id`; else the live account that holds the token. */
   private async claimToken(hash: string, id: string): Promise<string | undefined> {
     const key = this.keys.tokenIndex(hash)
@@ -551,9 +600,18 @@ export class AccountRegistry implements AccountDirectory {
     return undefined
   }
 
-  /** Appends a change to the stream; its id goes into the message, so workers know how far they got. */
+  /**
+   * Appends a change to the stream, at most CHANGE_ENTRY_IDS ids an entry (so
+   * the capped stream's size is bounded in ids, not only in entries); the last
+   * entry's id goes into the message, so workers know how far they got.
+   */
   private async appendChange(tokens: readonly string[]): Promise<string> {
-    return (await this.redis.xadd(this.keys.accountChanges, 'MAXLEN', '~', CHANGES_KEPT, '*', 'ids', tokens.join(' ')))!
+    const commands: Command[] = []
+    for (let i = 0; i < tokens.length; i += CHANGE_ENTRY_IDS) {
+      commands.push(['xadd', this.keys.accountChanges, 'MAXLEN', '~', CHANGES_KEPT, '*', 'ids', tokens.slice(i, i + CHANGE_ENTRY_IDS).join(' ')])
+    }
+    const ids = await pipelined(this.redis, commands)
+    return ids[ids.length - 1] as string
   }
 
   /** Reads one account now, not from the cache: its record and RPC URL in one round trip (one hash slot). */

@@ -139,6 +139,30 @@ describe('bounded account state', () => {
   })
 })
 
+describe('bulk import', () => {
+  it('writes a batch at once, one line at a time where a key is already taken: a stale token entry is taken over, a live one refused', async () => {
+    const { hashToken } = await import('../../src/accounts/registry.js')
+    // a token index entry left pointing at an id with no account, and a token a live account holds
+    await redis.client.set(`${prefix}{tok:${hashToken('stale-token')}}`, 'ghost')
+    await adminSend(a.url, 'POST', '/admin/accounts', { id: 'holder', relation: 'child', assetCode: 'USD', assetScale: 6, incoming: { token: 'held-token' } })
+    const lines = [
+      kid('imp1', { incoming: { token: 'imp1-token' } }),
+      kid('imp2', { incoming: { token: 'stale-token' } }),
+      kid('imp3', { incoming: { token: 'held-token' } }),
+      kid('imp4', { incoming: { token: 'imp4-token' } }),
+    ]
+    const res = await adminSend<{ results: Array<{ outcome: string; id: string }> }>(a.url, 'POST', '/admin/accounts/import', lines)
+    expect(res.json.results.map((r) => [r.id, r.outcome])).toEqual([['imp1', 'created'], ['imp2', 'created'], ['imp3', 'token-taken'], ['imp4', 'created']])
+    expect(await redis.client.get(`${prefix}{tok:${hashToken('stale-token')}}`)).toBe('imp2')
+    expect((await rpc(b.url, 'ilp_getAccountInfo', {}, 'stale-token')).json.result).toMatchObject({ accountId: 'imp2' })
+    expect((await rpc(b.url, 'ilp_getAccountInfo', {}, 'held-token')).json.result).toMatchObject({ accountId: 'holder' })
+    expect((await adminGet(a.url, '/admin/accounts/imp3')).status).toBe(404)
+    // the same file again changes nothing
+    const again = await adminSend<{ results: Array<{ outcome: string }> }>(a.url, 'POST', '/admin/accounts/import', lines)
+    expect(again.json.results.map((r) => r.outcome)).toEqual(['unchanged', 'unchanged', 'token-taken', 'unchanged'])
+  })
+})
+
 describe('ids of deleted accounts', () => {
   it('are not taken by sign-up, ticket or the admin API, and the balance never passes silently', async () => {
     await adminSend(a.url, 'POST', '/admin/accounts', { id: 'dave', relation: 'child', assetCode: 'USD', assetScale: 6 })
