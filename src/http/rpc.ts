@@ -30,7 +30,7 @@ export function jsonRpc(services: PacketServices, onboarding?: Onboarding) {
       // looked up by the token's digest: one read of its index key, then the account (both cached)
       const account = token === undefined ? undefined : (await services.registry.byToken(token))?.account
       if (token !== undefined && account === undefined) {
-        return reply.code(401).send(errorResponse(null, { code: UNAUTHORIZED, message: 'Unauthorized: Authorization: Bearer <the account token> is required' }))
+        return reply.code(401).send(errorResponse(null, { code: UNAUTHORIZED, message: 'Unauthorized: the bearer token is not valid (no account has it, or it was rotated)' }))
       }
       const answer = await dispatchBody(typeof request.body === 'string' ? request.body : '', { account, services, onboarding })
       if (answer === undefined) return reply.code(204).send()

@@ -165,7 +165,8 @@ export class AddressMapper {
   /**
    * The next hop for a packet (the route step): F02 when there is no
    * candidate but the sender, when the chosen account does not exist (or is
-   * no child, for a child's address) or cannot be sent packets.
+   * no child, for a child's address); T01 when it exists but cannot be sent
+   * packets now (no outgoing URL, no RPC URL).
    */
   async choose(destination: string, fromId: string, amount: string): Promise<RouteChoice> {
     const entry = this.lookup(destination)
@@ -198,7 +199,9 @@ export class AddressMapper {
     const id = choice.candidate.accountId
     const hop = this.accounts.peek(id) ?? (await this.accounts.load(id))
     if (hop === undefined || (choice.candidate.info.source === 'address' && hop.account.relation !== 'child')) return undefined
-    if (!canReceive(hop)) throw new IlpRejection('F02', `no route to ${destination}: ${id} cannot be reached (no outgoing URL, no RPC URL registered)`)
+    // The account exists but nobody is listening for it right now (a user between two `receive` runs):
+    // temporary, so a sender retries, and told apart from an address that names no account (F02).
+    if (!canReceive(hop)) throw new IlpRejection('T01', `receiver offline: ${id} has no RPC URL registered and no outgoing URL; retry once it is reachable`)
     if (multi) this.assumeSent(id, amount)
     return { hop, candidate: choice.candidate }
   }

@@ -289,9 +289,16 @@ describe('delivery to the RPC URL as ilp_receivePrepare', () => {
 })
 
 describe('an account reachable through its RPC URL alone', () => {
-  it('F02 without one; with one set through one worker, both workers deliver to it; cleared, F02 again', async () => {
+  it('T01 "receiver offline" without one (F02 only for an account that does not exist); with one set through one worker, both workers deliver to it; cleared, T01 again', async () => {
     const toNora = () => prepareTo(`${FARM_ADDRESS}.nora.wallet`, '25', knownCondition())
-    expect((await sendIlp(other.url, 'alice', toNora())).packet).toMatchObject({ type: Type.TYPE_ILP_REJECT, data: { code: 'F02' } })
+    expect((await sendIlp(other.url, 'alice', toNora())).packet).toMatchObject({
+      type: Type.TYPE_ILP_REJECT,
+      data: { code: 'T01', message: expect.stringMatching(/^receiver offline: nora has no RPC URL registered/) },
+    })
+    expect((await sendIlp(other.url, 'alice', prepareTo(`${FARM_ADDRESS}.nobody.wallet`, '25', knownCondition()))).packet).toMatchObject({
+      type: Type.TYPE_ILP_REJECT,
+      data: { code: 'F02', message: `no route to ${FARM_ADDRESS}.nobody.wallet` },
+    })
     expect((await call(farm, 'ilp_setRpcUrl', { url: user.url }, 'nora-token')).result).toEqual({ url: user.url })
     const before = await balanceOf(farm.url, 'nora')
     expect((await sendIlp(farm.url, 'alice', toNora())).packet?.type).toBe(Type.TYPE_ILP_FULFILL)
@@ -304,7 +311,7 @@ describe('an account reachable through its RPC URL alone', () => {
     }
     expect(BigInt(await balanceOf(farm.url, 'nora')) - BigInt(before)).toBe(50n)
     expect((await call(farm, 'ilp_setRpcUrl', { url: null }, 'nora-token')).result).toEqual({ url: null })
-    expect((await sendIlp(farm.url, 'alice', toNora())).packet).toMatchObject({ type: Type.TYPE_ILP_REJECT, data: { code: 'F02' } })
+    expect((await sendIlp(farm.url, 'alice', toNora())).packet).toMatchObject({ type: Type.TYPE_ILP_REJECT, data: { code: 'T01' } })
   })
 
   it('a wildcard prefix takes one host label, never more, never none', async () => {
