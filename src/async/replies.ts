@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import type { AccountConfig } from '../config/schema.js'
 import { OutgoingError, type OutgoingClient } from '../http/outgoing.js'
 import { IlpRejection } from '../packet/reject.js'
 import type { Keys } from '../store/keys.js'
+import { openSubscriber, type Subscriber } from '../store/redis.js'
 
 /** How a callback carrying a reply was taken. */
 export type CallbackAcceptance =
@@ -58,7 +59,7 @@ export class AsyncReplies {
   private readonly log: Logger
   private readonly channel: string
   private readonly waiting = new Map<string, Waiter>()
-  private subscriber: Redis | undefined
+  private subscriber: Subscriber | undefined
   private publicUrl: string | undefined
   private readonly sendsAsync: boolean
 
@@ -76,18 +77,8 @@ export class AsyncReplies {
   /** Connects the subscriber and subscribes to this worker's channel. */
   static async start(opts: AsyncRepliesOptions): Promise<AsyncReplies> {
     const replies = new AsyncReplies(opts)
-    const subscriber = new Redis(opts.redisUrl, {
-      lazyConnect: true,
-      // reconnects and resubscribes by itself; meanwhile PUBLISH to this channel reaches no one (the sender answers 503)
-      retryStrategy: (times) => Math.min(times * 100, 1000),
-    })
-    subscriber.on('error', () => {
-      // connection errors: ioredis reconnects and resubscribes
-    })
-    subscriber.on('messageBuffer', (_channel: Buffer, message: Buffer) => replies.onMessage(message))
-    await subscriber.connect()
-    await subscriber.subscribe(replies.channel)
-    replies.subscriber = subscriber
+    // while it reconnects, PUBLISH to this channel reaches no one: the sender answers 503 and the next hop retries
+    replies.subscriber = await openSubscriber(opts.redisUrl, replies.channel, { onMessageBuffer: (message) => replies.onMessage(message) })
     return replies
   }
 
@@ -246,10 +237,7 @@ export class AsyncReplies {
     for (const waiter of [...this.waiting.values()]) waiter.fail(new OutgoingError('timeout', 'worker closing'))
     const subscriber = this.subscriber
     this.subscriber = undefined
-    if (subscriber) {
-      await subscriber.quit().catch(() => undefined)
-      subscriber.disconnect()
-    }
+    await subscriber?.close()
   }
 }
 

@@ -1,9 +1,10 @@
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import { type AccountDirectory, canReceive, type LoadedAccount } from '../accounts/registry.js'
 import type { FarmConfig } from '../config/schema.js'
 import { IlpRejection } from '../packet/reject.js'
 import type { Ledger } from '../store/ledger.js'
+import { openSubscriber, type Subscriber } from '../store/redis.js'
 import { choose, type HopLiquidity, type RoutingPolicy } from './policy.js'
 import { RouteStore } from './route-store.js'
 import { type Candidate, configRoutes, type RouteEntry, RoutingTable, statsKey } from './routing-table.js'
@@ -78,7 +79,7 @@ export class AddressMapper {
   private contested: string[] = []
   /** Stats keys of candidates of multi-candidate prefixes: their farm-wide counts are read back. */
   private contestedStats: CandidateStats[] = []
-  private subscriber: Redis | undefined
+  private subscriber: Subscriber | undefined
   private timers: NodeJS.Timeout[] = []
   private flushing: Promise<void> | undefined
   private closed = false
@@ -108,23 +109,11 @@ export class AddressMapper {
    */
   static async start(opts: AddressMapperOptions): Promise<AddressMapper> {
     const mapper = new AddressMapper(opts)
-    const subscriber = new Redis(opts.redisUrl, {
-      lazyConnect: true,
-      // reconnects and resubscribes by itself; the table is reloaded whole once it is back (changes may have been missed)
-      retryStrategy: (times) => Math.min(times * 100, 1000),
+    // a reconnect may have missed changes: the table is reloaded whole once it is back
+    mapper.subscriber = await openSubscriber(opts.redisUrl, mapper.store.channel, {
+      onMessage: (message) => mapper.onChange(message),
+      onReconnect: () => mapper.reloadSoon(),
     })
-    subscriber.on('error', () => {
-      // connection errors: ioredis reconnects and resubscribes
-    })
-    subscriber.on('message', (_channel: string, message: string) => mapper.onChange(message))
-    let connectedOnce = false
-    subscriber.on('ready', () => {
-      if (connectedOnce) mapper.reloadSoon()
-      connectedOnce = true
-    })
-    await subscriber.connect()
-    await subscriber.subscribe(mapper.store.channel)
-    mapper.subscriber = subscriber
     await mapper.store.applyConfig(configRoutes(opts.config))
     await mapper.reloadAll()
     await mapper.refreshLiquidity()
@@ -416,10 +405,7 @@ export class AddressMapper {
     this.closed = true
     const subscriber = this.subscriber
     this.subscriber = undefined
-    if (subscriber) {
-      await subscriber.quit().catch(() => undefined)
-      subscriber.disconnect()
-    }
+    await subscriber?.close()
   }
 }
 
