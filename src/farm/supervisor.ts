@@ -58,6 +58,11 @@ export async function startSupervisor(config: FarmConfig, say: Say): Promise<Sup
   const workerConfig: FarmConfig =
     config.http.port === 0 ? { ...config, http: { ...config.http, port: await freePort(config.http.host) } } : config
 
+  // Workers accept on the shared listening socket themselves. With the round-robin default the primary
+  // accepts each connection and hands it to a worker over IPC; a hand-off to a worker that dies is never
+  // completed nor closed, and its client waits forever. A connection a worker accepted itself is closed by
+  // the kernel when that worker dies, and the ones still queued are taken by the others.
+  cluster.schedulingPolicy = cluster.SCHED_NONE
   cluster.setupPrimary({ exec: workerEntry() })
   let stopping = false
   const shards = new Map<number, ClusterWorker>()

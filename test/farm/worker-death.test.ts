@@ -1,0 +1,172 @@
+import { randomInt } from 'node:crypto'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { stringify } from 'yaml'
+import type { FarmConfigInput } from '../../src/config/schema.js'
+import { cleanEnv, killAllClis, processes, runCli, type CliRun, sleep } from '../helpers/cli.js'
+import { ADMIN_TOKEN } from '../helpers/farm.js'
+import { type LedgerWatch, watchLedger } from '../helpers/ledger-monitor.js'
+import { type Receiver, runLoad, type SentPacket, startReceiver, summarize, sum } from '../helpers/load.js'
+import { startTestRedis, type TestRedis } from '../helpers/redis.js'
+
+/**
+ * Worker deaths strand no client: the real `ilp-farm start` with 2 workers
+ * under load from clients that have no timeouts of their own, one worker or
+ * both SIGKILLed again and again. Every request must be answered, or its
+ * connection refused or closed, within a few seconds of its prepare's expiry;
+ * a connection the supervisor accepted and never handed on would hang here
+ * until the test's own watchdog fires. The money still adds up afterwards.
+ */
+
+const PREFIX = 'death:'
+const LOAD_MS = 10_000
+const CONCURRENCY = 50
+const ROUNDS = 5
+const EXPIRES_IN_MS = 3_000
+const MAX_HOLD_MS = 2_000
+/** "About 1 s past its request's own deadline", with room for a loaded 2-core machine. */
+const GRACE_MS = 2_000
+
+let redis: TestRedis
+let receiver: Receiver
+let watch: LedgerWatch | undefined
+let tmp: string
+
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'ilp-farm-death-'))
+  redis = await startTestRedis()
+  receiver = await startReceiver(40)
+})
+
+afterAll(async () => {
+  await killAllClis()
+  watch?.stop()
+  await receiver?.close()
+  await redis?.close()
+  rmSync(tmp, { recursive: true, force: true })
+})
+
+function workerPids(run: CliRun): number[] {
+  return processes()
+    .filter((p) => p.ppid === run.pid && p.args.includes('worker-main') && !p.state.startsWith('Z'))
+    .map((p) => p.pid)
+}
+
+describe('worker death', () => {
+  it(
+    'no client without timeouts waits past its deadline when workers are SIGKILLed under load',
+    async () => {
+      const config: FarmConfigInput = {
+        ilpAddress: 'test.farm',
+        http: { host: '127.0.0.1', port: 0 },
+        workers: 2,
+        redis: { keyPrefix: PREFIX, dataDir: join(tmp, 'unused') },
+        admin: { token: ADMIN_TOKEN },
+        log: { level: 'warn' },
+        maxHoldTimeMs: MAX_HOLD_MS,
+        minMessageWindowMs: 500,
+        accounts: [
+          { id: 'sender', relation: 'child', assetCode: 'USD', assetScale: 6, minBalance: '-1000000000000', incoming: { token: 'sender-token' } },
+          { id: 'receiver', relation: 'peer', assetCode: 'USD', assetScale: 6, outgoing: { url: receiver.url }, routes: ['test.receiver'] },
+        ],
+      }
+      const file = join(tmp, 'farm.yaml')
+      writeFileSync(file, stringify(config))
+      const run = runCli(['start', '--config', file], { env: cleanEnv({ REDIS_URL: redis.url }) })
+      const [, url] = await run.waitFor(/listening on (http:\/\/\S+)/, 45_000)
+      for (const pid of workerPids(run)) run.track(pid)
+      expect(workerPids(run)).toHaveLength(2)
+      watch = await watchLedger(redis.url, PREFIX, 'receiver')
+      const started = Date.now()
+
+      // Every other round kills both workers at once: the listening socket closes with the last of them.
+      const killed: number[] = []
+      const killer = (async () => {
+        const slot = (LOAD_MS - 1_500) / ROUNDS
+        for (let i = 0; i < ROUNDS; i++) {
+          await sleep(Math.max(0, started + 500 + i * slot + randomInt(0, Math.floor(slot * 0.5)) - Date.now()))
+          // a worker killed young restarts only after a back-off: wait for one to kill
+          let live = workerPids(run)
+          while (live.length === 0 && Date.now() < started + LOAD_MS) {
+            await sleep(50)
+            live = workerPids(run)
+          }
+          const victims = i % 2 === 1 ? live : live.slice(randomInt(0, live.length)).slice(0, 1)
+          for (const pid of victims) {
+            run.track(pid)
+            process.kill(pid, 'SIGKILL')
+            killed.push(pid)
+          }
+        }
+      })()
+      // headersTimeout and bodyTimeout 0: the client would wait for ever; only the farm can end a request.
+      const watchdogMs = LOAD_MS + EXPIRES_IN_MS + GRACE_MS + 10_000
+      let hung = false
+      const sent = await Promise.race([
+        runLoad({
+          farmUrl: url!,
+          account: 'sender',
+          token: 'sender-token',
+          destination: 'test.receiver.bob',
+          concurrency: CONCURRENCY,
+          durationMs: LOAD_MS,
+          expiresInMs: EXPIRES_IN_MS,
+          requestTimeoutMs: 0,
+          pauseAfterErrorMs: 20,
+        }),
+        sleep(watchdogMs).then(() => {
+          hung = true
+          return [] as SentPacket[]
+        }),
+      ])
+      await killer
+      expect(hung, 'a request was neither answered nor refused').toBe(false)
+
+      const waits = sent.map((p) => p.doneAt - p.sentAt)
+      const late = sent.filter((p) => p.doneAt - p.sentAt > EXPIRES_IN_MS + GRACE_MS)
+      const lastExpiry = Math.max(...sent.map((p) => p.sentAt)) + EXPIRES_IN_MS
+      let emptyAt: number | undefined
+      for (;;) {
+        if ((await redis.client.hlen(`${PREFIX}hotset`)) === 0 && Date.now() > lastExpiry) {
+          emptyAt = Date.now()
+          break
+        }
+        if (Date.now() > lastExpiry + 15_000) break
+        await sleep(100)
+      }
+      await sleep(300)
+      watch.stop()
+      const balances = async (id: string) => {
+        const fields = await redis.client.hgetall(`${PREFIX}{acct:${id}}`)
+        return Object.entries(fields)
+          .filter(([f]) => f === 'cold' || f.startsWith('hot:'))
+          .reduce((acc, [, v]) => acc + BigInt(v), 0n)
+      }
+      const senderBalance = await balances('sender')
+      const receiverBalance = await balances('receiver')
+      const fulfilledSeen = sent.filter((p) => p.outcome === 'fulfill')
+      const committed = sent.filter((p) => watch!.committed.has(`sender|${p.packetId}`))
+      console.log(
+        `worker death: ${sent.length} requests (${summarize(sent)}); killed ${killed.length} workers in ${ROUNDS} rounds; ` +
+          `longest wait ${Math.max(...waits)} ms (deadline ${EXPIRES_IN_MS} ms); committed ${watch.committed.size}, refunded ${watch.refunded.size}`,
+      )
+
+      // Every request ended (answer, refused or closed connection) within GRACE_MS of its own expiry.
+      expect(late.map((p) => `${p.outcome} ${p.detail} after ${p.doneAt - p.sentAt} ms`)).toEqual([])
+      expect(killed.length).toBeGreaterThanOrEqual(ROUNDS - 1)
+      expect(fulfilledSeen.length).toBeGreaterThan(50)
+
+      // The money invariant of the kill test holds.
+      expect(emptyAt).toBeDefined()
+      expect(senderBalance + receiverBalance).toBe(0n)
+      expect([...watch.settlements.values()].every((n) => n === 1)).toBe(true)
+      expect(watch.committed.size + watch.refunded.size).toBe(watch.prepared.size)
+      for (const p of fulfilledSeen) expect(watch.committed.has(`sender|${p.packetId}`)).toBe(true)
+      for (const p of committed) expect(receiver.fulfilled.has(p.conditionHex)).toBe(true)
+      expect(receiverBalance).toBe(sum(committed.map((p) => p.amount)))
+    },
+    120_000,
+  )
+})
