@@ -1,5 +1,5 @@
 import type { AccountConfig, FarmConfig } from '../config/schema.js'
-import { UINT64_MAX } from '../util/amount.js'
+import { isDecimalString, UINT64_MAX } from '../util/amount.js'
 
 /**
  * Exchange rates between accounts (issue 4): exact rational arithmetic on
@@ -29,16 +29,9 @@ export interface Rate {
 
 export const IDENTITY_RATE: Rate = Object.freeze({ num: 1n, den: 1n, identity: true })
 
-const DECIMAL_RE = /^(0|[1-9][0-9]*)(\.[0-9]+)?$/
-
-/** A plain decimal string: "1", "0.5", "1.08" (no sign, exponent or leading zeros). */
-export function isDecimalString(s: string): boolean {
-  return DECIMAL_RE.test(s)
-}
-
 /** "1.08" → 108/100 (not reduced). Throws for anything but a plain decimal string. */
 export function parseDecimal(s: string): { num: bigint; den: bigint } {
-  if (!DECIMAL_RE.test(s)) throw new Error(`not a decimal string: ${s}`)
+  if (!isDecimalString(s)) throw new Error(`not a decimal string: ${s}`)
   const dot = s.indexOf('.')
   if (dot < 0) return { num: BigInt(s), den: 1n }
   const frac = s.slice(dot + 1)

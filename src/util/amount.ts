@@ -17,3 +17,10 @@ export function isIntString(s: string): boolean {
 export function isUInt64String(s: string): boolean {
   return isUIntString(s) && BigInt(s) <= UINT64_MAX
 }
+
+const DECIMAL_RE = /^(0|[1-9][0-9]*)(\.[0-9]+)?$/
+
+/** A plain decimal string: "1", "0.5", "1.08" (no sign, exponent or leading zeros). */
+export function isDecimalString(s: string): boolean {
+  return DECIMAL_RE.test(s)
+}
