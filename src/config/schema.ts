@@ -1,7 +1,6 @@
 import { availableParallelism } from 'node:os'
 import { z } from 'zod'
-import { isIntString, isUInt64String } from '../util/amount.js'
-import { isDecimalString } from '../rates/rates.js'
+import { isDecimalString, isIntString, isUInt64String } from '../util/amount.js'
 import { isValidAddressSegment, isValidIlpAddress, isValidRoutePrefix } from '../util/address.js'
 
 const uint64Amount = z
