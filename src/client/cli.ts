@@ -32,10 +32,8 @@ pay:
   --spsp URL                     or an SPSP URL / payment pointer instead
   --amount N                     source amount, in the account's base units
   --timeout SECONDS              give up after this long (default 60)
-  --tunnel-host URL, --subdomain ID, --no-tunnel, --port N
-                                 as for receive: a STREAM receiver sends packets back
-                                 to the payer (exchange rate probe, close), so the
-                                 payer is reachable too while it pays
+  pay only sends: it opens no tunnel and leaves the account's RPC URL as it is
+  (a receive running for the same account keeps receiving)
 
 redeem:
   --rpc URL --ticket T [--id ID]
@@ -138,7 +136,6 @@ async function pay(args: string[]): Promise<number> {
       spsp: { type: 'string' },
       amount: { type: 'string' },
       timeout: { type: 'string' },
-      ...endpointFlags,
     },
   })
   const farm = farmOptions(values)
@@ -147,7 +144,8 @@ async function pay(args: string[]): Promise<number> {
   let target: PaymentTarget
   if (values.spsp !== undefined) target = { spspUrl: values.spsp }
   else target = { destinationAccount: required(values.to, 'to'), sharedSecret: required(values.secret, 'secret') }
-  const client = new FarmClient({ ...farm, ...endpointOptions(values) })
+  // Sending must not touch the account's receiving registration: no endpoint, no RPC URL set or cleared.
+  const client = new FarmClient({ ...farm, listen: false })
   await client.start()
   const bar = progressBar()
   try {

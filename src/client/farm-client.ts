@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
+import type { IlpReject } from 'ilp-packet'
 import { type Connection, createConnection, createServer, type DataAndMoneyStream, type Server } from 'ilp-protocol-stream'
 import { Agent, request } from 'undici'
 import './stream-compat.js'
 import { LocalEndpoint, SPSP_PATH } from './endpoint.js'
-import { IncomingRouter, RpcPlugin } from './plugin.js'
+import { IncomingRouter, RpcPlugin, type RpcPluginOptions } from './plugin.js'
 import { type AccountInfo, type Balance, FarmRpc } from './rpc.js'
 import { resolveSpsp, type StreamDestination } from './spsp.js'
 import { type OpenTunnel, openTunnel } from './tunnel.js'
@@ -25,10 +26,10 @@ export interface FarmClientOptions {
   tunnel?: { host?: string; subdomain?: string } | false
   /**
    * Run the local endpoint and register it as the account's RPC URL. Default
-   * true. Needed to receive, and advisable to pay: an ilp-protocol-stream
-   * receiver sends packets back to the payer (it probes the exchange rate
-   * back once money arrives) and closes the connection when they cannot be
-   * delivered, which can cut a payment short. `false`: a send-only client.
+   * true; needed to receive only. `false`: a client that only pays, and
+   * never reads, sets or clears the account's RPC URL (a `receive` running
+   * elsewhere for the same account stays registered). Payments never need
+   * it: they do not tell the receiver the payer's address.
    */
   listen?: boolean
   /** Port of the local endpoint; default a free one. */
@@ -76,15 +77,45 @@ export interface PaymentResult {
   destinationAccount: string
 }
 
-/** A payment that did not go through in full; `sent`/`delivered` say how far it got. */
+/** The Reject that says why a payment failed, as the farm (or whoever triggered it) wrote it. */
+export interface PaymentReject {
+  code: string
+  triggeredBy: string
+  message: string
+}
+
+/**
+ * A payment that did not go through in full; `sent`/`delivered` say how far
+ * it got. `reject` is the first Reject of the path (the farm's F02 "no
+ * route", T01 "receiver offline", T04, ...), which STREAM's own message
+ * ("no packets meeting the minimum exchange precision ...") hides; the
+ * message ends with it.
+ */
 export class PaymentError extends Error {
   override readonly name = 'PaymentError'
   constructor(
     message: string,
     readonly sent: string,
     readonly delivered: string,
+    readonly reject?: PaymentReject,
   ) {
-    super(message)
+    super(reject === undefined ? message : `${message} (first reject: ${reject.code} from ${reject.triggeredBy || 'the path'}: ${reject.message})`)
+  }
+}
+
+/**
+ * Keeps the Reject that best says why a payment failed: the first one, but
+ * not a STREAM receiver's F99 (its answers to a working connection travel
+ * as F99) and, over an F08, anything else (STREAM probes with amounts up to
+ * 10^12 and expects F08 for those above the path's maximum).
+ */
+class RejectWitness {
+  first: PaymentReject | undefined
+
+  see(reject: IlpReject): void {
+    if (reject.code === 'F99') return
+    if (this.first !== undefined && (this.first.code !== 'F08' || reject.code === 'F08')) return
+    this.first = { code: reject.code, triggeredBy: reject.triggeredBy, message: reject.message }
   }
 }
 
@@ -346,9 +377,9 @@ export class FarmClient extends EventEmitter<FarmClientEvents> {
   }
 
   /** A plugin for one STREAM endpoint of this account, answering ILDCP with `address`. */
-  private newPlugin(address: string): RpcPlugin {
+  private newPlugin(address: string, extra: Pick<RpcPluginOptions, 'sendOnly' | 'onReject'> = {}): RpcPlugin {
     const { assetCode, assetScale, connectorAddress } = this.account
-    return new RpcPlugin({ sender: this.rpc, ildcp: { response: { clientAddress: address, assetCode, assetScale }, serverAddress: connectorAddress } })
+    return new RpcPlugin({ sender: this.rpc, ildcp: { response: { clientAddress: address, assetCode, assetScale }, serverAddress: connectorAddress }, ...extra })
   }
 
   /** Starts the STREAM server (once) and hands out a fresh destination address and shared secret. */
@@ -403,10 +434,11 @@ export class FarmClient extends EventEmitter<FarmClientEvents> {
   }
 
   /**
-   * Pays `amount` (source units, the account's) with STREAM. Each payment
-   * gets an address of its own under the account's (`<address>.pay-<hex>`),
-   * so the receiver's replies find this connection even when several
-   * payments run at once.
+   * Pays `amount` (source units, the account's) with STREAM, send-only: the
+   * receiver is never told the payer's address, so it sends nothing back
+   * and the payment needs neither this client's endpoint nor the account's
+   * RPC URL (which it leaves as it is). Each payment's source address is
+   * still its own (`<address>.pay-<hex>`), as STREAM receipts and logs name it.
    */
   async pay(target: PaymentTarget, amount: bigint | string | number, opts: PayOptions = {}): Promise<PaymentResult> {
     const total = BigInt(amount).toString()
@@ -414,8 +446,8 @@ export class FarmClient extends EventEmitter<FarmClientEvents> {
     const deadline = Date.now() + timeoutMs
     const { destinationAccount, sharedSecret } = await this.destinationOf(target)
     const segment = `pay-${randomBytes(6).toString('hex')}`
-    const plugin = this.newPlugin(`${this.address}.${segment}`)
-    this.router!.attach(segment, plugin)
+    const witness = new RejectWitness()
+    const plugin = this.newPlugin(`${this.address}.${segment}`, { sendOnly: true, onReject: (reject) => witness.see(reject) })
     // STREAM has no timeout of its own for connecting (its rate probe retries Txx
     // rejects with growing delays): at the deadline the plugin disconnects, every
     // packet after that gets a final reject, and STREAM gives up at once.
@@ -425,18 +457,23 @@ export class FarmClient extends EventEmitter<FarmClientEvents> {
       try {
         connection = await createConnection({ plugin, destinationAccount, sharedSecret, slippage: opts.slippage })
       } catch (err) {
-        throw new PaymentError(`could not connect to ${destinationAccount}: ${(err as Error).message}`, '0', '0')
+        throw new PaymentError(`could not connect to ${destinationAccount}: ${(err as Error).message}`, '0', '0', witness.first)
       }
       connection.on('error', () => undefined)
-      return await this.sendTotal(connection, total, Math.max(deadline - Date.now(), 1), opts.onProgress)
+      return await this.sendTotal(connection, total, Math.max(deadline - Date.now(), 1), opts.onProgress, witness)
     } finally {
       clearTimeout(timer)
       if (connection) await this.closeConnection(connection)
-      this.router!.detach(segment)
     }
   }
 
-  private async sendTotal(connection: Connection, total: string, timeoutMs: number, onProgress?: (p: PaymentProgress) => void): Promise<PaymentResult> {
+  private async sendTotal(
+    connection: Connection,
+    total: string,
+    timeoutMs: number,
+    onProgress: ((p: PaymentProgress) => void) | undefined,
+    witness: RejectWitness,
+  ): Promise<PaymentResult> {
     const stream = connection.createStream()
     stream.on('error', () => undefined) // reported through sendTotal's rejection
     const progress = (): PaymentProgress => ({ sent: stream.totalSent, delivered: connection.totalDelivered, total })
@@ -454,7 +491,7 @@ export class FarmClient extends EventEmitter<FarmClientEvents> {
       await stream.sendTotal(total, { timeout: timeoutMs })
     } catch (err) {
       const p = progress()
-      throw new PaymentError((err as Error).message, p.sent, p.delivered)
+      throw new PaymentError((err as Error).message, p.sent, p.delivered, witness.first)
     }
     report()
     const done = progress()

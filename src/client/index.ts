@@ -16,6 +16,7 @@ export {
   type MoneyEvent,
   PaymentError,
   type PaymentProgress,
+  type PaymentReject,
   type PaymentResult,
   type PaymentTarget,
   type PayOptions,

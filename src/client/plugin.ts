@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import { deserializeIlpPrepare, type IlpPrepare, serializeIlpPrepare } from 'ilp-packet'
+import { deserializeIlpPrepare, deserializeIlpReject, type IlpPrepare, type IlpReject, serializeIlpPrepare, Type } from 'ilp-packet'
 import { type IldcpResponse, serve as serveIldcp } from 'ilp-protocol-ildcp'
 import { localReject } from './packet-json.js'
 import { FarmRpcError } from './rpc.js'
@@ -22,6 +22,15 @@ export interface RpcPluginOptions {
    * routes to the account like the account's own address.
    */
   ildcp?: { response: IldcpResponse; serverAddress: string }
+  /**
+   * A STREAM connection over this plugin never tells the other side its
+   * address (stream-compat.ts), so the receiver has nowhere to send packets
+   * back and the payer need not be reachable: what a payer that must leave
+   * the account's RPC URL alone needs.
+   */
+  sendOnly?: boolean
+  /** Called with every Reject a sent Prepare ends in (the farm's, a receiver's, or made here when the farm is unreachable). */
+  onReject?: (reject: IlpReject) => void
 }
 
 const ILDCP_DESTINATION = 'peer.config'
@@ -62,6 +71,10 @@ export class RpcPlugin extends EventEmitter {
     return this.connected
   }
 
+  get sendOnly(): boolean {
+    return this.opts.sendOnly === true
+  }
+
   /**
    * Sends a serialized Prepare, resolves with the serialized Fulfill or Reject.
    * Disconnected: F00. A farm that cannot be reached gives a T01 Reject, a farm that refuses the
@@ -76,12 +89,12 @@ export class RpcPlugin extends EventEmitter {
     if (prepare.destination === ILDCP_DESTINATION && ildcp !== undefined) {
       return serveIldcp({ requestPacket: data, serverAddress: ildcp.serverAddress, handler: async () => ildcp.response })
     }
-    try {
-      return await this.opts.sender.sendPrepare(prepare)
-    } catch (err) {
+    const reply = await this.opts.sender.sendPrepare(prepare).catch((err: unknown) => {
       const message = (err as Error).message.slice(0, 200)
       return err instanceof FarmRpcError ? localReject('F00', this.address, message) : localReject('T01', this.address, message)
-    }
+    })
+    if (this.opts.onReject !== undefined && reply[0] === Type.TYPE_ILP_REJECT) this.opts.onReject(deserializeIlpReject(reply))
+    return reply
   }
 
   /** An incoming serialized Prepare for this plugin; no handler registered: F02. */

@@ -1,4 +1,5 @@
-import { DataAndMoneyStream } from 'ilp-protocol-stream'
+import { Connection, DataAndMoneyStream } from 'ilp-protocol-stream'
+import { ConnectionAssetDetailsFrame, type Packet } from 'ilp-protocol-stream/dist/src/packet.js'
 
 /**
  * ilp-protocol-stream 2.7.1 (the latest release) does not run on Node >= 18:
@@ -27,3 +28,35 @@ export function fixStreamClosedProperty(): void {
 }
 
 fixStreamClosedProperty()
+
+/**
+ * A send-only STREAM sender: a connection whose plugin says `sendOnly`
+ * announces its asset but never its address (no ConnectionNewAddress frame,
+ * which STREAM leaves optional for a sender that does not receive, as
+ * @interledger/pay does). An ilp-protocol-stream receiver that learned the
+ * address would probe the exchange rate back to it and close the connection
+ * when that fails; without it the receiver only answers what arrives, so a
+ * payer needs no reachable RPC URL of its own. Idempotent.
+ */
+export function allowSendOnlyConnections(): void {
+  const proto = Connection.prototype as unknown as {
+    maybePushAccountFrames: ((this: SendOnlyView, packet: Packet) => void) & { sendOnlyAware?: true }
+  }
+  if (proto.maybePushAccountFrames.sendOnlyAware) return
+  const original = proto.maybePushAccountFrames
+  const patched = function (this: SendOnlyView, packet: Packet): void {
+    if (this.plugin?.sendOnly !== true) return original.call(this, packet)
+    if (!this.remoteKnowsOurAccount) packet.frames.push(new ConnectionAssetDetailsFrame(this._sourceAssetCode, this._sourceAssetScale))
+  }
+  proto.maybePushAccountFrames = Object.assign(patched, { sendOnlyAware: true as const })
+}
+
+/** The private fields of ilp-protocol-stream 2.7's Connection this reads. */
+interface SendOnlyView {
+  plugin?: { sendOnly?: boolean }
+  remoteKnowsOurAccount: boolean
+  _sourceAssetCode: string
+  _sourceAssetScale: number
+}
+
+allowSendOnlyConnections()

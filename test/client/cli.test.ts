@@ -20,6 +20,7 @@ beforeAll(async () => {
   farm = await startTestFarm(redis.url, [
     account('payer', { minBalance: '-2000000', maxPacketAmount: '250000', incoming: { token: 'payer-token', callbackUrls } }),
     account('payee', { incoming: { token: 'payee-token', callbackUrls } }),
+    account('idle', { incoming: { token: 'idle-token', callbackUrls } }),
   ])
 })
 
@@ -47,9 +48,18 @@ describe('ilp-farm-client CLI', () => {
     expect(destination.startsWith(`${FARM_ADDRESS}.payee.`)).toBe(true)
     await receiver.waitFor(new RegExp(`spsp: ${tunnel.url}/[0-9a-f]+/spsp`))
     expect(receiver.stdout()).toMatch(new RegExp(`registered: ${tunnel.url}/[0-9a-f]+/\\S+`))
+    const registered = receiver.stdout().match(/registered: (\S+)/)![1]!
 
-    // The payer is reachable too (through the same tunnel server): the receiver probes the rate back.
-    const payer = cli(['pay', '--rpc', rpcUrl, '--token', 'payer-token', '--to', destination, '--secret', secret, '--amount', '1000000', '--tunnel-host', tunnel.url])
+    // Paying from the receiving account leaves its registration alone: the same URL before, during and after.
+    const payeeRpc = new FarmRpc(rpcUrl, 'payee-token')
+    expect(await payeeRpc.getRpcUrl()).toBe(registered)
+    const outgoing = cli(['pay', '--rpc', rpcUrl, '--token', 'payee-token', '--to', 'test.nowhere.x', '--secret', secret, '--amount', '10', '--timeout', '2'])
+    expect((await outgoing.exited).code).toBe(1)
+    expect(await payeeRpc.getRpcUrl()).toBe(registered)
+    await payeeRpc.close()
+
+    // The payer opens no tunnel and registers nothing: STREAM is send-only, the receiver sends nothing back.
+    const payer = cli(['pay', '--rpc', rpcUrl, '--token', 'payer-token', '--to', destination, '--secret', secret, '--amount', '1000000'])
     expect(await payer.exited, `${payer.stdout()}\n${payer.stderr()}\n${receiver.stdout()}`).toEqual({ code: 0, signal: null })
     expect(payer.stdout()).toContain(`paid: sent 1000000, delivered 1000000 to ${destination}`)
 
@@ -80,8 +90,16 @@ describe('ilp-farm-client CLI', () => {
     expect((await unknown.exited).code).toBe(2)
 
     const secret = Buffer.alloc(32, 1).toString('base64')
-    const failed = cli(['pay', '--rpc', `${farm.url}/rpc`, '--token', 'payer-token', '--to', 'test.nowhere.x', '--secret', secret, '--amount', '10', '--timeout', '2', '--no-tunnel'])
+    const failed = cli(['pay', '--rpc', `${farm.url}/rpc`, '--token', 'payer-token', '--to', 'test.nowhere.x', '--secret', secret, '--amount', '10', '--timeout', '2'])
     expect((await failed.exited).code).toBe(1)
     expect(failed.stderr()).toMatch(/payment failed: .*\(sent 0, delivered 0\)/)
+    // the farm's own reject, not only STREAM's: no such account is F02, an account nobody receives for is T01
+    expect(failed.stderr()).toContain('(first reject: F02 from test.farm: no route to test.nowhere.x)')
+    const offline = cli(['pay', '--rpc', `${farm.url}/rpc`, '--token', 'payer-token', '--to', `${FARM_ADDRESS}.idle.x`, '--secret', secret, '--amount', '10', '--timeout', '2'])
+    expect((await offline.exited).code).toBe(1)
+    expect(offline.stderr()).toMatch(/\(first reject: T01 from test\.farm: receiver offline: idle has no RPC URL registered/)
+    const rpc = new FarmRpc(`${farm.url}/rpc`, 'payer-token')
+    expect(await rpc.getRpcUrl()).toBeNull()
+    await rpc.close()
   })
 })

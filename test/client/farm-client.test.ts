@@ -89,6 +89,8 @@ describe('FarmClient through a local tunnel server', () => {
     expect(result.sent).toBe('1000000')
     expect(result.delivered).toBe('1000000')
     expect(result.sourceAccount.startsWith(`${FARM_ADDRESS}.sender.pay-`)).toBe(true)
+    // paying never touches the payer's own registration
+    expect(await sender.rpc.getRpcUrl()).toBe(sender.registeredUrl)
     // progress came per packet (the sender's limit is 100,000), monotonic, ending at the total
     expect(progress.length).toBeGreaterThanOrEqual(10)
     expect(progress.at(-1)).toEqual({ sent: '1000000', delivered: '1000000', total: '1000000' })
@@ -117,7 +119,12 @@ describe('FarmClient through a local tunnel server', () => {
     // A payment now finds nobody at the registered URL: the farm answers T01, STREAM gives up, nothing moves.
     const before = await balances()
     const { destinationAccount, sharedSecret } = await receiver.receive('second')
-    await expect(sender.pay({ destinationAccount, sharedSecret }, 1000n, { timeoutMs: 1_000 })).rejects.toThrow()
+    // The error carries the farm's T01, not only STREAM's own message.
+    await expect(sender.pay({ destinationAccount, sharedSecret }, 1000n, { timeoutMs: 1_000 })).rejects.toMatchObject({
+      name: 'PaymentError',
+      reject: { code: 'T01', triggeredBy: FARM_ADDRESS },
+      message: expect.stringContaining('(first reject: T01 from test.farm: '),
+    })
     expect(await balances()).toEqual(before)
 
     const registered = next(receiver, 'registered')
