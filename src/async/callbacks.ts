@@ -4,6 +4,8 @@ import { Agent, request } from 'undici'
 
 /** One reply to POST to a caller's Callback-Url. */
 export interface CallbackJob {
+  /** The caller account: its pending deliveries are counted (pendingFor). */
+  accountId: string
   url: string
   /** Sent back as the `Request-Id` header, as the caller wrote it. */
   requestId: string
@@ -40,6 +42,7 @@ const DEFAULT_TIMING: CallbackTiming = { firstBackoffMs: 50, maxBackoffMs: 1000,
 export class CallbackSender {
   private readonly agent = new Agent({ keepAliveTimeout: 30_000, connections: 64, connect: { timeout: 5000 } })
   private readonly running = new Set<Promise<CallbackOutcome>>()
+  private readonly perAccount = new Map<string, number>()
   private readonly closing = new AbortController()
 
   constructor(
@@ -52,8 +55,19 @@ export class CallbackSender {
     return this.running.size
   }
 
+  /** Deliveries still trying for one account. */
+  pendingFor(accountId: string): number {
+    return this.perAccount.get(accountId) ?? 0
+  }
+
   deliver(job: CallbackJob): Promise<CallbackOutcome> {
-    const run = this.run(job).finally(() => this.running.delete(run))
+    this.perAccount.set(job.accountId, this.pendingFor(job.accountId) + 1)
+    const run = this.run(job).finally(() => {
+      this.running.delete(run)
+      const left = this.pendingFor(job.accountId) - 1
+      if (left > 0) this.perAccount.set(job.accountId, left)
+      else this.perAccount.delete(job.accountId)
+    })
     this.running.add(run)
     return run
   }

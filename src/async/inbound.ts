@@ -4,6 +4,7 @@ import { handlePrepare } from '../packet/pipeline.js'
 import { IlpRejection, rejectBuffer } from '../packet/reject.js'
 import { NotAPrepareError, parsePrepare } from '../packet/steps/parse.js'
 import type { CallbackOutcome, CallbackSender } from './callbacks.js'
+import { TooManyRequestIds } from './request-ids.js'
 import { normalizeRequestId } from './headers.js'
 
 /** A swept packet has expired already: its reject gets this long to reach the caller. */
@@ -18,8 +19,20 @@ export interface AsyncRequest {
   callbackUrl: string
 }
 
-/** The HTTP answer to an async prepare: 202, or 409 for a Request-Id this account used before. */
-export type AsyncAcceptance = 'accepted' | 'replayed'
+/**
+ * The HTTP answer to an async prepare: 202, 409 for a Request-Id this account
+ * used before, 429 when the account is over its Request-Id or pending-callback limit.
+ */
+export type AsyncAcceptance = 'accepted' | 'replayed' | 'too-many-request-ids' | 'too-many-callbacks'
+
+export interface AsyncLimits {
+  /** Longest Callback-Url (normalized) accepted and stored with its Request-Id. */
+  maxCallbackUrlLength: number
+  /** Callbacks one account may have pending on this worker; a prepare beyond it is refused before its claim. */
+  maxPendingPerAccount: number
+  /** Callbacks are retried until min(prepare expiry, now + maxHoldTimeMs + this). */
+  callbackMarginMs: number
+}
 
 /** The identity of a hotSet entry, as the sweeper reports it. */
 export interface SweptEntry {
@@ -36,11 +49,18 @@ export interface SweptEntry {
  */
 export class AsyncInbound {
   private readonly packets = new Set<Promise<void>>()
+  /** Async packets in the pipeline per account (their callbacks are not pending yet). */
+  private readonly pipelined = new Map<string, number>()
 
   constructor(
     private readonly services: PacketServices,
     private readonly callbacks: CallbackSender,
+    private readonly limits: AsyncLimits = { maxCallbackUrlLength: 2_048, maxPendingPerAccount: 100, callbackMarginMs: 5_000 },
   ) {}
+
+  get maxCallbackUrlLength(): number {
+    return this.limits.maxCallbackUrlLength
+  }
 
   /** Async packets in the pipeline. */
   get inFlight(): number {
@@ -61,6 +81,8 @@ export class AsyncInbound {
   async accept(req: AsyncRequest): Promise<AsyncAcceptance> {
     const packetId = normalizeRequestId(req.requestId)
     if (packetId === undefined) throw new Error('accept: the Request-Id must be checked first')
+    // Each accepted prepare ends in one delivery; refusing here keeps an account's retry loops bounded.
+    if (this.callbacks.pendingFor(req.from.id) + this.inFlightFor(req.from.id) >= this.limits.maxPendingPerAccount) return 'too-many-callbacks'
     let expiresAtMs: number
     try {
       expiresAtMs = parsePrepare(req.raw).expiresAt.getTime()
@@ -72,27 +94,49 @@ export class AsyncInbound {
     try {
       claimed = await this.services.requestIds.claim(req.from.id, packetId, expiresAtMs, req.callbackUrl)
     } catch (err) {
+      if (err instanceof TooManyRequestIds) return 'too-many-request-ids'
       this.services.log.error({ err }, 'request id claim failed')
       const reply = rejectBuffer(this.services.ilpAddress, new IlpRejection('T00', 'internal error: balance store unavailable'))
       void this.callback(req, reply, expiresAtMs)
       return 'accepted'
     }
     if (!claimed) return 'replayed'
+    const accountId = req.from.id
+    this.pipelined.set(accountId, this.inFlightFor(accountId) + 1)
     const run: Promise<void> = handlePrepare(req.from, req.raw, packetId, this.services, { requestIdClaimed: true })
       .then((reply) => void this.callback(req, reply, expiresAtMs))
       .catch((err: unknown) => this.services.log.error({ err }, 'async packet failed'))
-      .finally(() => this.packets.delete(run))
+      .finally(() => {
+        this.packets.delete(run)
+        const left = this.inFlightFor(accountId) - 1
+        if (left > 0) this.pipelined.set(accountId, left)
+        else this.pipelined.delete(accountId)
+      })
     this.packets.add(run)
     return 'accepted'
   }
 
+  private inFlightFor(accountId: string): number {
+    return this.pipelined.get(accountId) ?? 0
+  }
+
+  /**
+   * The farm is done with a packet by min(expiry, now + maxHoldTimeMs); its
+   * reply is retried a margin beyond that and no longer, even when the sender
+   * gave the prepare an expiry a year away.
+   */
+  private deliveryDeadline(expiresAtMs: number): number {
+    return Math.min(expiresAtMs, Date.now() + this.services.maxHoldTimeMs + this.limits.callbackMarginMs)
+  }
+
   private callback(req: AsyncRequest, reply: Buffer, deadlineMs: number): Promise<CallbackOutcome> {
     return this.callbacks.deliver({
+      accountId: req.from.id,
       url: req.callbackUrl,
       requestId: req.requestId,
       token: req.from.outgoing?.token,
       body: reply,
-      deadlineMs,
+      deadlineMs: this.deliveryDeadline(deadlineMs),
     })
   }
 
@@ -112,6 +156,7 @@ export class AsyncInbound {
     if (url === undefined) return undefined
     const reply = rejectBuffer(this.services.ilpAddress, new IlpRejection('R00', 'packet expired before it settled'))
     return this.callbacks.deliver({
+      accountId: from.id,
       url,
       requestId,
       token: from.outgoing?.token,

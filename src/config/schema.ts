@@ -157,6 +157,22 @@ export const configSchema = z.strictObject({
       spread: spread.default('0'),
     })
     .prefault({}),
+  /**
+   * Bounds on what one account's Request-Ids and async callbacks may hold: each Request-Id is a Redis key and
+   * each pending callback a retry loop in a worker, so without them a caller could make the farm keep state at will.
+   */
+  async: z
+    .strictObject({
+      /** Request-Ids one account may claim per window of maxHoldTimeMs plus a margin (about the keys' lifetime). */
+      maxRequestIdsPerAccount: z.number().int().min(1).default(10_000),
+      /** Longest Callback-Url stored with a Request-Id. */
+      maxCallbackUrlLength: z.number().int().min(64).max(65_536).default(2_048),
+      /** Callbacks one account may have pending (being delivered or retried) on one worker; beyond: 429. */
+      maxPendingCallbacksPerAccount: z.number().int().min(1).default(100),
+      /** A callback is retried until min(prepare expiry, now + maxHoldTimeMs + this). */
+      callbackMarginMs: positiveMs.default(5_000),
+    })
+    .prefault({}),
   /** Settlement requests (accounts' settleThreshold): also POSTed to this webhook, in order, at least once. */
   settlement: z
     .strictObject({

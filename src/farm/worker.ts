@@ -113,13 +113,17 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     ledger,
     outgoing,
     resolver,
-    requestIds: new RequestIds(redis, ledger.keys),
+    requestIds: new RequestIds(redis, ledger.keys, { maxHoldTimeMs: config.maxHoldTimeMs, maxPerAccount: config.async.maxRequestIdsPerAccount }),
     asyncReplies,
     userRpc,
     metrics,
     log,
   }
-  const asyncInbound = new AsyncInbound(services, new CallbackSender(log))
+  const asyncInbound = new AsyncInbound(services, new CallbackSender(log), {
+    maxCallbackUrlLength: config.async.maxCallbackUrlLength,
+    maxPendingPerAccount: config.async.maxPendingCallbacksPerAccount,
+    callbackMarginMs: config.async.callbackMarginMs,
+  })
   // crash safety: heartbeat, leader lease and sweeper, own orphans; started before the server listens
   const coordinator = new Coordinator({ ledger, shard, log, ...config.farm })
   // a swept async inbound packet gets its reject POSTed to the caller's Callback-Url

@@ -65,6 +65,9 @@ export function ilpOverHttp(services: PacketServices, asyncInbound: AsyncInbound
         if (headers['callback-url'] !== undefined || prefersAsync(singleHeader(headers.prefer))) {
           const callbackUrl = parseCallbackUrl(singleHeader(headers['callback-url']) ?? '')
           if (callbackUrl === undefined) return badRequest(reply, 'async ILP-over-HTTP needs a Callback-Url with an http(s) URL')
+          // The URL is stored with the Request-Id for the packet's lifetime: its size is the caller's to pick, so it is bounded.
+          const maxLength = asyncInbound.maxCallbackUrlLength
+          if (callbackUrl.length > maxLength) return badRequest(reply, `Callback-Url longer than ${maxLength} characters`)
           if (!callbackUrlAllowed(account, callbackUrl)) {
             return reply.code(403).send({ error: 'Callback-Url is not allowed for this account (see incoming.callbackUrls)' })
           }
@@ -73,6 +76,8 @@ export function ilpOverHttp(services: PacketServices, asyncInbound: AsyncInbound
           try {
             const acceptance = await asyncInbound.accept({ from: account, raw: request.body, requestId, callbackUrl })
             if (acceptance === 'replayed') return reply.code(409).send({ error: 'duplicate request id' })
+            if (acceptance === 'too-many-request-ids') return reply.code(429).send({ error: 'too many request ids for this account; retry later' })
+            if (acceptance === 'too-many-callbacks') return reply.code(429).send({ error: 'too many callbacks pending for this account; retry later' })
             return reply.code(202).send()
           } catch (err) {
             if (err instanceof NotAPrepareError) return badRequest(reply, err.message)

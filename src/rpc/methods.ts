@@ -274,8 +274,10 @@ const setRpcUrl: RpcMethod = {
       )
     }
     if (services.userRpc === undefined) throw new RpcError(INTERNAL_ERROR, 'RPC URLs are not available on this worker')
-    await services.userRpc.set(account.id, url)
-    return { url }
+    // Stored and answered normalized (URL.href): the URL called is the one checked above.
+    const href = url === null ? null : parseRpcUrl(url)!.href
+    await services.userRpc.set(account.id, href)
+    return { url: href }
   },
 }
 

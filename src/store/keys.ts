@@ -82,6 +82,14 @@ export class Keys {
   }
 
   /**
+   * How many Request-Ids the account claimed in the current window: INCR
+   * with a PEXPIRE of the window on the first, in the account's hash slot.
+   */
+  requestIdCount(accountId: string): string {
+    return `${this.prefix}{acct:${accountId}}:ridn`
+  }
+
+  /**
    * The user's own JSON-RPC URL (`ilp_setRpcUrl`): a string; absent
    * when none is set. Incoming prepares for the account go there as
    * `ilp_receivePrepare` calls. In the account's hash slot.
