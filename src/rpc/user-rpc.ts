@@ -1,6 +1,7 @@
 import { type IlpPrepare, serializeIlpFulfill, serializeIlpReject } from 'ilp-packet'
 import { Pool } from 'undici'
 import { LruMap } from '../accounts/account-cache.js'
+import { callbackUrlAllowed } from '../async/callback-policy.js'
 import type { AccountRegistry } from '../accounts/registry.js'
 import type { AccountConfig } from '../config/schema.js'
 import { OutgoingError, post } from '../http/outgoing.js'
@@ -12,9 +13,15 @@ const MAX_POOLS = 1_000
 /** Longest RPC URL `ilp_setRpcUrl` takes. */
 export const MAX_RPC_URL_LENGTH = 2_048
 
-/** An http(s) URL without credentials, or undefined. */
+/**
+ * An http(s) URL without credentials, or undefined. Only printable ASCII
+ * without a backslash: the WHATWG parser reads `\` as `/` and drops tabs and
+ * line breaks, so such a string names another address for other parsers
+ * (`http://127.0.0.1:7902\@evil/`) than the one its prefix check saw.
+ */
 export function parseRpcUrl(value: string): URL | undefined {
-  return value.length > MAX_RPC_URL_LENGTH ? undefined : parseHttpUrl(value)
+  if (value.length > MAX_RPC_URL_LENGTH || !/^[\x21-\x5b\x5d-\x7e]+$/.test(value)) return undefined
+  return parseHttpUrl(value)
 }
 
 function decodeBase64(value: unknown): Buffer | undefined {
@@ -54,9 +61,16 @@ export class UserRpc {
     return (await this.registry.load(accountId))?.rpcUrl ?? null
   }
 
-  /** Stores (or with null, clears) an account's RPC URL; every worker sees it within a round trip. */
+  /**
+   * Stores (or with null, clears) an account's RPC URL, normalized (`URL.href`:
+   * what was checked is what is called); every worker sees it within a round
+   * trip. Throws for a URL parseRpcUrl refuses.
+   */
   async set(accountId: string, url: string | null): Promise<boolean> {
-    return this.registry.setRpcUrl(accountId, url)
+    if (url === null) return this.registry.setRpcUrl(accountId, null)
+    const parsed = parseRpcUrl(url)
+    if (parsed === undefined) throw new Error('not an http(s) URL without credentials')
+    return this.registry.setRpcUrl(accountId, parsed.href)
   }
 
   /**
@@ -69,6 +83,8 @@ export class UserRpc {
   async deliver(account: AccountConfig, rpcUrl: string, prepare: IlpPrepare, timeoutMs: number): Promise<Buffer> {
     const url = parseRpcUrl(rpcUrl)
     if (url === undefined) throw bad('not an http(s) URL')
+    // The account's allowed prefixes may have narrowed since the URL was set: a URL they no longer allow is not called.
+    if (!callbackUrlAllowed(account, url.href)) throw bad('no longer allowed for this account')
     let pool = this.pools.get(url.origin)
     if (pool === undefined) {
       pool = new Pool(url.origin, { connections: 16, keepAliveTimeout: 30_000 })
