@@ -39,8 +39,13 @@ export interface Quote {
   rateFraction: { numerator: string; denominator: string }
   /** The policy that ranked the candidates (`routing.policy`). */
   policy: string
-  /** The next hop's headroom read now (maxBalance − balance − creditsInFlight; null: no maxBalance) and whether it covers destinationAmount. */
-  liquidity: { headroom: string | null; sufficient: boolean }
+  /**
+   * The next hop's headroom read now (maxBalance − balance − creditsInFlight;
+   * null: no maxBalance), what the sender may still send (balance −
+   * minBalance, in its units, read now), and whether both cover
+   * the amounts: false means a packet would get T04.
+   */
+  liquidity: { headroom: string | null; senderAvailable: string; sufficient: boolean }
   /** The largest source amount one packet may carry on this hop (the sender's and the hop's limits, in source units); null: only UInt64. */
   maxPacketAmount: string | null
 }
@@ -112,6 +117,8 @@ export async function quote(req: QuoteRequest, services: QuoteServices): Promise
   }
   if (priced.length === 0) throw firstFailure!
 
+  // the sender's own side of T04: the prepare may not take its balance below minBalance
+  const senderAvailable = services.ledger.balance(from.id).then((b) => BigInt(b.balance) - BigInt(from.minBalance))
   const options: Option[] = await Promise.all(
     priced.map(async (p) => {
       const b = await services.ledger.balance(p.hop.id)
@@ -124,6 +131,8 @@ export async function quote(req: QuoteRequest, services: QuoteServices): Promise
   const covers = (o: Option) => o.headroom === undefined || o.headroom >= o.out
   const funded = options.filter(covers)
   const chosen = best(funded.length > 0 ? funded : options, services.routes.policy, now)
+  const available = await senderAvailable
+  const senderCovers = available >= chosen.source
 
   const fromMax = from.maxPacketAmount === undefined ? undefined : BigInt(from.maxPacketAmount)
   const hopMax = chosen.hop.maxPacketAmount === undefined ? undefined : convertBackDown(BigInt(chosen.hop.maxPacketAmount), chosen.rate)
@@ -140,7 +149,11 @@ export async function quote(req: QuoteRequest, services: QuoteServices): Promise
     rate: rateToString(chosen.rate),
     rateFraction: { numerator: chosen.rate.num.toString(), denominator: chosen.rate.den.toString() },
     policy: services.routes.policy,
-    liquidity: { headroom: chosen.headroom === undefined ? null : chosen.headroom.toString(), sufficient: covers(chosen) },
+    liquidity: {
+      headroom: chosen.headroom === undefined ? null : chosen.headroom.toString(),
+      senderAvailable: available.toString(),
+      sufficient: covers(chosen) && senderCovers,
+    },
     maxPacketAmount: maxPacket === undefined ? null : (maxPacket > UINT64_MAX ? UINT64_MAX : maxPacket).toString(),
   }
 }

@@ -140,7 +140,10 @@ const quoteMethod: RpcMethod = {
         rate: { type: 'string' },
         rateFraction: { type: 'object', properties: { numerator: { type: 'string' }, denominator: { type: 'string' } } },
         policy: { type: 'string' },
-        liquidity: { type: 'object', properties: { headroom: { oneOf: [decimal, { type: 'null' }] }, sufficient: { type: 'boolean' } } },
+        liquidity: {
+          type: 'object',
+          properties: { headroom: { oneOf: [decimal, { type: 'null' }] }, senderAvailable: decimal, sufficient: { type: 'boolean' } },
+        },
         maxPacketAmount: { oneOf: [uint64, { type: 'null' }] },
       },
     },

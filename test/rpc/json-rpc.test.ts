@@ -276,6 +276,10 @@ describe('POST /rpc: methods', () => {
     expect(q.result).toMatchObject({ sourceAmount: '1000', destinationAmount: '1000', nextHop: 'bob', sourceAsset: { code: 'USD', scale: 6 } })
     const back = await call('ilp_quote', { destination: `${FARM_ADDRESS}.bob.x`, destinationAmount: '77' })
     expect(back.result).toMatchObject({ sourceAmount: '77', destinationAmount: '77', nextHop: 'bob' })
+    expect(q.result).toMatchObject({ liquidity: { headroom: null, senderAvailable: expect.any(String), sufficient: true } })
+    // a sender at its minBalance (0) cannot send: the quote says so rather than the packet's T04
+    const poor = await call('ilp_quote', { destination: `${FARM_ADDRESS}.bob.x`, sourceAmount: '1' }, 'poor-token')
+    expect(poor.result).toMatchObject({ nextHop: 'bob', liquidity: { headroom: null, senderAvailable: '0', sufficient: false } })
     const noRoute = await call('ilp_quote', { destination: 'test.nowhere', sourceAmount: '1' })
     expect(noRoute.error).toMatchObject({ code: 1, data: { ilpCode: 'F02' } })
     // the route leads back to the sender
