@@ -22,6 +22,8 @@ export interface EmbeddedRedisOptions {
   /** Append-only persistence; tests of a throwaway Redis may turn it off. */
   appendonly?: boolean
   bin?: string
+  /** More redis-server arguments (a cluster node's, for instance). */
+  extraArgs?: string[]
 }
 
 export interface EmbeddedRedis {
@@ -91,6 +93,7 @@ export async function startEmbeddedRedis(opts: EmbeddedRedisOptions): Promise<Em
     '--save', '',
     '--daemonize', 'no',
     '--logfile', '',
+    ...(opts.extraArgs ?? []),
   ]
   // Own process group: a Ctrl+C in the terminal reaches the supervisor, which stops Redis last.
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true })
