@@ -101,6 +101,34 @@ export const configSchema = z.strictObject({
        * Unset: http(s)://<host>:<port> of the listening socket.
        */
       publicUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+      /** Longest time to receive a whole request (headers and body): a body trickled in slowly is cut off (408). */
+      requestTimeoutMs: positiveMs.default(30_000),
+      /** Longest time to receive a request's headers; at most requestTimeoutMs. */
+      headersTimeoutMs: positiveMs.default(10_000),
+      /**
+       * A socket with no traffic either way for this long is closed. Longer than maxHoldTimeMs, since a request
+       * waits that long for its next hop with nothing on the wire.
+       */
+      connectionTimeoutMs: positiveMs.default(120_000),
+      /** How long an idle keep-alive connection stays open between requests. */
+      keepAliveTimeoutMs: positiveMs.default(65_000),
+      /** Open connections per worker; one more is closed as soon as it is accepted. */
+      maxConnections: z.number().int().min(1).max(1_000_000).default(10_000),
+    })
+    .refine((h) => h.headersTimeoutMs <= h.requestTimeoutMs, {
+      message: 'headersTimeoutMs must be at most requestTimeoutMs',
+      path: ['headersTimeoutMs'],
+    })
+    .prefault({}),
+  /** JSON-RPC at POST /rpc: what one HTTP request may ask for. */
+  rpc: z
+    .strictObject({
+      /** Requests in one batch; a longer batch is refused whole (-32600) before any of it runs. */
+      maxBatch: z.number().int().min(1).max(10_000).default(100),
+      /** Requests of one batch running at once. */
+      batchConcurrency: z.number().int().min(1).max(1_000).default(8),
+      /** Once a batch's answers reach this size, the requests not yet run are answered -32000 and not run. */
+      maxResponseBytes: z.number().int().min(1_000).max(100_000_000).default(4_000_000),
     })
     .prefault({}),
   /** Worker processes; default: one per core (os.availableParallelism()). */
@@ -224,6 +252,9 @@ export const configSchema = z.strictObject({
   /** Static routes naming their next hop; account-level `routes` are the shorthand. */
   routes: z.array(z.strictObject({ prefix: routePrefix, account: z.string() })).default([]),
   accounts: z.array(accountSchema).min(1, 'must list at least one account'),
+}).refine((c) => c.http.connectionTimeoutMs > c.maxHoldTimeMs, {
+  message: 'must be longer than maxHoldTimeMs (a request waits that long for its next hop with nothing on the wire)',
+  path: ['http', 'connectionTimeoutMs'],
 })
 
 export type FarmConfig = z.output<typeof configSchema>

@@ -133,7 +133,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   coordinator.addLeaderDuty(settlements.leaderDuty()) // settlement webhooks, in order, from one worker
   await coordinator.start()
   const onboarding = new Onboarding(redis, ledger.keys, accountService, config)
-  const app = await buildServer({ services, accountService, onboarding, asyncInbound, redis, tls: config.http.tls, adminToken: config.admin.token, logger: log })
+  const app = await buildServer({ services, accountService, onboarding, asyncInbound, redis, http: config.http, rpc: config.rpc, tls: config.http.tls, adminToken: config.admin.token, logger: log })
 
   return {
     app,

@@ -3,6 +3,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import type { AccountService } from '../accounts/service.js'
+import type { FarmConfig } from '../config/schema.js'
 import type { AsyncInbound } from '../async/inbound.js'
 import type { Onboarding } from '../onboarding/onboarding.js'
 import type { PacketServices } from '../packet/context.js'
@@ -20,6 +21,10 @@ export interface ServerDeps {
   onboarding: Onboarding
   /** Inbound async ILP-over-HTTP (202 now, the reply to the Callback-Url later). */
   asyncInbound: AsyncInbound
+  /** Timeouts and the connection cap of the listening socket (http.*). */
+  http: Pick<FarmConfig['http'], 'requestTimeoutMs' | 'headersTimeoutMs' | 'connectionTimeoutMs' | 'keepAliveTimeoutMs' | 'maxConnections'>
+  /** What one POST /rpc may ask for (rpc.*). */
+  rpc: FarmConfig['rpc']
   /** PEM file paths; with them the worker serves HTTPS only. */
   tls?: { cert: string; key: string }
   redis: Redis
@@ -29,18 +34,31 @@ export interface ServerDeps {
 
 /** One worker's HTTP surface: ILP-over-HTTP, JSON-RPC, admin, health. */
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
-  const https = deps.tls ? { cert: readFileSync(deps.tls.cert), key: readFileSync(deps.tls.key) } : null
+  const limits = deps.http
+  // node checks the request and headers timeouts on a timer (30 s by default): often enough that a slow
+  // request is cut off within about a second of its limit
+  const serverOptions = {
+    requestTimeout: limits.requestTimeoutMs,
+    headersTimeout: limits.headersTimeoutMs,
+    connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
+  }
+  const https = deps.tls ? { cert: readFileSync(deps.tls.cert), key: readFileSync(deps.tls.key), ...serverOptions } : null
   // fastify's types split HTTP and HTTPS instances; the routes below are the same for both
   const app = Fastify({
-    https,
+    // https carries the same server options; `http` is what fastify hands to http.createServer
+    ...(https ? { https } : { http: serverOptions }),
+    requestTimeout: limits.requestTimeoutMs,
+    connectionTimeout: limits.connectionTimeoutMs,
     loggerInstance: deps.logger as FastifyBaseLogger,
     // per-request logs would cost more than the packet path itself
     logController: new LogController({ disableRequestLogging: true }),
     // nothing logs per request on the packet path: no child logger per request either
     childLoggerFactory: (logger) => logger,
     bodyLimit: 1_000_000,
-    keepAliveTimeout: 65_000,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
   }) as unknown as FastifyInstance
+  // one connection more than the cap is closed by node as soon as it is accepted
+  app.server.maxConnections = limits.maxConnections
   // close() waits for every connection: a response sent once it has begun (a packet that was in flight)
   // must not leave its keep-alive connection open until keepAliveTimeout
   let closing = false
@@ -53,7 +71,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     done(null, payload)
   })
   await app.register(ilpOverHttp(deps.services, deps.asyncInbound))
-  await app.register(jsonRpc(deps.services, deps.onboarding))
+  await app.register(jsonRpc(deps.services, deps.rpc, deps.onboarding))
   await app.register(adminApi({ adminToken: deps.adminToken, services: deps.services, accountService: deps.accountService, onboarding: deps.onboarding }))
   // metrics and dashboard (issue 6): only where the worker made its FarmMetrics
   const metrics = deps.services.metrics

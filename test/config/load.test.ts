@@ -44,7 +44,16 @@ const PREFIX_REASON = 'must be an ILP address prefix such as "g.bank" or "test" 
 describe('parseConfig', () => {
   it('accepts a minimal config and fills in the defaults', () => {
     const config = parseConfig(cfg(), 'test', {})
-    expect(config.http).toEqual({ host: '127.0.0.1', port: 7768 })
+    expect(config.http).toEqual({
+      host: '127.0.0.1',
+      port: 7768,
+      requestTimeoutMs: 30_000,
+      headersTimeoutMs: 10_000,
+      connectionTimeoutMs: 120_000,
+      keepAliveTimeoutMs: 65_000,
+      maxConnections: 10_000,
+    })
+    expect(config.rpc).toEqual({ maxBatch: 100, batchConcurrency: 8, maxResponseBytes: 4_000_000 })
     expect(config.workers).toBe(Math.min(availableParallelism(), 256))
     expect(config.farm).toEqual({ heartbeatIntervalMs: 1000, heartbeatTtlMs: 3000, leaderLeaseMs: 5000, sweepIntervalMs: 1000 })
     expect(config.redis.url).toBeUndefined()
@@ -52,6 +61,17 @@ describe('parseConfig', () => {
     expect(config.routing.broadcastIntervalMs).toBe(60000)
     expect(config.accounts[0]).toMatchObject({ id: 'alice', minBalance: '0', routes: [], sendRoutes: false, receiveRoutes: false })
     expect(config.accounts[0]!.maxBalance).toBeUndefined()
+  })
+
+  it('http timeouts: the headers timeout within the request timeout, the idle timeout longer than maxHoldTimeMs', () => {
+    expect(problems(cfg({ http: { requestTimeoutMs: 1_000, headersTimeoutMs: 2_000 } }))).toEqual([
+      'http.headersTimeoutMs: headersTimeoutMs must be at most requestTimeoutMs',
+    ])
+    expect(problems(cfg({ maxHoldTimeMs: 150_000 }))).toEqual([
+      'http.connectionTimeoutMs: must be longer than maxHoldTimeMs (a request waits that long for its next hop with nothing on the wire)',
+    ])
+    expect(parseConfig(cfg({ maxHoldTimeMs: 150_000, http: { connectionTimeoutMs: 200_000 } }), 'test', {}).http.connectionTimeoutMs).toBe(200_000)
+    expect(problems(cfg({ rpc: { maxBatch: 0 } }))).toEqual([expect.stringMatching(/^rpc\.maxBatch: /)])
   })
 
   it('names the source in the error message and lists every problem', () => {
