@@ -38,11 +38,24 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value)
 }
 
+/** What one HTTP body may ask for (config rpc.*). */
+export interface BatchLimits {
+  /** Requests in one batch; a longer one is refused whole before any of it runs. */
+  readonly maxBatch: number
+  /** Requests of a batch running at once. */
+  readonly batchConcurrency: number
+  /** Once the answers reach this many bytes (as JSON), the requests not yet started are answered -32000, not run. */
+  readonly maxResponseBytes: number
+}
+
+/** Implementation-defined server error: a request of a batch whose answers had already reached the size cap. */
+export const RESPONSE_TOO_LARGE = -32000
+
 /**
  * One HTTP body: a request or a batch. Returns what to send back, or
  * undefined when nothing is (a notification, or a batch of notifications).
  */
-export async function dispatchBody(body: string, ctx: CallerContext): Promise<RpcResponse | RpcResponse[] | undefined> {
+export async function dispatchBody(body: string, ctx: CallerContext, limits: BatchLimits): Promise<RpcResponse | RpcResponse[] | undefined> {
   let parsed: unknown
   try {
     parsed = JSON.parse(body)
@@ -51,12 +64,49 @@ export async function dispatchBody(body: string, ctx: CallerContext): Promise<Rp
   }
   if (Array.isArray(parsed)) {
     if (parsed.length === 0) return errorResponse(null, { code: INVALID_REQUEST, message: 'Invalid Request: empty batch' })
-    // the members of a batch run concurrently; the answers come in the order of the requests
-    const answers = await Promise.all(parsed.map((request) => dispatchOne(request, ctx)))
+    if (parsed.length > limits.maxBatch) {
+      return errorResponse(null, {
+        code: INVALID_REQUEST,
+        message: `Invalid Request: a batch of ${parsed.length} requests; at most ${limits.maxBatch} (none was run)`,
+      })
+    }
+    const answers = await runBatch(parsed, ctx, limits)
     const sent = answers.filter((a): a is RpcResponse => a !== undefined)
     return sent.length === 0 ? undefined : sent
   }
   return dispatchOne(parsed, ctx)
+}
+
+/**
+ * The members of a batch run `batchConcurrency` at a time; the answers come in the order of the requests.
+ * A request that has started always runs to its end (it may move money), so the size cap stops only the
+ * ones not yet started: the answer can pass the cap by at most the requests in flight when it was reached.
+ */
+async function runBatch(requests: unknown[], ctx: CallerContext, limits: BatchLimits): Promise<Array<RpcResponse | undefined>> {
+  const answers = new Array<RpcResponse | undefined>(requests.length)
+  let next = 0
+  let bytes = 0
+  const lane = async () => {
+    while (next < requests.length) {
+      const i = next++
+      if (bytes >= limits.maxResponseBytes) {
+        const request = requests[i]
+        // a notification is not answered, run or not
+        if (isPlainObject(request) && !Object.prototype.hasOwnProperty.call(request, 'id')) continue
+        const id = isPlainObject(request) && isId(request.id) ? request.id : null
+        answers[i] = errorResponse(id, {
+          code: RESPONSE_TOO_LARGE,
+          message: `Response too large: the batch's answers reached ${limits.maxResponseBytes} bytes before this request ran; it was not run`,
+        })
+        continue
+      }
+      const answer = await dispatchOne(requests[i], ctx)
+      answers[i] = answer
+      if (answer !== undefined) bytes += JSON.stringify(answer).length
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limits.batchConcurrency, requests.length) }, lane))
+  return answers
 }
 
 /** One request object: its response, or undefined for a notification (a request without an `id`). */

@@ -27,8 +27,22 @@ const RECEIVE_PREPARE = {
   },
 }
 
-/** The OpenRPC 1.3 document for rpc.discover, built from the method table itself so it cannot drift from it. */
-export function openRpcDocument(methods: readonly AnyRpcMethod[]): Record<string, unknown> {
+const built = new WeakMap<readonly AnyRpcMethod[], Readonly<Record<string, unknown>>>()
+
+/**
+ * The OpenRPC 1.3 document for rpc.discover, built from the method table itself so it cannot drift from it.
+ * Built once per table: every rpc.discover, however many a batch holds, answers the same object.
+ */
+export function openRpcDocument(methods: readonly AnyRpcMethod[]): Readonly<Record<string, unknown>> {
+  let document = built.get(methods)
+  if (document === undefined) {
+    document = Object.freeze(buildDocument(methods))
+    built.set(methods, document)
+  }
+  return document
+}
+
+function buildDocument(methods: readonly AnyRpcMethod[]): Record<string, unknown> {
   return {
     openrpc: '1.3.2',
     info: {
