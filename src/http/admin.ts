@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Adjustments, type AdjustmentKind, MAX_IDEMPOTENCY_KEY_LENGTH } from '../accounts/adjustments.js'
 import type { AccountService } from '../accounts/service.js'
 import { DEFAULT_TICKET_LIFETIME_MS, MAX_TICKET_LIFETIME_MS, type Onboarding } from '../onboarding/onboarding.js'
-import type { AccountDirectory, LoadedAccount } from '../accounts/registry.js'
+import { type AccountDirectory, canReceive, type LoadedAccount } from '../accounts/registry.js'
 import { quote, QuoteError, type QuoteRequest } from '../rates/quote.js'
 import type { PacketServices } from '../packet/context.js'
 import { isValidAddressSegment, isValidIlpAddress, isValidRoutePrefix } from '../util/address.js'
@@ -255,8 +255,10 @@ async function quoteRequest(body: unknown, accounts: AccountDirectory): Promise<
 async function checkRoute(prefix: string, accountId: unknown, accounts: AccountDirectory): Promise<string | undefined> {
   if (!isValidRoutePrefix(prefix)) return 'prefix: must be an ILP address prefix such as "g.bank" or "test" (RFC 15)'
   if (typeof accountId !== 'string' || accountId === '') return 'account: is required (the next hop\'s account id)'
-  const account = (await accounts.load(accountId))?.account
-  if (!account) return `account: route to a missing account "${accountId}"`
-  if (!account.outgoing) return `account: account "${accountId}" has no outgoing.url`
-  return undefined
+  const loaded = await accounts.load(accountId)
+  if (!loaded) return `account: route to a missing account "${accountId}"`
+  // A next hop is reached through its outgoing URL or its RPC URL, as in the packet path. One that may
+  // register an RPC URL (a user between two `receive` runs) is a next hop too: packets get T01 until it does.
+  if (canReceive(loaded) || allowedCallbackPrefixes(loaded.account).length > 0) return undefined
+  return `account: account "${accountId}" cannot be reached: no outgoing.url, no RPC URL, and no incoming.callbackUrls to register one under`
 }

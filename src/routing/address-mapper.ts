@@ -60,6 +60,14 @@ export interface CandidateView {
  * Redis and read back every second). Nothing here adds a Redis round trip to
  * a packet.
  */
+/**
+ * The account exists but nobody is listening for it right now (a user between two `receive` runs):
+ * temporary, so a sender retries, and told apart from an address that names no account (F02).
+ */
+function offlineReject(accountId: string): IlpRejection {
+  return new IlpRejection('T01', `receiver offline: ${accountId} has no RPC URL registered and no outgoing URL; retry once it is reachable`)
+}
+
 export class AddressMapper {
   readonly table = new RoutingTable()
   readonly policy: RoutingPolicy
@@ -182,15 +190,19 @@ export class AddressMapper {
       liquidityOf: this.liquidityOf,
     })
     if (choice.kind === 'no-route') {
+      // a candidate left out only because it cannot be reached now (its account at hand): offline, not unknown
+      const offline = entry.candidates.find((c) => {
+        const known = c.accountId === fromId ? undefined : this.accounts.peek(c.accountId)
+        return known !== undefined && !canReceive(known) && (c.info.source !== 'address' || known.account.relation === 'child')
+      })
+      if (offline !== undefined) throw offlineReject(offline.accountId)
       const back = entry.candidates.some((c) => c.accountId === fromId)
       throw new IlpRejection('F02', back ? `no route to ${destination}: it leads back to the sender` : `no route to ${destination}`)
     }
     const id = choice.candidate.accountId
     const hop = this.accounts.peek(id) ?? (await this.accounts.load(id))
     if (hop === undefined || (choice.candidate.info.source === 'address' && hop.account.relation !== 'child')) return undefined
-    // The account exists but nobody is listening for it right now (a user between two `receive` runs):
-    // temporary, so a sender retries, and told apart from an address that names no account (F02).
-    if (!canReceive(hop)) throw new IlpRejection('T01', `receiver offline: ${id} has no RPC URL registered and no outgoing URL; retry once it is reachable`)
+    if (!canReceive(hop)) throw offlineReject(id)
     if (multi) this.assumeSent(id, amount)
     return { hop, candidate: choice.candidate }
   }

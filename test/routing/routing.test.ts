@@ -139,7 +139,12 @@ describe('routes at runtime through the admin API, shared by every worker', () =
   let b: TestFarm
 
   beforeAll(async () => {
-    const accounts = [sender(), peer('late', late.url), account('nourl')]
+    const accounts = [
+      sender(),
+      peer('late', late.url),
+      account('nourl'),
+      account('wallet', { incoming: { token: 'wallet-token', callbackUrls: ['http://127.0.0.1:'] } }),
+    ]
     const shared = { redis: { keyPrefix: 'shared-routes:' } }
     a = await farmWith(accounts, shared, 0)
     b = await farmWith(accounts, shared, 1)
@@ -154,13 +159,29 @@ describe('routes at runtime through the admin API, shared by every worker', () =
     })
     expect(await admin(a, 'PUT', '/admin/routes/test.late', { account: 'nourl' })).toEqual({
       status: 400,
-      json: { error: 'account: account "nourl" has no outgoing.url' },
+      json: { error: 'account: account "nourl" cannot be reached: no outgoing.url, no RPC URL, and no incoming.callbackUrls to register one under' },
     })
     expect(await admin(a, 'PUT', '/admin/routes/test.late', {})).toMatchObject({ status: 400 })
     expect(await admin(a, 'DELETE', '/admin/routes/test.late')).toMatchObject({ status: 404 })
     const res = await request(`${a.url}/admin/routes/test.late`, { method: 'PUT', body: '{"account":"late"}', headers: { 'content-type': 'application/json' } })
     expect(res.statusCode).toBe(401)
     await res.body.dump()
+  })
+
+  it('a next hop reached through its RPC URL takes routes, as one that may register an RPC URL does', async () => {
+    // no outgoing.url, no RPC URL yet, but allowed to register one: routed (packets get T01 "receiver offline" until it does)
+    expect(await admin(a, 'PUT', '/admin/routes/test.wallet', { account: 'wallet' })).toEqual({ status: 200, json: { prefix: 'test.wallet', candidates: ['wallet'] } })
+    const offline = await sendIlp(a.url, 'alice', prepareTo('test.wallet.x', '10', knownCondition()))
+    expect(offline.packet).toMatchObject({ type: 14, data: { code: 'T01' } })
+    const set = await request(`${a.url}/rpc`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer wallet-token', 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ilp_setRpcUrl', params: { url: `${late.url}/rpc` } }),
+    })
+    expect(await set.body.json()).toMatchObject({ result: { url: `${late.url}/rpc` } })
+    expect(await admin(a, 'PUT', '/admin/routes/test.wallet2', { account: 'wallet' })).toEqual({ status: 200, json: { prefix: 'test.wallet2', candidates: ['wallet'] } })
+    expect(await admin(a, 'DELETE', '/admin/routes/test.wallet')).toMatchObject({ status: 200 })
+    expect(await admin(a, 'DELETE', '/admin/routes/test.wallet2')).toMatchObject({ status: 200 })
   })
 
   it('a route added on one worker is used by the other within a second; a deleted one is no longer used', async () => {

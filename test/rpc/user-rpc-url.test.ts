@@ -295,6 +295,8 @@ describe('an account reachable through its RPC URL alone', () => {
       type: Type.TYPE_ILP_REJECT,
       data: { code: 'T01', message: expect.stringMatching(/^receiver offline: nora has no RPC URL registered/) },
     })
+    // again, with nora's account now at hand in the worker (left out by the route policy, not only on loading)
+    expect((await sendIlp(other.url, 'alice', toNora())).packet).toMatchObject({ type: Type.TYPE_ILP_REJECT, data: { code: 'T01' } })
     expect((await sendIlp(other.url, 'alice', prepareTo(`${FARM_ADDRESS}.nobody.wallet`, '25', knownCondition()))).packet).toMatchObject({
       type: Type.TYPE_ILP_REJECT,
       data: { code: 'F02', message: `no route to ${FARM_ADDRESS}.nobody.wallet` },
