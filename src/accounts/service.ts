@@ -1,4 +1,4 @@
-import { parseAccount } from '../config/load.js'
+import { parseAccount, parseNewAccount } from '../config/load.js'
 import type { AccountConfig } from '../config/schema.js'
 import type { AddressMapper } from '../routing/address-mapper.js'
 import { type AccountOrigin, type AccountRegistry, type ImportItem, type ImportOutcome, newToken, type WriteResult } from './registry.js'
@@ -57,7 +57,7 @@ export class AccountService {
   async create(body: unknown, origin: AccountOrigin, opts: CreateOptions = {}): Promise<AccountResult> {
     if (!isObject(body)) return { ok: false, status: 400, error: 'body: must be a JSON object (one account, as in the config file)' }
     const { body: withTokenBody, token } = withToken(body)
-    const parsed = parseAccount(withTokenBody)
+    const parsed = parseNewAccount(withTokenBody)
     if ('problems' in parsed) return invalid(parsed.problems)
     const result = await this.registry.create(parsed.account, origin, opts)
     if (result.status !== 'written') return refused(result, parsed.account.id)
@@ -123,7 +123,8 @@ export class AccountService {
         return
       }
       const { body: withTokenBody, token } = withToken(body)
-      const parsed = parseAccount(withTokenBody)
+      // import makes accounts: a reserved id is refused, with --update too
+      const parsed = parseNewAccount(withTokenBody)
       if ('problems' in parsed) {
         results[i] = { outcome: 'invalid', ...(typeof body.id === 'string' ? { id: body.id } : {}), error: `invalid account: ${parsed.problems.join('; ')}`, issues: parsed.problems }
         return

@@ -91,6 +91,35 @@ export function parseAccount(raw: unknown): { account: AccountConfig } | { probl
   return problems.length > 0 ? { problems } : { account: result.data }
 }
 
+/**
+ * Ids no new account may take, compared case-insensitively: the names of
+ * RFC 15's allocation schemes (`peer` as in `peer.config`, `self`, `g`,
+ * `test`, ...), which an address `<farm>.<id>` would seem to belong to, and
+ * the farm's own names (`admin`, `farm`, the API paths), which a user could
+ * pass off as the operator's. Only new accounts are held to it (sign-up,
+ * tickets, the admin API, import): accounts of the config file and accounts
+ * already stored keep their ids, so a farm that has one still starts.
+ */
+export const RESERVED_ACCOUNT_IDS: ReadonlySet<string> = new Set([
+  // RFC 15 allocation schemes
+  'g', 'private', 'example', 'peer', 'self', 'test', 'test1', 'test2', 'test3', 'local',
+  // the farm's own names
+  'admin', 'farm', 'operator', 'root', 'system', 'connector', 'api', 'rpc', 'metrics', 'dashboard', 'spsp', 'ilp',
+])
+
+/** The problem with `id` for a new account, as `id: reason`; undefined when it may be used. */
+export function reservedIdProblem(id: string): string | undefined {
+  return RESERVED_ACCOUNT_IDS.has(id.toLowerCase()) ? `id: "${id}" is reserved (a name of the farm or of an ILP address scheme)` : undefined
+}
+
+/** parseAccount for an account about to be created: a reserved id is refused too. */
+export function parseNewAccount(raw: unknown): { account: AccountConfig } | { problems: string[] } {
+  const parsed = parseAccount(raw)
+  if ('problems' in parsed) return parsed
+  const problem = reservedIdProblem(parsed.account.id)
+  return problem === undefined ? parsed : { problems: [problem] }
+}
+
 /** Checks that need the whole config: unique ids, routes naming real accounts. */
 function crossCheck(config: FarmConfig): string[] {
   const problems: string[] = []

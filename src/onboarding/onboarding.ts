@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import type { AccountService } from '../accounts/service.js'
 import { allowedCallbackPrefixes } from '../async/callback-policy.js'
-import { parseAccount } from '../config/load.js'
+import { parseNewAccount } from '../config/load.js'
 import { type AccountConfig, callbackUrlPrefix, type FarmConfig } from '../config/schema.js'
 import type { Keys } from '../store/keys.js'
 import { isValidAddressSegment } from '../util/address.js'
@@ -101,7 +101,7 @@ export class Onboarding {
     const template = { relation: 'child', ...req.account }
     const prefixes = checkPrefixes(req.callbackUrls)
     if ('problems' in prefixes) return prefixes
-    const check = parseAccount({ ...template, id: req.id ?? 'ticket-check', incoming: { token: 'x' } })
+    const check = parseNewAccount({ ...template, id: req.id ?? 'ticket-check', incoming: { token: 'x' } })
     if ('problems' in check) return { problems: check.problems }
     if ('id' in req.account || 'incoming' in req.account) {
       return { problems: ['account: must not name id or incoming (the id is given apart; the token is made at redemption; allowed URL prefixes are callbackUrls)'] }
@@ -179,7 +179,7 @@ export class Onboarding {
   private withUserPrefixes(body: Record<string, unknown> & { id: string }, ticketPrefixes: string[] | undefined): Record<string, unknown> {
     const { id } = body
     if (!isValidAddressSegment(id)) throw new OnboardingError('invalid-account', 'id must be 1-64 characters of a-z A-Z 0-9 _ ~ -')
-    const check = parseAccount({ ...body, incoming: { token: 'x' } })
+    const check = parseNewAccount({ ...body, incoming: { token: 'x' } })
     if ('problems' in check) throw new OnboardingError('invalid-account', check.problems.join('; '))
     const farmWide = this.config.users.rpcUrlPrefixes
     const callbackUrls =

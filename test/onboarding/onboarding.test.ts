@@ -24,7 +24,8 @@ interface RpcAnswer {
 beforeAll(async () => {
   redis = await startTestRedis()
   bob = await startTestPeer(fulfillKnown)
-  const accounts = [account('bob', { relation: 'peer', outgoing: { url: bob.url }, routes: ['test.bob'] })]
+  // the config file may use a reserved id (only new accounts are held to them)
+  const accounts = [account('bob', { relation: 'peer', outgoing: { url: bob.url }, routes: ['test.bob'] }), account('local')]
   const signupAccount = { assetCode: 'USD', assetScale: 6, minBalance: '0', maxBalance: '5000', maxPacketAmount: '100' }
   // generous: on a loaded machine starting the solver's threads alone can take a second or two
   farm = await startTestFarm(redis.url, accounts, { signup: { enabled: true, difficulty: DIFFICULTY, challengeTtlMs: 20_000, account: signupAccount } })
@@ -166,6 +167,36 @@ describe('open sign-up by proof of work', () => {
     const refused = await rpc(closed.url, 'ilp_getBalance')
     expect(refused.status).toBe(401)
     expect(refused.answer.error?.code).toBe(-32001)
+  })
+})
+
+describe('reserved ids', () => {
+  it('are refused for tickets, sign-up, the admin API and import, whatever their case; the ticket or challenge stays usable', async () => {
+    const reservedMessage = /is reserved \(a name of the farm or of an ILP address scheme\)/
+    const fixed = await issue({ account: usd, id: 'admin' })
+    expect(fixed.status).toBe(400)
+    expect(JSON.stringify(fixed.json)).toMatch(reservedMessage)
+
+    const open = await issue({ account: usd })
+    const refused = await rpc(farm.url, 'ilp_redeemTicket', { ticket: open.json.ticket, id: 'Peer' })
+    expect(refused.answer.error).toMatchObject({ code: 2, data: { reason: 'invalid-account' }, message: expect.stringMatching(reservedMessage) })
+    expect((await rpc(farm.url, 'ilp_redeemTicket', { ticket: open.json.ticket, id: 'peer-2' })).answer.result?.id).toBe('peer-2')
+
+    const { answer } = await rpc(farm.url, 'ilp_getSignupChallenge')
+    const { challenge } = answer.result as { challenge: string }
+    const nonce = await solvePow(challenge, DIFFICULTY, { threads: 1 })
+    expect((await rpc(farm.url, 'ilp_signUp', { challenge, nonce, id: 'self' })).answer.error).toMatchObject({ code: 2, data: { reason: 'invalid-account' } })
+    expect((await rpc(farm.url, 'ilp_signUp', { challenge, nonce, id: 'selfie' })).answer.result?.id).toBe('selfie')
+
+    const created = await adminSend<{ error: string }>(farm.url, 'POST', '/admin/accounts', { id: 'FARM', relation: 'child', ...usd })
+    expect(created.status).toBe(400)
+    expect(created.json.error).toMatch(reservedMessage)
+    const imported = await adminSend<{ results: Array<{ outcome: string; error?: string }> }>(farm.url, 'POST', '/admin/accounts/import', [
+      { id: 'rpc', relation: 'child', ...usd },
+    ])
+    expect(JSON.stringify(imported.json)).toMatch(reservedMessage)
+    for (const id of ['admin', 'peer', 'self', 'farm', 'rpc']) expect((await adminGet(farm.url, `/admin/accounts/${id}`)).status).toBe(404)
+    expect((await adminGet(farm.url, '/admin/accounts/local')).status).toBe(200)
   })
 })
 
