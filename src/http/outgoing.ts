@@ -2,10 +2,14 @@ import { Pool } from 'undici'
 import { LruMap } from '../accounts/account-cache.js'
 import type { AccountConfig } from '../config/schema.js'
 
-/** Why a packet did not get an answer from the next hop. */
+/**
+ * Why a packet did not get an answer from the next hop: `timeout` (R00), `unavailable` for an HTTP 5xx
+ * (T00: the hop says it cannot serve now), `unreachable` for anything else (T01). The message names what
+ * happened (addresses, the hop's own error text): for the log, never for the packet.
+ */
 export class OutgoingError extends Error {
   constructor(
-    readonly reason: 'timeout' | 'unreachable',
+    readonly reason: 'timeout' | 'unavailable' | 'unreachable',
     message: string,
   ) {
     super(message)
@@ -151,7 +155,7 @@ export function post(
           return true
         },
         onComplete() {
-          if (status !== expectedStatus) finish(new OutgoingError('unreachable', `next hop answered HTTP ${status}`))
+          if (status !== expectedStatus) finish(new OutgoingError(status >= 500 && status <= 599 ? 'unavailable' : 'unreachable', `next hop answered HTTP ${status}`))
           else finish(undefined, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))
         },
         onError(err) {

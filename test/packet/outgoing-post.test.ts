@@ -57,7 +57,7 @@ describe('post', () => {
     expect((await post(pool, '/echo', headers, packet, 2000, 200)).toString()).toBe('hello')
     expect((await post(pool, '/accepted', headers, packet, 2000, 202)).length).toBe(0)
     expect(await reason(post(pool, '/accepted', headers, packet, 2000, 200))).toBe('unreachable: next hop answered HTTP 202')
-    expect(await reason(post(pool, '/error', headers, packet, 2000, 200))).toBe('unreachable: next hop answered HTTP 500')
+    expect(await reason(post(pool, '/error', headers, packet, 2000, 200))).toBe('unavailable: next hop answered HTTP 500')
   })
 
   it('refuses a reply larger than MAX_REPLY_BYTES', async () => {

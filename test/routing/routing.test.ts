@@ -14,7 +14,7 @@ import { startTestRedis, type TestRedis } from '../helpers/redis.js'
 let redis: TestRedis
 let good: TestPeer // fulfils everything it knows
 let good2: TestPeer
-let flaky: TestPeer // every other packet: HTTP 503 (the farm makes it T01)
+let flaky: TestPeer // every other packet: HTTP 503 (the farm makes it T00, a failure of the hop)
 let late: TestPeer
 const farms: TestFarm[] = []
 

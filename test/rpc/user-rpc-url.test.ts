@@ -221,19 +221,21 @@ describe('delivery to the RPC URL as ilp_receivePrepare', () => {
     expect(await balanceOf(farm.url, 'alice')).toBe(aliceBefore)
   })
 
-  it('unreachable, 5xx, invalid JSON, a JSON-RPC error or a bad result: T01 and the sender refunded', async () => {
+  it('unreachable, invalid JSON, a JSON-RPC error or a bad result: T01; 5xx: T00; the sender refunded; none of the endpoint\'s text passed on', async () => {
     const aliceBefore = await balanceOf(farm.url, 'alice')
     const ursulaBefore = await balanceOf(farm.url, 'ursula')
     await setUrl(`http://127.0.0.1:${await freePort()}/rpc`)
     const unreachable = await sendIlp(farm.url, 'alice', prepareTo(`${FARM_ADDRESS}.ursula`, '700', knownCondition()))
     expect(unreachable.packet?.type).toBe(Type.TYPE_ILP_REJECT)
-    expect(unreachable.packet!.data).toMatchObject({ code: 'T01', triggeredBy: FARM_ADDRESS })
+    expect(unreachable.packet!.data).toMatchObject({ code: 'T01', triggeredBy: FARM_ADDRESS, message: 'no valid answer from the next hop' })
 
     await setUrl(user.url)
+    user.handle = () => ({ status: 502 })
+    const unavailable = await sendIlp(farm.url, 'alice', prepareTo(`${FARM_ADDRESS}.ursula`, '700', knownCondition()))
+    expect(unavailable.packet!.data).toMatchObject({ code: 'T00', triggeredBy: FARM_ADDRESS, message: 'the next hop is temporarily unavailable' })
     const actions: UserAction[] = [
-      { status: 502 },
       { raw: 'not json' },
-      { error: { code: -32000, message: 'broken' } },
+      { error: { code: -32000, message: 'broken: db at 10.0.0.7 down' } },
       { result: { type: 'maybe' } },
       { result: { type: 'fulfill', fulfillment: 'c2hvcnQ=' } },
       { result: { type: 'reject', code: 'nope' } },
@@ -242,7 +244,7 @@ describe('delivery to the RPC URL as ilp_receivePrepare', () => {
       user.handle = () => action
       const res = await sendIlp(farm.url, 'alice', prepareTo(`${FARM_ADDRESS}.ursula`, '700', knownCondition()))
       expect(res.packet?.type, JSON.stringify(action)).toBe(Type.TYPE_ILP_REJECT)
-      expect(res.packet!.data, JSON.stringify(action)).toMatchObject({ code: 'T01', triggeredBy: FARM_ADDRESS })
+      expect(res.packet!.data, JSON.stringify(action)).toMatchObject({ code: 'T01', triggeredBy: FARM_ADDRESS, message: 'no valid answer from the next hop' })
     }
     // an answer to another id is no answer to this call
     user.handle = (c) => ({ raw: JSON.stringify({ jsonrpc: '2.0', id: c.id + 1000, result: { type: 'reject', code: 'F99' } }) })

@@ -17,9 +17,9 @@ export type ForwardResult =
  * untouched). The reply comes in the HTTP response (sync), or, for a next hop
  * with `outgoing.mode: async`, after a 202 through the callback endpoint,
  * maybe via another worker (src/async/replies.ts). Either way the answer is
- * classified the same: R00 for no answer in time or a late fulfill, T01 for
- * an unreachable or misbehaving hop, F05 for a fulfillment that does not hash
- * to the condition.
+ * classified the same: R00 for no answer in time or a late fulfill, T00 for
+ * an HTTP 5xx, T01 for an unreachable or misbehaving hop, F05 for a
+ * fulfillment that does not hash to the condition.
  */
 export async function forward(ctx: RoutedPacket, services: PacketServices): Promise<ForwardResult> {
   let reply: Buffer
@@ -27,7 +27,17 @@ export async function forward(ctx: RoutedPacket, services: PacketServices): Prom
     reply = await send(ctx, services)
   } catch (err) {
     if (err instanceof OutgoingError) {
-      return { kind: 'failed', rejection: new IlpRejection(err.reason === 'timeout' ? 'R00' : 'T01', err.message) }
+      if (err.reason === 'timeout') return { kind: 'failed', rejection: new IlpRejection('R00', err.message) }
+      // What went wrong names the farm's network (a refused address) or is the hop's own text (an RPC URL's
+      // error message): the operator reads it in the log, the sender gets a message of the farm's own.
+      services.log.warn({ nextHop: ctx.nextHop.id, reason: err.reason, detail: err.message }, 'next hop failed')
+      return {
+        kind: 'failed',
+        rejection:
+          err.reason === 'unavailable'
+            ? new IlpRejection('T00', 'the next hop is temporarily unavailable')
+            : new IlpRejection('T01', 'no valid answer from the next hop'),
+      }
     }
     throw err
   }

@@ -24,15 +24,16 @@ export async function settle(ctx: RoutedPacket, result: ForwardResult, services:
 
 /**
  * What the answer says about the next hop: a fulfill is a success; T01/T02
- * (the hop's, or the farm's own for an unreachable hop or a bad answer) a
- * transient failure; R00 (the hop's, or no answer in time) and F05 (a wrong
+ * (the hop's, or the farm's own for an unreachable hop or a bad answer) and
+ * the farm's own T00 (the hop answered HTTP 5xx) a transient failure; R00 (the hop's, or no answer in time) and F05 (a wrong
  * fulfillment) a failure; anything else (F-codes from downstream, T04, T00
  * of the farm's own store) is not the hop's fault.
  */
 export function hopOutcome(result: ForwardResult): HopOutcome {
   if (result.kind === 'fulfill') return 'success'
   const code = result.kind === 'reject' ? result.code : result.rejection.code
-  if (code === 'T01' || code === 'T02') return 'transient-failure'
+  // the farm's own T00 for a hop that answered HTTP 5xx is the hop's fault too
+  if (code === 'T01' || code === 'T02' || (code === 'T00' && result.kind === 'failed')) return 'transient-failure'
   if (code === 'R00' || (code === 'F05' && result.kind === 'failed')) return 'failure'
   return 'neutral'
 }
