@@ -177,6 +177,28 @@ function refused(result: Exclude<WriteResult, { status: 'written' }>, id: string
   }
 }
 
+/**
+ * Gives account `id` a new 256-bit token and returns it (once: only its
+ * SHA-256 is stored). The old token's index entry is released and the change
+ * published like any update, so the old token stops working on every worker
+ * within a round trip; `incoming.callbackUrls` and the rest stay as they are.
+ * The JSON-RPC method (the account itself) and the admin API (the operator)
+ * both use it. 404 for a missing account.
+ */
+export async function rotateToken(registry: AccountRegistry, id: string): Promise<{ ok: true; token: string } | { ok: false; status: 404; error: string }> {
+  for (;;) {
+    const record = await registry.record(id)
+    const current = record?.deleted ? undefined : record?.account
+    if (!current) return { ok: false, status: 404, error: `no account ${id}` }
+    const token = newToken()
+    const { tokenHash: _old, ...incoming } = current.incoming ?? {}
+    const result = await registry.update({ ...current, incoming: { ...incoming, token } })
+    if (result.status === 'written') return { ok: true, token }
+    // 'token-taken' would mean a 256-bit collision: draw again
+    if (result.status !== 'token-taken') return { ok: false, status: 404, error: `no account ${id}` }
+  }
+}
+
 function invalid(problems: string[]): AccountResult {
   return { ok: false, status: 400, error: `invalid account: ${problems.join('; ')}`, issues: problems }
 }

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Adjustments, type AdjustmentKind, MAX_IDEMPOTENCY_KEY_LENGTH } from '../accounts/adjustments.js'
-import type { AccountService } from '../accounts/service.js'
+import { type AccountService, rotateToken } from '../accounts/service.js'
 import { DEFAULT_TICKET_LIFETIME_MS, MAX_TICKET_LIFETIME_MS, type Onboarding } from '../onboarding/onboarding.js'
 import { type AccountDirectory, canReceive, type LoadedAccount } from '../accounts/registry.js'
 import { quote, QuoteError, type QuoteRequest } from '../rates/quote.js'
@@ -141,6 +141,13 @@ export function adminApi(deps: AdminDeps) {
       if (!result.ok) return reply.code(result.status).send({ error: result.error, ...(result.issues ? { issues: result.issues } : {}) })
       const loaded = await registry.readNow(result.account.id)
       return loaded ? describe(loaded) : reply.code(404).send({ error: `no account ${request.params.id}` })
+    })
+
+    // Revokes the account's token by replacing it: the new one is answered once, the old one stops on every worker within a round trip.
+    app.post<{ Params: { id: string } }>('/admin/accounts/:id/token', async (request, reply) => {
+      const rotated = await rotateToken(registry, request.params.id)
+      if (!rotated.ok) return reply.code(rotated.status).send({ error: rotated.error })
+      return { id: request.params.id, token: rotated.token }
     })
 
     // The account stops taking and receiving packets at once (packets in flight settle); its balance stays in Redis.

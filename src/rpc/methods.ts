@@ -1,4 +1,5 @@
 import { deserializeIlpPacket, type IlpPrepare, serializeIlpPrepare, Type } from 'ilp-packet'
+import { rotateToken } from '../accounts/service.js'
 import { allowedCallbackPrefixes, callbackUrlAllowed } from '../async/callback-policy.js'
 import { handlePrepare } from '../packet/pipeline.js'
 import { quote, QuoteError, type QuoteRequest } from '../rates/quote.js'
@@ -295,6 +296,19 @@ const getRpcUrl: RpcMethod = {
   },
 }
 
+const rotateTokenMethod: RpcMethod = {
+  name: 'ilp_rotateToken',
+  summary:
+    "Replaces the calling account's token (JSON-RPC and ILP-over-HTTP alike) with a new one, answered once: the token used for this call stops working on every worker within a second.",
+  params: [],
+  result: { name: 'newToken', schema: { type: 'object', properties: { token: { type: 'string', description: '256 random bits, base64url; shown once' } } } },
+  async invoke({ account, services }) {
+    const rotated = await rotateToken(services.registry, account.id)
+    if (!rotated.ok) throw new RpcError(INTERNAL_ERROR, rotated.error)
+    return { token: rotated.token }
+  },
+}
+
 const discover: PublicRpcMethod = {
   public: true,
   name: 'rpc.discover',
@@ -314,6 +328,7 @@ export const rpcMethods: readonly AnyRpcMethod[] = [
   sendPrepare,
   setRpcUrl,
   getRpcUrl,
+  rotateTokenMethod,
   ...onboardingMethods,
   discover,
 ]

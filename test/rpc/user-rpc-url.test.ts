@@ -5,7 +5,7 @@ import { request } from 'undici'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { AccountConfigInput } from '../../src/config/schema.js'
 import { freePort } from '../../src/farm/embedded-redis.js'
-import { account, balanceOf, FARM_ADDRESS, prepareTo, sendIlp, startTestFarm, type TestFarm } from '../helpers/farm.js'
+import { account, adminSend, balanceOf, FARM_ADDRESS, prepareTo, sendIlp, startTestFarm, type TestFarm } from '../helpers/farm.js'
 import { fulfillKnown, fulfillmentStore, knownCondition, makeCondition, startTestPeer, type TestPeer } from '../helpers/peer.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis.js'
 
@@ -324,5 +324,71 @@ describe('an account reachable through its RPC URL alone', () => {
       expect((await call(farm, 'ilp_setRpcUrl', { url }, 'nora-token')).error?.code).toBe(-32602)
     }
     await call(farm, 'ilp_setRpcUrl', { url: null }, 'nora-token')
+  })
+})
+
+describe('token rotation', () => {
+  /** The HTTP status of ilp_getBalance with `token` on a worker: 200 for a valid token, 401 for one that is not. */
+  async function statusWith(on: TestFarm, token: string): Promise<number> {
+    const res = await request(`${on.url}/rpc`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ilp_getBalance' }),
+    })
+    await res.body.dump()
+    return res.statusCode
+  }
+
+  /** Milliseconds until `token` gets `status` on the worker; fails after 1 s. */
+  async function within1s(on: TestFarm, token: string, status: number): Promise<number> {
+    const start = Date.now()
+    while ((await statusWith(on, token)) !== status) {
+      expect(Date.now() - start, `token still not ${status} after 1 s`).toBeLessThan(1000)
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    return Date.now() - start
+  }
+
+  it('ilp_rotateToken answers a new token once; the old one stops on every worker within a second; the operator can do the same', async () => {
+    const created = await adminSend<{ token: string }>(farm.url, 'POST', '/admin/accounts', {
+      id: 'rota',
+      relation: 'child',
+      assetCode: 'USD',
+      assetScale: 6,
+      incoming: { callbackUrls: ['http://127.0.0.1:'] },
+    })
+    const first = created.json.token
+    // both workers have the account and its token at hand before the change
+    expect(await statusWith(farm, first)).toBe(200)
+    expect(await statusWith(other, first)).toBe(200)
+    expect((await call(farm, 'ilp_setRpcUrl', { url: user.url }, first)).result).toEqual({ url: user.url })
+
+    const rotated = await call(farm, 'ilp_rotateToken', undefined, first)
+    const second = (rotated.result as { token: string }).token
+    expect(second).toMatch(/^[A-Za-z0-9_-]{43}$/)
+    expect(await statusWith(farm, first)).toBe(401)
+    await within1s(other, first, 401)
+    expect(await statusWith(farm, second)).toBe(200)
+    await within1s(other, second, 200)
+    // the rest of the account is as it was: its allowed prefixes and its RPC URL
+    expect((await call(other, 'ilp_getRpcUrl', undefined, second)).result).toEqual({ url: user.url })
+    expect((await call(other, 'ilp_getAccountInfo', undefined, second)).result).toMatchObject({ accountId: 'rota', allowedUrlPrefixes: ['http://127.0.0.1:'] })
+
+    // the operator revokes it by issuing another
+    const revoked = await adminSend<{ id: string; token: string }>(farm.url, 'POST', '/admin/accounts/rota/token')
+    expect(revoked.status).toBe(200)
+    expect(revoked.json.id).toBe('rota')
+    await within1s(other, second, 401)
+    expect(await statusWith(farm, second)).toBe(401)
+    await within1s(other, revoked.json.token, 200)
+    expect((await adminSend(farm.url, 'POST', '/admin/accounts/ghost/token')).status).toBe(404)
+    // without a token the method is not available at all
+    const anonymous = await request(`${farm.url}/rpc`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ilp_rotateToken' }),
+    })
+    expect(anonymous.statusCode).toBe(401)
+    await anonymous.body.dump()
   })
 })
