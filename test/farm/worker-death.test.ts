@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { stringify } from 'yaml'
 import type { FarmConfigInput } from '../../src/config/schema.js'
+import { Keys } from '../../src/store/keys.js'
 import { cleanEnv, killAllClis, processes, runCli, type CliRun, sleep } from '../helpers/cli.js'
 import { ADMIN_TOKEN } from '../helpers/farm.js'
 import { type LedgerWatch, watchLedger } from '../helpers/ledger-monitor.js'
@@ -21,6 +22,7 @@ import { startTestRedis, type TestRedis } from '../helpers/redis.js'
  */
 
 const PREFIX = 'death:'
+const keys = new Keys(PREFIX)
 const LOAD_MS = 10_000
 const CONCURRENCY = 50
 const ROUNDS = 5
@@ -129,7 +131,7 @@ describe('worker death', () => {
       const lastExpiry = Math.max(...sent.map((p) => p.sentAt)) + EXPIRES_IN_MS
       let emptyAt: number | undefined
       for (;;) {
-        if ((await redis.client.hlen(`${PREFIX}hotset`)) === 0 && Date.now() > lastExpiry) {
+        if ((await redis.client.hlen(keys.hotSet)) === 0 && Date.now() > lastExpiry) {
           emptyAt = Date.now()
           break
         }
@@ -139,7 +141,7 @@ describe('worker death', () => {
       await sleep(300)
       watch.stop()
       const balances = async (id: string) => {
-        const fields = await redis.client.hgetall(`${PREFIX}{acct:${id}}`)
+        const fields = await redis.client.hgetall(keys.account(id))
         return Object.entries(fields)
           .filter(([f]) => f === 'cold' || f.startsWith('hot:'))
           .reduce((acc, [, v]) => acc + BigInt(v), 0n)
