@@ -1,6 +1,9 @@
 import type { AccountView } from './views.js'
 
-/** Within this share of the min..max range from a limit counts as near it. */
+/**
+ * Within this share of a limit's own room counts as near it: of the credit
+ * line (−minBalance) for minBalance, of the min..max range for maxBalance.
+ */
 const NEAR = 0.1
 
 export type LimitFlag = 'at min' | 'at max' | 'near min' | 'near max'
@@ -35,7 +38,7 @@ export function limitState(view: AccountView): LimitState | undefined {
   const sendRoom = balance - min
   const receiveRoom = max === undefined ? undefined : max - balance - inFlight
   const position = max === undefined || max <= min ? undefined : ratio(balance + inFlight - min, max - min)
-  return { sendRoom, receiveRoom, position, flag: flagOf(sendRoom, receiveRoom, position) }
+  return { sendRoom, receiveRoom, position, flag: flagOf(min, sendRoom, receiveRoom, position) }
 }
 
 /** a / b as a Number with 4 digits, exact enough for a percentage whatever the size of the amounts. */
@@ -43,10 +46,17 @@ function ratio(a: bigint, b: bigint): number {
   return Number((a * 10_000n) / b) / 10_000
 }
 
-function flagOf(sendRoom: bigint, receiveRoom: bigint | undefined, position: number | undefined): LimitFlag | undefined {
+/**
+ * Near minBalance means nearly out of credit: an account the farm lends to
+ * (minBalance < 0) with less than a tenth of its credit line left. A
+ * prefunded account (minBalance ≥ 0) holding little of its range, say 2.55
+ * of 1000, has simply spent or not been paid much yet: only 'at min' (it can
+ * send nothing) is worth a word.
+ */
+function flagOf(min: bigint, sendRoom: bigint, receiveRoom: bigint | undefined, position: number | undefined): LimitFlag | undefined {
   if (sendRoom <= 0n) return 'at min'
   if (receiveRoom !== undefined && receiveRoom <= 0n) return 'at max'
-  if (position !== undefined && position <= NEAR) return 'near min'
+  if (min < 0n && ratio(sendRoom, -min) < NEAR) return 'near min'
   if (position !== undefined && position >= 1 - NEAR) return 'near max'
   return undefined
 }

@@ -44,6 +44,10 @@ beforeAll(async () => {
       account('alice', { minBalance: '-1000000', maxBalance: '5000000', maxPacketAmount: '100000' }),
       account('upstream', { relation: 'peer', outgoing: { url: peer.url, token: 'to-upstream' }, routes: ['test.upstream'] }),
       account('carol', { minBalance: '-10', maxBalance: '100' }),
+      // prefunded, 2.55 USD of a 1000 USD range: not "near" anything
+      account('dana', { minBalance: '0', maxBalance: '1000000000', incoming: { token: 'dana-token', callbackUrls: ['http://127.0.0.1:'] } }),
+      // on credit with 5% of its credit line left after the withdrawal below: near its minBalance
+      account('erin', { minBalance: '-1000', maxBalance: '1000' }),
     ],
     // The sweeper would refund the dead owner's packets planted below: keep it out of the way.
     { farm: { sweepIntervalMs: 600_000 } },
@@ -52,6 +56,21 @@ beforeAll(async () => {
   // One fulfilled payment alice → upstream: balances -250 / 250, one success on the route.
   const paid = await sendIlp(farm.url, 'alice', prepareTo('test.upstream.bob', '250', knownCondition()))
   expect(paid.packet?.type).toBe(IlpPacketType.Fulfill)
+  for (const [id, kind, amount] of [['dana', 'deposits', '2550000'], ['erin', 'withdrawals', '950']] as const) {
+    const res = await request(`${farm.url}/admin/accounts/${id}/${kind}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json', 'idempotency-key': `setup-${id}` },
+      body: JSON.stringify({ amount }),
+    })
+    expect(res.statusCode, await res.body.text()).toBeLessThan(300)
+  }
+  // dana is online: its RPC URL registered
+  const set = await request(`${farm.url}/rpc`, {
+    method: 'POST',
+    headers: { authorization: 'Bearer dana-token', 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ilp_setRpcUrl', params: { url: `${peer.url}/rpc` } }),
+  })
+  expect(await set.body.json()).toMatchObject({ result: { url: `${peer.url}/rpc` } })
 }, 60_000)
 
 afterEach(async () => {
@@ -99,11 +118,13 @@ describe('reading the farm', () => {
   it('accounts list: a table of balances and limits; --json is every page of GET /admin/accounts as one', async () => {
     const [table, json] = await clis(['accounts', 'list'], ['accounts', 'list', '--json'])
     ok(table)
-    expect(row(table.stdout, 'id')).toEqual(['id', 'relation', 'asset/scale', 'balance', 'min', 'max', 'room to max', 'max packet', 'min→max'])
-    expect(row(table.stdout, 'alice')).toEqual(['alice', 'child', 'USD/6', '-250', '-1000000', '5000000', '5000250', '100000', '17%'])
+    expect(row(table.stdout, 'id')).toEqual(['id', 'relation', 'asset/scale', 'balance', 'min', 'max', 'room to max', 'max packet', 'min→max', 'origin', 'reached by'])
+    expect(row(table.stdout, 'alice')).toEqual(['alice', 'child', 'USD/6', '-250', '-1000000', '5000000', '5000250', '100000', '17%', 'config', 'OFFLINE'])
     expect(row(table.stdout, 'upstream').slice(0, 4)).toEqual(['upstream', 'peer', 'USD/6', '250'])
-    expect(row(table.stdout, 'upstream')[8]).toBe('no max')
-    expect(table.stdout).toContain('3 accounts')
+    expect(row(table.stdout, 'upstream').slice(8)).toEqual(['no max', 'config', 'outgoing url'])
+    expect(row(table.stdout, 'dana').slice(8)).toEqual(['0.3%', 'config', 'rpc url'])
+    expect(row(table.stdout, 'erin').slice(8)).toEqual(['2.5% (NEAR MIN)', 'config', 'OFFLINE'])
+    expect(table.stdout).toContain('5 accounts')
     expect(JSON.parse(ok(json).stdout)).toEqual(await api('/admin/accounts?limit=1000'))
   })
 
@@ -113,6 +134,9 @@ describe('reading the farm', () => {
     expect(alice.stdout).toMatch(/min balance: +-1000000 \(-1\.000000 USD\), can still send 999750/)
     expect(alice.stdout).toMatch(/max balance: +5000000 \(5\.000000 USD\), can still receive 5000250/)
     expect(ok(upstream).stdout).toContain('upstream (peer): balance 250: the farm owes upstream 250 (0.000250 USD)')
+    expect(alice.stdout).toMatch(/defined in: +the config file/)
+    expect(alice.stdout).toMatch(/reached by: +nothing: offline, no RPC URL registered and no outgoing URL \(packets for it get T01\)/)
+    expect(upstream.stdout).toMatch(/reached by: +its outgoing URL/)
     expect(JSON.parse(ok(json).stdout)).toEqual(await api('/admin/accounts/alice'))
   })
 
@@ -211,6 +235,10 @@ describe('packets in flight and inspect', () => {
     const { stdout } = ok(await cli(['inspect']))
     expect(row(stdout, 'carol')[8]).toBe('0% (AT MIN)')
     expect(stdout).toContain('! carol is at its minBalance (-10): packets from it are refused (T04) until it is credited')
+    // near minBalance is nearly out of credit, not holding little of a wide range
+    expect(stdout).toContain('- erin is near its minBalance (-1000)')
+    expect(stdout).not.toContain('dana is near')
+    expect(row(stdout, 'dana')[8]).toBe('0.3%')
   })
 })
 

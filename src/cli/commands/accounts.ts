@@ -207,6 +207,8 @@ export function accountsTable(views: AccountView[]): string {
       state?.receiveRoom === undefined ? '-' : state.receiveRoom.toString(),
       v.maxPacketAmount ?? '-',
       [where, state?.flag ? `(${state.flag.toUpperCase()})` : ''].filter((s) => s !== '').join(' '),
+      v.origin ?? '-',
+      reachedBy(v),
     ]
   })
   return table(
@@ -220,9 +222,24 @@ export function accountsTable(views: AccountView[]): string {
       { header: 'room to max', align: 'right' },
       { header: 'max packet', align: 'right' },
       'min→max',
+      'origin',
+      'reached by',
     ],
     rows,
   )
+}
+
+/**
+ * How the farm reaches the account now: `rpc url` (a user is online: its
+ * RPC URL is registered, and wins over an outgoing URL), `outgoing url`, or
+ * `OFFLINE` (packets for it get T01 until it registers one). `?` for a farm
+ * whose view does not say.
+ */
+export function reachedBy(v: AccountView): string {
+  if (v.rpcUrl === undefined && v.outgoing === undefined) return '?'
+  if (v.rpcUrl != null) return 'rpc url'
+  if (v.outgoing != null) return 'outgoing url'
+  return 'OFFLINE'
 }
 
 async function add(ctx: FarmContext): Promise<number> {
@@ -415,6 +432,12 @@ export function owedSentence(id: string, balance: string): string {
   return `its balance was ${balance}: the farm owed ${id} ${balance} (base units)`
 }
 
+const REACHED_BY: Record<string, string> = {
+  'rpc url': 'its RPC URL (online)',
+  'outgoing url': 'its outgoing URL',
+  OFFLINE: 'nothing: offline, no RPC URL registered and no outgoing URL (packets for it get T01)',
+}
+
 const ORIGINS: Record<string, string> = {
   config: 'the config file',
   admin: 'the admin API (at runtime)',
@@ -447,6 +470,7 @@ export function accountFields(v: AccountView): string {
   if (v.settleThreshold != null) pairs.push(['settle threshold', `${money(v.settleThreshold, asset)}, settles to ${v.settleTo ?? '0'}`])
   if (v.origin != null) pairs.push(['defined in', ORIGINS[v.origin] ?? v.origin])
   if (v.allowedUrlPrefixes !== undefined) pairs.push(['url prefixes', urlPrefixes(v)])
+  pairs.push(['reached by', REACHED_BY[reachedBy(v)] ?? reachedBy(v)])
   if (v.rpcUrl != null) pairs.push(['rpc url', v.rpcUrl])
   if (state?.flag) pairs.push(['limit', state.flag.toUpperCase()])
   return fields(pairs)
