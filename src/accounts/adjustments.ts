@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import type { AccountConfig } from '../config/schema.js'
 import type { Keys } from '../store/keys.js'
-import { ADJUST, settlementsKey } from './settlement.js'
+import { ADJUST } from './settlement.js'
 
 export type AdjustmentKind = 'deposit' | 'withdrawal'
 
@@ -32,7 +32,7 @@ export class Adjustments {
     const keyDigest = createHash('sha256').update(idempotencyKey).digest('hex')
     const [status, balance, settlementId] = (await ADJUST.run(
       this.redis,
-      [this.keys.account(account.id), `${this.keys.account(account.id)}:idem:${keyDigest}`, settlementsKey(this.keys)],
+      [this.keys.account(account.id), this.keys.idempotency(account.id, keyDigest), this.keys.settlements],
       [
         kind,
         amount,

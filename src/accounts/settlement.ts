@@ -20,10 +20,6 @@ export interface SettlementRequest {
   settleTo: string
 }
 
-export function settlementsKey(keys: Keys): string {
-  return `${keys.prefix}settlements`
-}
-
 function toRequest(id: string, fields: string[]): SettlementRequest {
   const f: Record<string, string> = {}
   for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!
@@ -50,8 +46,8 @@ export class Settlements {
     private readonly log: Logger,
     private readonly webhook?: { url: string; token?: string },
   ) {
-    this.streamKey = settlementsKey(keys)
-    this.cursorKey = `${keys.prefix}settlements:webhook`
+    this.streamKey = keys.settlements
+    this.cursorKey = keys.settlementsWebhook
   }
 
   /** After a fulfill credited `account`: one script records a request if its balance reached the threshold. */

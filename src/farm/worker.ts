@@ -20,6 +20,7 @@ import { AddressMapper } from '../routing/address-mapper.js'
 import { RouteAnnouncer } from '../routing/ccp.js'
 import { UserRpc } from '../rpc/user-rpc.js'
 import { Ledger, newBootId } from '../store/ledger.js'
+import { renameFarmKeys } from '../store/migrate.js'
 import { connectRedis } from '../store/redis.js'
 import { Coordinator } from './coordinator.js'
 
@@ -64,6 +65,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   const log = opts.logger ?? createLogger(config, shard)
   const redis = await connectRedis(opts.redisUrl, { commandTimeoutMs: config.redis.commandTimeoutMs })
   const ledger = new Ledger(redis, config.redis.keyPrefix, { bootId: opts.bootId ?? newBootId(shard) })
+  await renameFarmKeys(redis, ledger.keys, log)
   await ledger.load()
   // farm-wide metrics: times this connection's calls, adds the counts to Redis every second
   const metrics = FarmMetrics.start({ redis, keyPrefix: config.redis.keyPrefix, bootId: ledger.bootId, log })

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { Redis } from 'ioredis'
+import { Keys } from '../store/keys.js'
 
 /** How long a dashboard login lasts. */
 export const SESSION_TTL_MS = 12 * 3600_000
@@ -23,7 +24,7 @@ export class DashboardSessions {
   ) {}
 
   private key(id: string): string {
-    return `${this.keyPrefix}dashboard:session:${createHash('sha256').update(id).digest('hex')}`
+    return new Keys(this.keyPrefix).dashboardSession(createHash('sha256').update(id).digest('hex'))
   }
 
   /** A new session; the id goes into the HttpOnly cookie and nowhere else. */

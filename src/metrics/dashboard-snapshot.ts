@@ -2,7 +2,7 @@ import { isPinned, type LoadedAccount } from '../accounts/registry.js'
 import type { PacketServices } from '../packet/context.js'
 import type { FarmMetrics } from './farm-metrics.js'
 import { type AccountState, readAccount, readFarmState, type WorkerState } from './farm-state.js'
-import { activeAccountsKey, type FarmTotals } from './fields.js'
+import type { FarmTotals } from './fields.js'
 
 /** How many recently active accounts a snapshot shows (besides the pinned ones). */
 export const RECENT_SHOWN = 20
@@ -74,7 +74,7 @@ function packetTotals(totals: FarmTotals): DashboardSnapshot['packets'] {
  * since (they are shown anyway), are skipped.
  */
 async function readRecent(services: Pick<PacketServices, 'registry' | 'ledger'>): Promise<RecentAccount[]> {
-  const flat = await services.ledger.redis.zrevrange(activeAccountsKey(services.ledger.keys.prefix), 0, RECENT_SHOWN + RECENT_SLACK - 1, 'WITHSCORES')
+  const flat = await services.ledger.redis.zrevrange(services.ledger.keys.activeAccounts, 0, RECENT_SHOWN + RECENT_SLACK - 1, 'WITHSCORES')
   const entries: Array<{ id: string; activeAt: number }> = []
   for (let i = 0; i + 1 < flat.length; i += 2) entries.push({ id: flat[i]!, activeAt: Number(flat[i + 1]) })
   const loaded = await Promise.all(entries.map((e) => services.registry.load(e.id)))

@@ -5,10 +5,7 @@ import type { AccountConfig } from '../config/schema.js'
 import { Deltas, LocalHistogram } from './deltas.js'
 import {
   ACTIVE_ACCOUNTS_KEPT,
-  activeAccountsKey,
   fields,
-  flushMarkerKey,
-  metricsKey,
   type FarmTotals,
   type Outcome,
   OTHER_ACCOUNTS,
@@ -16,6 +13,7 @@ import {
   parseTotals,
   REDIS_BUCKETS,
 } from './fields.js'
+import { Keys } from '../store/keys.js'
 import { timeRedisCalls } from './redis-timing.js'
 import { isFulfill, prepareAmount, REJECT_CODES, rejectCodeIndex } from './wire.js'
 
@@ -129,9 +127,10 @@ export class FarmMetrics {
   private constructor(opts: FarmMetricsOptions) {
     this.redis = opts.redis
     this.log = opts.log
-    this.key = metricsKey(opts.keyPrefix)
-    this.markerKey = flushMarkerKey(opts.keyPrefix, opts.bootId)
-    this.activeKey = activeAccountsKey(opts.keyPrefix)
+    const keys = new Keys(opts.keyPrefix)
+    this.key = keys.metrics
+    this.markerKey = keys.metricsFlushed(opts.bootId)
+    this.activeKey = keys.activeAccounts
     const perFlush = Math.round((ACTIVE_PER_SECOND * (opts.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS)) / 1000)
     this.activeCap = Math.min(ACTIVE_ACCOUNTS_KEPT, Math.max(1, perFlush))
     this.packetSeconds = {

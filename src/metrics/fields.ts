@@ -38,17 +38,11 @@ export const fields = {
   redisSecondsSum: (command: string) => `redis_seconds_sum|${command}`,
 }
 
-export const metricsKey = (prefix: string): string => `${prefix}metrics`
-/** The last flush of a worker process that Redis applied (see FarmMetrics.flush). */
-export const flushMarkerKey = (prefix: string, bootId: string): string => `${prefix}metrics:flushed:${bootId}`
 /**
- * Sorted set of the accounts that recently sent packets (those without series
- * of their own): id → when (ms since the epoch), one key for the farm, trimmed
- * to the newest ACTIVE_ACCOUNTS_KEPT at every flush. The dashboard shows the
- * newest of them.
+ * How many ids the recently-active set keeps (Keys.activeAccounts: the
+ * accounts without series of their own that recently sent packets, id → when,
+ * trimmed at every flush; the dashboard shows the newest of them).
  */
-export const activeAccountsKey = (prefix: string): string => `${prefix}accounts:active`
-/** How many ids the recently-active set keeps. */
 export const ACTIVE_ACCOUNTS_KEPT = 1_000
 
 /** One histogram series as stored: count per upper bound (Infinity for +Inf), and the sum. */

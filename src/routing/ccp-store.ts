@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import { LuaScript } from '../store/lua-script.js'
+import { Keys } from '../store/keys.js'
 
 /** One way the farm can reach an advertised prefix: the next hop ('' = the farm itself), the path as announced, the auth (hex). */
 export interface AdvertisedRoute {
@@ -84,13 +85,14 @@ export class CcpStore {
     private readonly redis: Redis,
     keyPrefix: string,
   ) {
-    this.tableKey = `${keyPrefix}ccp:table`
-    this.advKey = `${keyPrefix}ccp:adv`
-    this.controlKey = `${keyPrefix}ccp:control`
-    this.recvKey = `${keyPrefix}ccp:recv`
-    this.routesKey = `${keyPrefix}routes`
-    this.channel = `${keyPrefix}routes:changed`
-    this.leaderKey = `${keyPrefix}leader`
+    const keys = new Keys(keyPrefix)
+    this.tableKey = keys.ccpTable
+    this.advKey = keys.ccpAdvertised
+    this.controlKey = keys.ccpControl
+    this.recvKey = keys.ccpReceived
+    this.routesKey = keys.routes
+    this.channel = keys.routesChanged
+    this.leaderKey = keys.leader
   }
 
   /** The table's id, epoch and secret, created on first use (HSETNX: the first leader's values stay). */

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis'
 import { LuaScript } from '../store/lua-script.js'
 import type { CandidateInfo } from './routing-table.js'
+import { Keys } from '../store/keys.js'
 
 /**
  * The routing table in Redis, shared by every worker:
@@ -25,9 +26,10 @@ export class RouteStore {
     private readonly redis: Redis,
     keyPrefix: string,
   ) {
-    this.routesKey = `${keyPrefix}routes`
-    this.statsKey = `${keyPrefix}routes:stats`
-    this.channel = `${keyPrefix}routes:changed`
+    const keys = new Keys(keyPrefix)
+    this.routesKey = keys.routes
+    this.statsKey = keys.routeStats
+    this.channel = keys.routesChanged
   }
 
   /** Every prefix with its candidates. */

@@ -1,6 +1,16 @@
 /**
- * Redis key layout. Every key of one account shares the hash tag {acct:<id>};
- * the hotSet keys are farm-wide. See docs/ARCHITECTURE.md.
+ * The hash tag of every farm-wide key: on Redis Cluster they share one slot,
+ * so a script may touch several of them (the routing table and CCP state, a
+ * heartbeat and the worker set, the metrics hash and a flush marker).
+ */
+export const FARM_TAG = '{farm}'
+
+/**
+ * Every Redis key and channel the farm uses, named here and nowhere else.
+ * Every key of one account shares the hash tag {acct:<id>}; farm-wide keys
+ * share {farm}; a key that no script combines with another (a ticket, an
+ * async request, a token's index entry) has a slot of its own. See the key
+ * table in docs/ARCHITECTURE.md.
  */
 export class Keys {
   readonly hotSet: string
@@ -8,11 +18,87 @@ export class Keys {
   readonly workers: string
   /** Leader lease: the boot id of the worker holding it, with a TTL only the holder extends. */
   readonly leader: string
+  /** The routing table: prefix → candidates (JSON). */
+  readonly routes: string
+  /** Farm-wide outcome counters of route candidates. */
+  readonly routeStats: string
+  /** CCP: the farm's own table (id, epoch, secret), what it advertises, the control and receive state per peer. */
+  readonly ccpTable: string
+  readonly ccpAdvertised: string
+  readonly ccpControl: string
+  readonly ccpReceived: string
+  /** Settlement requests (stream) and the last entry the webhook acknowledged. */
+  readonly settlements: string
+  readonly settlementsWebhook: string
+  /** Farm-wide metrics: one hash of ever-growing counters. */
+  readonly metrics: string
+  /** Sorted set of recently active accounts (score: time of their last packet). */
+  readonly activeAccounts: string
+  /** Pub/sub channel: a route prefix whose candidates changed, or `*`. */
+  readonly routesChanged: string
 
   constructor(readonly prefix: string) {
-    this.hotSet = `${prefix}hotset`
-    this.workers = `${prefix}workers`
-    this.leader = `${prefix}leader`
+    const farm = `${prefix}${FARM_TAG}:`
+    this.hotSet = `${farm}hotset`
+    this.workers = `${farm}workers`
+    this.leader = `${farm}leader`
+    this.routes = `${farm}routes`
+    this.routeStats = `${farm}routes:stats`
+    this.ccpTable = `${farm}ccp:table`
+    this.ccpAdvertised = `${farm}ccp:adv`
+    this.ccpControl = `${farm}ccp:control`
+    this.ccpReceived = `${farm}ccp:recv`
+    this.settlements = `${farm}settlements`
+    this.settlementsWebhook = `${farm}settlements:webhook`
+    this.metrics = `${farm}metrics`
+    this.activeAccounts = `${farm}accounts:active`
+    this.routesChanged = `${prefix}routes:changed`
+  }
+
+  /** The last metrics flush of one worker process that Redis applied (written in the same MULTI as the counters). */
+  metricsFlushed(bootId: string): string {
+    return `${this.prefix}${FARM_TAG}:metrics:flushed:${bootId}`
+  }
+
+  /** A dashboard login session, by the SHA-256 of its id (the cookie holds the id). */
+  dashboardSession(digestHex: string): string {
+    return `${this.prefix}dashboard:session:${digestHex}`
+  }
+
+  /** A deposit's or withdrawal's Idempotency-Key (by its SHA-256): what it did, in the account's slot. */
+  idempotency(accountId: string, keyDigestHex: string): string {
+    return `${this.account(accountId)}:idem:${keyDigestHex}`
+  }
+
+  /** An unredeemed invitation ticket, by the SHA-256 of the ticket. */
+  ticket(digestHex: string): string {
+    return `${this.prefix}ticket:${digestHex}`
+  }
+
+  /** An unused sign-up challenge. */
+  signupChallenge(challenge: string): string {
+    return `${this.prefix}signup:${challenge}`
+  }
+
+  /**
+   * Farm-wide keys as they were named before they shared the {farm} tag, with
+   * their names now: a worker starting on such a farm renames them once.
+   */
+  renamedFarmKeys(): Array<[from: string, to: string]> {
+    const p = this.prefix
+    return [
+      [`${p}hotset`, this.hotSet],
+      [`${p}workers`, this.workers],
+      [`${p}routes`, this.routes],
+      [`${p}routes:stats`, this.routeStats],
+      [`${p}ccp:table`, this.ccpTable],
+      [`${p}ccp:adv`, this.ccpAdvertised],
+      [`${p}ccp:control`, this.ccpControl],
+      [`${p}ccp:recv`, this.ccpReceived],
+      [`${p}settlements`, this.settlements],
+      [`${p}settlements:webhook`, this.settlementsWebhook],
+      [`${p}metrics`, this.metrics],
+    ]
   }
 
   /**
@@ -31,17 +117,17 @@ export class Keys {
 
   /** Sorted set of the live account ids (score 0, read by lex range): the cursor of GET /admin/accounts. */
   get accountIds(): string {
-    return `${this.prefix}accounts:ids`
+    return `${this.prefix}${FARM_TAG}:accounts:ids`
   }
 
   /** Set of the ids every worker keeps loaded: parents, peers, and accounts that carry routes or speak CCP. */
   get pinnedAccounts(): string {
-    return `${this.prefix}accounts:pinned`
+    return `${this.prefix}${FARM_TAG}:accounts:pinned`
   }
 
   /** Stream of account changes (field `ids`): a worker whose subscriber reconnected catches up from it. */
   get accountChanges(): string {
-    return `${this.prefix}accounts:changes`
+    return `${this.prefix}${FARM_TAG}:accounts:changes`
   }
 
   /** Pub/sub channel: `<stream id> <account id>...` of changed accounts, or `*` (drop every cached account). */
@@ -56,7 +142,7 @@ export class Keys {
 
   /** Heartbeat of the worker running shard `shard`: JSON (bootId, pid, host, startedAt...) with a short TTL. */
   worker(shard: number): string {
-    return `${this.prefix}worker:${shard}`
+    return `${this.prefix}${FARM_TAG}:worker:${shard}`
   }
 
   account(id: string): string {

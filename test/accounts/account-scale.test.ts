@@ -5,6 +5,7 @@ import { solvePow } from '../../src/onboarding/pow-solver.js'
 import { account, adminGet, adminSend, balanceOf, prepareTo, sendIlp, startTestFarm, type TestFarm } from '../helpers/farm.js'
 import { fulfillKnown, knownCondition, startTestPeer, type TestPeer } from '../helpers/peer.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis.js'
+import { Keys } from '../../src/store/keys.js'
 
 /**
  * Accounts that scale: each in its own record, workers holding only a bounded
@@ -192,7 +193,7 @@ describe('ids of deleted accounts', () => {
     expect(imported.json.results[0]!.outcome).toBe('deleted')
     // nobody can spend it meanwhile
     expect((await adminGet(a.url, '/admin/accounts/dave')).status).toBe(404)
-    expect((await redis.client.zscore(`${prefix}accounts:ids`, 'dave'))).toBeNull()
+    expect((await redis.client.zscore(new Keys(prefix).accountIds, 'dave'))).toBeNull()
 
     // asked for explicitly: the answer says what the new holder takes over
     const reused = await adminSend<{ inherited: { balance: string }; account: { balance: string } }>(

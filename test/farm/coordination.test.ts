@@ -15,6 +15,7 @@ import { type HotSetEntry, Ledger, newBootId, type Reservation } from '../../src
 import { connectRedis } from '../../src/store/redis.js'
 import { ADMIN_TOKEN, adminGet, startTestFarm } from '../helpers/farm.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis.js'
+import { Keys } from '../../src/store/keys.js'
 
 /**
  * Heartbeats, the leader lease, the sweeper and the orphan audit against a
@@ -206,7 +207,7 @@ describe('leader lease', () => {
     await sleep(1000)
     expect(a.isLeader).toBe(true)
     expect(b.isLeader).toBe(false)
-    expect(await client.get(`${keysPrefix}leader`)).toBe('A')
+    expect(await client.get(new Keys(keysPrefix).leader)).toBe('A')
 
     const cutAt = Date.now()
     doomed.disconnect() // A can no longer renew
@@ -218,7 +219,7 @@ describe('leader lease', () => {
     const lostAt = events.find((e) => e.who === 'A' && e.what === 'lose')!.at
     const acquiredAt = events.find((e) => e.who === 'B' && e.what === 'acquire')!.at
     expect(lostAt).toBeLessThan(acquiredAt) // never two leaders at once
-    expect(await client.get(`${keysPrefix}leader`)).toBe('B')
+    expect(await client.get(new Keys(keysPrefix).leader)).toBe('B')
   })
 
   it('a leader that stops releases the lease: the next one takes over within a renew interval', async () => {
@@ -342,8 +343,8 @@ describe('sweeper', () => {
     expect(await balances(ledger)).toEqual({ alice: '0', bob: '0', sum: 0n })
     await coordinator.stop()
     expect(coordinator.isLeader).toBe(false)
-    expect(await client.get(`${ledger.keys.prefix}leader`)).toBeNull()
-    expect(await client.exists(`${ledger.keys.prefix}worker:0`)).toBe(0)
+    expect(await client.get(ledger.keys.leader)).toBeNull()
+    expect(await client.exists(ledger.keys.worker(0))).toBe(0)
   })
 })
 

@@ -10,6 +10,7 @@ import { ADMIN_TOKEN, adminGet } from '../helpers/farm.js'
 import { type LedgerWatch, watchLedger } from '../helpers/ledger-monitor.js'
 import { type Receiver, runLoad, startReceiver, summarize, sum } from '../helpers/load.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis.js'
+import { Keys } from '../../src/store/keys.js'
 
 /**
  * The kill test of issue 3: the real `ilp-farm start` (supervisor + 2 cluster
@@ -129,7 +130,7 @@ describe('kill test', () => {
       // Every worker was restarted by the supervisor, and the farm still serves.
       expect(killed).toHaveLength(KILLS)
       await run.waitFor(new RegExp(`(worker \\d exited \\(SIGKILL\\).*[\\s\\S]*){${KILLS}}`), 5_000)
-      const hotSet = `${PREFIX}hotset`
+      const hotSet = new Keys(PREFIX).hotSet
 
       // Wait until the longest expiry has passed and the leader's sweeps have resolved what the dead workers left.
       // (A killed leader is replaced once its lease runs out, ~5 s; a killed worker's entries are its dead

@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis'
+import { Keys } from '../../src/store/keys.js'
 
 /**
  * Watches every balance change the farm's scripts make, through Redis
@@ -20,7 +21,7 @@ export interface LedgerWatch {
 }
 
 export async function watchLedger(redisUrl: string, prefix: string, nextHop: string): Promise<LedgerWatch> {
-  const hotSet = `${prefix}hotset`
+  const hotSet = new Keys(prefix).hotSet
   const nextHopKey = `${prefix}{acct:${nextHop}}`
   const client = new Redis(redisUrl, { lazyConnect: true })
   client.on('error', () => undefined)

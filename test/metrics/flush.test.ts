@@ -7,6 +7,7 @@ import type { AccountConfig } from '../../src/config/schema.js'
 import { FarmMetrics } from '../../src/metrics/farm-metrics.js'
 import { connectRedis } from '../../src/store/redis.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis.js'
+import { Keys } from '../../src/store/keys.js'
 
 /**
  * The flush into Redis is exactly once: a flush whose EXEC timed out (it may
@@ -66,7 +67,7 @@ describe('FarmMetrics flush', () => {
     count(m, 1, reject('X42'))
     await m.flush()
     await m.flush() // nothing new: nothing added
-    const hash = await redis.client.hgetall('once:metrics')
+    const hash = await redis.client.hgetall(new Keys('once:').metrics)
     expect(hash['packets|alice|fulfilled']).toBe('3')
     expect(hash['packets|alice|rejected|T04']).toBe('2')
     expect(hash['packets|alice|rejected|other']).toBe('1')
@@ -82,10 +83,10 @@ describe('FarmMetrics flush', () => {
     await redis.client.call('CLIENT', 'PAUSE', '500', 'WRITE')
     await expect(m.flush()).rejects.toThrow(/timed? ?out/i)
     await new Promise((r) => setTimeout(r, 600))
-    expect(await redis.client.hget('ran:metrics', 'packets|alice|fulfilled')).toBe('10')
+    expect(await redis.client.hget(new Keys('ran:').metrics, 'packets|alice|fulfilled')).toBe('10')
     count(m, 5, fulfill)
     await m.flush()
-    expect(await redis.client.hget('ran:metrics', 'packets|alice|fulfilled')).toBe('15')
+    expect(await redis.client.hget(new Keys('ran:').metrics, 'packets|alice|fulfilled')).toBe('15')
     await m.close()
   })
 
@@ -98,9 +99,9 @@ describe('FarmMetrics flush', () => {
     // the waiting EXEC goes with its connection; ioredis reconnects
     await redis.client.call('CLIENT', 'KILL', 'ID', id)
     await new Promise((r) => setTimeout(r, 700))
-    expect(await redis.client.hget('lost:metrics', 'packets|alice|fulfilled')).toBeNull()
+    expect(await redis.client.hget(new Keys('lost:').metrics, 'packets|alice|fulfilled')).toBeNull()
     await m.flush()
-    expect(await redis.client.hget('lost:metrics', 'packets|alice|fulfilled')).toBe('10')
+    expect(await redis.client.hget(new Keys('lost:').metrics, 'packets|alice|fulfilled')).toBe('10')
     await m.close()
   })
 
@@ -113,7 +114,7 @@ describe('FarmMetrics flush', () => {
     await redis.client.call('CONFIG', 'SET', 'maxmemory', '0')
     count(m, 1, reject('F02'))
     await m.flush()
-    expect(await redis.client.hget('retry:metrics', 'packets|alice|rejected|F02')).toBe('5')
+    expect(await redis.client.hget(new Keys('retry:').metrics, 'packets|alice|rejected|F02')).toBe('5')
     await m.close()
   })
 
@@ -130,7 +131,7 @@ describe('FarmMetrics flush', () => {
     count(m, 1, fulfill, peer)
     count(m, 1, reject('F02'), carrier)
     await m.flush()
-    const hash = await redis.client.hgetall('other:metrics')
+    const hash = await redis.client.hgetall(new Keys('other:').metrics)
     expect(hash['packets|(other)|fulfilled']).toBe('3')
     expect(hash['packets|(other)|rejected|T04']).toBe('2')
     expect(Number(hash['amount|(other)|fulfilled'])).toBe(3 * 2 ** 64)
@@ -142,7 +143,7 @@ describe('FarmMetrics flush', () => {
     expect(Number(hash['packet_seconds|fulfilled|0.001'])).toBe(5)
     expect(Number(hash['packet_seconds|rejected|0.001'])).toBe(3)
     // only the accounts without series of their own are noted (the others are always on the dashboard)
-    const active = await redis.client.zrange('other:accounts:active', 0, -1, 'WITHSCORES')
+    const active = await redis.client.zrange(new Keys('other:').activeAccounts, 0, -1, 'WITHSCORES')
     expect(active.filter((_, i) => i % 2 === 0).sort()).toEqual(['carol', 'dave'])
     for (const score of active.filter((_, i) => i % 2 === 1)) {
       expect(Number(score)).toBeGreaterThanOrEqual(before)
@@ -158,12 +159,12 @@ describe('FarmMetrics flush', () => {
     }
     round(0, 300) // one flush interval: only the first 200 are noted
     await m.flush()
-    const key = 'active:accounts:active'
+    const key = new Keys('active:').activeAccounts
     expect(await redis.client.zcard(key)).toBe(200)
     expect(await redis.client.zscore(key, 'u0x199')).not.toBeNull()
     expect(await redis.client.zscore(key, 'u0x200')).toBeNull()
     // but every packet is counted
-    expect(await redis.client.hget('active:metrics', 'packets|(other)|fulfilled')).toBe('300')
+    expect(await redis.client.hget(new Keys('active:').metrics, 'packets|(other)|fulfilled')).toBe('300')
     for (let r = 1; r <= 5; r++) {
       await sleep(5) // a later millisecond: a newer score than the round before
       round(r, 200)

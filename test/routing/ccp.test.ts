@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { account, FARM_ADDRESS, prepareTo, sendIlp, startTestFarm, type TestFarm } from '../helpers/farm.js'
 import { fulfillKnown, knownCondition, startTestPeer, type TestPeer } from '../helpers/peer.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis.js'
+import { Keys } from '../../src/store/keys.js'
 
 /**
  * Route announcements (CCP) of one farm against recording peers: what it
@@ -117,7 +118,7 @@ async function announceFromB(newRoutes: Array<{ prefix: string; path: string[] }
 }
 
 async function candidatesOf(prefix: string): Promise<Record<string, { source: string; path?: string[]; expiresAtMs?: number }>> {
-  const json = await redis.client.hget(`${farm.config.redis.keyPrefix}routes`, prefix)
+  const json = await redis.client.hget(new Keys(farm.config.redis.keyPrefix).routes, prefix)
   return json === null ? {} : (JSON.parse(json) as Record<string, { source: string; path?: string[] }>)
 }
 

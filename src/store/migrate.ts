@@ -1,0 +1,38 @@
+import type { Redis } from 'ioredis'
+import type { Logger } from 'pino'
+import { FARM_TAG, type Keys } from './keys.js'
+
+/** How long one worker may take renaming; the others wait at most this long for it. */
+const MIGRATION_LOCK_MS = 60_000
+
+/**
+ * Renames the farm-wide keys of a farm from before they shared the {farm}
+ * hash tag (so that on Redis Cluster they share a slot). One worker does it
+ * under a lock, the others wait; a key is renamed only when its new name is
+ * free, so running it again changes nothing. All workers of a farm are
+ * upgraded together: an old worker would go on writing the old names.
+ */
+export async function renameFarmKeys(redis: Redis, keys: Keys, log: Logger): Promise<void> {
+  const pairs = keys.renamedFarmKeys()
+  const found = await redis.exists(...pairs.map(([from]) => from))
+  if (found === 0) return
+  const lock = `${keys.prefix}${FARM_TAG}:migrating`
+  if ((await redis.set(lock, String(process.pid), 'PX', MIGRATION_LOCK_MS, 'NX')) === null) {
+    const deadline = Date.now() + MIGRATION_LOCK_MS
+    while ((await redis.exists(lock)) === 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
+    return
+  }
+  try {
+    for (const [from, to] of pairs) {
+      if ((await redis.exists(from)) === 0) continue
+      if ((await redis.exists(to)) === 1) {
+        log.error({ from, to }, 'both the old and the new name of a farm key exist: left as they are (is a worker of the old version still running?)')
+        continue
+      }
+      await redis.rename(from, to)
+      log.info({ from, to }, 'renamed a farm key to its {farm}-tagged name')
+    }
+  } finally {
+    await redis.del(lock)
+  }
+}
