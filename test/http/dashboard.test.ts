@@ -5,7 +5,7 @@ import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CHROMIUM_INSTALL_TIMEOUT_MS, ensureChromium } from '../helpers/chromium.js'
 import { account, ADMIN_TOKEN, adminSend, type IlpResponse, prepareTo, sendIlp, startTestFarm, type TestFarm } from '../helpers/farm.js'
-import { fulfillKnown, knownCondition, startTestPeer, type TestPeer } from '../helpers/peer.js'
+import { fulfillKnown, knownCondition, makeCondition, startTestPeer, type TestPeer } from '../helpers/peer.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis.js'
 
 /**
@@ -164,6 +164,13 @@ describe('dashboard', () => {
     expect(outcome(refused)).toMatch(/^rejected F02/)
     await expect.poll(() => page.locator('#total-fulfilled').textContent(), poll).toBe('1')
     await expect.poll(() => page.locator('#reject-totals').textContent(), poll).toBe('F02: 1')
+    expect(await page.locator('#rejected-f99').textContent()).toBe('')
+    // an F99 (what a STREAM receiver answers a probe with) is counted, and said apart
+    const probe = await sendIlp(b.url, 'alice', prepareTo('test.good.shop', '1', makeCondition().condition))
+    expect(outcome(probe)).toMatch(/^rejected F99/)
+    await expect.poll(() => page.locator('#reject-totals').textContent(), poll).toBe('F02: 1 · F99: 1')
+    await expect.poll(() => page.locator('#total-rejected').textContent(), poll).toBe('2')
+    expect(await page.locator('#rejected-f99').textContent()).toBe(' (1 of them F99: mostly STREAM receivers answering probes, not failed payments)')
     await expect.poll(() => page.locator('#workers tbody tr').count(), poll).toBe(2)
     expect(await page.locator('#leader').textContent()).not.toBe('none')
 

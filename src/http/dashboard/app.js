@@ -356,6 +356,10 @@
 
     $('total-fulfilled').textContent = String(s.packets.fulfilled)
     $('total-rejected').textContent = String(s.packets.rejected)
+    // A STREAM receiver answers its sender's rate probes and other unfulfillable packets with F99: most
+    // rejects of a working payment are these, so they are counted apart from the rest.
+    const f99 = sample.byCode.F99 || 0
+    $('rejected-f99').textContent = f99 === 0 ? '' : ` (${f99} of them F99: mostly STREAM receivers answering probes, not failed payments)`
     $('in-flight').textContent = String(s.inFlight)
     $('reject-totals').textContent = Object.entries(sample.byCode)
       .sort(([a], [b]) => (a < b ? -1 : 1))
