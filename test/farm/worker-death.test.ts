@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { request as httpRequest } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -14,8 +15,9 @@ import { startTestRedis, type TestRedis } from '../helpers/redis.js'
 
 /**
  * Worker deaths strand no client: the real `ilp-farm start` with 2 workers
- * under load from clients that have no timeouts of their own, one worker or
- * both SIGKILLed again and again. Every request must be answered, or its
+ * under load from clients that have no timeouts of their own (undici with
+ * keep-alive, and plain node:http with a new connection per request), one
+ * worker or both SIGKILLed again and again. Every request must be answered, or its
  * connection refused or closed, within a few seconds of its prepare's expiry;
  * a connection the supervisor accepted and never handed on would hang here
  * until the test's own watchdog fires. The money still adds up afterwards.
@@ -49,6 +51,48 @@ afterAll(async () => {
   await redis?.close()
   rmSync(tmp, { recursive: true, force: true })
 })
+
+interface Probe {
+  sentAt: number
+  doneAt: number
+  outcome: string
+}
+
+/**
+ * `loops` plain node:http clients, each a new connection per request (no agent, no timeout): many
+ * connections made while workers die, each one a hand-off that must not be lost.
+ */
+async function churn(url: string, loops: number, durationMs: number): Promise<Probe[]> {
+  const probes: Probe[] = []
+  const deadline = Date.now() + durationMs
+  const once = () =>
+    new Promise<Probe>((resolve) => {
+      const probe: Probe = { sentAt: Date.now(), doneAt: 0, outcome: '' }
+      const done = (outcome: string) => {
+        if (probe.doneAt !== 0) return
+        probe.doneAt = Date.now()
+        probe.outcome = outcome
+        resolve(probe)
+      }
+      const req = httpRequest(`${url}/health`, { agent: false, headers: { connection: 'close' } }, (res) => {
+        res.resume()
+        res.on('end', () => done(`HTTP ${res.statusCode}`))
+        res.on('error', (err) => done(err.message))
+      })
+      req.on('error', (err) => done((err as NodeJS.ErrnoException).code ?? err.message))
+      req.end()
+    })
+  await Promise.all(
+    Array.from({ length: loops }, async () => {
+      while (Date.now() < deadline) {
+        const probe = await once()
+        probes.push(probe)
+        if (!probe.outcome.startsWith('HTTP')) await sleep(20)
+      }
+    }),
+  )
+  return probes
+}
 
 function workerPids(run: CliRun): number[] {
   return processes()
@@ -106,8 +150,9 @@ describe('worker death', () => {
       // headersTimeout and bodyTimeout 0: the client would wait for ever; only the farm can end a request.
       const watchdogMs = LOAD_MS + EXPIRES_IN_MS + GRACE_MS + 10_000
       let hung = false
-      const sent = await Promise.race([
-        runLoad({
+      const [sent, probes] = await Promise.race([
+        Promise.all([
+          runLoad({
           farmUrl: url!,
           account: 'sender',
           token: 'sender-token',
@@ -117,10 +162,12 @@ describe('worker death', () => {
           expiresInMs: EXPIRES_IN_MS,
           requestTimeoutMs: 0,
           pauseAfterErrorMs: 20,
-        }),
+          }),
+          churn(url!, 10, LOAD_MS),
+        ]),
         sleep(watchdogMs).then(() => {
           hung = true
-          return [] as SentPacket[]
+          return [[] as SentPacket[], [] as Probe[]] as const
         }),
       ])
       await killer
@@ -128,6 +175,8 @@ describe('worker death', () => {
 
       const waits = sent.map((p) => p.doneAt - p.sentAt)
       const late = sent.filter((p) => p.doneAt - p.sentAt > EXPIRES_IN_MS + GRACE_MS)
+      // /health has no expiry of its own: it is answered at once, or its connection refused or closed
+      const lateProbes = probes.filter((p) => p.doneAt - p.sentAt > GRACE_MS)
       const lastExpiry = Math.max(...sent.map((p) => p.sentAt)) + EXPIRES_IN_MS
       let emptyAt: number | undefined
       for (;;) {
@@ -152,11 +201,14 @@ describe('worker death', () => {
       const committed = sent.filter((p) => watch!.committed.has(`sender|${p.packetId}`))
       console.log(
         `worker death: ${sent.length} requests (${summarize(sent)}); killed ${killed.length} workers in ${ROUNDS} rounds; ` +
-          `longest wait ${Math.max(...waits)} ms (deadline ${EXPIRES_IN_MS} ms); committed ${watch.committed.size}, refunded ${watch.refunded.size}`,
+          `longest wait ${Math.max(...waits)} ms (deadline ${EXPIRES_IN_MS} ms); ` +
+          `${probes.length} new-connection /health probes, longest ${Math.max(...probes.map((p) => p.doneAt - p.sentAt))} ms; committed ${watch.committed.size}, refunded ${watch.refunded.size}`,
       )
 
       // Every request ended (answer, refused or closed connection) within GRACE_MS of its own expiry.
       expect(late.map((p) => `${p.outcome} ${p.detail} after ${p.doneAt - p.sentAt} ms`)).toEqual([])
+      expect(lateProbes.map((p) => `${p.outcome} after ${p.doneAt - p.sentAt} ms`)).toEqual([])
+      expect(probes.filter((p) => p.outcome === 'HTTP 200').length).toBeGreaterThan(100)
       expect(killed.length).toBeGreaterThanOrEqual(ROUNDS - 1)
       expect(fulfilledSeen.length).toBeGreaterThan(50)
 
