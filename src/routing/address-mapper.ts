@@ -41,6 +41,8 @@ export interface CandidateView {
   account: string
   source: string
   addedBy: string | null
+  /** Who made the next hop's account (config, admin, ticket, signup); null when it is gone. */
+  origin: string | null
   /** maxBalance − balance − creditsInFlight; null: unbounded (no maxBalance). */
   liquidity: string | null
   balance: string
@@ -247,7 +249,14 @@ export class AddressMapper {
     const entries = [...this.table.entries()].sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0))
     const accountIds = new Set(entries.flatMap((e) => e.candidates.map((c) => c.accountId)))
     const liquidity = new Map<string, HopLiquidity>()
-    await Promise.all([...accountIds].map(async (id) => liquidity.set(id, await this.readLiquidity(id))))
+    const origins = new Map<string, string>()
+    await Promise.all(
+      [...accountIds].map(async (id) => {
+        const [l, loaded] = await Promise.all([this.readLiquidity(id), this.accounts.load(id)])
+        liquidity.set(id, l)
+        if (loaded !== undefined) origins.set(id, loaded.origin)
+      }),
+    )
     const all = entries.flatMap((e) => e.candidates)
     const totals = await this.store.readStats(all.map((c) => c.stats.key))
     const farmWide = new Map(all.map((c, i) => [c, totals[i]!]))
@@ -260,6 +269,7 @@ export class AddressMapper {
           account: c.accountId,
           source: c.info.source,
           addedBy: c.info.addedBy ?? null,
+          origin: origins.get(c.accountId) ?? null,
           liquidity: l?.liquidity === undefined ? null : l.liquidity.toString(),
           balance: (l?.balance ?? 0n).toString(),
           // flushed by every worker, plus this worker's not yet flushed

@@ -326,7 +326,7 @@ describe('changing the farm', () => {
 
   it('tickets issue: a one-time ticket with the limits given; it redeems once into that account', async () => {
     const [issued, json, bad] = await clis(
-      ['tickets', 'issue', '--asset-code', 'USD', '--asset-scale', '6', '--max-packet-amount', '77', '--id', 'tess', '--expires-in', '10m'],
+      ['tickets', 'issue', '--asset-code', 'USD', '--asset-scale', '6', '--max-packet-amount', '77', '--id', 'tess', '--expires-in', '10m', '--callback-url', 'http://127.0.0.1:'],
       ['tickets', 'issue', '--asset-code', 'USD', '--asset-scale', '6', '--json'],
       ['tickets', 'issue', '--asset-code', 'USD', '--asset-scale', '6', '--expires-in', 'soon'],
     )
@@ -347,6 +347,14 @@ describe('changing the farm', () => {
     expect((await adminGet<{ maxPacketAmount: string; origin: string }>(farm.url, '/admin/accounts/tess')).json).toMatchObject({ maxPacketAmount: '77', origin: 'ticket' })
   })
 })
+    // a static route to her (she may register an RPC URL): the routes table says whose account it is
+    ok(await cli(['routes', 'add', 'test.tess', 'tess']))
+    const [routes, routesJson] = await clis(['routes'], ['routes', '--json'])
+    expect(row(ok(routes).stdout, 'test.tess').slice(0, 3)).toEqual(['test.tess', 'tess (ticket account)', 'static (admin)'])
+    const view = JSON.parse(ok(routesJson).stdout) as { routes: Array<{ prefix: string; candidates: Array<{ origin: string | null }> }> }
+    expect(view.routes.find((r) => r.prefix === 'test.tess')!.candidates[0]!.origin).toBe('ticket')
+    expect(view.routes.find((r) => r.prefix === 'test.upstream')!.candidates[0]!.origin).toBe('config')
+    ok(await cli(['routes', 'remove', 'test.tess']))
 
 describe('exit codes and where the farm is', () => {
   it('a wrong admin token exits 1 with the farm\'s answer', async () => {

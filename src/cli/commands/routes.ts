@@ -76,8 +76,17 @@ export function routesTable(view: RoutesView): string {
 }
 
 function candidateCells(c: CandidateView): string[] {
+/**
+ * An account users made themselves (a redeemed ticket, sign-up) is named so
+ * beside its id: a static route to it says `static (admin)` because it came
+ * through the admin API, which does not make it an operator's account.
+ */
+function nextHopCell(c: CandidateView): string {
+  return c.origin === 'signup' || c.origin === 'ticket' ? `${c.account} (${c.origin} account)` : c.account
+}
+
   return [
-    c.account,
+    nextHopCell(c),
     c.addedBy ? `${c.source} (${c.addedBy})` : c.source,
     c.liquidity ?? 'unbounded',
     c.balance,
