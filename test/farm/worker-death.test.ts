@@ -18,7 +18,7 @@ import { startTestRedis, type TestRedis } from '../helpers/redis.js'
  * under load from clients that have no timeouts of their own (undici with
  * keep-alive, and plain node:http with a new connection per request), one
  * worker or both SIGKILLed again and again. Every request must be answered, or its
- * connection refused or closed, within a few seconds of its prepare's expiry;
+ * connection refused or closed, within a second of its prepare's expiry;
  * a connection the supervisor accepted and never handed on would hang here
  * until the test's own watchdog fires. The money still adds up afterwards.
  */
@@ -30,8 +30,13 @@ const CONCURRENCY = 50
 const ROUNDS = 5
 const EXPIRES_IN_MS = 3_000
 const MAX_HOLD_MS = 2_000
-/** "About 1 s past its request's own deadline", with room for a loaded 2-core machine. */
-const GRACE_MS = 2_000
+/** No request waits more than about 1 s past its own deadline (its prepare's expiry). */
+const GRACE_MS = 1_000
+/**
+ * /health has no deadline of its own: answered, refused or closed within this. A worker that accepted a
+ * connection may be slow to answer on a loaded machine before it is killed (then the kernel resets it).
+ */
+const PROBE_LIMIT_MS = 5_000
 
 let redis: TestRedis
 let receiver: Receiver
@@ -176,7 +181,7 @@ describe('worker death', () => {
       const waits = sent.map((p) => p.doneAt - p.sentAt)
       const late = sent.filter((p) => p.doneAt - p.sentAt > EXPIRES_IN_MS + GRACE_MS)
       // /health has no expiry of its own: it is answered at once, or its connection refused or closed
-      const lateProbes = probes.filter((p) => p.doneAt - p.sentAt > GRACE_MS)
+      const lateProbes = probes.filter((p) => p.doneAt - p.sentAt > PROBE_LIMIT_MS)
       const lastExpiry = Math.max(...sent.map((p) => p.sentAt)) + EXPIRES_IN_MS
       let emptyAt: number | undefined
       for (;;) {
@@ -208,9 +213,9 @@ describe('worker death', () => {
       // Every request ended (answer, refused or closed connection) within GRACE_MS of its own expiry.
       expect(late.map((p) => `${p.outcome} ${p.detail} after ${p.doneAt - p.sentAt} ms`)).toEqual([])
       expect(lateProbes.map((p) => `${p.outcome} after ${p.doneAt - p.sentAt} ms`)).toEqual([])
-      expect(probes.filter((p) => p.outcome === 'HTTP 200').length).toBeGreaterThan(100)
+      expect(probes.filter((p) => p.outcome === 'HTTP 200').length).toBeGreaterThan(10)
       expect(killed.length).toBeGreaterThanOrEqual(ROUNDS - 1)
-      expect(fulfilledSeen.length).toBeGreaterThan(50)
+      expect(fulfilledSeen.length).toBeGreaterThan(30)
 
       // The money invariant of the kill test holds.
       expect(emptyAt).toBeDefined()
