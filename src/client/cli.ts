@@ -12,7 +12,7 @@ Commands:
                  destination and shared secret, then every payment that arrives
   pay            send a STREAM payment (with a progress bar)
   balance        print the account's balance and limits
-  tunnel-server  run a tunnel server for the localtunnel client
+  tunnel-server  run a tunnel server (the localtunnel protocol, plus a secret per tunnel)
   redeem         redeem an invitation ticket: prints the new account and its token
   signup         open sign-up (when the farm enables it): solves the proof of
                  work on worker threads, prints the new account and its token

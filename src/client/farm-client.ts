@@ -185,6 +185,8 @@ export class FarmClient extends EventEmitter<FarmClientEvents> {
   private server: Server | undefined
   private serverStarting: Promise<Server> | undefined
   private tunnel: OpenTunnel | undefined
+  /** The last tunnel's id and secret: a re-opened tunnel asks for the same id, which the server keeps for this secret. */
+  private lastTunnel: { id: string; secret: string } | undefined
   private maintaining: Promise<void> | undefined
   private registered: string | undefined
   private received = 0n
@@ -300,7 +302,8 @@ export class FarmClient extends EventEmitter<FarmClientEvents> {
     const openTimeoutMs = this.opts.openTimeoutMs ?? 15_000
     const tunnel = await openTunnel({
       host: (tunnelOpts.host ?? DEFAULT_TUNNEL_HOST).replace(/\/+$/, ''),
-      subdomain: tunnelOpts.subdomain,
+      subdomain: this.lastTunnel?.id ?? tunnelOpts.subdomain,
+      ...(this.lastTunnel ? { secret: this.lastTunnel.secret } : {}),
       localPort: this.endpoint!.port,
       localHost: this.endpoint!.host,
       openTimeoutMs,
@@ -309,6 +312,7 @@ export class FarmClient extends EventEmitter<FarmClientEvents> {
       probeFailures: this.opts.probeFailures ?? 2,
       signal: this.stopping.signal,
     })
+    if (tunnel.secret !== undefined) this.lastTunnel = { id: tunnel.id, secret: tunnel.secret }
     try {
       await this.waitForProbe(tunnel.url, openTimeoutMs)
       this.emit('tunnel-open', { url: tunnel.url })

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { randomBytes, timingSafeEqual } from 'node:crypto'
 import { Agent, type ClientRequestArgs, createServer, type IncomingHttpHeaders, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http'
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net'
 import { type Duplex, pipeline } from 'node:stream'
@@ -10,12 +10,26 @@ import { type Duplex, pipeline } from 'node:stream'
  *
  * The protocol, as `localtunnel` 2.0.2 (lib/Tunnel.js, lib/TunnelCluster.js) uses it:
  * 1. The client asks `GET <host>/?new` (any id) or `GET <host>/<id>` (that
- *    id) and gets `{ id, port, max_conn_count, url }`.
+ *    id) and gets `{ id, port, max_conn_count, url }`, and from this server
+ *    also `secret`: 64 hex digits, the tunnel's proof of ownership.
  * 2. It opens `max_conn_count` TCP connections to `port` on the server's host
  *    name and pipes each one to its local HTTP server; a connection that
- *    dies is opened again.
+ *    dies is opened again. Here each connection must first send the line
+ *    `<secret>\n` (the client in tunnel.ts does; the stock `localtunnel`
+ *    client cannot, so this server does not serve it): the port is open to
+ *    anyone, and a connection adopted without proof would receive the
+ *    tunnel's public requests (its secret paths, the farm's bearer token)
+ *    and answer them. A connection without the right line within
+ *    `handshakeMs` is closed.
  * 3. The server writes each public HTTP request for the tunnel onto one of
  *    those connections (plain HTTP/1.1, keep-alive) and relays the answer.
+ *
+ * An id whose client has been gone for `graceMs` stays reserved for
+ * `reserveMs`: only a `GET /<id>` with the header `X-Tunnel-Secret: <secret>`
+ * gets it back (with the same secret), so nobody else can take over the
+ * public URL a farm still calls. The same proof takes over a live id (a
+ * client re-opening before the server noticed the drop). Without it a
+ * taken or reserved id gets a random one, as localtunnel/server does.
  *
  * Public requests find their tunnel by subdomain (`Host: <id>.<domain>`,
  * when `domain` is set) or by path: `/<id>/rest` is forwarded as `/rest`, so
@@ -41,6 +55,10 @@ export interface TunnelServerOptions {
   socketWaitMs?: number
   /** Most tunnels at once (each holds a TCP port); beyond: 503. Default 1000. */
   maxTunnels?: number
+  /** A tunnel connection must send its secret line within this long. Default 5000. */
+  handshakeMs?: number
+  /** How long the id of a tunnel whose client is gone stays reserved for the holder of its secret. Default 600000. */
+  reserveMs?: number
 }
 
 export interface TunnelInfo {
@@ -61,6 +79,55 @@ export interface TunnelServer {
 /** Ids a client may ask for (those of localtunnel/server); `api` is kept for the status endpoint. */
 const ID_RE = /^[a-z0-9][a-z0-9-]{2,62}$/
 const RESERVED_IDS = new Set(['api'])
+/** Header of a registration that proves it owns the requested id. */
+export const TUNNEL_SECRET_HEADER = 'x-tunnel-secret'
+const SECRET_RE = /^[0-9a-f]{64}$/
+/** Connections of one tunnel that may be proving themselves at once (beyond: closed at once). */
+const MAX_HANDSHAKES_PER_TUNNEL = 32
+/** Ids kept reserved at most (the oldest reservation goes first). */
+const MAX_RESERVATIONS = 10_000
+
+function sameSecret(given: string | undefined, secret: string): boolean {
+  if (given === undefined || !SECRET_RE.test(given)) return false
+  return timingSafeEqual(Buffer.from(given, 'hex'), Buffer.from(secret, 'hex'))
+}
+
+/**
+ * Reads the first line of a tunnel connection and checks it is the secret.
+ * On success the socket is paused with any bytes after the line put back,
+ * ready for the HTTP client; on failure or after timeoutMs it is destroyed.
+ */
+function proveOwnership(socket: Socket, secret: string, timeoutMs: number, onProved: () => void): void {
+  let buffered = Buffer.alloc(0)
+  const done = (proved: boolean, rest?: Buffer) => {
+    clearTimeout(timer)
+    socket.off('data', onData)
+    socket.off('close', onClose)
+    if (!proved) {
+      socket.destroy()
+      return
+    }
+    socket.pause()
+    if (rest !== undefined && rest.length > 0) socket.unshift(rest)
+    onProved()
+  }
+  const onData = (chunk: Buffer) => {
+    buffered = Buffer.concat([buffered, chunk])
+    const nl = buffered.indexOf(10)
+    if (nl < 0) {
+      if (buffered.length > 128) done(false)
+      return
+    }
+    done(sameSecret(buffered.subarray(0, nl).toString('latin1').trim(), secret), buffered.subarray(nl + 1))
+  }
+  const onClose = () => done(false)
+  const timer = setTimeout(() => done(false), timeoutMs)
+  timer.unref()
+  socket.on('data', onData)
+  socket.once('close', onClose)
+  // Errors (reset) end this connection only; 'close' follows.
+  socket.on('error', () => socket.destroy())
+}
 // Hop-by-hop headers (RFC 9110 7.6.1) belong to one connection and are never relayed.
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']
 
@@ -126,7 +193,12 @@ class TunnelAgent extends Agent {
   // http.Agent calls this when it has no free socket and is below maxSockets.
   override createConnection(_options: ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): undefined {
     // Node's Agent passes only the error when there is no socket; its typings insist on a stream.
-    const hand: Give = (result) => (result instanceof Error ? callback?.(result, undefined as unknown as Duplex) : callback?.(null, result))
+    const hand: Give = (result) => {
+      if (result instanceof Error) return callback?.(result, undefined as unknown as Duplex)
+      callback?.(null, result)
+      // Paused since its proof was read (so nothing it sent was lost); the request reads it from here.
+      result.resume()
+    }
     const socket = this.idle.shift()
     if (socket) {
       hand(socket)
@@ -158,18 +230,40 @@ class TunnelAgent extends Agent {
 class Tunnel {
   readonly agent: TunnelAgent
   private graceTimer: NodeJS.Timeout | undefined
+  private proving = 0
+  /** Whether a connection ever proved itself: only such a tunnel's id is reserved once it is gone. */
+  everConnected = false
 
   constructor(
     readonly id: string,
     readonly url: string,
+    readonly secret: string,
     private readonly tcp: TcpServer,
     maxSockets: number,
     socketWaitMs: number,
+    handshakeMs: number,
     private readonly graceMs: number,
     private readonly onExpire: (tunnel: Tunnel) => void,
   ) {
     this.agent = new TunnelAgent(maxSockets, socketWaitMs, (n) => (n === 0 ? this.armGrace() : this.disarmGrace()))
-    tcp.on('connection', (socket) => this.agent.adopt(socket))
+    tcp.on('connection', (socket) => {
+      if (this.proving >= MAX_HANDSHAKES_PER_TUNNEL) {
+        socket.destroy()
+        return
+      }
+      this.proving++
+      let counted = true
+      const uncount = () => {
+        if (counted) this.proving--
+        counted = false
+      }
+      socket.once('close', uncount)
+      proveOwnership(socket, secret, handshakeMs, () => {
+        uncount()
+        this.everConnected = true
+        this.agent.adopt(socket)
+      })
+    })
     this.armGrace() // a client that never connects does not keep its id
   }
 
@@ -214,12 +308,31 @@ export async function startTunnelServer(opts: TunnelServerOptions = {}): Promise
   const graceMs = opts.graceMs ?? 5_000
   const socketWaitMs = opts.socketWaitMs ?? 10_000
   const maxTunnels = opts.maxTunnels ?? 1_000
+  const handshakeMs = opts.handshakeMs ?? 5_000
+  const reserveMs = opts.reserveMs ?? 600_000
   const domain = opts.domain?.toLowerCase()
   const publicBase = opts.publicUrl?.replace(/\/+$/, '')
   const tunnels = new Map<string, Tunnel>()
+  /** Ids of tunnels whose client is gone → their secret, until reserveMs has passed. */
+  const reserved = new Map<string, { secret: string; timer: NodeJS.Timeout }>()
+
+  const unreserve = (id: string) => {
+    const r = reserved.get(id)
+    if (r === undefined) return
+    clearTimeout(r.timer)
+    reserved.delete(id)
+  }
 
   const remove = (tunnel: Tunnel) => {
-    if (tunnels.get(tunnel.id) === tunnel) tunnels.delete(tunnel.id)
+    if (tunnels.get(tunnel.id) === tunnel) {
+      tunnels.delete(tunnel.id)
+      if (tunnel.everConnected) {
+        if (reserved.size >= MAX_RESERVATIONS) unreserve(reserved.keys().next().value!)
+        const timer = setTimeout(() => unreserve(tunnel.id), reserveMs)
+        timer.unref()
+        reserved.set(tunnel.id, { secret: tunnel.secret, timer })
+      }
+    }
     tunnel.close()
   }
 
@@ -240,12 +353,28 @@ export async function startTunnelServer(opts: TunnelServerOptions = {}): Promise
     }
     const tcp = await listenTcp(host)
     // Picked after the await, so two requests for one id cannot both get it.
-    // Like localtunnel/server: an id in use gets a random one instead.
-    let id = requestedId !== undefined && !tunnels.has(requestedId) ? requestedId : randomBytes(5).toString('hex')
-    while (tunnels.has(id)) id = randomBytes(5).toString('hex')
-    const tunnel = new Tunnel(id, tunnelUrl(id, req), tcp, maxSockets, socketWaitMs, graceMs, remove)
+    // The holder of a taken or reserved id's secret gets it back, with that secret;
+    // like localtunnel/server, anyone else gets a random id instead.
+    const given = req.headers[TUNNEL_SECRET_HEADER]
+    const proof = typeof given === 'string' ? given.toLowerCase() : undefined
+    let id: string
+    let secret = randomBytes(32).toString('hex')
+    const held = requestedId === undefined ? undefined : (tunnels.get(requestedId)?.secret ?? reserved.get(requestedId)?.secret)
+    if (requestedId !== undefined && held === undefined) id = requestedId
+    else if (requestedId !== undefined && held !== undefined && sameSecret(proof, held)) {
+      id = requestedId
+      secret = held
+      const old = tunnels.get(id)
+      if (old !== undefined) {
+        tunnels.delete(id)
+        old.close()
+      }
+      unreserve(id)
+    } else id = randomBytes(5).toString('hex')
+    while (id !== requestedId && (tunnels.has(id) || reserved.has(id))) id = randomBytes(5).toString('hex')
+    const tunnel = new Tunnel(id, tunnelUrl(id, req), secret, tcp, maxSockets, socketWaitMs, handshakeMs, graceMs, remove)
     tunnels.set(id, tunnel)
-    sendJson(res, 200, { id, port: tunnel.port, max_conn_count: maxSockets, url: tunnel.url })
+    sendJson(res, 200, { id, port: tunnel.port, max_conn_count: maxSockets, url: tunnel.url, secret })
   }
 
   function forward(tunnel: Tunnel, path: string, req: IncomingMessage, res: ServerResponse): void {
@@ -314,6 +443,7 @@ export async function startTunnelServer(opts: TunnelServerOptions = {}): Promise
     async close() {
       for (const tunnel of tunnels.values()) tunnel.close()
       tunnels.clear()
+      for (const id of [...reserved.keys()]) unreserve(id)
       server.closeAllConnections()
       await new Promise<void>((resolve) => server.close(() => resolve()))
     },

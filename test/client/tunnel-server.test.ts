@@ -1,14 +1,16 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import localtunnel from 'localtunnel'
+import { type AddressInfo, connect, type Socket } from 'node:net'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTunnelServer, type TunnelServer } from '../../src/client/tunnel-server.js'
-import { eventually } from '../helpers/async.js'
+import { TunnelClient } from '../../src/client/tunnel.js'
+import { eventually, sleep } from '../helpers/async.js'
 
 /**
- * The tunnel server against the real npm `localtunnel` client, real sockets
- * only: a local HTTP server becomes reachable by path (and by subdomain).
+ * The tunnel server against the client's own tunnel client (the localtunnel
+ * protocol plus a secret per tunnel), real sockets only: a local HTTP server
+ * becomes reachable by path (and by subdomain), and a connection or a
+ * registration that cannot show the tunnel's secret gets nothing.
  */
 
 interface Seen {
@@ -22,10 +24,10 @@ let server: TunnelServer
 let local: Server
 let localPort: number
 const seen: Seen[] = []
-const tunnels: localtunnel.Tunnel[] = []
+const tunnels: TunnelClient[] = []
 
 beforeAll(async () => {
-  server = await startTunnelServer({ domain: 'tunnel.test', graceMs: 1_000, socketWaitMs: 300 })
+  server = await startTunnelServer({ domain: 'tunnel.test', graceMs: 1_000, socketWaitMs: 300, handshakeMs: 500 })
   local = createServer((req, res) => {
     let body = ''
     req.setEncoding('utf8').on('data', (chunk: string) => (body += chunk))
@@ -46,8 +48,8 @@ afterAll(async () => {
   await new Promise<void>((resolve) => local?.close(() => resolve()))
 })
 
-async function open(subdomain?: string): Promise<localtunnel.Tunnel> {
-  const tunnel = await localtunnel({ port: localPort, host: server.url, local_host: '127.0.0.1', subdomain })
+async function open(subdomain?: string, secret?: string): Promise<TunnelClient> {
+  const tunnel = await TunnelClient.connect({ localPort, host: server.url, localHost: '127.0.0.1', subdomain, ...(secret ? { secret } : {}) })
   tunnel.on('error', () => undefined)
   tunnels.push(tunnel)
   return tunnel
@@ -117,4 +119,61 @@ describe('tunnel server', () => {
     await eventually(() => expect(server.tunnels().find((t) => t.id === 'short-lived')).toBeUndefined(), 5_000)
     expect((await get(`${server.url}/short-lived/x`)).status).toBe(404)
   })
+
+  it('a connection that does not send the secret first never gets a request; the owner still does', async () => {
+    const created = JSON.parse((await get(`${server.url}/?new`)).body) as { id: string; port: number; secret: string }
+    expect(created.secret).toMatch(/^[0-9a-f]{64}$/)
+    // The attacker connects first: silent, then with a wrong line.
+    const silent = await rawConnect(created.port)
+    const wrong = await rawConnect(created.port)
+    wrong.socket.write(`${'0'.repeat(64)}\n`)
+    await eventually(() => expect(wrong.closed()).toBe(true))
+    await eventually(() => expect(silent.closed()).toBe(true), 2_000) // handshakeMs
+    expect(server.tunnels().find((t) => t.id === created.id)?.connectedSockets).toBe(0)
+    // With a silent attacker connected and no owner, a public request finds no connection (504), the attacker reads nothing.
+    const sneaky = await rawConnect(created.port)
+    expect((await get(`${server.url}/${created.id}/secret-path`, { authorization: 'Bearer farm-token' })).status).toBe(504)
+    expect(sneaky.received()).toBe('')
+    // The owner proves itself and serves; the attacker's connection is closed unread.
+    const owner = await rawConnect(created.port)
+    owner.socket.write(`${created.secret}\n`)
+    await eventually(() => expect(server.tunnels().find((t) => t.id === created.id)?.connectedSockets).toBe(1))
+    owner.socket.on('data', () => owner.socket.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nowner'))
+    const answer = await get(`${server.url}/${created.id}/secret-path`)
+    expect(answer.body).toBe('owner')
+    await eventually(() => expect(sneaky.closed()).toBe(true), 2_000)
+    expect(sneaky.received()).toBe('')
+    owner.socket.destroy()
+  })
+
+  it('a dropped id stays reserved for the holder of its secret', async () => {
+    const owner = await open('reserved-id')
+    expect(owner.secret).toMatch(/^[0-9a-f]{64}$/)
+    await eventually(() => expect(server.tunnels().find((t) => t.id === 'reserved-id')?.connectedSockets).toBe(10))
+    // While it is live, another client asking for it gets another id.
+    expect(JSON.parse((await get(`${server.url}/reserved-id`)).body).id).not.toBe('reserved-id')
+    owner.close()
+    await eventually(() => expect(server.tunnels().find((t) => t.id === 'reserved-id')).toBeUndefined(), 5_000)
+    // Gone past the grace time: someone else asking for the id (with no or a wrong secret) still gets another one.
+    expect(JSON.parse((await get(`${server.url}/reserved-id`)).body).id).not.toBe('reserved-id')
+    expect(JSON.parse((await get(`${server.url}/reserved-id`, { 'x-tunnel-secret': 'f'.repeat(64) })).body).id).not.toBe('reserved-id')
+    // The owner gets it back with its secret and serves again.
+    const back = await open('reserved-id', owner.secret)
+    expect(back.id).toBe('reserved-id')
+    expect(back.secret).toBe(owner.secret)
+    await eventually(() => expect(server.tunnels().find((t) => t.id === 'reserved-id')?.connectedSockets).toBe(10))
+    expect((await get(`${server.url}/reserved-id/again`)).body).toBe('GET /again ')
+  })
 })
+
+async function rawConnect(port: number): Promise<{ socket: Socket; received(): string; closed(): boolean }> {
+  const socket = connect({ host: '127.0.0.1', port })
+  let data = ''
+  let closed = false
+  socket.on('data', (chunk: Buffer) => (data += chunk.toString('latin1')))
+  socket.on('error', () => undefined)
+  socket.on('close', () => (closed = true))
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()))
+  await sleep(20)
+  return { socket, received: () => data, closed: () => closed }
+}
