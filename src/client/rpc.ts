@@ -47,6 +47,7 @@ const balanceSchema = z.object({
 export type Balance = z.infer<typeof balanceSchema>
 
 const rpcUrlSchema = z.object({ url: z.string().nullable() })
+const newTokenSchema = z.object({ token: z.string().min(1) })
 
 const responseSchema = z.object({
   jsonrpc: z.literal('2.0'),
@@ -70,8 +71,8 @@ export class FarmRpc {
 
   constructor(
     rpcUrl: string,
-    /** The account's token; undefined for the public methods (onboarding). */
-    private readonly token: string | undefined,
+    /** The account's token; undefined for the public methods (onboarding). Replaced by rotateToken(). */
+    private token: string | undefined,
     opts: { connections?: number } = {},
   ) {
     const url = new URL(rpcUrl)
@@ -137,6 +138,17 @@ export class FarmRpc {
 
   async getRpcUrl(): Promise<string | null> {
     return rpcUrlSchema.parse(await this.call('ilp_getRpcUrl')).url
+  }
+
+  /**
+   * Replaces the account's token (`ilp_rotateToken`) and resolves with the new
+   * one, shown this once: store it. This client sends it from now on; the old
+   * one stops working at the farm.
+   */
+  async rotateToken(): Promise<string> {
+    const { token } = newTokenSchema.parse(await this.call('ilp_rotateToken'))
+    this.token = token
+    return token
   }
 
   /** Sends a Prepare through the farm; resolves with the serialized Fulfill or Reject. */

@@ -16,7 +16,10 @@ const rpcs: FarmRpc[] = []
 
 beforeAll(async () => {
   redis = await startTestRedis()
-  farm = await startTestFarm(redis.url, [account('alice', { minBalance: '-1000', incoming: { token: 'alice-token', callbackUrls: ['http://127.0.0.1:'] } })])
+  farm = await startTestFarm(redis.url, [
+    account('alice', { minBalance: '-1000', incoming: { token: 'alice-token', callbackUrls: ['http://127.0.0.1:'] } }),
+    account('rita', { incoming: { token: 'rita-token' } }),
+  ])
 })
 
 afterAll(async () => {
@@ -119,5 +122,18 @@ describe('IncomingRouter', () => {
     router.detach('pay-1')
     await router.handle(p('test.farm.bob.pay-1'))
     expect(seen.at(-1)).toBe('server test.farm.bob.pay-1')
+  })
+})
+
+describe('FarmRpc.rotateToken', () => {
+  it('answers the new token and goes on with it; the old one is refused', async () => {
+    const client = rpc(`${farm.url}/rpc`, 'rita-token')
+    const token = await client.rotateToken()
+    expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/)
+    expect((await client.getAccountInfo()).accountId).toBe('rita')
+    const stale = rpc(`${farm.url}/rpc`, 'rita-token')
+    const refused = await stale.getBalance().catch((err: unknown) => err)
+    expect(refused).toBeInstanceOf(FarmRpcError)
+    expect(refused).toMatchObject({ code: -32001, message: expect.stringContaining('token is not valid') })
   })
 })
