@@ -260,6 +260,14 @@ describe('changing the farm', () => {
     expect(JSON.parse(ok(json).stdout)).toMatchObject({ id: 'dave', balance: '0', assetCode: 'EUR' })
   })
 
+
+    // the operator revokes the token by issuing a new one: the printed one works, the old one no longer
+    const renewed = ok(await cli(['accounts', 'token', 'dave']))
+    expect(renewed.stdout).toContain('the old token of dave no longer works')
+    const fresh = /shown this once[^\n]*\n {2}(\S+)/.exec(renewed.stdout)?.[1]
+    expect(fresh).toMatch(/^[A-Za-z0-9_-]{43}$/)
+    expect((await sendIlp(farm.url, 'dave', serializeIldcpRequest({ expiresAt: new Date(Date.now() + 10_000) }), { token: token! })).status).toBe(401)
+    expect((await sendIlp(farm.url, 'dave', serializeIldcpRequest({ expiresAt: new Date(Date.now() + 10_000) }), { token: fresh! })).status).toBe(200)
   it('accounts add --file (YAML) with its own token, --json as the API answers; then remove', async () => {
     const file = join(tmp, 'erin.yaml')
     writeFileSync(

@@ -32,6 +32,7 @@ const USAGE = `Usage:
                         [--outgoing-token T]
   ilp-farm accounts import FILE|- [--update] [--tokens-out FILE]
   ilp-farm accounts remove ID
+  ilp-farm accounts token ID
 
 list     every account with its balance and limits (GET /admin/accounts, page after page);
          with --limit N or --cursor ID one page, and the cursor of the next
@@ -46,6 +47,8 @@ import   many accounts from JSON Lines, one account object per line as in the co
          each refused line reported by its number, then a summary. Running the same file again
          changes nothing (every line "unchanged"): a failed or interrupted import is safely re-run
 remove   removes an account (DELETE /admin/accounts/ID) and prints the balance it had
+token    revokes the account's token by giving it a new one (POST /admin/accounts/ID/token),
+         printed once: the old one stops working on every worker within a second
 
 Options of list:
   --limit N                  one page of N accounts (1 to 1000) in id order
@@ -120,7 +123,7 @@ const ADD_FLAGS = Object.keys(OPTIONS).filter((f) => f !== 'token' && f !== 'cle
 
 export const accountsCommand: FarmCommand = {
   name: 'accounts',
-  summary: ['accounts list|add|update|import|remove', 'list, add (flags or --file), update (some fields), import (JSON Lines) and remove accounts'],
+  summary: ['accounts list|add|update|import|remove|token', 'list, add (flags or --file), update (some fields), import (JSON Lines), remove accounts, renew a token'],
   usage: USAGE,
   options: { ...OPTIONS, ...LIST_OPTIONS, ...IMPORT_OPTIONS },
   // The issue's `accounts add --token T` is the new account's incoming token, so there the admin token
@@ -143,8 +146,10 @@ export const accountsCommand: FarmCommand = {
         return importAccounts(subCtx)
       case 'remove':
         return remove(subCtx)
+      case 'token':
+        return renewToken(subCtx)
       default:
-        throw new UsageError(`unknown accounts subcommand "${sub}" (list, add, update, import, remove)`, 'accounts')
+        throw new UsageError(`unknown accounts subcommand "${sub}" (list, add, update, import, remove, token)`, 'accounts')
     }
   },
 }
@@ -422,6 +427,17 @@ async function remove(ctx: FarmContext): Promise<number> {
     return 0
   }
   print(`removed account ${removed.id}; ${owedSentence(removed.id, removed.balance)}`)
+  return 0
+}
+
+async function renewToken(ctx: FarmContext): Promise<number> {
+  const [id] = positionals(ctx, ['id'], 'accounts')
+  const renewed = await ctx.client.post<{ id: string; token: string }>(`/admin/accounts/${encodeURIComponent(id!)}/token`, {})
+  if (ctx.json) {
+    printJson(renewed)
+    return 0
+  }
+  print(`the old token of ${renewed.id} no longer works; its new incoming token (shown this once; store it now, the farm keeps only a digest):\n  ${renewed.token}`)
   return 0
 }
 
