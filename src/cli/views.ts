@@ -105,6 +105,8 @@ export interface RouteView {
 /** GET /admin/routes. */
 export interface RoutesView {
   policy: string
+  /** The farm's address: `<ilpAddress>.<id>` goes to child <id>, with no table entry. */
+  ilpAddress: string
   routes: RouteView[]
 }
 

@@ -197,7 +197,8 @@ export function adminApi(deps: AdminDeps) {
     app.get('/admin/workers', async () => coordination.status())
 
     // The routing table: every prefix, its candidates with liquidity, farm-wide successes and failures, health.
-    app.get('/admin/routes', async () => ({ policy: services.routes.policy, routes: await services.routes.describe() }))
+    // children are in no table: `<ilpAddress>.<id>` routes to child <id> by its address
+    app.get('/admin/routes', async () => ({ policy: services.routes.policy, ilpAddress: services.ilpAddress, routes: await services.routes.describe() }))
 
     // Adds a static candidate for a prefix at runtime, validated like the config; every worker has it within a second.
     app.put<{ Params: { prefix: string }; Body: unknown }>('/admin/routes/:prefix', async (request, reply) => {

@@ -122,21 +122,9 @@ function failIfNothingRead(state: State): void {
   if (admin.every((s) => s.error !== undefined)) throw admin[0]!.error!
 }
 
-/**
- * The farm's ILP address. The admin API has no field for it, but every child
- * account is routed at `<ilpAddress>.<id>`, a static route the farm writes
- * itself: the prefix of such a route minus `.<id>` is the address.
- */
+/** The farm's ILP address, as GET /admin/routes names it (children are routed under it by address). */
 function farmAddress(state: State): string | undefined {
-  const children = new Set((state.accounts.value?.accounts ?? []).filter((a) => a.relation === 'child').map((a) => a.id))
-  for (const route of state.routes.value?.routes ?? []) {
-    for (const c of route.candidates) {
-      if (c.source === 'static' && children.has(c.account) && route.prefix.endsWith(`.${c.account}`)) {
-        return route.prefix.slice(0, -(c.account.length + 1))
-      }
-    }
-  }
-  return undefined
+  return state.routes.value?.ilpAddress
 }
 
 // -- what looks wrong
@@ -235,7 +223,7 @@ function routeProblems(view: RoutesView | undefined): Finding[] {
 function render(state: State, ilpAddress: string | undefined, findings: Finding[], url: string, now: number): string {
   const out: string[] = [`ilp-farm inspect of ${url} at ${new Date(now).toISOString()}`, '']
   const health = state.health.value
-  out.push(`farm address:   ${ilpAddress ?? 'unknown (no child account to tell it)'}`)
+  out.push(`farm address:   ${ilpAddress ?? 'unknown (the routes could not be read)'}`)
   out.push(`health:         ${health ? `${health.body?.status ?? '?'} (HTTP ${health.status}, redis ${health.body?.redis ?? '?'})` : 'unreadable'}`)
   out.push(`routing policy: ${state.routes.value?.policy ?? 'unreadable'}`)
   out.push(...renderSection('Workers', state.workers, (v) => [`${plural(v.workers.length, 'live worker')}, leader ${v.leader ?? 'NONE'}`, ...(v.workers.length > 0 ? [workersTable(v, now)] : [])]))

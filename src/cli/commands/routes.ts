@@ -47,6 +47,7 @@ async function list(ctx: FarmContext): Promise<number> {
     return 0
   }
   print(`routing policy: ${view.policy}`)
+  print(`children: ${view.ilpAddress}.<id> goes to child <id> by its address (no table entry)`)
   print(routesTable(view))
   print(plural(view.routes.length, 'prefix', 'prefixes'))
   return 0
@@ -75,7 +76,6 @@ export function routesTable(view: RoutesView): string {
   )
 }
 
-function candidateCells(c: CandidateView): string[] {
 /**
  * An account users made themselves (a redeemed ticket, sign-up) is named so
  * beside its id: a static route to it says `static (admin)` because it came
@@ -85,6 +85,7 @@ function nextHopCell(c: CandidateView): string {
   return c.origin === 'signup' || c.origin === 'ticket' ? `${c.account} (${c.origin} account)` : c.account
 }
 
+function candidateCells(c: CandidateView): string[] {
   return [
     nextHopCell(c),
     c.addedBy ? `${c.source} (${c.addedBy})` : c.source,
