@@ -102,7 +102,7 @@ async function runBatch(requests: unknown[], ctx: CallerContext, limits: BatchLi
       }
       const answer = await dispatchOne(requests[i], ctx)
       answers[i] = answer
-      if (answer !== undefined) bytes += JSON.stringify(answer).length
+      if (answer !== undefined) bytes += Buffer.byteLength(JSON.stringify(answer))
     }
   }
   await Promise.all(Array.from({ length: Math.min(limits.batchConcurrency, requests.length) }, lane))
