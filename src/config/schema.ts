@@ -218,6 +218,26 @@ export const configSchema = z.strictObject({
       /** Leading zero bits of SHA-256(challenge || nonce): about 2^difficulty hashes to solve, one to check. */
       difficulty: z.number().int().min(1).max(40).default(20),
       challengeTtlMs: positiveMs.default(120_000),
+      /**
+       * HMAC key of the stateless challenges (at least 32 characters). Unset: a random one made once and shared
+       * through Redis, so every worker accepts every worker's challenges.
+       */
+      challengeKey: z.string().min(32, 'must be at least 32 characters').optional(),
+      /** Most sign-up accounts ever made; beyond, ilp_signUp is refused (reason signup-full). Unset: no cap. */
+      maxAccounts: z.number().int().min(0).optional(),
+      /**
+       * Requests per window, farm-wide through Redis counters (one per window and caller, expiring with it);
+       * 0 turns a limit off. Beyond, the call is refused (reason rate-limited, data.retryAfterMs).
+       */
+      limits: z
+        .strictObject({
+          windowMs: positiveMs.default(60_000),
+          challengesPerIp: z.number().int().min(0).default(60),
+          challenges: z.number().int().min(0).default(6_000),
+          signupsPerIp: z.number().int().min(0).default(10),
+          signups: z.number().int().min(0).default(100),
+        })
+        .prefault({}),
       /** The new accounts' asset and limits (relation child). */
       account: z
         .strictObject({

@@ -46,7 +46,7 @@ export function jsonRpc(services: PacketServices, limits: FarmConfig['rpc'], onb
       if (token !== undefined && account === undefined) {
         return reply.code(401).send(errorResponse(null, { code: UNAUTHORIZED, message: 'Unauthorized: the bearer token is not valid (no account has it, or it was rotated)' }))
       }
-      const answer = await dispatchBody(typeof request.body === 'string' ? request.body : '', { account, services, onboarding }, limits)
+      const answer = await dispatchBody(typeof request.body === 'string' ? request.body : '', { account, services, onboarding, ip: request.ip }, limits)
       if (answer === undefined) return reply.code(204).send()
       const answers = Array.isArray(answer) ? answer : [answer]
       const status = answers.every((a) => a.error?.code === UNAUTHORIZED) ? 401 : 200

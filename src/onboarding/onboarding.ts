@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import type { AccountService } from '../accounts/service.js'
 import { allowedCallbackPrefixes } from '../async/callback-policy.js'
@@ -20,8 +20,10 @@ export interface NewAccount {
 /** A refused redemption or sign-up, with the reason the user is told. */
 export class OnboardingError extends Error {
   constructor(
-    readonly reason: 'invalid-ticket' | 'invalid-challenge' | 'wrong-solution' | 'id-taken' | 'invalid-account' | 'signup-disabled',
+    readonly reason: 'invalid-ticket' | 'invalid-challenge' | 'wrong-solution' | 'id-taken' | 'invalid-account' | 'signup-disabled' | 'rate-limited' | 'signup-full',
     message: string,
+    /** For rate-limited: when the current window ends. */
+    readonly retryAfterMs?: number,
   ) {
     super(message)
     this.name = 'OnboardingError'
@@ -65,10 +67,14 @@ const generatedId = () => `u${randomBytes(8).toString('hex')}`
  *   no token needed) consumes it with GETDEL, so it works once, on any
  *   worker, and never after it expired.
  * - **Open sign-up** (Mediachain), off unless `signup.enabled`: the farm
- *   hands out a random challenge (kept in Redis with a TTL); a client that
- *   finds a proof of work for it gets a child account with the configured
- *   small limits. Checking the proof is one hash; the challenge is consumed
- *   on use, so a solution cannot be replayed.
+ *   hands out a challenge; a client that finds a proof of work for it gets a
+ *   child account with the configured small limits. Checking the proof is
+ *   one hash. A challenge is stateless, `v1.<expiry>.<random>.<HMAC>`, so
+ *   asking for one stores nothing per challenge; only a sign-up marks its
+ *   challenge used (SET NX of its digest, expiring with it), so a solution
+ *   cannot be replayed. Challenges and sign-ups are counted per caller IP and
+ *   farm-wide in fixed windows (`signup.limits`), and `signup.maxAccounts`
+ *   caps the accounts sign-up makes.
  */
 export class Onboarding {
   constructor(
@@ -79,11 +85,67 @@ export class Onboarding {
   ) {}
 
   private ticketKey(ticket: string): string {
-    return `${this.keys.prefix}ticket:${digest(ticket)}`
+    return this.keys.ticket(digest(ticket))
   }
 
-  private challengeKey(challenge: string): string {
-    return `${this.keys.prefix}signup:${challenge}`
+  private hmacKey: Promise<Buffer> | undefined
+
+  /** The challenges' HMAC key: from config, else made once and shared through Redis (the first SET NX wins). */
+  private challengeHmacKey(): Promise<Buffer> {
+    const configured = this.config.signup.challengeKey
+    if (configured !== undefined) return Promise.resolve(Buffer.from(configured, 'utf8'))
+    this.hmacKey ??= (async () => {
+      await this.redis.set(this.keys.signupHmacKey, randomBytes(32).toString('hex'), 'NX')
+      const stored = await this.redis.get(this.keys.signupHmacKey)
+      if (stored === null) throw new Error('sign-up challenge key vanished from Redis')
+      return Buffer.from(stored, 'hex')
+    })().catch((err: unknown) => {
+      this.hmacKey = undefined
+      throw err
+    })
+    return this.hmacKey
+  }
+
+  private async mac(body: string): Promise<string> {
+    return createHmac('sha256', await this.challengeHmacKey()).update(body, 'utf8').digest().subarray(0, 16).toString('base64url')
+  }
+
+  /** The expiry of a challenge this farm made, or undefined for anything else (made up, altered, another farm's). */
+  private async checkChallenge(challenge: string): Promise<number | undefined> {
+    const parts = challenge.split('.')
+    if (parts.length !== 4 || parts[0] !== 'v1' || !/^[0-9a-z]{1,12}$/.test(parts[1]!)) return undefined
+    const expected = Buffer.from(await this.mac(parts.slice(0, 3).join('.')), 'utf8')
+    const given = Buffer.from(parts[3]!, 'utf8')
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined
+    return parseInt(parts[1]!, 36)
+  }
+
+  /**
+   * Counts one request of `kind` from `ip` and farm-wide in the current window
+   * (INCR and PEXPIRE, one round trip) and refuses it over either limit.
+   */
+  private async countRequest(kind: 'challenge' | 'signup', ip: string | undefined): Promise<void> {
+    const { limits } = this.config.signup
+    const perIp = kind === 'challenge' ? limits.challengesPerIp : limits.signupsPerIp
+    const farmWide = kind === 'challenge' ? limits.challenges : limits.signups
+    const now = Date.now()
+    const window = Math.floor(now / limits.windowMs)
+    const counted: Array<{ key: string; limit: number; what: string }> = []
+    if (farmWide > 0) counted.push({ key: this.keys.signupRate(kind, 'farm', window), limit: farmWide, what: 'on this farm' })
+    if (perIp > 0 && ip !== undefined) counted.push({ key: this.keys.signupRate(kind, `ip:${ip}`, window), limit: perIp, what: `from ${ip}` })
+    if (counted.length === 0) return
+    const pipeline = this.redis.pipeline()
+    for (const { key } of counted) pipeline.incr(key).pexpire(key, limits.windowMs * 2)
+    const results = (await pipeline.exec()) ?? []
+    counted.forEach(({ limit, what }, i) => {
+      const [err, count] = results[i * 2] ?? [new Error('no answer')]
+      if (err) throw err
+      if (Number(count) > limit) {
+        const retryAfterMs = (window + 1) * limits.windowMs - now
+        const noun = kind === 'challenge' ? 'sign-up challenges' : 'sign-ups'
+        throw new OnboardingError('rate-limited', `too many ${noun} ${what}: at most ${limit} per ${limits.windowMs} ms; retry in ${retryAfterMs} ms`, retryAfterMs)
+      }
+    })
   }
 
   /**
@@ -142,31 +204,54 @@ export class Onboarding {
     }
   }
 
-  /** A sign-up challenge: solve it (pow.ts) and call signUp before it expires. */
-  async challenge(): Promise<{ challenge: string; difficulty: number; expiresAt: string }> {
+  /** A sign-up challenge: solve it (pow.ts) and call signUp before it expires. `ip`: the caller's, for its limit. */
+  async challenge(ip?: string): Promise<{ challenge: string; difficulty: number; expiresAt: string }> {
     const signup = this.enabledSignup()
-    const challenge = randomBytes(16).toString('base64url')
-    await this.redis.set(this.challengeKey(challenge), '1', 'PX', signup.challengeTtlMs)
-    return { challenge, difficulty: signup.difficulty, expiresAt: new Date(Date.now() + signup.challengeTtlMs).toISOString() }
+    await this.countRequest('challenge', ip)
+    const expiresAtMs = Date.now() + signup.challengeTtlMs
+    const body = `v1.${expiresAtMs.toString(36)}.${randomBytes(12).toString('base64url')}`
+    const challenge = `${body}.${await this.mac(body)}`
+    return { challenge, difficulty: signup.difficulty, expiresAt: new Date(expiresAtMs).toISOString() }
   }
 
   /** Creates a child account with the sign-up limits for a correct, unused, unexpired proof of work. */
-  async signUp(challenge: string, nonce: string, wantedId: string | undefined): Promise<NewAccount> {
+  async signUp(challenge: string, nonce: string, wantedId: string | undefined, ip?: string): Promise<NewAccount> {
     const signup = this.enabledSignup()
+    const expiresAtMs = await this.checkChallenge(challenge)
+    if (expiresAtMs === undefined || expiresAtMs <= Date.now()) throw new OnboardingError('invalid-challenge', 'unknown, used or expired challenge')
     if (!verifyPow(challenge, nonce, signup.difficulty)) throw new OnboardingError('wrong-solution', `the nonce does not solve the challenge at difficulty ${signup.difficulty}`)
+    await this.countRequest('signup', ip)
     const id = wantedId ?? generatedId()
     const body = this.withUserPrefixes({ relation: 'child', ...signup.account, id }, undefined)
     await this.checkIdFree(id)
-    if ((await this.redis.getdel(this.challengeKey(challenge))) === null) {
+    // The one write that decides who used the challenge: two sign-ups with one solution, one wins.
+    const usedKey = this.keys.signupUsed(digest(challenge))
+    if ((await this.redis.set(usedKey, '1', 'PX', Math.max(expiresAtMs - Date.now(), 1) + 1_000, 'NX')) === null) {
       throw new OnboardingError('invalid-challenge', 'unknown, used or expired challenge')
     }
-    return this.create(body, 'signup')
+    const cap = signup.maxAccounts
+    if (cap !== undefined) {
+      // Counted before the account is made and given back if it is not, so workers at once never pass the cap.
+      if ((await this.redis.incr(this.keys.signupAccounts)) > cap) {
+        await this.redis.decr(this.keys.signupAccounts)
+        await this.redis.del(usedKey)
+        throw new OnboardingError('signup-full', `this farm takes no more sign-ups (at most ${cap} accounts)`)
+      }
+    }
+    try {
+      return await this.create(body, 'signup')
+    } catch (err) {
+      // Not used after all (the id was taken in between): the challenge and the place under the cap are good again.
+      await this.redis.del(usedKey).catch(() => undefined)
+      if (cap !== undefined) await this.redis.decr(this.keys.signupAccounts).catch(() => undefined)
+      throw err
+    }
   }
 
-  private enabledSignup(): NonNullable<FarmConfig['signup']> & { account: Record<string, unknown> } {
+  private enabledSignup(): FarmConfig['signup'] & { account: Record<string, unknown> } {
     const signup = this.config.signup
     if (!signup.enabled || signup.account === undefined) throw new OnboardingError('signup-disabled', 'open sign-up is not enabled on this farm')
-    return signup as NonNullable<FarmConfig['signup']> & { account: Record<string, unknown> }
+    return signup as FarmConfig['signup'] & { account: Record<string, unknown> }
   }
 
   /**

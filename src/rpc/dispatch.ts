@@ -21,6 +21,8 @@ export interface CallerContext {
   readonly services: PacketServices
   /** Tickets and sign-up (absent: those methods answer that onboarding is not available). */
   readonly onboarding?: Onboarding
+  /** The caller's IP address as the server sees it: sign-up limits count per address. */
+  readonly ip?: string
 }
 
 /** A caller with an account: methods act on this account only. */

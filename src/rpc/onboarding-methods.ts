@@ -14,7 +14,13 @@ const newAccount: JsonSchema = {
     assetScale: { type: 'integer' },
   },
 }
-const REFUSED = [{ code: ONBOARDING_REFUSED, message: 'refused: data.reason is invalid-ticket, invalid-challenge, wrong-solution, id-taken, invalid-account or signup-disabled' }]
+const REFUSED = [
+  {
+    code: ONBOARDING_REFUSED,
+    message:
+      'refused: data.reason is invalid-ticket, invalid-challenge, wrong-solution, id-taken, invalid-account, signup-disabled, rate-limited (with data.retryAfterMs) or signup-full',
+  },
+]
 const wantedId = { name: 'id', required: false, description: 'the account id wanted (1-64 of a-z A-Z 0-9 _ ~ -); default: one is made', schema: { type: 'string' } }
 
 function optionalId(value: unknown): string | undefined {
@@ -35,7 +41,9 @@ async function onboard<T>(ctx: CallerContext, step: (o: NonNullable<CallerContex
   try {
     return await step(ctx.onboarding)
   } catch (err) {
-    if (err instanceof OnboardingError) throw new RpcError(ONBOARDING_REFUSED, err.message, undefined, { reason: err.reason })
+    if (err instanceof OnboardingError) {
+      throw new RpcError(ONBOARDING_REFUSED, err.message, undefined, { reason: err.reason, ...(err.retryAfterMs !== undefined ? { retryAfterMs: err.retryAfterMs } : {}) })
+    }
     throw err
   }
 }
@@ -60,7 +68,7 @@ const getSignupChallenge: PublicRpcMethod = {
     schema: { type: 'object', properties: { challenge: { type: 'string' }, difficulty: { type: 'integer' }, expiresAt: { type: 'string', format: 'date-time' } } },
   },
   errors: REFUSED,
-  invoke: (ctx) => onboard(ctx, (o) => o.challenge()),
+  invoke: (ctx) => onboard(ctx, (o) => o.challenge(ctx.ip)),
 }
 
 const signUp: PublicRpcMethod = {
@@ -74,7 +82,7 @@ const signUp: PublicRpcMethod = {
   ],
   result: { name: 'account', schema: newAccount },
   errors: REFUSED,
-  invoke: (ctx, params) => onboard(ctx, (o) => o.signUp(requiredString(params, 'challenge'), requiredString(params, 'nonce'), optionalId(params.id))),
+  invoke: (ctx, params) => onboard(ctx, (o) => o.signUp(requiredString(params, 'challenge'), requiredString(params, 'nonce'), optionalId(params.id), ctx.ip)),
 }
 
 export const onboardingMethods: readonly PublicRpcMethod[] = [redeemTicket, getSignupChallenge, signUp]

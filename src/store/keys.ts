@@ -80,6 +80,26 @@ export class Keys {
     return `${this.prefix}signup:${challenge}`
   }
 
+  /** The HMAC key of stateless sign-up challenges when the config gives none: made once by the first worker (SET NX). */
+  get signupHmacKey(): string {
+    return `${this.prefix}signup:hmac-key`
+  }
+
+  /** A sign-up challenge that was used, by its SHA-256: set NX at sign-up, expiring with the challenge. */
+  signupUsed(digestHex: string): string {
+    return `${this.prefix}signup:used:${digestHex}`
+  }
+
+  /** Sign-up accounts made so far (signup.maxAccounts). */
+  get signupAccounts(): string {
+    return `${this.prefix}signup:accounts`
+  }
+
+  /** A fixed-window counter of sign-up requests: what (challenge, signup), whose (`farm` or `ip:<address>`), which window. */
+  signupRate(kind: 'challenge' | 'signup', scope: string, window: number): string {
+    return `${this.prefix}signup:rate:${kind}:${scope}:${window}`
+  }
+
   /**
    * Farm-wide keys as they were named before they shared the {farm} tag, with
    * their names now: a worker starting on such a farm renames them once.
