@@ -33,7 +33,7 @@ import { serializeIlpPrepare } from 'ilp-packet'
 import { Redis } from 'ioredis'
 import { Pool, request } from 'undici'
 import { type EmbeddedRedis, freePort, startEmbeddedRedis } from '../src/farm/embedded-redis.js'
-import { childPids, cpuOf, ENV_SECRET, fulfillmentFor, median, outcomeOf, percentile, RECEIVER_TOKEN } from './bench.js'
+import { childPids, cpuOf, ENV_SECRET, fulfillmentFor, median, outcomeOf, percentile, RECEIVER_TOKEN, untilListening } from './bench.js'
 
 const ADMIN_TOKEN = 'bench-admin-token'
 const IMPORT_BATCH = 10_000
@@ -344,29 +344,8 @@ async function startFarm(
   else env.REDIS_URL = redisUrl
   const child = spawn(process.execPath, [farmMain, 'start', '--config', configFile], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
   children.push(child)
-  let tail = ''
-  const keep = (chunk: Buffer) => {
-    tail = (tail + chunk.toString()).slice(-8000)
-  }
-  child.stdout?.on('data', keep)
-  child.stderr?.on('data', keep)
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`farm did not listen within 120 s:\n${tail}`)), 120_000)
-    const onData = () => {
-      const m = /listening on (https?:\/\/\S+)/.exec(tail)
-      if (m) {
-        clearTimeout(timer)
-        resolve(m[1]!)
-      }
-    }
-    child.stdout?.on('data', onData)
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer)
-      reject(new Error(`farm exited (${signal ?? `code ${code}`}):\n${tail}`))
-    })
-  })
-  child.removeAllListeners('exit')
-  return { size, prefix, configFile, child, url, tail: () => tail }
+  const { url, output } = await untilListening(child, 120_000)
+  return { size, prefix, configFile, child, url, tail: output }
 }
 
 async function stopProcess(child: ChildProcess): Promise<void> {

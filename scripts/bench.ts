@@ -331,6 +331,15 @@ async function startFarm(tmp: string, redisUrl: string, receiverUrl: string, wor
     detached: true, // own process group: the bench stops it (and its worker) in order
   })
   resources.farms.push(child)
+  const { url, output } = await untilListening(child, 30_000)
+  return { child, url, output }
+}
+
+/**
+ * Keeps the last lines a started farm prints and resolves with its URL once
+ * it says it listens; rejects when it exits first or stays silent too long.
+ */
+export async function untilListening(child: ChildProcess, timeoutMs: number): Promise<{ url: string; output: () => string }> {
   let tail = ''
   const keep = (chunk: Buffer) => {
     tail = (tail + chunk.toString()).slice(-8000)
@@ -338,7 +347,7 @@ async function startFarm(tmp: string, redisUrl: string, receiverUrl: string, wor
   child.stdout?.on('data', keep)
   child.stderr?.on('data', keep)
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`farm did not print "listening on" within 30 s:\n${tail}`)), 30_000)
+    const timer = setTimeout(() => reject(new Error(`farm did not print "listening on" within ${timeoutMs / 1000} s:\n${tail}`)), timeoutMs)
     const onData = () => {
       const m = /listening on (https?:\/\/\S+)/.exec(tail)
       if (m) {
@@ -355,7 +364,7 @@ async function startFarm(tmp: string, redisUrl: string, receiverUrl: string, wor
     child.stdout?.on('data', onData)
     child.once('exit', onExit)
   })
-  return { child, url, output: () => tail }
+  return { url, output: () => tail }
 }
 
 // -- load

@@ -6,6 +6,7 @@ import { account, adminGet, adminSend, balanceOf, prepareTo, sendIlp, startTestF
 import { fulfillKnown, knownCondition, startTestPeer, type TestPeer } from '../helpers/peer.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis.js'
 import { Keys } from '../../src/store/keys.js'
+import { within } from '../helpers/async.js'
 
 /**
  * Accounts that scale: each in its own record, workers holding only a bounded
@@ -48,18 +49,6 @@ async function rpc(url: string, method: string, params: unknown = {}, token?: st
   return { status: res.statusCode, json: (await res.body.json()) as never }
 }
 
-async function within(ms: number, check: () => Promise<void>): Promise<number> {
-  const start = Date.now()
-  for (;;) {
-    try {
-      await check()
-      return Date.now() - start
-    } catch (err) {
-      if (Date.now() - start > ms) throw err
-      await new Promise((r) => setTimeout(r, 20))
-    }
-  }
-}
 
 const kid = (id: string, fields: Record<string, unknown> = {}) => ({ id, relation: 'child', assetCode: 'USD', assetScale: 6, outgoing: { url: inbox.url }, ...fields })
 

@@ -4,6 +4,7 @@ import { hashToken } from '../../src/accounts/registry.js'
 import { account, adminGet, adminSend, balanceOf, prepareTo, sendIlp, startTestFarm, type TestFarm } from '../helpers/farm.js'
 import { fulfillKnown, knownCondition, startTestPeer, type TestPeer } from '../helpers/peer.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis.js'
+import { within } from '../helpers/async.js'
 
 /**
  * Accounts created, changed and deleted at runtime through the admin API
@@ -34,19 +35,6 @@ afterAll(async () => {
   await redis?.close()
 })
 
-/** Retries `check` until it passes, for at most `ms`; returns how long it took. */
-async function within(ms: number, check: () => Promise<void>): Promise<number> {
-  const start = Date.now()
-  for (;;) {
-    try {
-      await check()
-      return Date.now() - start
-    } catch (err) {
-      if (Date.now() - start > ms) throw err
-      await new Promise((r) => setTimeout(r, 20))
-    }
-  }
-}
 
 describe('admin API: auth', () => {
   it('refuses every account change without the admin token, and with a user token', async () => {

@@ -33,6 +33,20 @@ export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 10_
 }
 
 /** What the callback server does with one POST: answer a status, or drop the connection without an answer. */
+/** Retries `check` until it passes, for at most `ms`; returns how long it took. */
+export async function within(ms: number, check: () => Promise<void>): Promise<number> {
+  const start = Date.now()
+  for (;;) {
+    try {
+      await check()
+      return Date.now() - start
+    } catch (err) {
+      if (Date.now() - start > ms) throw err
+      await new Promise((r) => setTimeout(r, 20))
+    }
+  }
+}
+
 export type CallbackAnswer = number | 'destroy'
 
 export interface CallbackHit {
