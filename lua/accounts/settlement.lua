@@ -1,4 +1,4 @@
--- Settlement trigger (issue 6), shared by the scripts that credit an account.
+-- Settlement trigger, shared by the scripts that credit an account.
 --
 -- An account with a settleThreshold has at most one open settlement request,
 -- named by its `settlePending` field (the stream entry id). A request is

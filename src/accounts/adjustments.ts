@@ -17,7 +17,7 @@ export const IDEMPOTENCY_TTL_MS = 7 * 24 * 3600 * 1000
 export const MAX_IDEMPOTENCY_KEY_LENGTH = 200
 
 /**
- * Deposits and withdrawals (issue 6): the operator moves an account's balance
+ * Deposits and withdrawals: the operator moves an account's balance
  * (money that arrived or was paid out outside ILP). One script per request:
  * it checks the key, the limit, moves the balance and records the key, so a
  * retried request applies once, whichever worker it reaches.

@@ -30,7 +30,7 @@ function toRequest(id: string, fields: string[]): SettlementRequest {
 const WEBHOOK_RETRY_MS = 1_000
 
 /**
- * Settlement requests (issue 6): a Redis stream `<prefix>settlements`, one
+ * Settlement requests: a Redis stream `{farm}:settlements`, one
  * entry per crossing of an account's settleThreshold (the Lua side,
  * lua/accounts/settlement.lua, makes it exactly one whatever the number of
  * workers), and their delivery to a webhook by the leader, in order, at least

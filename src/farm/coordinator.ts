@@ -25,7 +25,7 @@ export interface LeaderDuty {
 }
 
 /**
- * One worker's part in the farm (issue 3, crash safety): its heartbeat, its
+ * One worker's part in the farm's crash safety: its heartbeat, its
  * bid for the leader lease, the leader duties while it holds it (the
  * sweeper), and the refund of its own orphans after each heartbeat.
  */

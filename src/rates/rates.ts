@@ -2,7 +2,7 @@ import type { AccountConfig, FarmConfig } from '../config/schema.js'
 import { isDecimalString, UINT64_MAX } from '../util/amount.js'
 
 /**
- * Exchange rates between accounts (issue 4): exact rational arithmetic on
+ * Exchange rates between accounts: exact rational arithmetic on
  * BigInt, never a float.
  *
  * A packet from account A to next hop B carries

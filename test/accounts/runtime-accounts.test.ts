@@ -7,8 +7,8 @@ import { startTestRedis, type TestRedis } from '../helpers/redis.js'
 import { within } from '../helpers/async.js'
 
 /**
- * Accounts created, changed and deleted at runtime through the admin API
- * (issue 6), seen by every worker: two workers on one Redis, a change made
+ * Accounts created, changed and deleted at runtime through the admin API,
+ * seen by every worker: two workers on one Redis, a change made
  * through one is used through the other.
  */
 let redis: TestRedis

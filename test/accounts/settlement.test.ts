@@ -7,7 +7,7 @@ import { fulfillKnown, knownCondition, readBody, startTestPeer, type TestPeer } 
 import { startTestRedis, type TestRedis } from '../helpers/redis.js'
 
 /**
- * Settlement trigger (issue 6): concurrent packets on several workers push an
+ * Settlement trigger: concurrent packets on several workers push an
  * account over its settleThreshold; exactly one settlement request is
  * recorded per crossing, and the webhook gets it.
  */

@@ -13,7 +13,7 @@ import { startTestRedis, type TestRedis } from '../helpers/redis.js'
 import { Keys } from '../../src/store/keys.js'
 
 /**
- * The kill test of issue 3: the real `ilp-farm start` (supervisor + 2 cluster
+ * The kill test: the real `ilp-farm start` (supervisor + 2 cluster
  * workers) under sustained load, with workers SIGKILLed at random moments.
  * Once the longest expiry has passed, every unit of value must be accounted
  * for: nothing left in the hotSet, balances summing to their start (0), and

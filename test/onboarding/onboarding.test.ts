@@ -8,7 +8,7 @@ import { account, adminGet, adminSend, prepareTo, sendIlp, startTestFarm, type T
 import { fulfillKnown, knownCondition, startTestPeer, type TestPeer } from '../helpers/peer.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis.js'
 
-/** Invitation tickets and open sign-up by proof of work (issue 5), on a real farm and Redis. */
+/** Invitation tickets and open sign-up by proof of work, on a real farm and Redis. */
 let redis: TestRedis
 let farm: TestFarm
 let closed: TestFarm
