@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { stringify } from 'yaml'
 import type { FarmConfigInput } from '../../src/config/schema.js'
-import { cleanEnv, type CliRun, isRunning, killAllClis, processes, runCli, sleep } from '../helpers/cli.js'
+import { cleanEnv, isRunning, killAllClis, runCli, sleep, workerPids } from '../helpers/cli.js'
 import { ADMIN_TOKEN, adminGet } from '../helpers/farm.js'
 import { type LedgerWatch, watchLedger } from '../helpers/ledger-monitor.js'
 import { type Receiver, runLoad, startReceiver, summarize, sum } from '../helpers/load.js'
@@ -47,12 +47,6 @@ afterAll(async () => {
   await redis?.close()
   rmSync(tmp, { recursive: true, force: true })
 })
-
-function workerPids(run: CliRun): number[] {
-  return processes()
-    .filter((p) => p.ppid === run.pid && p.args.includes('worker-main') && !p.state.startsWith('Z'))
-    .map((p) => p.pid)
-}
 
 describe('kill test', () => {
   it(

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { stringify } from 'yaml'
 import type { FarmConfigInput } from '../../src/config/schema.js'
 import { Keys } from '../../src/store/keys.js'
-import { cleanEnv, killAllClis, processes, runCli, type CliRun, sleep } from '../helpers/cli.js'
+import { cleanEnv, killAllClis, runCli, sleep, workerPids } from '../helpers/cli.js'
 import { ADMIN_TOKEN } from '../helpers/farm.js'
 import { type LedgerWatch, watchLedger } from '../helpers/ledger-monitor.js'
 import { type Receiver, runLoad, type SentPacket, startReceiver, summarize, sum } from '../helpers/load.js'
@@ -97,12 +97,6 @@ async function churn(url: string, loops: number, durationMs: number): Promise<Pr
     }),
   )
   return probes
-}
-
-function workerPids(run: CliRun): number[] {
-  return processes()
-    .filter((p) => p.ppid === run.pid && p.args.includes('worker-main') && !p.state.startsWith('Z'))
-    .map((p) => p.pid)
 }
 
 describe('worker death', () => {

@@ -231,3 +231,10 @@ export function redisServerOnPort(port: number): ProcessInfo | undefined {
   const title = new RegExp(`redis-server\\s+\\S*:${port}(\\s|$)`)
   return processes().find((p) => title.test(p.args) && !p.state.startsWith('Z'))
 }
+
+/** The live worker processes of an `ilp-farm start` run (its node:cluster children). */
+export function workerPids(run: CliRun): number[] {
+  return processes()
+    .filter((p) => p.ppid === run.pid && p.args.includes('worker-main') && !p.state.startsWith('Z'))
+    .map((p) => p.pid)
+}
