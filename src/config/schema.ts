@@ -22,6 +22,16 @@ const spread = z
   .refine(isDecimalString, 'must be a decimal string such as "0.002" (0.2%)')
   .refine((s) => !isDecimalString(s) || s.startsWith('0'), 'must be below 1')
 const secret = z.string().min(1, 'must not be empty')
+/** Binds only the local machine can reach: the admin token's strength is not checked there. */
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost'])
+export const MIN_PUBLIC_ADMIN_TOKEN_LENGTH = 16
+/** Tokens anyone can read in this package (config/example.yaml, docs) are as good as none. */
+const KNOWN_ADMIN_TOKENS = new Set(['change-me-admin-token'])
+
+function weakAdminToken(token: string): boolean {
+  return token.length < MIN_PUBLIC_ADMIN_TOKEN_LENGTH || KNOWN_ADMIN_TOKENS.has(token)
+}
+
 const positiveMs = z.number().int('must be a whole number of milliseconds').positive('must be positive')
 /**
  * A prefix of URLs the farm may call for an account (its RPC URL, its async Callback-Urls). The host must
@@ -163,7 +173,18 @@ export const configSchema = z.strictObject({
       commandTimeoutMs: positiveMs.default(2000),
     })
     .prefault({}),
-  admin: z.strictObject({ token: secret.optional() }).prefault({}),
+  admin: z
+    .strictObject({
+      token: secret.optional(),
+      /**
+       * Failed admin-token checks (dashboard login, /admin, /metrics) one IP address may make per window, all
+       * workers together; beyond, 429 until the window ends. perIp 0: no limit.
+       */
+      failedAuth: z
+        .strictObject({ perIp: z.number().int().min(0).default(10), windowMs: positiveMs.default(60_000) })
+        .prefault({}),
+    })
+    .prefault({}),
   /** Time kept back from the incoming expiry for the reply to travel upstream. */
   minMessageWindowMs: positiveMs.default(1000),
   /** Longest time the farm holds a packet for the next hop. */
@@ -275,6 +296,9 @@ export const configSchema = z.strictObject({
 }).refine((c) => c.http.connectionTimeoutMs > c.maxHoldTimeMs, {
   message: 'must be longer than maxHoldTimeMs (a request waits that long for its next hop with nothing on the wire)',
   path: ['http', 'connectionTimeoutMs'],
+}).refine((c) => c.admin.token === undefined || LOOPBACK_HOSTS.has(c.http.host.toLowerCase()) || !weakAdminToken(c.admin.token), {
+  message: `on a non-loopback http.host the admin token must be at least ${MIN_PUBLIC_ADMIN_TOKEN_LENGTH} characters and not the example's; make one with: openssl rand -hex 32`,
+  path: ['admin', 'token'],
 })
 
 export type FarmConfig = z.output<typeof configSchema>

@@ -5,6 +5,7 @@ import { CallbackSender } from '../async/callbacks.js'
 import { AsyncInbound } from '../async/inbound.js'
 import { AsyncReplies } from '../async/replies.js'
 import { RequestIds } from '../async/request-ids.js'
+import { FailedAuth } from '../http/failed-auth.js'
 import { AccountRegistry } from '../accounts/registry.js'
 import { AccountService } from '../accounts/service.js'
 import { Settlements } from '../accounts/settlement.js'
@@ -135,7 +136,21 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   coordinator.addLeaderDuty(settlements.leaderDuty()) // settlement webhooks, in order, from one worker
   await coordinator.start()
   const onboarding = new Onboarding(redis, ledger.keys, accountService, config)
-  const app = await buildServer({ services, accountService, onboarding, asyncInbound, redis, http: config.http, rpc: config.rpc, tls: config.http.tls, adminToken: config.admin.token, logger: log })
+  const app = await buildServer({
+    services,
+    accountService,
+    onboarding,
+    asyncInbound,
+    redis,
+    http: config.http,
+    rpc: config.rpc,
+    tls: config.http.tls,
+    adminToken: config.admin.token,
+    failedAuth: new FailedAuth(redis, ledger.keys, config.admin.failedAuth),
+    // behind a TLS proxy (an https publicUrl) the browser sees https too
+    secureCookie: config.http.tls !== undefined || config.http.publicUrl?.startsWith('https:') === true,
+    logger: log,
+  })
 
   return {
     app,

@@ -9,7 +9,8 @@ import { isValidAddressSegment, isValidIlpAddress, isValidRoutePrefix } from '..
 import { isUInt64String } from '../util/amount.js'
 import { Coordination } from '../store/coordination.js'
 import { allowedCallbackPrefixes } from '../async/callback-policy.js'
-import { authorized, tokenDigest } from './auth.js'
+import { tokenDigest } from './auth.js'
+import { type FailedAuth, requireAdminToken } from './failed-auth.js'
 
 export interface AdminDeps {
   adminToken: string | undefined
@@ -18,6 +19,8 @@ export interface AdminDeps {
   accountService: AccountService
   /** Invitation tickets. */
   onboarding: Onboarding
+  /** Failed admin-token checks per IP, farm-wide. */
+  failedAuth?: FailedAuth
 }
 
 /** Accounts per page of GET /admin/accounts: by default, and at most. */
@@ -97,7 +100,8 @@ export function adminApi(deps: AdminDeps) {
 
   return async function plugin(app: FastifyInstance): Promise<void> {
     app.addHook('onRequest', async (request, reply) => {
-      if (!authorized(request.headers.authorization, digest)) return reply.code(401).send({ error: 'unauthorized' })
+      const refused = await requireAdminToken(request, reply, digest, deps.failedAuth)
+      if (refused) return refused
     })
 
     // One page of the accounts in id order: ?cursor=<the last id of the previous page>&limit=<1..1000>.

@@ -12,16 +12,23 @@ import type { PacketServices } from '../packet/context.js'
 import { isValidAddressSegment } from '../util/address.js'
 import { packageRoot } from '../util/package-root.js'
 import { tokenDigest } from './auth.js'
+import { type FailedAuth, tooManyFailures } from './failed-auth.js'
 
 export interface DashboardDeps {
   services: PacketServices
   metrics: FarmMetrics
   adminToken: string | undefined
-  /** The farm serves HTTPS: the session cookie gets `Secure`. */
+  /**
+   * The farm serves HTTPS, itself or behind a TLS proxy (an https publicUrl): the session cookie gets
+   * `Secure` and the `__Host-` name (so no other site or subdomain can set or shadow it; Path=/).
+   */
   secureCookie: boolean
+  /** Failed logins per IP, farm-wide. */
+  failedAuth?: FailedAuth
 }
 
 const COOKIE = 'ilpfarm_dashboard'
+const SECURE_COOKIE = `__Host-${COOKIE}`
 /** A wrong token is answered this late: guessing the admin token through the login form is slow. */
 const FAILED_LOGIN_DELAY_MS = 500
 
@@ -75,7 +82,8 @@ function cookieValue(header: string | undefined, name: string): string | undefin
 }
 
 function sessionCookie(value: string, maxAgeSeconds: number, secure: boolean): string {
-  return `${COOKIE}=${value}; Path=/dashboard; Max-Age=${maxAgeSeconds}; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`
+  if (secure) return `${SECURE_COOKIE}=${value}; Path=/; Max-Age=${maxAgeSeconds}; HttpOnly; SameSite=Strict; Secure`
+  return `${COOKIE}=${value}; Path=/dashboard; Max-Age=${maxAgeSeconds}; HttpOnly; SameSite=Strict`
 }
 
 /** The admin token from a login body `{ "token": "..." }`, compared as digests in constant time. */
@@ -117,7 +125,7 @@ export function dashboard(deps: DashboardDeps) {
       reply.headers(PAGE_HEADERS)
     })
 
-    const sessionOf = (request: FastifyRequest) => cookieValue(request.headers.cookie, COOKIE)
+    const sessionOf = (request: FastifyRequest) => cookieValue(request.headers.cookie, deps.secureCookie ? SECURE_COOKIE : COOKIE)
     /** The request's session id when it is valid; else undefined, and the caller answers 401. */
     const validSession = async (request: FastifyRequest) => {
       const id = sessionOf(request)
@@ -131,7 +139,10 @@ export function dashboard(deps: DashboardDeps) {
     app.get('/dashboard/', serve('/dashboard'))
 
     app.post<{ Body: unknown }>('/dashboard/login', async (request, reply) => {
+      const wait = await deps.failedAuth?.blockedFor(request.ip)
+      if (wait !== undefined) return tooManyFailures(reply, wait)
       if (!isAdminToken(request.body, digest)) {
+        await deps.failedAuth?.failed(request.ip)
         await new Promise((resolve) => setTimeout(resolve, FAILED_LOGIN_DELAY_MS))
         return reply.code(401).header('cache-control', 'no-store').send({ error: 'wrong admin token' })
       }

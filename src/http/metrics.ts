@@ -3,12 +3,15 @@ import { readFarmState } from '../metrics/farm-state.js'
 import type { FarmMetrics } from '../metrics/farm-metrics.js'
 import { PrometheusView } from '../metrics/prometheus.js'
 import type { PacketServices } from '../packet/context.js'
-import { authorized, tokenDigest } from './auth.js'
+import { tokenDigest } from './auth.js'
+import { type FailedAuth, requireAdminToken } from './failed-auth.js'
 
 export interface MetricsDeps {
   services: PacketServices
   metrics: FarmMetrics
   adminToken: string | undefined
+  /** Failed admin-token checks per IP, farm-wide. */
+  failedAuth?: FailedAuth
 }
 
 /**
@@ -25,7 +28,8 @@ export function metricsEndpoint(deps: MetricsDeps) {
 
   return async function plugin(app: FastifyInstance): Promise<void> {
     app.get('/metrics', async (request, reply) => {
-      if (!authorized(request.headers.authorization, digest)) return reply.code(401).send({ error: 'unauthorized' })
+      const refused = await requireAdminToken(request, reply, digest, deps.failedAuth)
+      if (refused) return refused
       let text: string
       try {
         const [totals, state] = await Promise.all([deps.metrics.totals(), readFarmState(deps.services)])

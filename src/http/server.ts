@@ -8,6 +8,7 @@ import type { AsyncInbound } from '../async/inbound.js'
 import type { Onboarding } from '../onboarding/onboarding.js'
 import type { PacketServices } from '../packet/context.js'
 import { adminApi } from './admin.js'
+import type { FailedAuth } from './failed-auth.js'
 import { dashboard } from './dashboard.js'
 import { ilpOverHttp } from './ilp-over-http.js'
 import { metricsEndpoint } from './metrics.js'
@@ -29,6 +30,10 @@ export interface ServerDeps {
   tls?: { cert: string; key: string }
   redis: Redis
   adminToken: string | undefined
+  /** Failed admin-token checks per IP, farm-wide (dashboard login, /admin, /metrics). */
+  failedAuth?: FailedAuth
+  /** The session cookie gets Secure and the __Host- name; default: when the worker serves TLS itself. */
+  secureCookie?: boolean
   logger: Logger
 }
 
@@ -72,12 +77,15 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   })
   await app.register(ilpOverHttp(deps.services, deps.asyncInbound))
   await app.register(jsonRpc(deps.services, deps.rpc, deps.onboarding))
-  await app.register(adminApi({ adminToken: deps.adminToken, services: deps.services, accountService: deps.accountService, onboarding: deps.onboarding }))
+  await app.register(
+    adminApi({ adminToken: deps.adminToken, services: deps.services, accountService: deps.accountService, onboarding: deps.onboarding, failedAuth: deps.failedAuth }),
+  )
   // metrics and dashboard (issue 6): only where the worker made its FarmMetrics
   const metrics = deps.services.metrics
   if (metrics) {
-    await app.register(metricsEndpoint({ services: deps.services, metrics, adminToken: deps.adminToken }))
-    await app.register(dashboard({ services: deps.services, metrics, adminToken: deps.adminToken, secureCookie: deps.tls !== undefined }))
+    await app.register(metricsEndpoint({ services: deps.services, metrics, adminToken: deps.adminToken, failedAuth: deps.failedAuth }))
+    const secureCookie = deps.secureCookie ?? deps.tls !== undefined
+    await app.register(dashboard({ services: deps.services, metrics, adminToken: deps.adminToken, secureCookie, failedAuth: deps.failedAuth }))
   }
   app.get('/health', async (_request, reply) => {
     const redisUp = await deps.redis.ping().then(

@@ -90,6 +90,11 @@ export class Keys {
     return `${this.prefix}signup:used:${digestHex}`
   }
 
+  /** Failed admin-token checks from one IP address in one fixed window (admin.failedAuth). */
+  authFailures(ip: string, window: number): string {
+    return `${this.prefix}authfail:${ip}:${window}`
+  }
+
   /** Sign-up accounts made so far (signup.maxAccounts). */
   get signupAccounts(): string {
     return `${this.prefix}signup:accounts`
