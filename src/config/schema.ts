@@ -181,7 +181,7 @@ export const configSchema = z.strictObject({
        * workers together; beyond, 429 until the window ends. perIp 0: no limit.
        */
       failedAuth: z
-        .strictObject({ perIp: z.number().int().min(0).default(10), windowMs: positiveMs.default(60_000) })
+        .strictObject({ perIp: z.number().int().min(0).default(30), windowMs: positiveMs.default(60_000) })
         .prefault({}),
     })
     .prefault({}),

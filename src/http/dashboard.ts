@@ -142,7 +142,7 @@ export function dashboard(deps: DashboardDeps) {
       const wait = await deps.failedAuth?.blockedFor(request.ip)
       if (wait !== undefined) return tooManyFailures(reply, wait)
       if (!isAdminToken(request.body, digest)) {
-        await deps.failedAuth?.failed(request.ip)
+        if (typeof (request.body as { token?: unknown } | null)?.token === 'string') await deps.failedAuth?.failed(request.ip)
         await new Promise((resolve) => setTimeout(resolve, FAILED_LOGIN_DELAY_MS))
         return reply.code(401).header('cache-control', 'no-store').send({ error: 'wrong admin token' })
       }

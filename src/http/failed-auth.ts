@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Redis } from 'ioredis'
 import type { Keys } from '../store/keys.js'
-import { authorized } from './auth.js'
+import { authorized, bearerToken } from './auth.js'
 
 export interface FailedAuthLimits {
   /** Failed admin-token checks one IP address may make per window, all workers together; 0: no limit. */
@@ -63,7 +63,7 @@ export function tooManyFailures(reply: FastifyReply, retryAfterMs: number): Fast
 /**
  * The admin-token check of /admin and /metrics: undefined when the request
  * may go on; else the reply already sent (429 for an address over its
- * failed-login limit, 401 for a missing or wrong token, which is counted).
+ * failed-login limit, 401 for a missing or wrong token; a wrong one is counted).
  */
 export async function requireAdminToken(
   request: FastifyRequest,
@@ -74,6 +74,7 @@ export async function requireAdminToken(
   const wait = await failedAuth?.blockedFor(request.ip)
   if (wait !== undefined) return tooManyFailures(reply, wait)
   if (authorized(request.headers.authorization, digest)) return undefined
-  await failedAuth?.failed(request.ip)
+  // A request with no token at all guesses nothing (a probe, a scraper not set up yet): not counted.
+  if (bearerToken(request.headers.authorization) !== undefined) await failedAuth?.failed(request.ip)
   return reply.code(401).send({ error: 'unauthorized' })
 }
