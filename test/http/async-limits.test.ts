@@ -111,10 +111,11 @@ describe('async callbacks', () => {
       headers: asyncHeaders(`${cb.url}/cb`, newRequestId()),
     })
     expect(res.status).toBe(202)
-    await sleep(HOLD_MS + MARGIN_MS + 1_500)
+    await sleep(HOLD_MS + MARGIN_MS + 2_500)
     const hits = cb.hits.length
     expect(hits).toBeGreaterThan(0)
-    expect(cb.hits.at(-1)!.at - started).toBeLessThan(HOLD_MS + MARGIN_MS + 500)
+    // the last attempt starts before the capped deadline (plus the time the packet took, on a loaded machine)
+    expect(cb.hits.at(-1)!.at - started).toBeLessThan(HOLD_MS + MARGIN_MS + 1_500)
     await sleep(1_500)
     expect(cb.hits.length).toBe(hits)
     expect(farm.worker.asyncInbound.deliveries).toBe(0)
