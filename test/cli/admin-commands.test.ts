@@ -260,8 +260,6 @@ describe('changing the farm', () => {
     expect(again.code).toBe(1)
     expect(again.stderr).toMatch(/the farm refused POST \/admin\/accounts \(HTTP 409\)/)
     expect(JSON.parse(ok(json).stdout)).toMatchObject({ id: 'dave', balance: '0', assetCode: 'EUR' })
-  })
-
 
     // the operator revokes the token by issuing a new one: the printed one works, the old one no longer
     const renewed = ok(await cli(['accounts', 'token', 'dave']))
@@ -270,23 +268,25 @@ describe('changing the farm', () => {
     expect(fresh).toMatch(/^[A-Za-z0-9_-]{43}$/)
     expect((await sendIlp(farm.url, 'dave', serializeIldcpRequest({ expiresAt: new Date(Date.now() + 10_000) }), { token: token! })).status).toBe(401)
     expect((await sendIlp(farm.url, 'dave', serializeIldcpRequest({ expiresAt: new Date(Date.now() + 10_000) }), { token: fresh! })).status).toBe(200)
+  })
+
   it('accounts add --file (YAML) with its own token, --json as the API answers; then remove', async () => {
-    const file = join(tmp, 'erin.yaml')
+    const file = join(tmp, 'ezra.yaml')
     writeFileSync(
       file,
-      stringify({ id: 'erin', relation: 'peer', assetCode: 'USD', assetScale: 6, incoming: { token: 'erin-token' }, outgoing: { url: peer.url }, routes: ['test.erin'] }),
+      stringify({ id: 'ezra', relation: 'peer', assetCode: 'USD', assetScale: 6, incoming: { token: 'ezra-token' }, outgoing: { url: peer.url }, routes: ['test.ezra'] }),
     )
     const added = ok(await cli(['accounts', 'add', '--file', file, '--json']))
     const parsed = JSON.parse(added.stdout) as { account: Record<string, unknown>; token?: string }
     expect(parsed.token).toBeUndefined()
-    expect(parsed.account).toEqual(await api('/admin/accounts/erin'))
+    expect(parsed.account).toEqual(await api('/admin/accounts/ezra'))
 
-    const [routes, removed] = [ok(await cli(['routes'])), ok(await cli(['accounts', 'remove', 'erin']))]
-    expect(row(routes.stdout, 'test.erin')[1]).toBe('erin')
-    expect(removed.stdout).toContain('removed account erin; its balance was 0 (settled)')
-    const gone = await cli(['balance', 'erin'])
+    const [routes, removed] = [ok(await cli(['routes'])), ok(await cli(['accounts', 'remove', 'ezra']))]
+    expect(row(routes.stdout, 'test.ezra')[1]).toBe('ezra')
+    expect(removed.stdout).toContain('removed account ezra; its balance was 0 (settled)')
+    const gone = await cli(['balance', 'ezra'])
     expect(gone.code).toBe(1)
-    expect(gone.stderr).toContain('the farm refused GET /admin/accounts/erin (HTTP 404): no account erin')
+    expect(gone.stderr).toContain('the farm refused GET /admin/accounts/ezra (HTTP 404): no account ezra')
   })
 
   it('accounts add refused by the farm: exit 1 with every issue; --json passes the error document on', async () => {
@@ -355,8 +355,6 @@ describe('changing the farm', () => {
     expect((await redeem()).result?.id).toBe('tess')
     expect((await redeem()).error?.data?.reason).toBe('invalid-ticket')
     expect((await adminGet<{ maxPacketAmount: string; origin: string }>(farm.url, '/admin/accounts/tess')).json).toMatchObject({ maxPacketAmount: '77', origin: 'ticket' })
-  })
-})
     // a static route to her (she may register an RPC URL): the routes table says whose account it is
     ok(await cli(['routes', 'add', 'test.tess', 'tess']))
     const [routes, routesJson] = await clis(['routes'], ['routes', '--json'])
@@ -365,6 +363,8 @@ describe('changing the farm', () => {
     expect(view.routes.find((r) => r.prefix === 'test.tess')!.candidates[0]!.origin).toBe('ticket')
     expect(view.routes.find((r) => r.prefix === 'test.upstream')!.candidates[0]!.origin).toBe('config')
     ok(await cli(['routes', 'remove', 'test.tess']))
+  })
+})
 
 describe('exit codes and where the farm is', () => {
   it('a wrong admin token exits 1 with the farm\'s answer', async () => {

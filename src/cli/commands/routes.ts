@@ -1,5 +1,5 @@
 import { type FarmCommand, type FarmContext, positionals, print, printJson, stringOption, UsageError, withArgs } from '../command.js'
-import { percent, plural, table } from '../format.js'
+import { plural, table } from '../format.js'
 import type { CandidateView, RouteChange, RoutesView } from '../views.js'
 
 const USAGE = `Usage:
@@ -10,7 +10,9 @@ const USAGE = `Usage:
 
 The table lists each prefix with its candidates (next hops): where the route comes
 from, the hop's liquidity (maxBalance − balance − credits in flight; "unbounded"
-without maxBalance), farm-wide fulfilled/failed packets, the smoothed success rate,
+without maxBalance), farm-wide fulfilled/failed packets, its score (what the
+success-rate policy ranks by: (fulfilled + 1) / (all + 2) over the last minutes, so
+0.50 with no packets and never quite 1 or 0: not a percentage of the counts beside it),
 and its health ("dead" after 5 failures in a row, probed again after a backoff).
 `
 
@@ -69,7 +71,7 @@ export function routesTable(view: RoutesView): string {
       { header: 'balance', align: 'right' },
       { header: 'fulfilled', align: 'right' },
       { header: 'failed', align: 'right' },
-      { header: 'success', align: 'right' },
+      { header: 'score', align: 'right' },
       'state',
     ],
     rows,
@@ -93,7 +95,7 @@ function candidateCells(c: CandidateView): string[] {
     c.balance,
     String(c.successes),
     String(c.failures),
-    percent(c.successRate),
+    c.successRate.toFixed(2),
     candidateState(c),
   ]
 }
