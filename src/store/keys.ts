@@ -75,10 +75,6 @@ export class Keys {
     return `${this.prefix}ticket:${digestHex}`
   }
 
-  /** An unused sign-up challenge. */
-  signupChallenge(challenge: string): string {
-    return `${this.prefix}signup:${challenge}`
-  }
 
   /** The HMAC key of stateless sign-up challenges when the config gives none: made once by the first worker (SET NX). */
   get signupHmacKey(): string {
