@@ -62,7 +62,9 @@ async function runPipeline(
     validatePacket(base)
     if (prepare.destination === ILDCP_DESTINATION) return await answerIldcp(base, services)
     if (isCcpDestination(prepare.destination)) return await answerCcp(base, services)
-    const { hop, candidate } = await route(base, services)
+    // no await when the next hop is at hand: one promise less per packet
+    const routed = route(base, services)
+    const { hop, candidate } = routed instanceof Promise ? await routed : routed
     const nextHop = hop.account
     ctx = {
       ...base,

@@ -164,49 +164,61 @@ export class AddressMapper {
   /**
    * The next hop for a packet (the route step): F02 when there is no
    * candidate but the sender, when the chosen account does not exist (or is
-   * no child, for a child's address); T01 when it exists but cannot be sent
-   * packets now (no outgoing URL, no RPC URL).
+   * no child, for a child's address); T01 when it cannot be sent packets now.
+   * An answer without a Promise when the hop is at hand (the usual case).
    */
-  async choose(destination: string, fromId: string, amount: string): Promise<RouteChoice> {
+  choose(destination: string, fromId: string, amount: string): RouteChoice | Promise<RouteChoice> {
     const entry = this.lookup(destination)
     if (entry === undefined) throw new IlpRejection('F02', `no route to ${destination}`)
-    const choice = await this.chooseIn(entry, destination, fromId, amount)
-    if (choice !== undefined) return choice
-    // a child's address that names no child: the table's own route, if it has one
-    const table = entry.candidates[0]?.info.source === 'address' ? this.table.lookup(destination) : undefined
-    const fallback = table === undefined ? undefined : await this.chooseIn(table, destination, fromId, amount)
-    if (fallback === undefined) throw new IlpRejection('F02', `no route to ${destination}`)
-    return fallback
+    const candidate = this.pick(entry, destination, fromId, amount)
+    const known = this.accounts.peek(candidate.accountId)
+    const choice = known === undefined ? undefined : this.accept(entry, candidate, known, amount)
+    return choice ?? this.chooseLoading(entry, candidate, destination, fromId, amount)
   }
 
-  /** The policy's choice among the entry's candidates, loaded; undefined when that account is gone or is no child where one is named. */
-  private async chooseIn(entry: RouteEntry, destination: string, fromId: string, amount: string): Promise<RouteChoice | undefined> {
-    const multi = entry.candidates.length > 1
+  /** The chosen hop read from Redis; a child's address that names no child falls back to the table's own route. */
+  private async chooseLoading(entry: RouteEntry, candidate: Candidate, destination: string, fromId: string, amount: string): Promise<RouteChoice> {
+    const hop = await this.accounts.load(candidate.accountId)
+    const choice = hop === undefined ? undefined : this.accept(entry, candidate, hop, amount)
+    if (choice !== undefined) return choice
+    const table = candidate.info.source === 'address' ? this.table.lookup(destination) : undefined
+    if (table !== undefined) {
+      const other = this.pick(table, destination, fromId, amount)
+      const otherHop = this.accounts.peek(other.accountId) ?? (await this.accounts.load(other.accountId))
+      const fallback = otherHop === undefined ? undefined : this.accept(table, other, otherHop, amount)
+      if (fallback !== undefined) return fallback
+    }
+    throw new IlpRejection('F02', `no route to ${destination}`)
+  }
+
+  /** The policy's choice among the entry's candidates; F02 (or T01 for a receiver offline) when none can be chosen. */
+  private pick(entry: RouteEntry, destination: string, fromId: string, amount: string): Candidate {
     const choice = choose(this.policy, {
       entry,
       fromId,
-      amount: multi ? BigInt(amount) : 0n,
+      amount: entry.candidates.length > 1 ? BigInt(amount) : 0n,
       now: Date.now(),
       random: this.random,
       usable: this.usable,
       liquidityOf: this.liquidityOf,
     })
-    if (choice.kind === 'no-route') {
-      // a candidate left out only because it cannot be reached now (its account at hand): offline, not unknown
-      const offline = entry.candidates.find((c) => {
-        const known = c.accountId === fromId ? undefined : this.accounts.peek(c.accountId)
-        return known !== undefined && !canReceive(known) && (c.info.source !== 'address' || known.account.relation === 'child')
-      })
-      if (offline !== undefined) throw offlineReject(offline.accountId)
-      const back = entry.candidates.some((c) => c.accountId === fromId)
-      throw new IlpRejection('F02', back ? `no route to ${destination}: it leads back to the sender` : `no route to ${destination}`)
-    }
-    const id = choice.candidate.accountId
-    const hop = this.accounts.peek(id) ?? (await this.accounts.load(id))
-    if (hop === undefined || (choice.candidate.info.source === 'address' && hop.account.relation !== 'child')) return undefined
-    if (!canReceive(hop)) throw offlineReject(id)
-    if (multi) this.assumeSent(id, amount)
-    return { hop, candidate: choice.candidate }
+    if (choice.kind !== 'no-route') return choice.candidate
+    // a candidate left out only because it cannot be reached now (its account at hand): offline, not unknown
+    const offline = entry.candidates.find((c) => {
+      const known = c.accountId === fromId ? undefined : this.accounts.peek(c.accountId)
+      return known !== undefined && !canReceive(known) && (c.info.source !== 'address' || known.account.relation === 'child')
+    })
+    if (offline !== undefined) throw offlineReject(offline.accountId)
+    const back = entry.candidates.some((c) => c.accountId === fromId)
+    throw new IlpRejection('F02', back ? `no route to ${destination}: it leads back to the sender` : `no route to ${destination}`)
+  }
+
+  /** The choice with its account; undefined when a child's address names an account that is no child; T01 when it cannot receive. */
+  private accept(entry: RouteEntry, candidate: Candidate, hop: LoadedAccount, amount: string): RouteChoice | undefined {
+    if (candidate.info.source === 'address' && hop.account.relation !== 'child') return undefined
+    if (!canReceive(hop)) throw offlineReject(candidate.accountId)
+    if (entry.candidates.length > 1) this.assumeSent(candidate.accountId, amount)
+    return { hop, candidate }
   }
 
   /** Until the next refresh, count a packet sent to `accountId` as if fulfilled (the balance policies see it at once). */

@@ -10,7 +10,7 @@ import { amountTooLargeData, IlpRejection } from '../reject.js'
  * there is none, when the only one is the sender, or for peer.*. A next hop
  * not in this worker's cache costs one Redis round trip.
  */
-export function route(ctx: PacketContext, services: Pick<PacketServices, 'routes'>): Promise<RouteChoice> {
+export function route(ctx: PacketContext, services: Pick<PacketServices, 'routes'>): RouteChoice | Promise<RouteChoice> {
   const { destination } = ctx.prepare
   if (destination.startsWith('peer.')) throw new IlpRejection('F02', `no route to ${destination}: peer.* is never forwarded`)
   return services.routes.choose(destination, ctx.from.id, ctx.prepare.amount)
