@@ -143,7 +143,7 @@ export const configSchema = z.strictObject({
     .prefault({}),
   /** Worker processes; default: one per core (os.availableParallelism()). */
   workers: z.number().int().min(1).max(256).default(() => Math.min(availableParallelism(), 256)),
-  /** Crash safety (issue 3): heartbeats, leader lease, sweeper. */
+  /** Crash safety: heartbeats, leader lease, sweeper. */
   farm: z
     .strictObject({
       /** How often each worker rewrites its heartbeat (and bids for or renews the leader lease). */
@@ -230,7 +230,7 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   /**
-   * Open sign-up gated by proof of work (issue 5), off by default: a client that solves a challenge of
+   * Open sign-up gated by proof of work, off by default: a client that solves a challenge of
    * `difficulty` leading zero bits gets a child account with `account`'s limits.
    */
   signup: z

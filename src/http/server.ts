@@ -18,7 +18,7 @@ export interface ServerDeps {
   services: PacketServices
   /** Runtime account changes (admin API, tickets, sign-up). */
   accountService: AccountService
-  /** Invitation tickets and open sign-up (issue 5). */
+  /** Invitation tickets and open sign-up. */
   onboarding: Onboarding
   /** Inbound async ILP-over-HTTP (202 now, the reply to the Callback-Url later). */
   asyncInbound: AsyncInbound
@@ -80,7 +80,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   await app.register(
     adminApi({ adminToken: deps.adminToken, services: deps.services, accountService: deps.accountService, onboarding: deps.onboarding, failedAuth: deps.failedAuth }),
   )
-  // metrics and dashboard (issue 6): only where the worker made its FarmMetrics
+  // metrics and dashboard: only where the worker made its FarmMetrics
   const metrics = deps.services.metrics
   if (metrics) {
     await app.register(metricsEndpoint({ services: deps.services, metrics, adminToken: deps.adminToken, failedAuth: deps.failedAuth }))

@@ -59,7 +59,7 @@ const digest = (secret: string) => createHash('sha256').update(secret, 'utf8').d
 const generatedId = () => `u${randomBytes(8).toString('hex')}`
 
 /**
- * How a user gets an account without the operator typing it in (issue 5):
+ * How a user gets an account without the operator typing it in:
  *
  * - **Invitation tickets** (MyCHIPs' peer tickets): the operator issues one
  *   (admin API) with the account's limits; the ticket is a 256-bit secret
