@@ -197,7 +197,7 @@
     for (const row of [...body.rows]) if (!seen.has(row.dataset.account)) row.remove()
   }
 
-  // ---- the search box: any account by id, read from Redis when asked ----
+  // ---- the search box: one account by its id, read from Redis when asked ----
 
   async function search(event) {
     event.preventDefault()
