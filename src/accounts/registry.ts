@@ -444,7 +444,7 @@ export class AccountRegistry implements AccountDirectory {
       }
     })
     if (writes.length === 0) return outcomes
-    await Promise.all([CLAIM_TOKEN, SWAP, RELEASE_TOKEN].map((script) => script.load(this.redis)))
+    await Promise.all([SWAP, RELEASE_TOKEN].map((script) => script.load(this.redis)))
 
     // the indexes first (a superset is harmless: every reader checks the record), then the records
     const withToken = writes.filter((w) => w.record.account!.incoming?.tokenHash !== undefined)
