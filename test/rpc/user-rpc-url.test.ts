@@ -10,7 +10,7 @@ import { fulfillKnown, fulfillmentStore, knownCondition, makeCondition, startTes
 import { startTestRedis, type TestRedis } from '../helpers/redis.js'
 
 /**
- * Issue 5: the user's own RPC URL (ilp_setRpcUrl / ilp_getRpcUrl) and the
+ * The user's own RPC URL (ilp_setRpcUrl / ilp_getRpcUrl) and the
  * delivery of incoming prepares to it as ilp_receivePrepare calls, against a
  * real Redis, two in-process workers and a JSON-RPC server on loopback.
  */
