@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { accessSync, constants, mkdirSync } from 'node:fs'
+import { accessSync, chmodSync, constants, mkdirSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { delimiter, join, resolve } from 'node:path'
 
@@ -24,6 +24,12 @@ export interface EmbeddedRedisOptions {
   bin?: string
   /** More redis-server arguments (a cluster node's, for instance). */
   extraArgs?: string[]
+  /**
+   * A password every client must give (requirepass). Handed over on the
+   * child's standard input, never on its command line, which any local user
+   * can read; the URL then carries it.
+   */
+  password?: string
 }
 
 export interface EmbeddedRedis {
@@ -81,9 +87,12 @@ export async function startEmbeddedRedis(opts: EmbeddedRedisOptions): Promise<Em
   const bin = findBinary(opts.bin ?? process.env.REDIS_SERVER_BIN ?? 'redis-server')
   if (!bin) throw new RedisBinaryMissingError()
   const dataDir = resolve(opts.dataDir)
-  mkdirSync(dataDir, { recursive: true })
+  // balances and the append-only file are the farm's alone: no other local user reads them
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 })
+  chmodSync(dataDir, 0o700)
   const port = opts.port ?? (await freePort())
   const args = [
+    ...(opts.password === undefined ? [] : ['-']), // '-': the rest of the config comes on standard input
     '--port', String(port),
     '--bind', '127.0.0.1',
     '--protected-mode', 'yes',
@@ -96,7 +105,8 @@ export async function startEmbeddedRedis(opts: EmbeddedRedisOptions): Promise<Em
     ...(opts.extraArgs ?? []),
   ]
   // Own process group: a Ctrl+C in the terminal reaches the supervisor, which stops Redis last.
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+  const child = spawn(bin, args, { stdio: [opts.password === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], detached: true })
+  if (opts.password !== undefined) child.stdin?.end(`requirepass "${opts.password}"\n`)
   let output = ''
   await new Promise<void>((ready, fail) => {
     const onData = (chunk: Buffer) => {
@@ -131,7 +141,7 @@ export async function startEmbeddedRedis(opts: EmbeddedRedisOptions): Promise<Em
   process.once('exit', killOnExit)
   child.once('exit', () => process.off('exit', killOnExit))
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: opts.password === undefined ? `redis://127.0.0.1:${port}` : `redis://:${encodeURIComponent(opts.password)}@127.0.0.1:${port}`,
     port,
     dataDir,
     process: child,

@@ -1,4 +1,5 @@
 import cluster, { type Worker as ClusterWorker } from 'node:cluster'
+import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import type { Redis } from 'ioredis'
 import type { FarmConfig } from '../config/schema.js'
@@ -40,15 +41,16 @@ export async function startSupervisor(config: FarmConfig, say: Say): Promise<Sup
   let embeddedRedis: EmbeddedRedis | undefined
   let redisUrl = config.redis.url
   if (!redisUrl) {
-    embeddedRedis = await startEmbeddedRedis({ dataDir: config.redis.dataDir, appendfsync: config.redis.appendfsync })
+    // a fresh password each start: only this supervisor's workers (told over IPC) can talk to it
+    embeddedRedis = await startEmbeddedRedis({ dataDir: config.redis.dataDir, appendfsync: config.redis.appendfsync, password: randomBytes(24).toString('base64url') })
     redisUrl = embeddedRedis.url
-    say(`ilp-farm: embedded redis-server at ${redisUrl} (append-only data in ${embeddedRedis.dataDir})`)
+    say(`ilp-farm: embedded redis-server at redis://127.0.0.1:${embeddedRedis.port} (password required; append-only data in ${embeddedRedis.dataDir})`)
   }
   try {
     await checkRedis(redisUrl, config)
   } catch (err) {
     await embeddedRedis?.stop()
-    throw new Error(`cannot reach Redis at ${redisUrl}: ${(err as Error).message}`)
+    throw new Error(`cannot reach Redis at ${withoutPassword(redisUrl)}: ${(err as Error).message}`)
   }
 
   if (!config.http.tls) say('ilp-farm: warning: serving plain HTTP (no http.tls): account tokens, also those of /rpc, travel unencrypted; use it only locally')
@@ -146,5 +148,17 @@ export async function startSupervisor(config: FarmConfig, say: Say): Promise<Sup
       await stopWorkers()
       await embeddedRedis?.stop()
     },
+  }
+}
+
+/** A Redis URL fit for a log line: its password left out. */
+function withoutPassword(url: string): string {
+  try {
+    const parsed = new URL(url)
+    if (parsed.password === '') return url
+    parsed.password = '***'
+    return parsed.toString()
+  } catch {
+    return url
   }
 }

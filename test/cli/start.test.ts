@@ -1,10 +1,9 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
-import { createServer, type AddressInfo } from 'node:net'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { connect, createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { IlpPacketType, type IlpFulfill } from 'ilp-packet'
 import { deserializeIldcpResponse, serializeIldcpRequest } from 'ilp-protocol-ildcp'
-import { Redis } from 'ioredis'
 import { request } from 'undici'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { stringify } from 'yaml'
@@ -118,15 +117,16 @@ async function getJson(url: string): Promise<{ status: number; json: unknown }> 
   return { status: res.statusCode, json: await res.body.json() }
 }
 
-async function ping(port: number): Promise<string> {
-  const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
-  client.on('error', () => undefined)
-  try {
-    await client.connect()
-    return await client.ping()
-  } finally {
-    client.disconnect()
-  }
+/** PING on a plain socket: Redis' first reply line, whatever it is (a refusal included). */
+function rawPing(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write('PING\r\n'))
+    socket.once('data', (data) => {
+      socket.destroy()
+      resolve(data.toString().split('\r\n')[0]!)
+    })
+    socket.once('error', reject)
+  })
 }
 
 function appendOnlyFiles(dataDir: string): string[] {
@@ -146,7 +146,10 @@ async function checkRunningFarm(farm: RunningFarm, dataDir: string): Promise<voi
   expect(farm.redisPid).toBeDefined()
   const redisProcess = processes().find((p) => p.pid === farm.redisPid)
   expect(redisProcess?.ppid).toBe(farm.run.pid)
-  expect(await ping(farm.redisPort!)).toBe('PONG')
+  // it answers only the farm: a password every start, handed to the workers, never on a command line
+  expect(await rawPing(farm.redisPort!)).toMatch(/^-NOAUTH/)
+  expect(redisProcess?.args).not.toMatch(/requirepass/)
+  expect(statSync(dataDir).mode & 0o777).toBe(0o700)
   // Two cluster workers (running under tsx, inherited from the supervisor's execArgv).
   expect(farm.workerPids).toHaveLength(2)
   for (const pid of farm.workerPids) expect(processes().find((p) => p.pid === pid)?.args).toMatch(/--import tsx .*worker-main\.ts/)
