@@ -65,7 +65,10 @@ export async function startSupervisor(config: FarmConfig, say: Say): Promise<Sup
   // completed nor closed, and its client waits forever. A connection a worker accepted itself is closed by
   // the kernel when that worker dies, and the ones still queued are taken by the others.
   cluster.schedulingPolicy = cluster.SCHED_NONE
+  // libuv accepts every pending connection in one go, so a burst would all land on the worker that woke
+  // first; with single accept it takes one and yields, and the burst spreads over the workers
   cluster.setupPrimary({ exec: workerEntry() })
+  const workerEnv = { UV_TCP_SINGLE_ACCEPT: '1' }
   let stopping = false
   const shards = new Map<number, ClusterWorker>()
   const listening = new Map<number, string>()
@@ -79,7 +82,7 @@ export async function startSupervisor(config: FarmConfig, say: Say): Promise<Sup
   let started = false
 
   const fork = (shard: number): void => {
-    const worker = cluster.fork()
+    const worker = cluster.fork(workerEnv)
     const forkedAt = Date.now()
     shards.set(shard, worker)
     worker.on('message', (message: WorkerMessage) => {
