@@ -97,7 +97,7 @@ describe('balance safety across workers', () => {
         const amount = BigInt(randomInt(1, 1001))
         const prepare = prepareTo('test.sink.x', amount.toString(), knownCondition(), 10_000)
         if (i % 5 === 0) prepare.data = Buffer.from('reject')
-        // a connection of its own per packet: node:cluster hands connections to the workers in turn
+        // a connection of its own per packet: the workers take them from the shared socket one at a time
         const res = await sendIlp(farmUrl, 'tight', prepare, { dispatcher })
         const key = res.packet?.type === 13 ? 'fulfill' : ((res.packet?.data as { code?: string })?.code ?? `http ${res.status}`)
         codes.set(key, (codes.get(key) ?? 0) + 1)
@@ -119,8 +119,9 @@ describe('balance safety across workers', () => {
     expect(BigInt(tight.balance)).toBe(-fulfilled)
     expect(BigInt(sinkAccount.balance)).toBe(fulfilled)
     expect(BigInt(tight.balance)).toBeGreaterThanOrEqual(MIN_BALANCE)
-    // the packets really were spread over the three workers' hot balances
-    expect(Object.keys(tight.hot).length).toBe(3)
+    // the packets really were spread over several workers' hot balances (the workers accept connections
+    // themselves, so the kernel, not a round robin, decides how a burst of them is shared out)
+    expect(Object.keys(tight.hot).length).toBeGreaterThanOrEqual(2)
     expect((await adminGet(farmUrl, '/admin/hotset')).json).toEqual([])
   })
 })
