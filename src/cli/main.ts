@@ -69,6 +69,7 @@ Exit codes: 0 ok, 1 the farm refused or failed (its message is printed), 2 bad u
 
 Environment:
   REDIS_URL               use this Redis instead of starting an embedded redis-server
+  REDIS_CLUSTER           use this Redis Cluster (comma-separated seed node URLs) instead
   REDIS_SERVER_BIN        path of the redis-server binary for the embedded Redis
   ${ENV_URL}, ${ENV_TOKEN}   where the farm is, for the admin commands
 `

@@ -154,7 +154,20 @@ export function parseConfig(raw: unknown, source = 'config', env: NodeJS.Process
   if (!result.success) throw new ConfigError(source, result.error.issues.flatMap(describeIssue))
 
   const config = result.data
-  if (env.REDIS_URL) config.redis.url = env.REDIS_URL
+  // the environment picks the Redis over what the file says: a single Redis or a cluster's seed nodes
+  if (env.REDIS_URL && env.REDIS_CLUSTER) {
+    throw new ConfigError(source, ['REDIS_URL and REDIS_CLUSTER: set one of them (a single Redis, or the seed nodes of a Redis Cluster), not both'])
+  }
+  if (env.REDIS_URL) {
+    config.redis.url = env.REDIS_URL
+    delete config.redis.cluster
+  }
+  if (env.REDIS_CLUSTER) {
+    const seeds = env.REDIS_CLUSTER.split(',').map((s) => s.trim()).filter((s) => s !== '')
+    if (seeds.length === 0) throw new ConfigError(source, ['REDIS_CLUSTER: no seed node URL (comma-separated redis:// URLs)'])
+    config.redis.cluster = seeds
+    delete config.redis.url
+  }
   const crossProblems = crossCheck(config)
   if (crossProblems.length > 0) throw new ConfigError(source, crossProblems)
   return config

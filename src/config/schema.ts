@@ -167,10 +167,25 @@ export const configSchema = z.strictObject({
   redis: z
     .strictObject({
       url: z.string().min(1).optional(),
+      /**
+       * Seed node URLs of a Redis Cluster (e.g. ["redis://10.0.0.5:7000"]); with them the farm uses a
+       * cluster client and starts no embedded Redis. Not together with url.
+       */
+      cluster: z.array(z.string().min(1)).min(1).optional(),
+      /**
+       * What a packet transition waits for before it counts: 'none' (the master applied it) or 'replica'
+       * (also at least one replica has it, WAIT, within durabilityTimeoutMs).
+       */
+      durability: z.enum(['none', 'replica']).default('none'),
+      durabilityTimeoutMs: positiveMs.default(500),
       dataDir: z.string().min(1).default('data/redis'),
       keyPrefix: z.string().default('ilpfarm:'),
       appendfsync: z.enum(['always', 'everysec', 'no']).default('everysec'),
       commandTimeoutMs: positiveMs.default(2000),
+    })
+    .refine((r) => r.url === undefined || r.cluster === undefined, {
+      message: 'url and cluster are exclusive: a single Redis (url, REDIS_URL) or the seed nodes of a Redis Cluster (cluster, REDIS_CLUSTER), not both',
+      path: ['cluster'],
     })
     .prefault({}),
   admin: z

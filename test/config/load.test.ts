@@ -302,6 +302,29 @@ describe('parseConfig', () => {
       )
       expect(parseConfig(cfg(), 'test', { REDIS_URL: 'redis://env:6380' }).redis.url).toBe('redis://env:6380')
     })
+
+    it('takes a Redis Cluster from redis.cluster or REDIS_CLUSTER; never together with a url', () => {
+      const seeds = ['redis://10.0.0.5:7000', 'redis://10.0.0.6:7000']
+      const fromFile = parseConfig(cfg({ redis: { cluster: seeds } }), 'test', {}).redis
+      expect(fromFile.cluster).toEqual(seeds)
+      expect(fromFile.url).toBeUndefined()
+      expect(fromFile.durability).toBe('none')
+      expect(fromFile.durabilityTimeoutMs).toBe(500)
+      expect(parseConfig(cfg(), 'test', { REDIS_CLUSTER: ' redis://a:7000, redis://b:7001 ,' }).redis.cluster).toEqual(['redis://a:7000', 'redis://b:7001'])
+      // the environment picks the Redis: a url from it replaces the file's cluster, and the other way round
+      const envUrl = parseConfig(cfg({ redis: { cluster: seeds } }), 'test', { REDIS_URL: 'redis://env:6380' }).redis
+      expect([envUrl.url, envUrl.cluster]).toEqual(['redis://env:6380', undefined])
+      const envCluster = parseConfig(cfg({ redis: { url: 'redis://file:6379' } }), 'test', { REDIS_CLUSTER: 'redis://a:7000' }).redis
+      expect([envCluster.url, envCluster.cluster]).toEqual([undefined, ['redis://a:7000']])
+      expect(problems(cfg({ redis: { url: 'redis://file:6379', cluster: seeds } }))).toEqual([
+        'redis.cluster: url and cluster are exclusive: a single Redis (url, REDIS_URL) or the seed nodes of a Redis Cluster (cluster, REDIS_CLUSTER), not both',
+      ])
+      expect(problems(cfg(), { REDIS_URL: 'redis://a:1', REDIS_CLUSTER: 'redis://b:2' })).toEqual([
+        'REDIS_URL and REDIS_CLUSTER: set one of them (a single Redis, or the seed nodes of a Redis Cluster), not both',
+      ])
+      expect(problems(cfg({ redis: { cluster: [] } }))).toEqual(['redis.cluster: Too small: expected array to have >=1 items'])
+      expect(problems(cfg({ redis: { durability: 'all' } }))[0]).toMatch(/^redis\.durability: /)
+    })
   })
 })
 

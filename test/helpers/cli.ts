@@ -48,7 +48,7 @@ process.once('exit', () => {
 export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env }
   for (const key of Object.keys(env)) {
-    if (key === 'REDIS_URL' || key === 'REDIS_SERVER_BIN' || key === 'NODE_OPTIONS' || key.startsWith('ILP_FARM_')) delete env[key]
+    if (key === 'REDIS_URL' || key === 'REDIS_CLUSTER' || key === 'REDIS_SERVER_BIN' || key === 'NODE_OPTIONS' || key.startsWith('ILP_FARM_')) delete env[key]
   }
   return { ...env, ...extra }
 }
