@@ -89,6 +89,15 @@ export class Coordination {
     return live
   }
 
+  /**
+   * The live workers by boot id (the owner id of their hotSet entries): the
+   * sweeper's question "is this entry's owner alive?" is one lookup, whatever
+   * host or shard the owner ran as.
+   */
+  async liveOwners(): Promise<Map<string, LiveWorker>> {
+    return new Map([...(await this.liveWorkers()).values()].map((w) => [w.bootId, w]))
+  }
+
   /** Takes the lease if free, extends it if `bootId` holds it. Returns the holder ('' for nobody). */
   async acquireLease(bootId: string, ttlMs: number): Promise<string> {
     return String(await loadScripts().lease.run(this.redis, [this.keys.leader], ['acquire', bootId, ttlMs]))
