@@ -1,12 +1,16 @@
 -- heartbeat: one worker process tells the farm it is alive (plain EVAL
 -- script, not part of the packet Functions library).
 --
--- KEYS[1] {prefix}worker:<shard>   KEYS[2] {prefix}workers (set of shard ids)
--- ARGV[1] 'beat' or 'stop'         ARGV[2] shard id
--- ARGV[3] boot id                  ARGV[4] value (JSON naming bootId), beat only
--- ARGV[5] TTL (ms), beat only
+-- KEYS[1] {prefix}{farm}:worker:<hostId>/<shard>
+-- KEYS[2] {prefix}{farm}:workers (set of shard ids, of any host)
+-- KEYS[3] {prefix}{farm}:workers:ids (set of worker ids, <hostId>/<shard>)
+-- ARGV[1] 'beat' or 'stop'          ARGV[2] worker id, <hostId>/<shard>
+-- ARGV[3] boot id                   ARGV[4] value (JSON naming bootId), beat only
+-- ARGV[5] TTL (ms), beat only       ARGV[6] shard id, beat only
 --
--- beat: writes the value with the TTL and adds the shard to the set. Returns
+-- Every key carries the {farm} hash tag: one slot, on Redis Cluster too.
+--
+-- beat: writes the value with the TTL and adds the shard and the worker id to the sets. Returns
 --   the boot id the key named before ('' if none, or unreadable).
 -- stop: deletes the key if it still names ARGV[3]. Returns 1 if it did, else 0.
 
@@ -19,7 +23,8 @@ end
 
 if ARGV[1] == 'beat' then
   redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[5])
-  redis.call('SADD', KEYS[2], ARGV[2])
+  redis.call('SADD', KEYS[2], ARGV[6])
+  redis.call('SADD', KEYS[3], ARGV[2])
   return previous
 elseif ARGV[1] == 'stop' then
   if previous == ARGV[3] then

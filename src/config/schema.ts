@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os'
 import { z } from 'zod'
 import { isDecimalString, isIntString, isUInt64String } from '../util/amount.js'
 import { isValidAddressSegment, isValidIlpAddress, isValidRoutePrefix } from '../util/address.js'
+import { HOST_ID_PATTERN } from './host-id.js'
 
 const uint64Amount = z
   .string({ error: 'must be a decimal string in quotes (a non-negative integer)' })
@@ -154,6 +155,12 @@ export const configSchema = z.strictObject({
       leaderLeaseMs: positiveMs.default(5000),
       /** How often the leader sweeps expired hotSet entries of dead workers. */
       sweepIntervalMs: positiveMs.default(1000),
+      /**
+       * This supervisor's name in the farm when several share one Redis (docs/SCALING.md): every worker
+       * key carries it, and a supervisor refuses to start while workers of its host id are live.
+       * Unset: the machine's hostname and the HTTP port (`myhost:7768`).
+       */
+      hostId: z.string().regex(HOST_ID_PATTERN, 'must be 1 to 100 letters, digits or . _ : -').optional(),
     })
     .refine((f) => f.heartbeatTtlMs > f.heartbeatIntervalMs, {
       message: 'heartbeatTtlMs must be longer than heartbeatIntervalMs',

@@ -9,6 +9,8 @@ import { type RefundHook, Sweeper } from './sweeper.js'
 export interface CoordinatorOptions {
   ledger: Ledger
   shard: number
+  /** The supervisor's host id (`farm.hostId`); default Coordination's LOCAL_HOST_ID. */
+  hostId?: string
   log: Logger
   heartbeatIntervalMs?: number
   heartbeatTtlMs?: number
@@ -39,7 +41,7 @@ export class Coordinator {
 
   constructor(private readonly opts: CoordinatorOptions) {
     const { ledger, log } = opts
-    this.coordination = new Coordination(ledger.redis, ledger.keys)
+    this.coordination = new Coordination(ledger.redis, ledger.keys, opts.hostId)
     this.heartbeat = new Heartbeat({
       coordination: this.coordination,
       shard: opts.shard,

@@ -17,7 +17,7 @@ export interface HeartbeatOptions {
 }
 
 /**
- * `{prefix}worker:<shard>` = JSON { bootId, pid, host, startedAt, ... } with a
+ * `{prefix}{farm}:worker:<hostId>/<shard>` = JSON { hostId, shard, bootId, pid, host, startedAt, ... } with a
  * short TTL, rewritten every interval: while it is there and names this boot
  * id, the farm counts this process as alive and leaves its packets to it.
  */
@@ -73,8 +73,8 @@ export class Heartbeat {
     this.failing = false
     if (this.beats++ > 0 && previous !== '' && previous !== bootId) {
       log.error(
-        { shard, other: previous },
-        'another process writes the heartbeat of this shard: two farms with the same shard ids and key prefix on one Redis?',
+        { hostId: coordination.hostId, shard, other: previous },
+        'another process writes the heartbeat of this shard: two supervisors with the same farm.hostId on one Redis?',
       )
     }
     // Detached from the beat: a slow task (a full hotSet audit, a call timing out) must never

@@ -10,6 +10,7 @@ import { AccountRegistry } from '../accounts/registry.js'
 import { AccountService } from '../accounts/service.js'
 import { Settlements } from '../accounts/settlement.js'
 import { Onboarding } from '../onboarding/onboarding.js'
+import { hostIdOf } from '../config/host-id.js'
 import type { FarmConfig } from '../config/schema.js'
 import { OutgoingClient } from '../http/outgoing.js'
 import { buildServer } from '../http/server.js'
@@ -128,7 +129,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     callbackMarginMs: config.async.callbackMarginMs,
   })
   // crash safety: heartbeat, leader lease and sweeper, own orphans; started before the server listens
-  const coordinator = new Coordinator({ ledger, shard, log, ...config.farm })
+  const coordinator = new Coordinator({ ledger, shard, log, ...config.farm, hostId: hostIdOf(config) })
   // a swept async inbound packet gets its reject POSTed to the caller's Callback-Url
   coordinator.onRefund = (entry) =>
     void asyncInbound.rejectSweptAsyncPacket(entry).catch((err: unknown) => log.warn({ err }, 'could not send the reject of a swept async packet'))

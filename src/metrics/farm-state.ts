@@ -1,6 +1,7 @@
 import type { AccountRegistry } from '../accounts/registry.js'
 import type { AccountConfig } from '../config/schema.js'
 import { Coordination } from '../store/coordination.js'
+import { Keys } from '../store/keys.js'
 import type { Ledger } from '../store/ledger.js'
 
 /** One account as the metrics and the dashboard show it; amounts are decimal strings in its base units. */
@@ -16,8 +17,10 @@ export interface AccountState {
 }
 
 export interface WorkerState {
+  /** The supervisor it runs under (`farm.hostId`). */
+  readonly hostId: string
   readonly shard: number
-  /** False: the shard has beaten before, but its heartbeat has expired. */
+  /** False: the worker has beaten before, but its heartbeat has expired. */
   readonly up: boolean
   readonly bootId: string | null
   readonly host: string | null
@@ -60,18 +63,26 @@ export async function readAccount(account: AccountConfig, ledger: Ledger): Promi
 }
 
 /**
- * Every shard that ever beat (the `workers` set), up or not, with the live
- * ones' heartbeat age and the leader, from Coordination.status().
+ * Every worker that ever beat (the `workers:ids` set: `<hostId>/<shard>`), up
+ * or not, with the live ones' heartbeat age and the leader, from
+ * Coordination.status(); by host id, then shard.
  */
 async function readWorkers(ledger: Ledger): Promise<{ leader: string | null; workers: WorkerState[] }> {
-  const [status, everBeat] = await Promise.all([new Coordination(ledger.redis, ledger.keys).status(), ledger.redis.smembers(ledger.keys.workers)])
-  const live = new Map(status.workers.map((w) => [w.shard, w]))
-  const shards = [...new Set([...everBeat.map(Number).filter(Number.isInteger), ...live.keys()])].sort((a, b) => a - b)
-  const workers = shards.map((shard): WorkerState => {
-    const w = live.get(shard)
-    if (!w) return { shard, up: false, bootId: null, host: null, pid: null, heartbeatAgeMs: null, leader: false }
-    return { shard, up: true, bootId: w.bootId, host: w.host, pid: w.pid, heartbeatAgeMs: w.heartbeatAgeMs, leader: w.leader }
-  })
+  const [status, everBeat] = await Promise.all([new Coordination(ledger.redis, ledger.keys).status(), ledger.redis.smembers(ledger.keys.workerIds)])
+  const live = new Map(status.workers.map((w) => [Keys.workerId(w.hostId, w.shard), w]))
+  const ids = new Map<string, { hostId: string; shard: number }>()
+  for (const id of everBeat) {
+    const parsed = Keys.parseWorkerId(id)
+    if (parsed) ids.set(id, parsed)
+  }
+  for (const [id, w] of live) ids.set(id, w)
+  const workers = [...ids]
+    .sort(([, a], [, b]) => (a.hostId === b.hostId ? a.shard - b.shard : a.hostId < b.hostId ? -1 : 1))
+    .map(([id, { hostId, shard }]): WorkerState => {
+      const w = live.get(id)
+      if (!w) return { hostId, shard, up: false, bootId: null, host: null, pid: null, heartbeatAgeMs: null, leader: false }
+      return { hostId, shard, up: true, bootId: w.bootId, host: w.host, pid: w.pid, heartbeatAgeMs: w.heartbeatAgeMs, leader: w.leader }
+    })
   return { leader: status.leader, workers }
 }
 
@@ -79,7 +90,7 @@ async function readWorkers(ledger: Ledger): Promise<{ leader: string | null; wor
 export async function readFarmState(source: FarmStateSource): Promise<FarmState> {
   const [accounts, inFlight, workers] = await Promise.all([
     Promise.all([...source.registry.pinnedAccounts()].map((a) => readAccount(a.account, source.ledger))),
-    source.ledger.redis.hlen(source.ledger.keys.hotSet),
+    source.ledger.hotSet().then((entries) => entries.length),
     readWorkers(source.ledger),
   ])
   return { accounts, inFlight, ...workers }

@@ -1,12 +1,15 @@
 import type { Redis } from 'ioredis'
-import type { Keys } from './keys.js'
+import { Keys } from './keys.js'
 import { LuaScript } from './lua-script.js'
 
 /** What a worker writes in its heartbeat key (JSON). */
 export interface WorkerHeartbeat {
+  /** The supervisor's host id (`farm.hostId`): with the shard, the worker's id farm-wide. */
+  hostId: string
   shard: number
   bootId: string
   pid: number
+  /** The machine's hostname (os.hostname()). */
   host: string
   /** When the process started (ms since the epoch, its own clock). */
   startedAt: number
@@ -16,10 +19,54 @@ export interface WorkerHeartbeat {
   ttlMs: number
 }
 
+/** What a worker passes to beat(): its Coordination adds the host id. */
+export type Beat = Omit<WorkerHeartbeat, 'hostId'>
+
 export interface LiveWorker extends WorkerHeartbeat {
   /** Time since the last beat, by Redis' clock. */
   heartbeatAgeMs: number
 }
+
+/** One host (supervisor) of the farm as GET /admin/workers sums it up. */
+export interface HostSummary {
+  hostId: string
+  /** Its live workers. */
+  workers: number
+  /** One of them holds the leader lease. */
+  leader: boolean
+}
+
+export interface FarmStatus {
+  /** Boot id of the leader, null when nobody holds the lease. */
+  leader: string | null
+  /** Host id of the leader, null when nobody holds the lease (or its heartbeat is gone). */
+  leaderHostId: string | null
+  /** The hosts with live workers, by host id. */
+  hosts: HostSummary[]
+  /** The live workers of every host, by host id then shard. */
+  workers: Array<LiveWorker & { leader: boolean }>
+}
+
+/**
+ * The live workers of every host, by worker id (`<hostId>/<shard>`). A
+ * number looks up a shard of the host the Coordination speaks for.
+ */
+export class LiveWorkers extends Map<string, LiveWorker> {
+  constructor(readonly hostId: string) {
+    super()
+  }
+
+  override get(id: string | number): LiveWorker | undefined {
+    return super.get(typeof id === 'number' ? Keys.workerId(this.hostId, id) : id)
+  }
+
+  override has(id: string | number): boolean {
+    return super.has(typeof id === 'number' ? Keys.workerId(this.hostId, id) : id)
+  }
+}
+
+/** Host id of a Coordination given none (a single host, as in-process tests run it). */
+export const LOCAL_HOST_ID = 'local'
 
 let scripts: { heartbeat: LuaScript; lease: LuaScript } | undefined
 const loadScripts = () =>
@@ -29,8 +76,9 @@ function parseHeartbeat(value: string | null): WorkerHeartbeat | undefined {
   if (value === null) return undefined
   try {
     const parsed = JSON.parse(value) as Partial<WorkerHeartbeat>
-    if (typeof parsed.bootId !== 'string' || typeof parsed.shard !== 'number') return undefined
+    if (typeof parsed.bootId !== 'string' || typeof parsed.shard !== 'number' || typeof parsed.hostId !== 'string') return undefined
     return {
+      hostId: parsed.hostId,
       shard: parsed.shard,
       bootId: parsed.bootId,
       pid: Number(parsed.pid),
@@ -46,47 +94,58 @@ function parseHeartbeat(value: string | null): WorkerHeartbeat | undefined {
 
 /**
  * The Redis side of the farm's membership: worker heartbeats and the leader
- * lease (lua/coordination/). Stateless: the timers are in src/farm/.
+ * lease (lua/coordination/). One instance speaks for one host (`hostId`):
+ * its beats name that host; what it reads covers every host. Stateless: the
+ * timers are in src/farm/.
  */
 export class Coordination {
   constructor(
     readonly redis: Redis,
     readonly keys: Keys,
+    readonly hostId: string = LOCAL_HOST_ID,
   ) {}
 
   /** Writes this worker's heartbeat with its TTL. Returns the boot id the key named before ('' if none). */
-  async beat(info: WorkerHeartbeat): Promise<string> {
+  async beat(info: Beat): Promise<string> {
+    const id = Keys.workerId(this.hostId, info.shard)
+    const value: WorkerHeartbeat = { hostId: this.hostId, ...info }
     const previous = await loadScripts().heartbeat.run(
       this.redis,
-      [this.keys.worker(info.shard), this.keys.workers],
-      ['beat', info.shard, info.bootId, JSON.stringify(info), info.ttlMs],
+      [this.keys.workerById(id), this.keys.workers, this.keys.workerIds],
+      ['beat', id, info.bootId, JSON.stringify(value), info.ttlMs, info.shard],
     )
     return String(previous)
   }
 
   /** Deletes the heartbeat if it is still this boot id's (a clean stop): the farm sees the worker gone at once. */
   async stopBeat(shard: number, bootId: string): Promise<boolean> {
-    return (await loadScripts().heartbeat.run(this.redis, [this.keys.worker(shard), this.keys.workers], ['stop', shard, bootId])) === 1
+    const id = Keys.workerId(this.hostId, shard)
+    return (await loadScripts().heartbeat.run(this.redis, [this.keys.workerById(id), this.keys.workers, this.keys.workerIds], ['stop', id, bootId])) === 1
   }
 
-  /** The workers whose heartbeat has not expired, by shard. */
-  async liveWorkers(): Promise<Map<number, LiveWorker>> {
-    const shards = (await this.redis.smembers(this.keys.workers)).map(Number).filter(Number.isInteger)
-    const live = new Map<number, LiveWorker>()
-    if (shards.length === 0) return live
+  /** The workers of every host whose heartbeat has not expired, by worker id (`<hostId>/<shard>`). */
+  async liveWorkers(): Promise<LiveWorkers> {
+    const ids = (await this.redis.smembers(this.keys.workerIds)).filter((id) => Keys.parseWorkerId(id) !== undefined)
+    const live = new LiveWorkers(this.hostId)
+    if (ids.length === 0) return live
     const pipeline = this.redis.pipeline()
-    for (const shard of shards) pipeline.get(this.keys.worker(shard)).pttl(this.keys.worker(shard))
+    for (const id of ids) pipeline.get(this.keys.workerById(id)).pttl(this.keys.workerById(id))
     const replies = (await pipeline.exec()) ?? []
-    shards.forEach((shard, i) => {
+    ids.forEach((id, i) => {
       const [getErr, value] = replies[2 * i] ?? [null, null]
       const [pttlErr, pttl] = replies[2 * i + 1] ?? [null, -2]
       if (getErr) throw getErr
       if (pttlErr) throw pttlErr
       const beat = parseHeartbeat(value as string | null)
       if (!beat || typeof pttl !== 'number' || pttl <= 0) return
-      live.set(shard, { ...beat, shard, heartbeatAgeMs: Math.max(0, beat.ttlMs - pttl) })
+      live.set(id, { ...beat, heartbeatAgeMs: Math.max(0, beat.ttlMs - pttl) })
     })
     return live
+  }
+
+  /** The live workers of one host (this one by default), by shard. */
+  async liveWorkersOf(hostId = this.hostId): Promise<LiveWorker[]> {
+    return [...(await this.liveWorkers()).values()].filter((w) => w.hostId === hostId).sort((a, b) => a.shard - b.shard)
   }
 
   /**
@@ -113,12 +172,24 @@ export class Coordination {
     return (await this.redis.get(this.keys.leader)) ?? undefined
   }
 
-  /** The operator's view (GET /admin/workers): the live workers, their heartbeat age, the leader. */
-  async status(): Promise<{ leader: string | null; workers: Array<LiveWorker & { leader: boolean }> }> {
+  /** The operator's view (GET /admin/workers): the live workers of every host, their heartbeat age, the hosts, the leader. */
+  async status(): Promise<FarmStatus> {
     const [live, leader] = await Promise.all([this.liveWorkers(), this.leader()])
+    const workers = [...live.values()]
+      .sort((a, b) => (a.hostId === b.hostId ? a.shard - b.shard : a.hostId < b.hostId ? -1 : 1))
+      .map((w) => ({ ...w, leader: w.bootId === leader }))
+    const hosts = new Map<string, HostSummary>()
+    for (const w of workers) {
+      const host = hosts.get(w.hostId) ?? { hostId: w.hostId, workers: 0, leader: false }
+      host.workers++
+      host.leader ||= w.leader
+      hosts.set(w.hostId, host)
+    }
     return {
       leader: leader ?? null,
-      workers: [...live.values()].sort((a, b) => a.shard - b.shard).map((w) => ({ ...w, leader: w.bootId === leader })),
+      leaderHostId: workers.find((w) => w.leader)?.hostId ?? null,
+      hosts: [...hosts.values()],
+      workers,
     }
   }
 }

@@ -14,8 +14,14 @@ export const FARM_TAG = '{farm}'
  */
 export class Keys {
   readonly hotSet: string
-  /** Set of the shard ids that ever sent a heartbeat (the heartbeat keys are found through it). */
+  /**
+   * Set of the shard ids that ever sent a heartbeat, on any host. The sweeper
+   * watches it with the live workers to notice a shard restarted; the
+   * heartbeat keys are found through workerIds.
+   */
   readonly workers: string
+  /** Set of the worker ids (`<hostId>/<shard>`, Keys.workerId) that ever sent a heartbeat: the heartbeat keys are found through it. */
+  readonly workerIds: string
   /** Leader lease: the boot id of the worker holding it, with a TTL only the holder extends. */
   readonly leader: string
   /** The routing table: prefix → candidates (JSON). */
@@ -41,6 +47,7 @@ export class Keys {
     const farm = `${prefix}${FARM_TAG}:`
     this.hotSet = `${farm}hotset`
     this.workers = `${farm}workers`
+    this.workerIds = `${farm}workers:ids`
     this.leader = `${farm}leader`
     this.routes = `${farm}routes`
     this.routeStats = `${farm}routes:stats`
@@ -161,9 +168,31 @@ export class Keys {
     return `${this.prefix}accounts`
   }
 
-  /** Heartbeat of the worker running shard `shard`: JSON (bootId, pid, host, startedAt...) with a short TTL. */
-  worker(shard: number): string {
-    return `${this.prefix}${FARM_TAG}:worker:${shard}`
+  /**
+   * Heartbeat of the worker running shard `shard` on host `hostId`: JSON
+   * (hostId, shard, bootId, pid, startedAt...) with a short TTL. Named after
+   * its worker id, so each host's shards have keys of their own.
+   */
+  worker(hostId: string, shard: number): string {
+    return this.workerById(Keys.workerId(hostId, shard))
+  }
+
+  /** The heartbeat key of a member of the workers set. */
+  workerById(workerId: string): string {
+    return `${this.prefix}${FARM_TAG}:worker:${workerId}`
+  }
+
+  /** A worker's id farm-wide, the member of the workers set: `<hostId>/<shard>` (a host id has no `/`). */
+  static workerId(hostId: string, shard: number): string {
+    return `${hostId}/${shard}`
+  }
+
+  /** The host id and shard of a worker id; undefined for anything else (a bare shard id written by an older farm). */
+  static parseWorkerId(workerId: string): { hostId: string; shard: number } | undefined {
+    const slash = workerId.lastIndexOf('/')
+    const shard = Number(workerId.slice(slash + 1))
+    if (slash <= 0 || !Number.isInteger(shard) || shard < 0 || workerId.slice(slash + 1) === '') return undefined
+    return { hostId: workerId.slice(0, slash), shard }
   }
 
   account(id: string): string {
@@ -213,7 +242,10 @@ export class Keys {
     return `${this.prefix}req:${requestId}`
   }
 
-  /** Pub/sub channel of one worker (owner id `<shard>-<bootId>`): replies to its async prepares. */
+  /**
+   * Pub/sub channel of one worker process, by its boot id (`<shard>-<random>`, unique farm-wide, across
+   * hosts too): replies to its async prepares, wherever they arrived.
+   */
   replyChannel(ownerId: string): string {
     return `${this.prefix}replies:${ownerId}`
   }

@@ -10,7 +10,7 @@ import { Heartbeat } from '../../src/farm/heartbeat.js'
 import { LeaderLease } from '../../src/farm/leader.js'
 import { resolveOrphans } from '../../src/farm/orphans.js'
 import { Sweeper } from '../../src/farm/sweeper.js'
-import { Coordination } from '../../src/store/coordination.js'
+import { Coordination, LOCAL_HOST_ID } from '../../src/store/coordination.js'
 import { type HotSetEntry, Ledger, newBootId, type Reservation } from '../../src/store/ledger.js'
 import { connectRedis } from '../../src/store/redis.js'
 import { ADMIN_TOKEN, adminGet, startTestFarm } from '../helpers/farm.js'
@@ -344,7 +344,7 @@ describe('sweeper', () => {
     await coordinator.stop()
     expect(coordinator.isLeader).toBe(false)
     expect(await client.get(ledger.keys.leader)).toBeNull()
-    expect(await client.exists(ledger.keys.worker(0))).toBe(0)
+    expect(await client.exists(ledger.keys.worker(LOCAL_HOST_ID, 0))).toBe(0)
   })
 })
 
