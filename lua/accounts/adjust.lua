@@ -2,24 +2,31 @@
 -- operator gives, exactly once per idempotency key.
 --
 -- KEYS[1] account hash   KEYS[2] the idempotency key's record (string)
--- KEYS[3] settlements stream
+-- KEYS[3] the account's unrelayed settlement requests (hash): every key is in
+-- the account's slot
 -- ARGV[1] 'deposit' | 'withdrawal'   ARGV[2] amount (> 0)
 -- ARGV[3] minBalance ('' = no limit; withdrawals only)
 -- ARGV[4] record TTL (ms)   ARGV[5] account id
 -- ARGV[6] settleThreshold ('' = none)   ARGV[7] settleTo
 -- ARGV[8] the idempotency key as the caller gave it
 --
--- Returns { status, balance, settlementId or '' } with status 'APPLIED',
--- 'REPLAYED' (the key was used before for the same operation: nothing
--- changes, the balance is the one it produced), 'CONFLICT' (the key was
--- used for another operation or amount) or 'INSUFFICIENT_BALANCE'.
+-- Returns { status, balance, settlementId or '', unrelayed } with status
+-- 'APPLIED', 'REPLAYED' (the key was used before for the same operation:
+-- nothing changes, the balance is the one it produced), 'CONFLICT' (the key
+-- was used for another operation or amount) or 'INSUFFICIENT_BALANCE'.
+-- settlementId: the settlement request this change recorded (step 1 of 3,
+-- lua/accounts/settlement.lua); unrelayed: the account's requests not yet
+-- relayed to the farm's stream, { id, fields, ... }, whatever the status:
+-- the caller relays them (steps 2 and 3), a retried request included.
 local kind, amount, minBalance = ARGV[1], ARGV[2], ARGV[3]
 local fingerprint = kind .. '|' .. amount
 
 local seen = redis.call('GET', KEYS[2])
 if seen then
-  if string.sub(seen, 1, string.len(fingerprint) + 1) ~= fingerprint .. '|' then return { 'CONFLICT', '', '' } end
-  return { 'REPLAYED', string.sub(seen, string.len(fingerprint) + 2), '' }
+  if string.sub(seen, 1, string.len(fingerprint) + 1) ~= fingerprint .. '|' then
+    return { 'CONFLICT', '', '', settlement_unrelayed(KEYS[3]) }
+  end
+  return { 'REPLAYED', string.sub(seen, string.len(fingerprint) + 2), '', settlement_unrelayed(KEYS[3]) }
 end
 
 -- Every hot (shard-leased) balance goes back to cold first: the invariant
@@ -27,7 +34,7 @@ end
 local balance, _, all = account_balance(KEYS[1])
 local next = kind == 'deposit' and big_add(balance, amount) or big_sub(balance, amount)
 if kind == 'withdrawal' and minBalance ~= '' and big_cmp(next, minBalance) < 0 then
-  return { 'INSUFFICIENT_BALANCE', balance, '' }
+  return { 'INSUFFICIENT_BALANCE', balance, '', settlement_unrelayed(KEYS[3]) }
 end
 for i = 1, #all, 2 do
   local f = all[i]
@@ -44,4 +51,4 @@ if kind == 'withdrawal' then
 end
 local id = settlement_check(KEYS[1], KEYS[3], ARGV[5], ARGV[6], ARGV[7])
 if id then settlementId = id end
-return { 'APPLIED', next, settlementId }
+return { 'APPLIED', next, settlementId, settlement_unrelayed(KEYS[3]) }

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto'
-import type { Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 import type { AccountConfig } from '../config/schema.js'
 import type { Keys } from '../store/keys.js'
 import { ADJUST } from './settlement.js'
+import { parseUnrelayed, type SettlementRelay } from './settlement-relay.js'
 
 export type AdjustmentKind = 'deposit' | 'withdrawal'
 
@@ -20,19 +21,23 @@ export const MAX_IDEMPOTENCY_KEY_LENGTH = 200
  * Deposits and withdrawals: the operator moves an account's balance
  * (money that arrived or was paid out outside ILP). One script per request:
  * it checks the key, the limit, moves the balance and records the key, so a
- * retried request applies once, whichever worker it reaches.
+ * retried request applies once, whichever worker it reaches. The script also
+ * records a settlement request when the change crossed the account's
+ * settleThreshold (step 1, in the account's slot); the request, and any the
+ * account still has unrelayed, then goes to the farm's stream (`relay`).
  */
 export class Adjustments {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: Redis | Cluster,
     private readonly keys: Keys,
+    private readonly relay: SettlementRelay,
   ) {}
 
   async adjust(account: AccountConfig, kind: AdjustmentKind, amount: string, idempotencyKey: string): Promise<AdjustmentResult> {
     const keyDigest = createHash('sha256').update(idempotencyKey).digest('hex')
-    const [status, balance, settlementId] = (await ADJUST.run(
+    const [status, balance, settlementId, unrelayed] = (await ADJUST.run(
       this.redis,
-      [this.keys.account(account.id), this.keys.idempotency(account.id, keyDigest), this.keys.settlements],
+      [this.keys.account(account.id), this.keys.idempotency(account.id, keyDigest), this.keys.settleRequests(account.id)],
       [
         kind,
         amount,
@@ -43,7 +48,8 @@ export class Adjustments {
         account.settleTo ?? '0',
         idempotencyKey,
       ],
-    )) as [string, string, string]
+    )) as [string, string, string, unknown]
+    await this.relay.relay(parseUnrelayed(account.id, unrelayed))
     switch (status) {
       case 'APPLIED':
         return settlementId ? { status: 'applied', balance, settlementId } : { status: 'applied', balance }

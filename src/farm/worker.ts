@@ -175,6 +175,8 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
       await resolver.flush()
       const unsettled = resolver.close()
       if (unsettled > 0) log.warn({ unsettled }, 'closing with unsettled packets; the hotSet keeps them')
+      const unrelayed = await settlements.close()
+      if (unrelayed > 0) log.warn({ unrelayed }, 'closing with settlement requests not relayed; their accounts keep them for their next check')
       await coordinator.stop() // crash safety: lease released, heartbeat deleted
       await outgoing.close()
       await userRpc.close()

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Adjustments, type AdjustmentKind, MAX_IDEMPOTENCY_KEY_LENGTH } from '../accounts/adjustments.js'
+import { SettlementRelay } from '../accounts/settlement-relay.js'
 import { type AccountService, rotateToken } from '../accounts/service.js'
 import { DEFAULT_TICKET_LIFETIME_MS, MAX_TICKET_LIFETIME_MS, type Onboarding } from '../onboarding/onboarding.js'
 import { type AccountDirectory, canReceive, type LoadedAccount } from '../accounts/registry.js'
@@ -35,7 +36,8 @@ export function adminApi(deps: AdminDeps) {
   const digest = deps.adminToken === undefined ? undefined : tokenDigest(deps.adminToken)
   const { services, accountService } = deps
   const { ledger, registry } = services
-  const adjustments = new Adjustments(ledger.redis, ledger.keys)
+  const relay = services.settlements?.relay ?? new SettlementRelay(ledger.redis, ledger.keys, services.log)
+  const adjustments = new Adjustments(ledger.redis, ledger.keys, relay)
 
   const describe = async ({ account, origin, rpcUrl }: LoadedAccount) => {
     const b = await ledger.balance(account.id)

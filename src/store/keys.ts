@@ -36,6 +36,8 @@ export class Keys {
   /** Settlement requests (stream) and the last entry the webhook acknowledged. */
   readonly settlements: string
   readonly settlementsWebhook: string
+  /** The ids of the settlement requests relayed into the stream (sorted set, the newest kept): a relay appends each once. */
+  readonly settlementsRelayed: string
   /** Farm-wide metrics: one hash of ever-growing counters. */
   readonly metrics: string
   /** Sorted set of recently active accounts (score: time of their last packet). */
@@ -57,6 +59,7 @@ export class Keys {
     this.ccpReceived = `${farm}ccp:recv`
     this.settlements = `${farm}settlements`
     this.settlementsWebhook = `${farm}settlements:webhook`
+    this.settlementsRelayed = `${farm}settlements:ids`
     this.metrics = `${farm}metrics`
     this.activeAccounts = `${farm}accounts:active`
     this.routesChanged = `${prefix}routes:changed`
@@ -75,6 +78,15 @@ export class Keys {
   /** A deposit's or withdrawal's Idempotency-Key (by its SHA-256): what it did, in the account's slot. */
   idempotency(accountId: string, keyDigestHex: string): string {
     return `${this.account(accountId)}:idem:${keyDigestHex}`
+  }
+
+  /**
+   * An account's settlement requests not yet relayed to the farm's stream: a
+   * hash, request id → `<seq>|<amount>|<balance>|<threshold>|<settleTo>|<requestedAtMs>`,
+   * in the account's hash slot (lua/accounts/settlement.lua).
+   */
+  settleRequests(accountId: string): string {
+    return `${this.account(accountId)}:settle`
   }
 
   /** An unredeemed invitation ticket, by the SHA-256 of the ticket. */

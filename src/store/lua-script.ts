@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 import { packageRoot } from '../util/package-root.js'
 
 /**
@@ -30,7 +30,7 @@ export class LuaScript {
     return ['evalsha', this.sha, keys.length, ...keys, ...args]
   }
 
-  async run(redis: Redis, keys: string[], args: Array<string | number>): Promise<unknown> {
+  async run(redis: Redis | Cluster, keys: string[], args: Array<string | number>): Promise<unknown> {
     try {
       return await redis.evalsha(this.sha, keys.length, ...keys, ...args)
     } catch (err) {
