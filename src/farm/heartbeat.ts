@@ -60,6 +60,7 @@ export class Heartbeat {
         bootId,
         pid: process.pid,
         host: hostname(),
+        supervisorPid: process.ppid,
         startedAt: this.startedAt,
         beatAt: Date.now(),
         ttlMs: this.ttlMs,

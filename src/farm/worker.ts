@@ -23,8 +23,10 @@ import { RouteAnnouncer } from '../routing/ccp.js'
 import { UserRpc } from '../rpc/user-rpc.js'
 import { Ledger, newBootId } from '../store/ledger.js'
 import { renameFarmKeys } from '../store/migrate.js'
+import { Coordination } from '../store/coordination.js'
 import { connectRedis } from '../store/redis.js'
 import { Coordinator } from './coordinator.js'
+import { ensureHostIdFree } from './host-check.js'
 
 export interface WorkerOptions {
   config: FarmConfig
@@ -67,6 +69,11 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   const log = opts.logger ?? createLogger(config, shard)
   const redis = await connectRedis(opts.redisUrl, { commandTimeoutMs: config.redis.commandTimeoutMs })
   const ledger = new Ledger(redis, config.redis.keyPrefix, { bootId: opts.bootId ?? newBootId(shard) })
+  // workers of this host id live under another supervisor: refuse to start rather than fight over their heartbeats
+  await ensureHostIdFree(new Coordination(ledger.redis, ledger.keys, hostIdOf(config)), log).catch((err: unknown) => {
+    redis.disconnect()
+    throw err
+  })
   await renameFarmKeys(redis, ledger.keys, log)
   await ledger.load()
   // farm-wide metrics: times this connection's calls, adds the counts to Redis every second

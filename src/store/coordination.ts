@@ -11,6 +11,8 @@ export interface WorkerHeartbeat {
   pid: number
   /** The machine's hostname (os.hostname()). */
   host: string
+  /** The pid of its supervisor (its parent process): workers of one supervisor are siblings. */
+  supervisorPid?: number
   /** When the process started (ms since the epoch, its own clock). */
   startedAt: number
   /** When it wrote this beat (its own clock). */
@@ -83,6 +85,7 @@ function parseHeartbeat(value: string | null): WorkerHeartbeat | undefined {
       bootId: parsed.bootId,
       pid: Number(parsed.pid),
       host: String(parsed.host),
+      ...(typeof parsed.supervisorPid === 'number' ? { supervisorPid: parsed.supervisorPid } : {}),
       startedAt: Number(parsed.startedAt),
       beatAt: Number(parsed.beatAt),
       ttlMs: Number(parsed.ttlMs),
