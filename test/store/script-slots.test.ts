@@ -14,10 +14,11 @@ import { startTestRedis, type TestRedis } from '../helpers/redis.js'
  * Which scripts touch one hash slot: a farm does a bit of everything on a
  * plain Redis while every script call is recorded (MONITOR), then a real
  * Redis Cluster says each key's slot (CLUSTER KEYSLOT). Every script must
- * keep to one slot; the packet transitions and the two settlement scripts
- * are the calls still to be split (they need a slot of their own per account
- * before the farm can run on a cluster), so they are named here, and any
- * other script that crosses slots fails this test.
+ * keep to one slot; the packet transitions are the calls still to be split
+ * (they need a slot of their own per account before the farm can run on a
+ * cluster), so they are named here, and any other script that crosses slots
+ * fails this test. The settlement scripts (the check in the account's slot,
+ * the relay in the farm's) are among those that must not.
  */
 let redis: TestRedis
 let cluster: LocalCluster
@@ -38,7 +39,7 @@ afterAll(async () => {
 })
 
 describe('hash slots of the scripts', () => {
-  it('every script call touches one slot, but for the packet transitions and the settlement scripts', async () => {
+  it('every script call touches one slot, but for the packet transitions', async () => {
     const prefix = 'slots:'
     const keys = new Keys(prefix)
     const monitor = await redis.client.monitor()
@@ -76,13 +77,15 @@ describe('hash slots of the scripts', () => {
       })
       for (const key of new Set(keyed.flatMap((c) => c.keys))) slotOf.set(key, Number(await node.cluster('KEYSLOT', key)))
       const crossing = keyed.filter((c) => new Set(c.keys.map((k) => slotOf.get(k))).size > 1)
-      const stillToSplit = (c: { command: string; keys: string[] }) => c.command === 'fcall' || c.keys.includes(keys.settlements)
+      const stillToSplit = (c: { command: string }) => c.command === 'fcall'
       expect(keyed.length).toBeGreaterThan(10)
       expect(crossing.filter((c) => !stillToSplit(c))).toEqual([])
-      // the heartbeat, the lease and the route scripts ran, each in one slot
+      // the heartbeat, the lease, the route and the settlement scripts ran, each in one slot
       expect(keyed.some((c) => c.keys.includes(keys.workers))).toBe(true)
       expect(keyed.some((c) => c.keys.includes(keys.leader))).toBe(true)
       expect(keyed.some((c) => c.keys.includes(keys.routes))).toBe(true)
+      expect(keyed.some((c) => c.keys.includes(keys.settleRequests('bob')))).toBe(true)
+      expect(keyed.some((c) => c.keys.includes(keys.settlements))).toBe(true)
     } finally {
       node.disconnect()
     }
