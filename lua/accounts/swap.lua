@@ -3,7 +3,8 @@
 -- KEYS[1] the account's record   KEYS[2] its RPC URL (same hash slot)
 -- ARGV[1] the record the caller read ('' = none)   ARGV[2] the new record
 -- ARGV[3] '1': also clear the RPC URL (the account was deleted)
--- ARGV[4] change channel ('' = the caller publishes later, for a whole batch)
+-- ARGV[4] change channel ('' = the caller publishes later: for a whole batch, or on a
+--         cluster, where the channel is in another slot)
 -- ARGV[5] the change message
 --
 -- Returns 1, or 0 when the record is no longer the one the caller read (it
@@ -15,5 +16,5 @@ local current = redis.call('GET', KEYS[1]) or ''
 if current ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2])
 if ARGV[3] == '1' then redis.call('DEL', KEYS[2]) end
-if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
+if ARGV[4] ~= '' then redis.call('SPUBLISH', ARGV[4], ARGV[5]) end
 return 1

@@ -35,5 +35,5 @@ for prefix, accounts in pairs(want) do
     changed = true
   end
 end
-if changed then redis.call('PUBLISH', ARGV[2], '*') end
+if changed then redis.call('SPUBLISH', ARGV[2], '*') end
 return changed and 1 or 0

@@ -20,5 +20,5 @@ else
   end
 end
 write_prefix(KEYS[1], ARGV[1], t)
-redis.call('PUBLISH', ARGV[4], ARGV[1])
+redis.call('SPUBLISH', ARGV[4], ARGV[1])
 return changed

@@ -1,11 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto'
-import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import { parseAccount } from '../config/load.js'
 import type { AccountConfig } from '../config/schema.js'
 import type { Keys } from '../store/keys.js'
 import { LuaScript } from '../store/lua-script.js'
-import { openSubscriber, type Subscriber } from '../store/redis.js'
+import { isCluster, openSubscriber, publish, type RedisClient, type RedisTarget, type Subscriber } from '../store/redis.js'
 import { LruMap } from './account-cache.js'
 
 /** Who made an account: the config file, the admin API, a redeemed ticket, an open sign-up. */
@@ -111,9 +110,9 @@ const CLAIM_TOKEN = new LuaScript('accounts/claim-token.lua')
 const RELEASE_TOKEN = new LuaScript('accounts/release-token.lua')
 
 export interface AccountRegistryOptions {
-  redis: Redis
+  redis: RedisClient
   /** For the subscriber connection (a subscribed connection can run no other command). */
-  redisUrl: string
+  redisTarget: string | RedisTarget
   keys: Keys
   /** The config file's accounts: written into Redis at start (see applyConfig). */
   configAccounts: readonly AccountConfig[]
@@ -177,7 +176,7 @@ export class AccountRegistry implements AccountDirectory {
   private closed = false
 
   private constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     readonly keys: Keys,
     private readonly log: Logger,
     cacheSize: number,
@@ -191,7 +190,7 @@ export class AccountRegistry implements AccountDirectory {
     // where the stream is now: changes from here on arrive as messages, or are replayed after a reconnect
     const newest = (await opts.redis.xrevrange(opts.keys.accountChanges, '+', '-', 'COUNT', 1))[0]
     if (newest) registry.lastChange = newest[0]
-    registry.subscriber = await openSubscriber(opts.redisUrl, opts.keys.accountsChanged, {
+    registry.subscriber = await openSubscriber(opts.redisTarget, opts.keys.accountsChanged, {
       onMessage: (message) => registry.onMessage(message),
       onReconnect: () => void registry.catchUp().catch((err: unknown) => opts.log.warn({ err }, 'could not catch up with account changes')),
     })
@@ -206,9 +205,10 @@ export class AccountRegistry implements AccountDirectory {
    * its records move to their own keys once, in pages (one worker does it
    * under a lock; the others wait for it), and the hash is renamed
    * `accounts:migrated`, kept for a rollback. A record already written the
-   * new way is not overwritten.
+   * new way is not overwritten. Never on a cluster: such a farm ran on one Redis.
    */
   private async migrateLegacy(): Promise<void> {
+    if (isCluster(this.redis)) return
     const legacy = this.keys.legacyAccounts
     if ((await this.redis.type(legacy)) !== 'hash') return
     const lock = `${legacy}:migrating`
@@ -396,7 +396,9 @@ export class AccountRegistry implements AccountDirectory {
   /** Sets (null: clears) a live account's RPC URL; every worker sees it within a round trip. False: no such account. */
   async setRpcUrl(id: string, url: string | null): Promise<boolean> {
     const streamId = await this.appendChange([id])
-    const done = await SET_RPC_URL.run(this.redis, [this.keys.accountRecord(id), this.keys.rpcUrl(id)], [url ?? '', this.keys.accountsChanged, `${streamId} ${id}`])
+    const message = `${streamId} ${id}`
+    const done = await SET_RPC_URL.run(this.redis, [this.keys.accountRecord(id), this.keys.rpcUrl(id)], [url ?? '', this.scriptChannel(), message])
+    if (Number(done) === 1) await this.publishAfterScript(message)
     this.invalidate(id)
     return Number(done) === 1
   }
@@ -444,7 +446,6 @@ export class AccountRegistry implements AccountDirectory {
       }
     })
     if (writes.length === 0) return outcomes
-    await Promise.all([SWAP, RELEASE_TOKEN].map((script) => script.load(this.redis)))
 
     // the indexes first (a superset is harmless: every reader checks the record), then the records
     const withToken = writes.filter((w) => w.record.account!.incoming?.tokenHash !== undefined)
@@ -470,11 +471,11 @@ export class AccountRegistry implements AccountDirectory {
     const created = accepted.filter((w) => w.expected === '')
     const changed = accepted.filter((w) => w.expected !== '')
     const createdOk = await this.setManyIfNew(created.map((w) => [this.keys.accountRecord(w.record.account!.id), JSON.stringify(w.record)]))
-    const changedOk = await pipelined(
+    const changedOk = await SWAP.runMany(
       this.redis,
       changed.map((w) => {
         const id = w.record.account!.id
-        return SWAP.command([this.keys.accountRecord(id), this.keys.rpcUrl(id)], [w.expected, JSON.stringify(w.record), '0', '', ''])
+        return { keys: [this.keys.accountRecord(id), this.keys.rpcUrl(id)], args: [w.expected, JSON.stringify(w.record), '0', '', ''] }
       }),
     )
     const written = new Map<ImportWrite, boolean>([
@@ -491,9 +492,9 @@ export class AccountRegistry implements AccountDirectory {
       const oldHash = liveAccount(w.previous)?.incoming?.tokenHash
       if (oldHash !== undefined && oldHash !== w.record.account!.incoming?.tokenHash) released.push([oldHash, w.record.account!.id])
     })
-    await this.redis.publish(this.keys.accountsChanged, `${streamId} ${tokens.join(' ')}`)
+    await publish(this.redis, this.keys.accountsChanged, `${streamId} ${tokens.join(' ')}`)
     for (const w of accepted) this.invalidate(w.record.account!.id)
-    if (released.length > 0) await pipelined(this.redis, released.map(([hash, id]) => RELEASE_TOKEN.command([this.keys.tokenIndex(hash)], [id])))
+    await RELEASE_TOKEN.runMany(this.redis, released.map(([hash, id]) => ({ keys: [this.keys.tokenIndex(hash)], args: [id] })))
     return outcomes
   }
 
@@ -505,6 +506,20 @@ export class AccountRegistry implements AccountDirectory {
   }
 
   // ---- internals ----
+
+  /**
+   * The change channel for a script that writes one account: on one Redis the
+   * script publishes itself, in the same step as its write; on a cluster ''
+   * (the channel is not in the account's slot) and the writer publishes right
+   * after, before it answers (publishAfterScript).
+   */
+  private scriptChannel(): string {
+    return isCluster(this.redis) ? '' : this.keys.accountsChanged
+  }
+
+  private async publishAfterScript(message: string): Promise<void> {
+    if (isCluster(this.redis)) await publish(this.redis, this.keys.accountsChanged, message)
+  }
 
   /**
    * Read, decide, write-if-unchanged, until the write lands. `decide` gets
@@ -539,9 +554,10 @@ export class AccountRegistry implements AccountDirectory {
       const swapped = await SWAP.run(
         this.redis,
         [this.keys.accountRecord(id), this.keys.rpcUrl(id)],
-        [expected, JSON.stringify(next), after === undefined ? '1' : '0', this.keys.accountsChanged, `${streamId} ${token}`],
+        [expected, JSON.stringify(next), after === undefined ? '1' : '0', this.scriptChannel(), `${streamId} ${token}`],
       )
       if (Number(swapped) !== 1) continue
+      await this.publishAfterScript(`${streamId} ${token}`)
       const prune = this.redis.pipeline()
       if (after === undefined) prune.zrem(this.keys.accountIds, id)
       if (after === undefined || !isPinned(after)) prune.srem(this.keys.pinnedAccounts, id)
@@ -556,10 +572,15 @@ export class AccountRegistry implements AccountDirectory {
   }
 
   /**
-   * Values of many keys, in chunks of one MGET each (keys of many accounts
-   * span hash slots: where Redis refuses that, a cluster, one GET each).
+   * Values of many keys, in chunks of one MGET each; on a cluster (keys of
+   * many accounts span hash slots) one GET each, which the client
+   * auto-pipelines into one round trip per master.
    */
   private async getMany(keys: readonly string[]): Promise<Array<string | null>> {
+    if (isCluster(this.redis)) {
+      const redis = this.redis
+      return Promise.all(keys.map((k) => redis.get(k)))
+    }
     const chunks: Array<Promise<Array<string | null>>> = []
     for (let i = 0; i < keys.length; i += MANY_KEYS) {
       const chunk = keys.slice(i, i + MANY_KEYS)
@@ -571,9 +592,14 @@ export class AccountRegistry implements AccountDirectory {
   /**
    * Sets each key that does not exist; true for each one set. A chunk goes as
    * one MSETNX (all or nothing); only when some key of it exists after all (a
-   * write raced this one) are its keys tried one by one.
+   * write raced this one) are its keys tried one by one. On a cluster one
+   * SET NX each (auto-pipelined per master).
    */
   private async setManyIfNew(pairs: ReadonlyArray<readonly [string, string]>): Promise<boolean[]> {
+    if (isCluster(this.redis)) {
+      const redis = this.redis
+      return Promise.all(pairs.map(async ([key, value]) => (await redis.set(key, value, 'NX')) === 'OK'))
+    }
     const out: boolean[] = []
     for (let i = 0; i < pairs.length; i += MANY_KEYS) {
       const chunk = pairs.slice(i, i + MANY_KEYS)
@@ -760,13 +786,19 @@ function compareStreamIds(a: string, b: string): number {
 
 type Command = [string, ...Array<string | number>]
 
-/** Runs commands in one pipeline; each result, or throws the first error. */
-async function pipelined(redis: Redis, commands: Command[]): Promise<unknown[]> {
+/**
+ * Runs commands in one pipeline; each result, or throws the first error. On a
+ * cluster, where one pipeline may not span slots, each command on its own
+ * (auto-pipelined per master).
+ */
+async function pipelined(redis: RedisClient, commands: Command[]): Promise<unknown[]> {
   if (commands.length === 0) return []
+  if (isCluster(redis)) return Promise.all(commands.map(([name, ...args]) => redis.call(name, ...args)))
   return execPipeline(redis.pipeline(commands))
 }
 
-async function execPipeline(pipeline: ReturnType<Redis['pipeline']>): Promise<unknown[]> {
+/** A pipeline's results, or the first error; on a cluster its keys must share one slot (the {farm} indexes do). */
+async function execPipeline(pipeline: ReturnType<RedisClient['pipeline']>): Promise<unknown[]> {
   const results = (await pipeline.exec()) ?? []
   return results.map(([err, value]) => {
     if (err) throw err

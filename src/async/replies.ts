@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto'
-import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import type { AccountConfig } from '../config/schema.js'
 import { OutgoingError, type OutgoingClient } from '../http/outgoing.js'
 import { IlpRejection } from '../packet/reject.js'
 import type { Keys } from '../store/keys.js'
-import { openSubscriber, type Subscriber } from '../store/redis.js'
+import { openSubscriber, publish, type RedisClient, type RedisTarget, type Subscriber } from '../store/redis.js'
 
 /** How a callback carrying a reply was taken. */
 export type CallbackAcceptance =
@@ -25,9 +24,9 @@ interface Waiter {
 
 export interface AsyncRepliesOptions {
   /** The worker's command connection. */
-  redis: Redis
+  redis: RedisClient
   /** For the subscriber connection (a subscribed connection can run no other command). */
-  redisUrl: string
+  redisTarget: string | RedisTarget
   keys: Keys
   /** This worker process's id, `<shard>-<random>`, new at every start: the worker's boot id. */
   ownerId: string
@@ -53,7 +52,7 @@ export interface AsyncRepliesOptions {
  */
 export class AsyncReplies {
   readonly ownerId: string
-  private readonly redis: Redis
+  private readonly redis: RedisClient
   private readonly keys: Keys
   private readonly outgoing: OutgoingClient
   private readonly log: Logger
@@ -78,7 +77,7 @@ export class AsyncReplies {
   static async start(opts: AsyncRepliesOptions): Promise<AsyncReplies> {
     const replies = new AsyncReplies(opts)
     // while it reconnects, PUBLISH to this channel reaches no one: the sender answers 503 and the next hop retries
-    replies.subscriber = await openSubscriber(opts.redisUrl, replies.channel, { onMessageBuffer: (message) => replies.onMessage(message) })
+    replies.subscriber = await openSubscriber(opts.redisTarget, replies.channel, { onMessageBuffer: (message) => replies.onMessage(message) })
     return replies
   }
 
@@ -202,7 +201,7 @@ export class AsyncReplies {
     }
     let listeners: number
     try {
-      listeners = await this.redis.publish(this.keys.replyChannel(ownerId), frame(requestId, reply))
+      listeners = await publish(this.redis, this.keys.replyChannel(ownerId), frame(requestId, reply))
     } catch (err) {
       // Taken but not handed over: put it back, so the retry the 503 asks for can still deliver it.
       await putBack().catch(() => undefined)

@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis'
 import type { Keys } from '../store/keys.js'
+import type { RedisClient } from '../store/redis.js'
 
 /** How long a Request-Id stays claimed after the farm is done with its packet: covers the sweeper's delay and clock skew. */
 export const REQUEST_ID_MARGIN_MS = 60_000
@@ -32,7 +32,7 @@ if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return 1 end
 return 0
 `
 
-type ClaimRedis = Redis & { ilpfarmClaimRequestId(rid: string, count: string, value: string, px: number, window: number, max: number): Promise<number> }
+type ClaimRedis = RedisClient & { ilpfarmClaimRequestId(rid: string, count: string, value: string, px: number, window: number, max: number): Promise<number> }
 
 /**
  * The replay guard of incoming Request-Ids: one key per (account, Request-Id),
@@ -50,7 +50,7 @@ export class RequestIds {
   private readonly redis: ClaimRedis
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly keys: Keys,
     private readonly limits: RequestIdLimits = { maxHoldTimeMs: 30_000, maxPerAccount: 10_000 },
   ) {

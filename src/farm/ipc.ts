@@ -1,4 +1,5 @@
 import type { FarmConfig } from '../config/schema.js'
+import type { RedisTarget } from '../store/redis.js'
 
 /**
  * Messages between the supervisor and its workers (node:cluster IPC). The
@@ -6,7 +7,7 @@ import type { FarmConfig } from '../config/schema.js'
  * /proc/<pid>/environ.
  */
 export type SupervisorMessage =
-  | { type: 'start'; config: FarmConfig; shard: number; redisUrl: string }
+  | { type: 'start'; config: FarmConfig; shard: number; redis: RedisTarget }
   | { type: 'shutdown' }
 /** 'ready': the worker listens for its config (a message sent before that would be lost). */
 export type WorkerMessage = { type: 'ready' } | { type: 'listening'; url: string; shard: number }

@@ -1,15 +1,17 @@
 import cluster, { type Worker as ClusterWorker } from 'node:cluster'
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
-import type { Redis } from 'ioredis'
 import type { FarmConfig } from '../config/schema.js'
-import { connectRedis } from '../store/redis.js'
+import { connectRedis, describeTarget, type RedisClient, type RedisTarget, redisTarget } from '../store/redis.js'
 import { type EmbeddedRedis, freePort, startEmbeddedRedis } from './embedded-redis.js'
 import type { SupervisorMessage, WorkerMessage } from './ipc.js'
 
 export interface Supervisor {
   readonly url: string
-  readonly redisUrl: string
+  /** The embedded Redis' URL, or the configured one; undefined on a cluster (see `redis`). */
+  readonly redisUrl: string | undefined
+  /** What the workers connect to: one Redis, or a cluster's seed nodes. */
+  readonly redis: RedisTarget
   readonly embeddedRedis: EmbeddedRedis | undefined
   stop(): Promise<void>
 }
@@ -22,10 +24,10 @@ function workerEntry(): string {
   return self.replace(/supervisor\.(ts|js)$/, (_m, ext: string) => `worker-main.${ext}`)
 }
 
-async function checkRedis(url: string, config: FarmConfig): Promise<void> {
-  let redis: Redis | undefined
+async function checkRedis(target: RedisTarget, config: FarmConfig): Promise<void> {
+  let redis: RedisClient | undefined
   try {
-    redis = await connectRedis(url, { commandTimeoutMs: config.redis.commandTimeoutMs })
+    redis = await connectRedis(target, { commandTimeoutMs: config.redis.commandTimeoutMs })
     await redis.ping()
   } finally {
     redis?.disconnect()
@@ -40,17 +42,19 @@ async function checkRedis(url: string, config: FarmConfig): Promise<void> {
 export async function startSupervisor(config: FarmConfig, say: Say): Promise<Supervisor> {
   let embeddedRedis: EmbeddedRedis | undefined
   let redisUrl = config.redis.url
-  if (!redisUrl) {
+  // a cluster (redis.cluster, REDIS_CLUSTER) is never embedded
+  if (!redisUrl && !config.redis.cluster) {
     // a fresh password each start: only this supervisor's workers (told over IPC) can talk to it
     embeddedRedis = await startEmbeddedRedis({ dataDir: config.redis.dataDir, appendfsync: config.redis.appendfsync, password: randomBytes(24).toString('base64url') })
     redisUrl = embeddedRedis.url
     say(`ilp-farm: embedded redis-server at redis://127.0.0.1:${embeddedRedis.port} (password required; append-only data in ${embeddedRedis.dataDir})`)
   }
+  const redis = redisTarget(config.redis, redisUrl)
   try {
-    await checkRedis(redisUrl, config)
+    await checkRedis(redis, config)
   } catch (err) {
     await embeddedRedis?.stop()
-    throw new Error(`cannot reach Redis at ${withoutPassword(redisUrl)}: ${(err as Error).message}`)
+    throw new Error(`cannot reach Redis at ${describeTarget(redis)}: ${(err as Error).message}`)
   }
 
   if (!config.http.tls) say('ilp-farm: warning: serving plain HTTP (no http.tls): account tokens, also those of /rpc, travel unencrypted; use it only locally')
@@ -87,7 +91,7 @@ export async function startSupervisor(config: FarmConfig, say: Say): Promise<Sup
     shards.set(shard, worker)
     worker.on('message', (message: WorkerMessage) => {
       if (message.type === 'ready') {
-        worker.send({ type: 'start', config: workerConfig, shard, redisUrl } satisfies SupervisorMessage)
+        worker.send({ type: 'start', config: workerConfig, shard, redis } satisfies SupervisorMessage)
         return
       }
       if (message.type !== 'listening') return
@@ -144,6 +148,7 @@ export async function startSupervisor(config: FarmConfig, say: Say): Promise<Sup
   return {
     url,
     redisUrl,
+    redis,
     embeddedRedis,
     async stop() {
       if (stopping) return
@@ -151,17 +156,5 @@ export async function startSupervisor(config: FarmConfig, say: Say): Promise<Sup
       await stopWorkers()
       await embeddedRedis?.stop()
     },
-  }
-}
-
-/** A Redis URL fit for a log line: its password left out. */
-function withoutPassword(url: string): string {
-  try {
-    const parsed = new URL(url)
-    if (parsed.password === '') return url
-    parsed.password = '***'
-    return parsed.toString()
-  } catch {
-    return url
   }
 }

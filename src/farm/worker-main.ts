@@ -9,7 +9,7 @@ let closing = false
 async function start(message: Extract<SupervisorMessage, { type: 'start' }>): Promise<void> {
   const config = configSchema.parse(message.config)
   const log = createLogger(config, message.shard)
-  worker = await createWorker({ config, shard: message.shard, redisUrl: message.redisUrl, logger: log })
+  worker = await createWorker({ config, shard: message.shard, redisTarget: message.redis, logger: log })
   const url = await worker.listen()
   process.send?.({ type: 'listening', url, shard: message.shard } satisfies WorkerMessage)
 }

@@ -24,13 +24,14 @@ import { UserRpc } from '../rpc/user-rpc.js'
 import { Ledger, newBootId } from '../store/ledger.js'
 import { renameFarmKeys } from '../store/migrate.js'
 import { Coordination } from '../store/coordination.js'
-import { connectRedis } from '../store/redis.js'
+import { connectRedis, type RedisClient, type RedisTarget } from '../store/redis.js'
 import { Coordinator } from './coordinator.js'
 import { ensureHostIdFree } from './host-check.js'
 
 export interface WorkerOptions {
   config: FarmConfig
-  redisUrl: string
+  /** The farm's Redis: a URL, or a target (one Redis, or a cluster's seed nodes). */
+  redisTarget: string | RedisTarget
   shard: number
   logger?: Logger
   /** This process's incarnation (owner of its hotSet entries); default: `<shard>-<random>`. */
@@ -42,7 +43,7 @@ export interface WorkerOptions {
 export interface Worker {
   readonly app: FastifyInstance
   readonly services: PacketServices
-  readonly redis: Redis
+  readonly redis: RedisClient
   /** Heartbeat, leader lease, sweeper (crash safety); `coordinator.onRefund` is the sweeper's refund hook. */
   readonly coordinator: Coordinator
   /** Inbound async ILP-over-HTTP; `rejectSweptAsyncPacket` is the sweeper's refund hook for it. */
@@ -67,8 +68,10 @@ const ASYNC_CALLBACK_CLOSE_GRACE_MS = 2_000
 export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   const { config, shard } = opts
   const log = opts.logger ?? createLogger(config, shard)
-  const redis = await connectRedis(opts.redisUrl, { commandTimeoutMs: config.redis.commandTimeoutMs })
-  const ledger = new Ledger(redis, config.redis.keyPrefix, { bootId: opts.bootId ?? newBootId(shard) })
+  const redis = await connectRedis(opts.redisTarget, { commandTimeoutMs: config.redis.commandTimeoutMs })
+  // the ledger and the settlements still type their client as one Redis: they run the same commands on a cluster
+  const commands = redis as Redis
+  const ledger = new Ledger(commands, config.redis.keyPrefix, { bootId: opts.bootId ?? newBootId(shard) })
   // workers of this host id live under another supervisor: refuse to start rather than fight over their heartbeats
   await ensureHostIdFree(new Coordination(ledger.redis, ledger.keys, hostIdOf(config)), log).catch((err: unknown) => {
     redis.disconnect()
@@ -81,7 +84,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   // the accounts: the config's written into Redis; pinned ones loaded, the rest cached as used; changes pushed over pub/sub
   const registry = await AccountRegistry.start({
     redis,
-    redisUrl: opts.redisUrl,
+    redisTarget: opts.redisTarget,
     keys: ledger.keys,
     configAccounts: config.accounts,
     log,
@@ -93,12 +96,12 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   // the users' own JSON-RPC URLs: read and invalidated with their accounts
   const userRpc = new UserRpc(registry)
   // the routing table (shared through Redis, changes pushed over pub/sub), policy and outcome counters
-  const routes = await AddressMapper.start({ redis, redisUrl: opts.redisUrl, config, accounts: registry, ledger, log, ...opts.routing })
+  const routes = await AddressMapper.start({ redis, redisTarget: opts.redisTarget, config, accounts: registry, ledger, log, ...opts.routing })
   const accountService = new AccountService(registry, routes, config.ilpAddress)
   const sendsAsync = config.accounts.some((a) => a.outgoing?.mode === 'async')
   const asyncReplies = await AsyncReplies.start({
     redis,
-    redisUrl: opts.redisUrl,
+    redisTarget: opts.redisTarget,
     keys: ledger.keys,
     ownerId: ledger.bootId,
     outgoing,
@@ -109,7 +112,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   // route announcements (CCP): every worker answers peer.route.*, the leader announces (a leader duty, below)
   const ccp = new RouteAnnouncer({ config, accounts: registry, mapper: routes, redis, outgoing, bootId: ledger.bootId, log })
   const { webhookUrl, webhookToken } = config.settlement
-  const settlements = new Settlements(redis, ledger.keys, log, webhookUrl ? { url: webhookUrl, ...(webhookToken ? { token: webhookToken } : {}) } : undefined)
+  const settlements = new Settlements(commands, ledger.keys, log, webhookUrl ? { url: webhookUrl, ...(webhookToken ? { token: webhookToken } : {}) } : undefined)
   const services: PacketServices = {
     ilpAddress: config.ilpAddress,
     shard,

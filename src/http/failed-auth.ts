@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { Redis } from 'ioredis'
 import type { Keys } from '../store/keys.js'
 import { authorized, bearerToken } from './auth.js'
+import type { RedisClient } from '../store/redis.js'
 
 export interface FailedAuthLimits {
   /** Failed admin-token checks one IP address may make per window, all workers together; 0: no limit. */
@@ -19,7 +19,7 @@ export interface FailedAuthLimits {
  */
 export class FailedAuth {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly limits: FailedAuthLimits,
   ) {}

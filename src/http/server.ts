@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
-import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import type { AccountService } from '../accounts/service.js'
 import type { FarmConfig } from '../config/schema.js'
@@ -13,6 +12,7 @@ import { dashboard } from './dashboard.js'
 import { ilpOverHttp } from './ilp-over-http.js'
 import { metricsEndpoint } from './metrics.js'
 import { jsonRpc } from './rpc.js'
+import type { RedisClient } from '../store/redis.js'
 
 export interface ServerDeps {
   services: PacketServices
@@ -28,7 +28,7 @@ export interface ServerDeps {
   rpc: FarmConfig['rpc']
   /** PEM file paths; with them the worker serves HTTPS only. */
   tls?: { cert: string; key: string }
-  redis: Redis
+  redis: RedisClient
   adminToken: string | undefined
   /** Failed admin-token checks per IP, farm-wide (dashboard login, /admin, /metrics). */
   failedAuth?: FailedAuth

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
-import type { Redis } from 'ioredis'
 import { Keys } from '../store/keys.js'
+import type { RedisClient } from '../store/redis.js'
 
 /** How long a dashboard login lasts. */
 export const SESSION_TTL_MS = 12 * 3600_000
@@ -18,7 +18,7 @@ const SESSION_ID = /^[A-Za-z0-9_-]{43}$/
  */
 export class DashboardSessions {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keyPrefix: string,
     private readonly ttlMs = SESSION_TTL_MS,
   ) {}

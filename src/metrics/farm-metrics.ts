@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import { isPinned } from '../accounts/registry.js'
 import type { AccountConfig } from '../config/schema.js'
@@ -16,10 +15,11 @@ import {
 import { Keys } from '../store/keys.js'
 import { timeRedisCalls } from './redis-timing.js'
 import { isFulfill, prepareAmount, REJECT_CODES, rejectCodeIndex } from './wire.js'
+import type { RedisClient } from '../store/redis.js'
 
 export interface FarmMetricsOptions {
   /** The worker's command connection: its calls are timed, and the flushes go through it. */
-  redis: Redis
+  redis: RedisClient
   keyPrefix: string
   /** This worker process's boot id: names its flush marker. */
   bootId: string
@@ -99,7 +99,7 @@ function mightHaveRun(err: unknown): boolean {
  * (their next packet notes them again).
  */
 export class FarmMetrics {
-  private readonly redis: Redis
+  private readonly redis: RedisClient
   private readonly log: Logger
   private readonly key: string
   private readonly markerKey: string

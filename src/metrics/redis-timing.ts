@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../store/redis.js'
 
 /** What ioredis hands to sendCommand: enough of its Command for timing it. */
 interface TimedCommand {
@@ -47,7 +47,7 @@ interface LabelCache {
  * connection has neither once connected (no offline queue, no resending),
  * and a set to mark commands cost more than the timing itself.
  */
-export function timeRedisCalls(redis: Redis, observe: (command: string, seconds: number) => void, skip: () => boolean = () => false): () => void {
+export function timeRedisCalls(redis: RedisClient, observe: (command: string, seconds: number) => void, skip: () => boolean = () => false): () => void {
   const target = redis as unknown as { sendCommand: SendCommand }
   const original = target.sendCommand
   const labels: LabelCache = { fcall: new Map(), names: new Map() }

@@ -1,5 +1,4 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
-import type { Redis } from 'ioredis'
 import type { AccountService } from '../accounts/service.js'
 import { allowedCallbackPrefixes } from '../async/callback-policy.js'
 import { parseNewAccount } from '../config/load.js'
@@ -7,6 +6,7 @@ import { type AccountConfig, callbackUrlPrefix, type FarmConfig } from '../confi
 import type { Keys } from '../store/keys.js'
 import { isValidAddressSegment } from '../util/address.js'
 import { verifyPow } from './pow.js'
+import type { RedisClient } from '../store/redis.js'
 
 /** What a redeemed ticket or a sign-up gives the user: the account and its token, shown once. */
 export interface NewAccount {
@@ -78,7 +78,7 @@ const generatedId = () => `u${randomBytes(8).toString('hex')}`
  */
 export class Onboarding {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly accounts: AccountService,
     private readonly config: Pick<FarmConfig, 'ilpAddress' | 'signup' | 'users'>,
@@ -134,11 +134,10 @@ export class Onboarding {
     if (farmWide > 0) counted.push({ key: this.keys.signupRate(kind, 'farm', window), limit: farmWide, what: 'on this farm' })
     if (perIp > 0 && ip !== undefined) counted.push({ key: this.keys.signupRate(kind, `ip:${ip}`, window), limit: perIp, what: `from ${ip}` })
     if (counted.length === 0) return
-    const pipeline = this.redis.pipeline()
-    for (const { key } of counted) pipeline.incr(key).pexpire(key, limits.windowMs * 2)
-    const results = (await pipeline.exec()) ?? []
+    // a pipeline per counter: the counters are in different hash slots, and a cluster takes a pipeline within one
+    const results = await Promise.all(counted.map(({ key }) => this.redis.pipeline().incr(key).pexpire(key, limits.windowMs * 2).exec()))
     counted.forEach(({ limit, what }, i) => {
-      const [err, count] = results[i * 2] ?? [new Error('no answer')]
+      const [err, count] = results[i]?.[0] ?? [new Error('no answer')]
       if (err) throw err
       if (Number(count) > limit) {
         const retryAfterMs = (window + 1) * limits.windowMs - now

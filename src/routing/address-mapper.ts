@@ -1,10 +1,9 @@
-import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import { type AccountDirectory, canReceive, type LoadedAccount } from '../accounts/registry.js'
 import type { FarmConfig } from '../config/schema.js'
 import { IlpRejection } from '../packet/reject.js'
 import type { Ledger } from '../store/ledger.js'
-import { openSubscriber, type Subscriber } from '../store/redis.js'
+import { openSubscriber, type RedisClient, type RedisTarget, type Subscriber } from '../store/redis.js'
 import { choose, type HopLiquidity, type RoutingPolicy } from './policy.js'
 import { RouteStore } from './route-store.js'
 import { type Candidate, configRoutes, type RouteEntry, RoutingTable, statsKey } from './routing-table.js'
@@ -15,9 +14,9 @@ const MAX_CHILD_ENTRIES = 10_000
 
 export interface AddressMapperOptions {
   /** The worker's command connection. */
-  redis: Redis
+  redis: RedisClient
   /** For the subscriber connection (a subscribed connection can run no other command). */
-  redisUrl: string
+  redisTarget: string | RedisTarget
   config: FarmConfig
   accounts: AccountDirectory
   ledger: Ledger
@@ -120,7 +119,7 @@ export class AddressMapper {
   static async start(opts: AddressMapperOptions): Promise<AddressMapper> {
     const mapper = new AddressMapper(opts)
     // a reconnect may have missed changes: the table is reloaded whole once it is back
-    mapper.subscriber = await openSubscriber(opts.redisUrl, mapper.store.channel, {
+    mapper.subscriber = await openSubscriber(opts.redisTarget, mapper.store.channel, {
       onMessage: (message) => mapper.onChange(message),
       onReconnect: () => mapper.reloadSoon(),
     })

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto'
-import type { Redis } from 'ioredis'
 import { LuaScript } from '../store/lua-script.js'
 import { Keys } from '../store/keys.js'
+import type { RedisClient } from '../store/redis.js'
 
 /** One way the farm can reach an advertised prefix: the next hop ('' = the farm itself), the path as announced, the auth (hex). */
 export interface AdvertisedRoute {
@@ -82,7 +82,7 @@ export class CcpStore {
   readonly leaderKey: string
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     keyPrefix: string,
   ) {
     const keys = new Keys(keyPrefix)

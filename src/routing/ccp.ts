@@ -10,7 +10,6 @@ import {
   Mode,
   serializeCcpResponse,
 } from 'ilp-protocol-ccp'
-import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import type { AccountRegistry } from '../accounts/registry.js'
 import type { AccountConfig, FarmConfig } from '../config/schema.js'
@@ -20,6 +19,7 @@ import { IlpRejection } from '../packet/reject.js'
 import { isValidIlpAddress, isValidRoutePrefix } from '../util/address.js'
 import type { AddressMapper } from './address-mapper.js'
 import { type AdvertisedEntry, type AdvertisedRoute, CcpStore, type LearnedRoute, type TableMeta } from './ccp-store.js'
+import type { RedisClient } from '../store/redis.js'
 
 export const ZERO_TABLE_ID = '00000000-0000-0000-0000-000000000000'
 /** Hold-down time announced = this × the broadcast interval: a peer keeps our routes through one lost broadcast and more. */
@@ -36,7 +36,7 @@ export interface RouteAnnouncerOptions {
   /** Parents and peers are pinned: every worker has them at hand. */
   accounts: Pick<AccountRegistry, 'peek' | 'pinnedAccounts'>
   mapper: AddressMapper
-  redis: Redis
+  redis: RedisClient
   outgoing: OutgoingClient
   /** The worker's boot id: the leader lease names it. */
   bootId: string

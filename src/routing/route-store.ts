@@ -1,7 +1,7 @@
-import type { Redis } from 'ioredis'
 import { LuaScript } from '../store/lua-script.js'
 import type { CandidateInfo } from './routing-table.js'
 import { Keys } from '../store/keys.js'
+import type { RedisClient } from '../store/redis.js'
 
 /**
  * The routing table in Redis, shared by every worker:
@@ -23,7 +23,7 @@ export class RouteStore {
   readonly channel: string
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     keyPrefix: string,
   ) {
     const keys = new Keys(keyPrefix)

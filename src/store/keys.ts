@@ -42,7 +42,10 @@ export class Keys {
   readonly metrics: string
   /** Sorted set of recently active accounts (score: time of their last packet). */
   readonly activeAccounts: string
-  /** Pub/sub channel: a route prefix whose candidates changed, or `*`. */
+  /**
+   * Pub/sub channel (sharded): a route prefix whose candidates changed, or `*`. In the {farm}
+   * slot: the routing scripts publish on it beside the routing keys, as a cluster requires.
+   */
   readonly routesChanged: string
 
   constructor(readonly prefix: string) {
@@ -62,7 +65,7 @@ export class Keys {
     this.settlementsRelayed = `${farm}settlements:ids`
     this.metrics = `${farm}metrics`
     this.activeAccounts = `${farm}accounts:active`
-    this.routesChanged = `${prefix}routes:changed`
+    this.routesChanged = `${farm}routes:changed`
   }
 
   /** The last metrics flush of one worker process that Redis applied (written in the same MULTI as the counters). */
@@ -170,7 +173,11 @@ export class Keys {
     return `${this.prefix}${FARM_TAG}:accounts:changes`
   }
 
-  /** Pub/sub channel: `<stream id> <account id>...` of changed accounts, or `*` (drop every cached account). */
+  /**
+   * Pub/sub channel (sharded): `<stream id> <account id>...` of changed accounts, or `*` (drop every
+   * cached account). In no account's slot: on a cluster it is published by the writer after its
+   * script, on one Redis by the script itself.
+   */
   get accountsChanged(): string {
     return `${this.prefix}accounts:changed`
   }

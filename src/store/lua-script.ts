@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { Cluster, Redis } from 'ioredis'
 import { packageRoot } from '../util/package-root.js'
+import { isCluster, type RedisClient } from './redis.js'
 
 /**
  * A Lua script from lua/ (with optional shared files in front), run with
@@ -20,9 +20,10 @@ export class LuaScript {
     this.sha = createHash('sha1').update(this.lua).digest('hex')
   }
 
-  /** Makes sure Redis has the script (SCRIPT LOAD), so a pipeline of `command`s needs no NOSCRIPT retry. */
-  async load(redis: Redis): Promise<void> {
-    await redis.script('LOAD', this.lua)
+  /** Makes sure Redis has the script (SCRIPT LOAD; on a cluster on every master), so a pipeline of `command`s needs no NOSCRIPT retry. */
+  async load(redis: RedisClient): Promise<void> {
+    if (isCluster(redis)) await Promise.all(redis.nodes('master').map((node) => node.script('LOAD', this.lua)))
+    else await redis.script('LOAD', this.lua)
   }
 
   /** The call as a pipeline command, by digest: call `load` first (the script text is not sent with each call). */
@@ -30,12 +31,29 @@ export class LuaScript {
     return ['evalsha', this.sha, keys.length, ...keys, ...args]
   }
 
-  async run(redis: Redis | Cluster, keys: string[], args: Array<string | number>): Promise<unknown> {
+  async run(redis: RedisClient, keys: string[], args: Array<string | number>): Promise<unknown> {
     try {
       return await redis.evalsha(this.sha, keys.length, ...keys, ...args)
     } catch (err) {
       if (!/NOSCRIPT/.test((err as Error).message)) throw err
       return redis.eval(this.lua, keys.length, ...keys, ...args)
     }
+  }
+
+  /**
+   * Many calls, each result in order (throws the first error). On one Redis
+   * one pipeline by digest; on a cluster each call on its own (the client
+   * auto-pipelines per node: one pipeline may not span slots), with EVAL
+   * where a master lacks the script.
+   */
+  async runMany(redis: RedisClient, calls: ReadonlyArray<{ keys: string[]; args: Array<string | number> }>): Promise<unknown[]> {
+    if (calls.length === 0) return []
+    if (isCluster(redis)) return Promise.all(calls.map((c) => this.run(redis, c.keys, c.args)))
+    await this.load(redis)
+    const results = (await redis.pipeline(calls.map((c) => this.command(c.keys, c.args))).exec()) ?? []
+    return results.map(([err, value]) => {
+      if (err) throw err
+      return value
+    })
   }
 }

@@ -1,6 +1,6 @@
-import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import { FARM_TAG, type Keys } from './keys.js'
+import { isCluster, type RedisClient } from './redis.js'
 
 /** How long one worker may take renaming; the others wait at most this long for it. */
 const MIGRATION_LOCK_MS = 60_000
@@ -11,8 +11,11 @@ const MIGRATION_LOCK_MS = 60_000
  * under a lock, the others wait; a key is renamed only when its new name is
  * free, so running it again changes nothing. All workers of a farm are
  * upgraded together: an old worker would go on writing the old names.
+ * Nothing to do on a cluster (a RENAME across slots is refused there): the
+ * farms from before the tag all ran on one Redis.
  */
-export async function renameFarmKeys(redis: Redis, keys: Keys, log: Logger): Promise<void> {
+export async function renameFarmKeys(redis: RedisClient, keys: Keys, log: Logger): Promise<void> {
+  if (isCluster(redis)) return
   const pairs = keys.renamedFarmKeys()
   const found = await redis.exists(...pairs.map(([from]) => from))
   if (found === 0) return

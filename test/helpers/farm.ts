@@ -45,7 +45,7 @@ export async function startTestFarm(
     'test',
     {},
   )
-  const worker = await createWorker({ config, redisUrl, shard: opts.shard ?? 0, logger: opts.logger ?? pino({ level: 'silent' }) })
+  const worker = await createWorker({ config, redisTarget: redisUrl, shard: opts.shard ?? 0, logger: opts.logger ?? pino({ level: 'silent' }) })
   const url = await worker.listen()
   return { url, config, worker, close: () => worker.close() }
 }

@@ -232,9 +232,9 @@ describe('outbound async ILP-over-HTTP, reply on another worker', () => {
   })
 
   it('a callback whose hand-over fails after the request was taken (PUBLISH error) gets 503 and its retry still completes the packet', async () => {
-    // worker 2 connects as a Redis user that may not PUBLISH: its hand-over to the owner fails after GETDEL
+    // worker 2 connects as a Redis user that may not SPUBLISH: its hand-over to the owner fails after GETDEL
     const user = `nopub${Math.random().toString(36).slice(2, 8)}`
-    await redis.client.call('ACL', 'SETUSER', user, 'on', '>pw', '~*', '&*', '+@all', '-publish')
+    await redis.client.call('ACL', 'SETUSER', user, 'on', '>pw', '~*', '&*', '+@all', '-spublish')
     const restrictedUrl = new URL(redis.url)
     restrictedUrl.username = user
     restrictedUrl.password = 'pw'
@@ -260,7 +260,7 @@ describe('outbound async ILP-over-HTTP, reply on another worker', () => {
       const requestId = String(sent.headers['request-id'])
       expect(await postCallback(callbackUrlAt(restricted), requestId, fulfillKnown(sent.prepare), CAROL_TOKEN)).toBe(503)
       // 503 means "retry": the request must still be open for the next hop's retry
-      await redis.client.call('ACL', 'SETUSER', user, '+publish')
+      await redis.client.call('ACL', 'SETUSER', user, '+spublish')
       expect(await postCallback(callbackUrlAt(restricted), requestId, fulfillKnown(sent.prepare), CAROL_TOKEN)).toBe(200)
       const res = await pending
       expect(res.packet?.type).toBe(13)

@@ -19,6 +19,6 @@ local function drop_learned(key, prefix, peer, now)
 end
 local function publish(channel, changed, max)
   if #changed == 0 then return end
-  if #changed > max then redis.call('PUBLISH', channel, '*') return end
-  for _, p in ipairs(changed) do redis.call('PUBLISH', channel, p) end
+  if #changed > max then redis.call('SPUBLISH', channel, '*') return end
+  for _, p in ipairs(changed) do redis.call('SPUBLISH', channel, p) end
 end
