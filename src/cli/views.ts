@@ -77,6 +77,8 @@ export type { HotSetEntry as InflightEntry } from '../store/ledger.js'
 
 /** One element of GET /admin/workers' `workers`. */
 export interface WorkerView {
+  /** The supervisor it runs under (`farm.hostId`). */
+  hostId: string
   shard: number
   bootId: string
   pid: number
@@ -91,6 +93,11 @@ export interface WorkerView {
 /** GET /admin/workers. */
 export interface WorkersView {
   leader: string | null
+  /** Host id of the leader (null: no leader). */
+  leaderHostId: string | null
+  /** Each host with live workers: its worker count, whether the leader is one of them. */
+  hosts: Array<{ hostId: string; workers: number; leader: boolean }>
+  /** By host id, then shard. */
   workers: WorkerView[]
 }
 

@@ -204,17 +204,17 @@ export class PrometheusView {
       new Gauge({
         name,
         help,
-        labelNames: ['shard'] as const,
+        labelNames: ['host_id', 'shard'] as const,
         registers: [this.registry],
         collect() {
           this.reset()
           for (const w of current().state.workers) {
             const v = value(w)
-            if (v !== undefined) this.set({ shard: String(w.shard) }, v)
+            if (v !== undefined) this.set({ host_id: w.hostId, shard: String(w.shard) }, v)
           }
         },
       })
-    perWorker('ilpfarm_worker_up', '1 while the shard\'s heartbeat is live, 0 once it has expired (for every shard that ever beat)', (w) => (w.up ? 1 : 0))
+    perWorker('ilpfarm_worker_up', '1 while the worker\'s heartbeat is live, 0 once it has expired (for every host id and shard that ever beat)', (w) => (w.up ? 1 : 0))
     perWorker('ilpfarm_worker_heartbeat_age_seconds', "Age of a live worker's last heartbeat, on Redis' clock", (w) =>
       w.heartbeatAgeMs === null ? undefined : w.heartbeatAgeMs / 1000,
     )

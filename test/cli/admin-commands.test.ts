@@ -154,15 +154,18 @@ describe('reading the farm', () => {
     expect(withoutRates(JSON.parse(ok(json).stdout))).toEqual(withoutRates(await api('/admin/routes')))
   })
 
-  it('workers: the live worker and the leader; --json is GET /admin/workers', async () => {
+  it('workers: the live worker, its host and the leader; --json is GET /admin/workers', async () => {
     const [table, json] = await clis(['workers'], ['workers', '--json'])
-    const now = await api<{ leader: string; workers: Array<{ bootId: string; pid: number }> }>('/admin/workers')
-    expect(ok(table).stdout).toContain(`1 live worker; leader: ${now.leader}`)
-    const worker = row(table.stdout, '0')
-    expect(worker[1]).toBe(now.leader)
-    expect(worker[2]).toBe(String(process.pid))
-    expect(worker[5]).toMatch(/^\d+ ms ago$|^\d+\.\d s ago$/)
-    expect(worker[6]).toBe('leader')
+    const now = await api<{ leader: string; hosts: unknown[]; workers: Array<{ hostId: string; shard: number; bootId: string; pid: number }> }>('/admin/workers')
+    const hostId = now.workers[0]!.hostId
+    expect(now.hosts).toEqual([{ hostId, workers: 1, leader: true }])
+    expect(ok(table).stdout).toContain(`1 live worker on 1 host; leader: ${now.leader} on ${hostId}`)
+    const worker = row(table.stdout, hostId)
+    expect(worker[1]).toBe('0')
+    expect(worker[2]).toBe(now.leader)
+    expect(worker[3]).toBe(String(process.pid))
+    expect(worker[6]).toMatch(/^\d+ ms ago$|^\d+\.\d s ago$/)
+    expect(worker[7]).toBe('leader')
     const parsed = JSON.parse(ok(json).stdout) as typeof now
     expect(parsed.leader).toBe(now.leader)
     expect(parsed.workers.map((w) => w.bootId)).toEqual(now.workers.map((w) => w.bootId))

@@ -1,9 +1,13 @@
 import { serializeIlpReject } from 'ilp-packet'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { defaultHostId } from '../../src/config/host-id.js'
 import { account, balanceOf, prepareTo, sendIlp, startTestFarm, type TestFarm } from '../helpers/farm.js'
 import { fulfillKnown, knownCondition, startTestPeer, type TestPeer } from '../helpers/peer.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis.js'
 import { getMetrics, parseScrape, type Scrape, samplesOf, valueOf } from './scrape.js'
+
+/** The host id of the test farms: no farm.hostId, port 0 (a free port chosen per worker). */
+const HOST_ID = defaultHostId(0)
 
 /**
  * GET /metrics answers for the whole farm: two workers (two shards on one
@@ -160,10 +164,11 @@ describe('GET /metrics', () => {
     expect(valueOf(s, 'ilpfarm_account_balance', { account: 'dave' })).toBeUndefined()
     expect(valueOf(s, 'ilpfarm_packets_in_flight')).toBe(0)
     expect(valueOf(s, 'ilpfarm_workers_live')).toBe(2)
-    expect(valueOf(s, 'ilpfarm_worker_up', { shard: '0' })).toBe(1)
-    expect(valueOf(s, 'ilpfarm_worker_up', { shard: '1' })).toBe(1)
-    expect((valueOf(s, 'ilpfarm_worker_leader', { shard: '0' }) ?? 0) + (valueOf(s, 'ilpfarm_worker_leader', { shard: '1' }) ?? 0)).toBe(1)
-    expect(valueOf(s, 'ilpfarm_worker_heartbeat_age_seconds', { shard: '1' })).toBeLessThan(3)
+    // both workers run under one host id (one test process): labelled with it and their shard
+    expect(valueOf(s, 'ilpfarm_worker_up', { host_id: HOST_ID, shard: '0' })).toBe(1)
+    expect(valueOf(s, 'ilpfarm_worker_up', { host_id: HOST_ID, shard: '1' })).toBe(1)
+    expect((valueOf(s, 'ilpfarm_worker_leader', { host_id: HOST_ID, shard: '0' }) ?? 0) + (valueOf(s, 'ilpfarm_worker_leader', { host_id: HOST_ID, shard: '1' }) ?? 0)).toBe(1)
+    expect(valueOf(s, 'ilpfarm_worker_heartbeat_age_seconds', { host_id: HOST_ID, shard: '1' })).toBeLessThan(3)
 
     // the other worker answers the same
     const fromB = parseScrape((await getMetrics(b.url)).text)
@@ -179,7 +184,7 @@ describe('GET /metrics', () => {
     await b.close() // its last counts go to Redis as it closes
     const afterClose = await scrapeUntil(a, (x) => valueOf(x, 'ilpfarm_workers_live') === 1)
     expect(packets(afterClose, 'bob', 'fulfilled')).toBe(bobBefore)
-    expect(valueOf(afterClose, 'ilpfarm_worker_up', { shard: '1' })).toBe(0)
+    expect(valueOf(afterClose, 'ilpfarm_worker_up', { host_id: HOST_ID, shard: '1' })).toBe(0)
 
     b = await startTestFarm(redis.url, accounts, { redis: { keyPrefix } }, { shard: 1 })
     await send(b, 'bob', 'test.good.w', 3, 700, 'fulfill')

@@ -8,7 +8,7 @@ import type { AccountsPage, HealthView, InflightEntry, RoutesView, WorkersView }
 import { accountsTable } from './accounts.js'
 import { entryFlags, getInflight, inflightTable, liveOwners } from './inflight.js'
 import { candidateState, routesTable } from './routes.js'
-import { heartbeatLate, workersTable } from './workers.js'
+import { heartbeatLate, leaderLine, workersTable } from './workers.js'
 
 /** Accounts read: the first page only, as a farm's accounts are unbounded and a diagnosis dump should not be. */
 const INSPECT_PAGE = 1_000
@@ -226,7 +226,7 @@ function render(state: State, ilpAddress: string | undefined, findings: Finding[
   out.push(`farm address:   ${ilpAddress ?? 'unknown (the routes could not be read)'}`)
   out.push(`health:         ${health ? `${health.body?.status ?? '?'} (HTTP ${health.status}, redis ${health.body?.redis ?? '?'})` : 'unreadable'}`)
   out.push(`routing policy: ${state.routes.value?.policy ?? 'unreadable'}`)
-  out.push(...renderSection('Workers', state.workers, (v) => [`${plural(v.workers.length, 'live worker')}, leader ${v.leader ?? 'NONE'}`, ...(v.workers.length > 0 ? [workersTable(v, now)] : [])]))
+  out.push(...renderSection('Workers', state.workers, (v) => [`${plural(v.workers.length, 'live worker')} on ${plural(v.hosts.length, 'host')}, leader ${leaderLine(v)}`, ...(v.workers.length > 0 ? [workersTable(v, now)] : [])]))
   out.push(...renderSection('Accounts', state.accounts, (v) => [accountsLine(v), ...(v.accounts.length > 0 ? [accountsTable(v.accounts)] : [])]))
   out.push(...renderSection('Routes', state.routes, (v) => [plural(v.routes.length, 'prefix', 'prefixes'), ...(v.routes.length > 0 ? [routesTable(v)] : [])]))
   out.push(

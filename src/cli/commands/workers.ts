@@ -4,15 +4,16 @@ import type { WorkerView, WorkersView } from '../views.js'
 
 const USAGE = `Usage: ilp-farm workers
 
-The live worker processes (GET /admin/workers): shard, boot id, pid, host, uptime,
-the age of the last heartbeat, and which one holds the leader lease (it sweeps
-expired packets of dead workers and announces routes). A worker whose heartbeat is
-older than its TTL is dead and no longer listed.
+The live worker processes (GET /admin/workers) of every host sharing the farm's
+Redis, by host id (farm.hostId) and shard: boot id, pid, machine, uptime, the age
+of the last heartbeat, and which one holds the leader lease (one for the whole
+farm: it sweeps expired packets of dead workers and announces routes). A worker
+whose heartbeat is older than its TTL is dead and no longer listed.
 `
 
 export const workersCommand: FarmCommand = {
   name: 'workers',
-  summary: ['workers', 'live workers, heartbeat ages, the leader'],
+  summary: ['workers', 'live workers of every host, heartbeat ages, the leader'],
   usage: USAGE,
   async run(ctx) {
     positionals(ctx, [], 'workers')
@@ -21,7 +22,7 @@ export const workersCommand: FarmCommand = {
       printJson(view)
       return 0
     }
-    print(`${plural(view.workers.length, 'live worker')}; leader: ${view.leader ?? 'NONE'}`)
+    print(`${plural(view.workers.length, 'live worker')} on ${plural(view.hosts.length, 'host')}; leader: ${leaderLine(view)}`)
     if (view.workers.length > 0) print(workersTable(view, ctx.now))
     return 0
   },
@@ -32,10 +33,17 @@ export function heartbeatLate(w: WorkerView): boolean {
   return w.ttlMs > 0 && w.heartbeatAgeMs > w.ttlMs / 2
 }
 
+/** The leader's boot id and, when known, its host id. */
+export function leaderLine(view: WorkersView): string {
+  if (view.leader === null) return 'NONE'
+  return view.leaderHostId ? `${view.leader} on ${view.leaderHostId}` : view.leader
+}
+
 export function workersTable(view: WorkersView, now: number): string {
   return table(
-    ['shard', 'boot id', { header: 'pid', align: 'right' }, 'host', { header: 'up', align: 'right' }, { header: 'heartbeat', align: 'right' }, 'role'],
+    ['host id', 'shard', 'boot id', { header: 'pid', align: 'right' }, 'machine', { header: 'up', align: 'right' }, { header: 'heartbeat', align: 'right' }, 'role'],
     view.workers.map((w) => [
+      w.hostId,
       String(w.shard),
       w.bootId,
       String(w.pid),

@@ -272,23 +272,37 @@
 
   function renderWorkers(s) {
     const body = $('workers').tBodies[0]
+    // the workers come by host id, then shard: each host's first row opens its group
     body.replaceChildren(
-      ...s.workers.map((w) => {
+      ...s.workers.map((w, n) => {
         const row = document.createElement('tr')
+        row.dataset.hostId = w.hostId
         row.dataset.shard = String(w.shard)
-        if (!w.up) row.className = 'down'
+        if (!w.up) row.classList.add('down')
+        if (n > 0 && s.workers[n - 1].hostId !== w.hostId) row.classList.add('host-start')
         const age = w.heartbeatAgeMs === null ? '—' : `${(w.heartbeatAgeMs / 1000).toFixed(1)} s`
-        const values = [w.shard, w.up ? 'up' : 'down', w.bootId || '—', w.host || '—', w.pid === null ? '—' : w.pid, age, w.leader ? '★ leader' : '']
+        const values = [w.hostId, w.shard, w.up ? 'up' : 'down', w.bootId || '—', w.host || '—', w.pid === null ? '—' : w.pid, age, w.leader ? '★ leader' : '']
         values.forEach((v, i) => {
           const td = document.createElement('td')
           td.textContent = String(v)
-          if (i === 4 || i === 5) td.className = 'num'
+          if (i === 5 || i === 6) td.className = 'num'
           row.appendChild(td)
         })
         return row
       }),
     )
-    $('leader').textContent = s.leader || 'none'
+    const hosts = new Map()
+    for (const w of s.workers) {
+      if (!w.up) continue
+      const h = hosts.get(w.hostId) ?? { workers: 0, leader: false }
+      h.workers++
+      h.leader ||= w.leader
+      hosts.set(w.hostId, h)
+    }
+    $('hosts').textContent =
+      [...hosts].map(([id, h]) => `${id} (${h.workers} worker${h.workers === 1 ? '' : 's'}${h.leader ? ', leader' : ''})`).join(' · ') || 'none'
+    const leader = s.workers.find((w) => w.leader)
+    $('leader').textContent = s.leader ? (leader ? `${s.leader} on ${leader.hostId}` : s.leader) : 'none'
     $('served-by').textContent = `${s.servedBy.shard} (${s.servedBy.bootId})`
   }
 
