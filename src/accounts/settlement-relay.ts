@@ -3,7 +3,8 @@ import type { Logger } from 'pino'
 import type { Keys } from '../store/keys.js'
 import { LuaScript } from '../store/lua-script.js'
 
-const RELAY = new LuaScript('accounts/settle-relay.lua')
+/** Step 2: appends a request to the farm's stream, once per request id. */
+export const SETTLE_RELAY = new LuaScript('accounts/settle-relay.lua')
 
 /** A settlement request recorded in its account's slot (step 1, lua/accounts/settlement.lua), not yet marked relayed. */
 export interface UnrelayedRequest {
@@ -97,7 +98,7 @@ export class SettlementRelay {
 
   /** Step 2 then step 3. Returns the stream entry id, or undefined when the request was in the stream already. */
   async relayOne(r: UnrelayedRequest): Promise<string | undefined> {
-    const entry = await RELAY.run(
+    const entry = await SETTLE_RELAY.run(
       this.redis,
       [this.keys.settlements, this.keys.settlementsRelayed],
       [r.id, r.account, r.amount, r.balance, r.threshold, r.settleTo, r.requestedAt],

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Adjustments } from '../../src/accounts/adjustments.js'
-import { parseUnrelayed } from '../../src/accounts/settlement-relay.js'
+import { parseUnrelayed, SETTLE_RELAY } from '../../src/accounts/settlement-relay.js'
 import { SETTLE_CHECK, Settlements } from '../../src/accounts/settlement.js'
 import type { AccountConfig } from '../../src/config/schema.js'
 import { Keys } from '../../src/store/keys.js'
@@ -115,6 +115,20 @@ describe('settlement requests in three steps', () => {
     expect(first).toMatch(/^\d+-\d+$/)
     expect(again).toBeUndefined()
     expect(await streamOf(keys)).toHaveLength(1)
+  })
+
+  it('a request appended but not marked (a crash between steps 2 and 3) is marked by the next check, not appended again', async () => {
+    const keys = new Keys('c6:')
+    const account = sink('gus')
+    const settlements = new Settlements(redis.client, keys, log)
+    await redis.client.hset(keys.account('gus'), 'cold', '1000')
+    const [id, unrelayed] = (await SETTLE_CHECK.run(redis.client, [keys.account('gus'), keys.settleRequests('gus')], ['gus', '1000', '200'])) as [string, unknown]
+    const [r] = parseUnrelayed('gus', unrelayed)
+    await SETTLE_RELAY.run(redis.client, [keys.settlements, keys.settlementsRelayed], [r!.id, r!.account, r!.amount, r!.balance, r!.threshold, r!.settleTo, r!.requestedAt])
+    expect(await redis.client.hlen(keys.settleRequests('gus'))).toBe(1)
+    await settlements.afterCredit(account)
+    expect((await streamOf(keys)).map((e) => e.id)).toEqual([id])
+    expect(await redis.client.hlen(keys.settleRequests('gus'))).toBe(0)
   })
 
   it('a relay that fails is retried until it lands', async () => {
