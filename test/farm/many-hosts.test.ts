@@ -1,0 +1,211 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { stringify } from 'yaml'
+import type { FarmConfigInput } from '../../src/config/schema.js'
+import { type CliRun, cleanEnv, killAllClis, runCli, sleep, workerPids } from '../helpers/cli.js'
+import { adminGet, balanceOf, prepareTo, sendIlp } from '../helpers/farm.js'
+import { fulfillKnown, knownCondition, startTestPeer, type TestPeer } from '../helpers/peer.js'
+import { startTestRedis, type TestRedis } from '../helpers/redis.js'
+
+/**
+ * Many hosts: two real `ilp-farm start` supervisors (2 workers each) on two
+ * HTTP ports stand for two machines sharing one Redis as one farm. Both
+ * hosts' workers show in GET /admin/workers under their host ids, with one
+ * leader for the whole farm; packets sent to either port are fulfilled; a
+ * third supervisor with a host id in use refuses to start. Then one whole
+ * host (supervisor and workers: its process group) is SIGKILLed while its
+ * packets wait on a slow next hop, and the other host's leader refunds
+ * them once they have expired: the balances come back to what the
+ * fulfilled packets made them.
+ */
+
+const PREFIX = 'hosts:'
+const HOSTS = ['host-a', 'host-b'] as const
+const AMOUNT = 100n
+const IN_FLIGHT = 6
+const IN_FLIGHT_EXPIRY_MS = 5_000
+
+let redis: TestRedis
+let peer: TestPeer
+let tmp: string
+/** The peer answers at once while true; else it never answers (a slow next hop). */
+let peerAnswers = true
+
+interface WorkersStatus {
+  leader: string | null
+  leaderHostId: string | null
+  hosts: Array<{ hostId: string; workers: number; leader: boolean }>
+  workers: Array<{ hostId: string; shard: number; bootId: string; pid: number; leader: boolean }>
+}
+
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'ilp-farm-hosts-'))
+  redis = await startTestRedis()
+  peer = await startTestPeer((prepare) => (peerAnswers ? fulfillKnown(prepare) : 'hang'))
+})
+
+afterAll(async () => {
+  await killAllClis()
+  await peer?.close()
+  await redis?.close()
+  rmSync(tmp, { recursive: true, force: true })
+})
+
+function configFor(hostId: string): string {
+  const config: FarmConfigInput = {
+    ilpAddress: 'test.farm',
+    http: { host: '127.0.0.1', port: 0 },
+    workers: 2,
+    redis: { keyPrefix: PREFIX, dataDir: join(tmp, 'unused') },
+    admin: { token: 'admin-token-for-tests' },
+    log: { level: 'warn' },
+    // short timings: a dead host is noticed and swept within seconds
+    farm: { hostId, heartbeatIntervalMs: 250, heartbeatTtlMs: 1_000, leaderLeaseMs: 1_500, sweepIntervalMs: 250 },
+    maxHoldTimeMs: 10_000,
+    minMessageWindowMs: 500,
+    accounts: [
+      { id: 'sender', relation: 'child', assetCode: 'USD', assetScale: 6, minBalance: '-1000000000000', incoming: { token: 'sender-token' } },
+      { id: 'receiver', relation: 'peer', assetCode: 'USD', assetScale: 6, outgoing: { url: peer.url }, routes: ['test.receiver'] },
+    ],
+  }
+  const file = join(tmp, `${hostId}-${Math.random().toString(36).slice(2)}.yaml`)
+  writeFileSync(file, stringify(config))
+  return file
+}
+
+async function startHost(hostId: string): Promise<{ run: CliRun; url: string }> {
+  const run = runCli(['start', '--config', configFor(hostId)], { env: cleanEnv({ REDIS_URL: redis.url }) })
+  const [, url] = await run.waitFor(/listening on (http:\/\/\S+)/, 60_000)
+  return { run, url: url! }
+}
+
+async function workers(url: string): Promise<WorkersStatus> {
+  const { status, json } = await adminGet<WorkersStatus>(url, '/admin/workers')
+  expect(status).toBe(200)
+  return json
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  let last: unknown
+  for (;;) {
+    try {
+      const value = await probe()
+      if (value !== undefined && value !== false) return value
+    } catch (err) {
+      last = err
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`)
+    await sleep(100)
+  }
+}
+
+/** Sends one packet of AMOUNT to test.receiver through the host at `url`; its outcome, or the transport error. */
+async function pay(url: string, expiresInMs = 10_000): Promise<string> {
+  try {
+    const res = await sendIlp(url, 'sender', prepareTo('test.receiver.bob', String(AMOUNT), knownCondition(), expiresInMs))
+    if (res.status !== 200 || !res.packet) return `HTTP ${res.status}`
+    return res.packet.typeString === 'ilp_fulfill' ? 'fulfilled' : `rejected ${(res.packet.data as { code?: string }).code ?? ''}`
+  } catch (err) {
+    return `error ${(err as Error).message}`
+  }
+}
+
+describe('many hosts on one Redis', () => {
+  it(
+    'two supervisors form one farm with one leader; a host id in use is refused; a whole host killed mid-flight is swept by the other',
+    async () => {
+      const [a, b] = await Promise.all(HOSTS.map((h) => startHost(h)))
+      const hosts = { 'host-a': a!, 'host-b': b! }
+      expect(a!.url).not.toBe(b!.url)
+
+      // 1. Both hosts' workers, under their host ids, from either host; one leader farm-wide.
+      const status = await until('both hosts with 2 live workers each', async () => {
+        const s = await workers(a!.url)
+        return s.workers.length === 4 && s.workers.some((w) => w.leader) ? s : undefined
+      }, 20_000)
+      expect(status.hosts.map((h) => [h.hostId, h.workers])).toEqual([
+        ['host-a', 2],
+        ['host-b', 2],
+      ])
+      expect(status.workers.map((w) => `${w.hostId}/${w.shard}`)).toEqual(['host-a/0', 'host-a/1', 'host-b/0', 'host-b/1'])
+      for (const h of HOSTS) {
+        expect(status.workers.filter((w) => w.hostId === h).map((w) => w.pid).sort()).toEqual(workerPids(hosts[h].run).sort())
+      }
+      expect(new Set(status.workers.map((w) => w.bootId)).size).toBe(4)
+      expect(status.workers.filter((w) => w.leader)).toHaveLength(1)
+      expect(status.hosts.filter((h) => h.leader)).toHaveLength(1)
+      const leader = status.workers.find((w) => w.leader)!
+      expect(status.leader).toBe(leader.bootId)
+      expect(status.leaderHostId).toBe(leader.hostId)
+      const fromB = await workers(b!.url)
+      expect(fromB.workers.map((w) => w.bootId)).toEqual(status.workers.map((w) => w.bootId))
+      expect(fromB.leader).toBe(status.leader)
+
+      // 2. Packets sent to either port are fulfilled.
+      const outcomes = await Promise.all([...Array(10).keys()].map((i) => pay(i % 2 === 0 ? a!.url : b!.url)))
+      expect(outcomes).toEqual(Array(10).fill('fulfilled'))
+      const fulfilled = 10n * AMOUNT
+      expect(await balanceOf(a!.url, 'sender')).toBe(String(-fulfilled))
+      expect(await balanceOf(b!.url, 'receiver')).toBe(String(fulfilled))
+
+      // 3. A third supervisor with a host id whose workers are live refuses to start: clear error, exit code 1.
+      const clash = runCli(['start', '--config', configFor('host-a')], { env: cleanEnv({ REDIS_URL: redis.url }) })
+      const exit = await clash.waitForExit(60_000)
+      expect(exit.code).not.toBe(0)
+      expect(exit.code).not.toBeNull()
+      expect(`${clash.stdout()}${clash.stderr()}`).toMatch(/farm\.hostId "host-a" is in use: \d live workers? of that host id run under another supervisor/)
+      expect(clash.stdout()).not.toMatch(/listening on/)
+      // the farm is as it was: the same 4 workers, the same leader
+      const after = await workers(a!.url)
+      expect(after.workers.map((w) => w.bootId)).toEqual(status.workers.map((w) => w.bootId))
+      expect(after.leader).toBe(status.leader)
+
+      // 4. The host without the leader is SIGKILLed whole while its packets wait on a slow next hop.
+      const doomed = HOSTS.find((h) => h !== leader.hostId)!
+      const survivor = hosts[leader.hostId as (typeof HOSTS)[number]]
+      peerAnswers = false
+      const receivedBefore = peer.received.length
+      const inFlight = [...Array(IN_FLIGHT).keys()].map(() => pay(hosts[doomed].url, IN_FLIGHT_EXPIRY_MS))
+      const sentAt = Date.now()
+      await until('the packets to reach the slow next hop', async () => peer.received.length - receivedBefore === IN_FLIGHT, 5_000)
+      expect(await balanceOf(survivor.url, 'sender')).toBe(String(-fulfilled - BigInt(IN_FLIGHT) * AMOUNT)) // reserved
+      const inflight = await adminGet<unknown[]>(survivor.url, '/admin/inflight')
+      expect(inflight.json).toHaveLength(IN_FLIGHT)
+      await hosts[doomed].run.kill() // the supervisor's process group: it and its workers at once
+      expect(workerPids(hosts[doomed].run)).toEqual([])
+      expect((await Promise.all(inFlight)).every((o) => o.startsWith('error'))).toBe(true) // their connections died with the host
+
+      // The survivor's workers are the farm now; its leader stays (or becomes) the only one.
+      const alone = await until('the dead host’s workers to drop out', async () => {
+        const s = await workers(survivor.url)
+        return s.workers.length === 2 && s.workers.every((w) => w.hostId === leader.hostId) ? s : undefined
+      }, 10_000)
+      expect(alone.hosts).toEqual([{ hostId: leader.hostId, workers: 2, leader: true }])
+      expect(alone.workers.filter((w) => w.leader)).toHaveLength(1)
+
+      // 5. Once they have expired, the survivor's leader refunds the dead host's packets: the balances are what
+      // the fulfilled packets made them, and sum to zero.
+      // (This waits on the sweeper telling owners apart by boot id, not by shard: Coordination.liveOwners().)
+      await until(
+        'the dead host’s expired packets to be refunded',
+        async () => (await balanceOf(survivor.url, 'sender')) === String(-fulfilled),
+        IN_FLIGHT_EXPIRY_MS + 20_000,
+      )
+      expect(Date.now() - sentAt).toBeGreaterThanOrEqual(IN_FLIGHT_EXPIRY_MS - 500) // not before they expired
+      const [sender, receiver] = await Promise.all([balanceOf(survivor.url, 'sender'), balanceOf(survivor.url, 'receiver')])
+      expect(sender).toBe(String(-fulfilled))
+      expect(receiver).toBe(String(fulfilled))
+      expect(BigInt(sender) + BigInt(receiver)).toBe(0n)
+      expect((await adminGet<unknown[]>(survivor.url, '/admin/inflight')).json).toEqual([])
+
+      // The survivor serves on.
+      peerAnswers = true
+      expect(await pay(survivor.url)).toBe('fulfilled')
+      expect(await balanceOf(survivor.url, 'receiver')).toBe(String(fulfilled + AMOUNT))
+    },
+    150_000,
+  )
+})
