@@ -1,32 +1,47 @@
--- A hotSet entry is one hash field per packet in flight:
---   field: <incomingAccountId>|<packetId>
---   value: <shard>|<owner>|<expiresAtMs>|<inAmount>|<outAccountId>|<outAmount>|<headroom>
+-- A packet in flight is two records, each in the slot of its own account:
+--
+-- incoming record, in the sender's `{acct:<in>}:inflight` hash:
+--   field: <packetId>
+--   value: <shard>|<owner>|<attempt>|<expiresAtMs>|<inAmount>|<outAccountId>|<outAmount>
+-- outgoing record, in the next hop's `{acct:<out>}:credits` hash:
+--   field: <inAccountId>|<packetId>
+--   value: <owner>|<attempt>|<expiresAtMs>|<outAmount>|<headroom>
+--
 -- shard is the worker slot whose hot balance a refund goes back to; owner is
--- the boot id of the worker process (incarnation) that reserved the packet,
--- so a restarted worker with the same shard id does not own its
--- predecessor's packets. headroom is what the prepare reserved against the
--- outgoing account's maxBalance ("0" when that account has no maxBalance).
--- Entries written before the owner was recorded have 6 parts; their owner
--- reads as '' (an incarnation that no longer runs).
+-- the boot id of the worker process that reserved the packet; attempt names
+-- this one reservation (unique per owner), so that two records of the same
+-- packet id from different reservations are never taken for a pair.
+-- headroom is what the outgoing record reserved against the next hop's
+-- maxBalance ("0" when it has none).
+--
+-- The incoming record is the packet's decision: the prepare writes it first,
+-- a fulfill deletes it (the debit is final) before the next hop is credited,
+-- and a reject releases the outgoing record before it refunds the sender. So
+-- an outgoing record without its incoming record was fulfilled (credit it),
+-- and an incoming record without its outgoing record was not (refund it).
 
-local ENTRY_7 = '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$'
-local ENTRY_6 = '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$'
+local INCOMING = '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$'
+local OUTGOING = '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$'
 
-local function entry_parse(value)
-  local shard, owner, expiresAt, inAmount, outAccount, outAmount, headroom = string.match(value, ENTRY_7)
-  if not shard then
-    owner = ''
-    shard, expiresAt, inAmount, outAccount, outAmount, headroom = string.match(value, ENTRY_6)
-  end
+local function incoming_parse(value)
+  local shard, owner, attempt, expiresAt, inAmount, outAccount, outAmount = string.match(value, INCOMING)
+  if not shard then return nil end
   return {
-    shard = shard,
-    owner = owner,
-    expiresAt = expiresAt,
-    inAmount = inAmount,
-    outAccount = outAccount,
-    outAmount = outAmount,
-    headroom = headroom,
+    shard = shard, owner = owner, attempt = attempt, expiresAt = expiresAt,
+    inAmount = inAmount, outAccount = outAccount, outAmount = outAmount,
   }
+end
+
+local function outgoing_parse(value)
+  local owner, attempt, expiresAt, outAmount, headroom = string.match(value, OUTGOING)
+  if not owner then return nil end
+  return { owner = owner, attempt = attempt, expiresAt = expiresAt, outAmount = outAmount, headroom = headroom }
+end
+
+-- Redis' own clock, in ms: the expiry fences compare it with expiresAt.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
 -- Adds the decimal string `amount` to a hash field: HINCRBY while the field

@@ -1,21 +1,25 @@
--- fulfill: the packet succeeded. Credit the outgoing account, release its
--- headroom, and drop the hotSet entry, which makes the incoming debit final.
+-- fulfill-incoming: the packet succeeded. Deleting the incoming record makes
+-- the sender's debit final and decides the packet: its outgoing record is
+-- now owed its credit (fulfill-outgoing), by the owner or, should it die, by
+-- the sweeper (lua/lib/entry.lua).
 --
--- KEYS[1] hotSet hash   KEYS[2] outgoing account
--- ARGV[1] hotSet field  ARGV[2] outgoing account id (checked against the entry)
+-- KEYS[1] incoming account's in-flight records (hash)
+-- ARGV[1] packet id   ARGV[2] owner   ARGV[3] attempt
+-- ARGV[4] outgoing account id (checked against the record)
 --
--- Returns 'OK', or 'GONE' when the entry was already resolved (then nothing
--- changes: a packet is settled at most once).
+-- Returns 'OK'; 'GONE' when this reservation's record is not there (already
+-- settled, or refunded by the sweeper); 'EXPIRED' when Redis' clock is past
+-- the packet's expiry: a fulfill that late is not honoured (the sweeper may
+-- be refunding it), nothing changes and the caller rejects the packet.
 
 local value = redis.call('HGET', KEYS[1], ARGV[1])
 if not value then return 'GONE' end
-local e = entry_parse(value)
-if e.outAccount ~= ARGV[2] then
-  return redis.error_reply('ERR hotSet entry ' .. ARGV[1] .. ' belongs to ' .. e.outAccount)
+local e = incoming_parse(value)
+if not e or e.owner ~= ARGV[2] or e.attempt ~= ARGV[3] then return 'GONE' end
+if e.outAccount ~= ARGV[4] then
+  return redis.error_reply('ERR in-flight packet ' .. ARGV[1] .. ' goes to ' .. e.outAccount)
 end
-
-hash_add(KEYS[2], 'cold', e.outAmount)
-release_headroom(KEYS[2], e.headroom)
+if now_ms() >= tonumber(e.expiresAt) then return 'EXPIRED' end
 
 redis.call('HDEL', KEYS[1], ARGV[1])
 return 'OK'

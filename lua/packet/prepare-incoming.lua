@@ -1,24 +1,24 @@
--- prepare: claim the packet and reserve its amounts, all or nothing.
+-- prepare-incoming: claim the packet id for the sender and reserve its
+-- amount, all or nothing. The first step of every packet: its record here is
+-- the packet's decision (lua/lib/entry.lua).
 --
--- KEYS[1] hotSet hash
--- KEYS[2] incoming account     KEYS[3] outgoing account
--- ARGV[1] hotSet field (<inAccount>|<packetId>)
--- ARGV[2] owner shard          ARGV[3] incoming amount
--- ARGV[4] outgoing account id  ARGV[5] outgoing amount
--- ARGV[6] expiresAt (ms)       ARGV[7] incoming minBalance ('' = no limit)
--- ARGV[8] outgoing maxBalance ('' = no limit)
--- ARGV[9] owner: boot id of the worker process (no '|')
+-- KEYS[1] incoming account (hash)   KEYS[2] its in-flight records (hash)
+-- ARGV[1] packet id                 ARGV[2] owner shard
+-- ARGV[3] owner: boot id of the worker process (no '|')
+-- ARGV[4] attempt (unique per owner) ARGV[5] expiresAt (ms)
+-- ARGV[6] incoming amount           ARGV[7] outgoing account id
+-- ARGV[8] outgoing amount           ARGV[9] incoming minBalance ('' = no limit)
 -- ARGV[10] parallelism P of the incoming account (1 or more)
 --
--- Returns 'OK', 'DUPLICATE', 'INSUFFICIENT_BALANCE' or 'EXCEEDS_MAX_BALANCE'.
--- Every check runs before the first write: a refused prepare changes nothing.
+-- Returns 'OK', 'DUPLICATE' or 'INSUFFICIENT_BALANCE'. Every check runs
+-- before the first write: a refused prepare changes nothing.
 
-local field, shard, inAmount = ARGV[1], ARGV[2], ARGV[3]
-local outAccount, outAmount, expiresAt = ARGV[4], ARGV[5], ARGV[6]
-local minBalance, maxBalance, owner = ARGV[7], ARGV[8], ARGV[9]
+local packetId, shard, owner, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local expiresAt, inAmount, outAccount, outAmount = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local minBalance = ARGV[9]
 local parallelism = tonumber(ARGV[10]) or 1
 
-if redis.call('HEXISTS', KEYS[1], field) == 1 then return 'DUPLICATE' end
+if redis.call('HEXISTS', KEYS[2], packetId) == 1 then return 'DUPLICATE' end
 
 -- Incoming side. Invariants: every hot balance >= 0 and cold >= minBalance,
 -- so cold + sum(hot) >= minBalance whatever the order of prepares on any
@@ -28,7 +28,7 @@ if redis.call('HEXISTS', KEYS[1], field) == 1 then return 'DUPLICATE' end
 local hotField = 'hot:' .. shard
 local cold, hot, takeHot, takeCold, lease, reclaim = nil, nil, '0', '0', '0', nil
 if inAmount ~= '0' then
-  local v = redis.call('HMGET', KEYS[2], 'cold', hotField)
+  local v = redis.call('HMGET', KEYS[1], 'cold', hotField)
   cold, hot = v[1] or '0', v[2] or '0'
   takeHot = big_min(hot, inAmount)
   takeCold = big_sub(inAmount, takeHot)
@@ -39,7 +39,7 @@ if inAmount ~= '0' then
     if big_cmp(after, minBalance) < 0 then
       -- Not enough on this shard: take back what other shards hold idle
       -- before refusing, so the refusal is exact for the whole account.
-      local _, _, all = account_balance(KEYS[2])
+      local _, _, all = account_balance(KEYS[1])
       local reclaimed = '0'
       reclaim = {}
       for i = 1, #all, 2 do
@@ -69,30 +69,18 @@ if inAmount ~= '0' then
   end
 end
 
--- Outgoing side: reserve headroom so that a later fulfill can never push the
--- account above its maxBalance.
-local headroom = '0'
-if maxBalance ~= '' and outAmount ~= '0' then
-  local balance, credits = account_balance(KEYS[3])
-  if big_cmp(big_add(big_add(balance, credits), outAmount), maxBalance) > 0 then
-    return 'EXCEEDS_MAX_BALANCE'
-  end
-  headroom = outAmount
-  redis.call('HSET', KEYS[3], 'creditsInFlight', big_add(credits, outAmount))
-end
-
 if inAmount ~= '0' then
   if reclaim then
-    for _, f in ipairs(reclaim) do redis.call('HSET', KEYS[2], f, '0') end
+    for _, f in ipairs(reclaim) do redis.call('HSET', KEYS[1], f, '0') end
   end
   if takeCold ~= '0' then
-    redis.call('HSET', KEYS[2], 'cold', big_sub(big_sub(cold, takeCold), lease),
+    redis.call('HSET', KEYS[1], 'cold', big_sub(big_sub(cold, takeCold), lease),
       hotField, big_add(big_sub(hot, takeHot), lease))
   else
-    redis.call('HSET', KEYS[2], hotField, big_sub(hot, takeHot))
+    redis.call('HSET', KEYS[1], hotField, big_sub(hot, takeHot))
   end
 end
 
-redis.call('HSET', KEYS[1], field,
-  shard .. '|' .. owner .. '|' .. expiresAt .. '|' .. inAmount .. '|' .. outAccount .. '|' .. outAmount .. '|' .. headroom)
+redis.call('HSET', KEYS[2], packetId,
+  shard .. '|' .. owner .. '|' .. attempt .. '|' .. expiresAt .. '|' .. inAmount .. '|' .. outAccount .. '|' .. outAmount)
 return 'OK'

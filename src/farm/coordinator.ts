@@ -75,7 +75,7 @@ export class Coordinator {
         for (const duty of this.duties) void duty.stop()
       },
     })
-    // Redis may have come back from an older append-only file: look for orphans in the whole hotSet.
+    // Redis may have come back from an older append-only file (or failed over): look for orphans among all this worker's records.
     this.onReconnect = () => {
       ledger.own.fullAuditNeeded = true
     }
@@ -122,6 +122,6 @@ export class Coordinator {
   private async auditOwnPackets(): Promise<void> {
     if (!this.opts.ledger.own.auditNeeded) return
     const report = await resolveOrphans(this.opts.ledger)
-    if (report.refunded > 0) this.opts.log.warn(report, 'refunded packets of this worker whose prepare outcome was lost')
+    if (report.refunded > 0 || report.credited > 0) this.opts.log.warn(report, 'settled packets of this worker whose outcome was lost')
   }
 }

@@ -1,26 +1,28 @@
-import type { Ledger } from '../store/ledger.js'
 import { Keys } from '../store/keys.js'
-import { parseHotSetEntry } from '../store/ledger.js'
+import type { Ledger } from '../store/ledger.js'
+import type { OwnReservation } from '../store/own-packets.js'
 
 export interface OrphanReport {
   examined: number
   refunded: number
+  credited: number
 }
 
 /**
- * A worker refunds its own orphans: hotSet entries naming its boot id that
- * none of its packet flows holds (see src/store/own-packets.ts). They come
- * from a prepare whose answer never arrived (timeout, connection lost: the
- * sender got T00, the packet was never forwarded) or from a Redis that came
- * back from its append-only file with an entry whose settlement it lost. The
- * sweeper leaves a live worker's entries alone, so nobody else would.
+ * A worker settles its own orphans: records naming its boot id that none of
+ * its packet flows holds (see src/store/own-packets.ts). They come from a
+ * call whose answer never arrived (timeout, connection lost: the sender got
+ * T00, the packet was never forwarded) or from a Redis that came back from
+ * its append-only file with records whose settlement it lost. The sweeper
+ * leaves a live worker's records alone, so nobody else would.
  *
- * Checks only the suspects, or the whole hotSet (HSCAN) when Redis came back
- * after a disconnection. Each refund is one reject guarded by the entry's
- * owner and expiry, queued in the same event-loop turn as the check that no
- * flow of this worker holds the field: a prepare of the same id that starts
- * later either runs after the refund or is refused as a duplicate, and is
- * never the one refunded.
+ * A suspect is refunded by its attempt: the refund touches that reservation's
+ * records only, whatever else holds the packet id now. After Redis came back,
+ * the worker reads every record of its own through its owner index: an
+ * incoming record is refunded, an outgoing record without its incoming one
+ * is credited (its packet was fulfilled). A record whose packet id a flow of
+ * this worker holds is left to that flow, checked in the same event-loop
+ * turn as the call is queued.
  */
 export async function resolveOrphans(ledger: Ledger): Promise<OrphanReport> {
   const own = ledger.own
@@ -28,49 +30,72 @@ export async function resolveOrphans(ledger: Ledger): Promise<OrphanReport> {
   const suspects = new Map(own.suspects)
   own.fullAuditNeeded = false
   own.suspects.clear()
-  const report: OrphanReport = { examined: 0, refunded: 0 }
+  const report: OrphanReport = { examined: 0, refunded: 0, credited: 0 }
+  const kept: OwnReservation[] = []
   try {
     if (full) {
-      let cursor = '0'
-      do {
-        const [next, flat] = await ledger.redis.hscan(ledger.keys.hotSet, cursor, 'COUNT', 1000)
-        cursor = next
-        const pairs: Array<[string, string]> = []
-        for (let i = 0; i + 1 < flat.length; i += 2) pairs.push([flat[i]!, flat[i + 1]!])
-        await refundOrphans(ledger, pairs, report)
-      } while (cursor !== '0')
-    } else if (suspects.size > 0) {
-      const fields = [...suspects.keys()]
-      const values = await ledger.redis.hmget(ledger.keys.hotSet, ...fields)
-      const pairs: Array<[string, string]> = []
-      fields.forEach((field, i) => {
-        const value = values[i]
-        if (typeof value === 'string') pairs.push([field, value])
-      })
-      await refundOrphans(ledger, pairs, report)
+      // the index may have lost its last additions with the Redis that came back
+      await ledger.reindex()
+      await auditAll(ledger, report)
     }
+    const refunds: Array<Promise<void>> = []
+    for (const suspect of suspects.values()) {
+      report.examined++
+      if (own.isOpen(Keys.hotSetField(suspect.incomingAccount, suspect.packetId))) {
+        kept.push(suspect)
+        continue
+      }
+      refunds.push(
+        ledger.refundRecord(suspect).then((outcome) => {
+          if (outcome === 'ok') report.refunded++
+        }),
+      )
+    }
+    await Promise.all(refunds)
   } catch (err) {
     // Try again on the next heartbeat.
     own.fullAuditNeeded ||= full
-    for (const [field, suspect] of suspects) if (!own.suspects.has(field)) own.suspect(field, suspect)
+    for (const suspect of suspects.values()) own.suspect(suspect)
     throw err
   }
+  for (const suspect of kept) own.suspect(suspect)
   return report
 }
 
-async function refundOrphans(ledger: Ledger, pairs: Array<[string, string]>, report: OrphanReport): Promise<void> {
-  const refunds: Array<Promise<unknown>> = []
-  for (const [field, value] of pairs) {
-    report.examined++
-    const entry = parseHotSetEntry(field, value)
-    if (entry.bootId !== ledger.bootId || ledger.own.isOpen(Keys.hotSetField(entry.incomingAccount, entry.packetId))) continue
-    refunds.push(
-      ledger
-        .reject(entry.incomingAccount, entry.packetId, entry.outgoingAccount, { bootId: entry.bootId, expiresAtMs: entry.expiresAtMs })
-        .then((outcome) => {
-          if (outcome === 'ok') report.refunded++
-        }),
-    )
-  }
-  await Promise.all(refunds)
+async function auditAll(ledger: Ledger, report: OrphanReport): Promise<void> {
+  const indexKey = ledger.keys.ownerAccounts(ledger.bootId)
+  let cursor = '0'
+  do {
+    const [next, accounts] = await ledger.redis.sscan(indexKey, cursor, 'COUNT', 500)
+    cursor = next
+    for (const account of accounts) {
+      const [incoming, outgoing] = await Promise.all([ledger.incomingRecords(account), ledger.outgoingRecords(account)])
+      const settles: Array<Promise<void>> = []
+      for (const e of incoming) {
+        if (e.bootId !== ledger.bootId) continue
+        report.examined++
+        if (ledger.own.isOpen(Keys.hotSetField(e.incomingAccount, e.packetId))) continue
+        settles.push(
+          ledger.refundRecord(e).then((outcome) => {
+            if (outcome === 'ok') report.refunded++
+          }),
+        )
+      }
+      for (const c of outgoing) {
+        if (c.bootId !== ledger.bootId) continue
+        report.examined++
+        if (ledger.own.isOpen(Keys.hotSetField(c.incomingAccount, c.packetId))) continue
+        settles.push(
+          ledger.redis.hget(ledger.keys.inflight(c.incomingAccount), c.packetId).then(async (value) => {
+            const pair = value?.split('|')
+            // its incoming record is there: the packet is in flight, refunded with it
+            if (pair && pair[1] === c.bootId && pair[2] === c.attempt) {
+              if ((await ledger.refundRecord(c)) === 'ok') report.refunded++
+            } else if ((await ledger.creditRecord(c)) === 'ok') report.credited++
+          }),
+        )
+      }
+      await Promise.all(settles)
+    }
+  } while (cursor !== '0')
 }

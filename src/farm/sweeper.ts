@@ -1,9 +1,9 @@
 import type { Logger } from 'pino'
 import type { Coordination } from '../store/coordination.js'
-import { type HotSetEntry, type Ledger, parseHotSetEntry } from '../store/ledger.js'
+import { type HotSetEntry, type Ledger, parseIncomingRecord, parseOutgoingRecord, type PendingCredit } from '../store/ledger.js'
 import { Repeater } from './repeat.js'
 
-/** Called once for each entry the sweeper refunded (e.g. to send the reject to an async caller's callback). */
+/** Called once for each packet the sweeper refunded (e.g. to send the reject to an async caller's callback). */
 export type RefundHook = (entry: HotSetEntry) => void
 
 export interface SweeperOptions {
@@ -16,74 +16,78 @@ export interface SweeperOptions {
    *  has seen Redis answer for heartbeatTtlMs + heartbeatIntervalMs (live workers beat again after an outage). */
   heartbeatTtlMs?: number
   heartbeatIntervalMs?: number
-  /** Entries read per Redis call (HSCAN COUNT, default 500). */
+  /**
+   * How long after a packet's expiry the sweeper settles it (default 1000 ms),
+   * checked on the clock of the Redis that holds each record: a fulfill later
+   * than its expiry is refused there, so the two never race while the clocks
+   * of the farm's Redis nodes agree within this margin.
+   */
+  clockMarginMs?: number
+  /** Records read per Redis call (SSCAN/HSCAN COUNT, default 500). */
   batchSize?: number
-  /** Most entries examined in one sweep (default 20000); a scan goes on where it stopped at the next. */
+  /** Most records examined in one sweep (default 20000); the next sweep goes on. */
   maxPerSweep?: number
-  /** A full scan of the hotSet at least this often even when nothing changed (default 60000 ms). */
-  fullScanIntervalMs?: number
   onRefund?: RefundHook
 }
 
 export interface SweepReport {
-  /** Refunded now (one reject call each). */
+  /** Refunded now (the packet's records released and the sender refunded). */
   refunded: number
-  /** Expired, but their owner is alive: left to it. */
-  liveOwner: number
-  /** Expired, owner's heartbeat missing, but the sweeper has not watched long enough to call it dead. */
+  /** Fulfilled packets whose next hop the dead owner had not credited yet: credited now. */
+  credited: number
+  /** Dead owners whose records were all settled: dropped from the list of owners. */
+  ownersDone: number
+  /** Owners without a heartbeat the sweeper has not watched long enough to call dead. */
   waiting: number
-  /** Already settled by someone else when the refund ran. */
+  /** Already settled by someone else when the sweeper came. */
   gone: number
   failed: number
 }
 
+/** A dead owner: when its records can next be settled (the earliest expiry seen, plus the margin). */
+interface DeadOwner {
+  nextCheckAt: number
+}
+
 /**
- * Leader duty: refunds the hotSet entries whose owner process is gone, once
- * they have expired. An entry is the dead owner's when the heartbeat of its
- * shard is missing or names another boot id (the shard was restarted). Each
- * refund is one `reject` call guarded by the owner and expiry the sweeper
- * read, so it can never refund a newer entry under the same field. Entries
- * of a live owner are left to it (its Resolver retries, and it refunds its
- * own orphans itself). After a full outage (workers and Redis restarted from
- * the append-only file) the same sweep resolves everything left over.
+ * Leader duty: settles the packets of worker processes that are gone, once
+ * they have expired. Every process names itself in `{farm}:owners` and, before
+ * its first record on an account, adds the account to its own index
+ * (Keys.ownerAccounts): the sweeper reads the index of each owner whose
+ * heartbeat is gone, never every account. For each of the owner's records
+ * past its expiry (plus the clock margin):
  *
- * The hotSet has no expiry index (it would cost every packet two more writes):
- * the sweeper finds the entries of dead owners by scanning it (HSCAN), and
- * only when some may have appeared: when it starts, when the workers it sees
- * change (a boot id gone or replaced, a shard appearing or losing its
- * heartbeat), after its Redis connection was lost (Redis may have come back
- * from an older append-only file), and at least every `fullScanIntervalMs`.
- * The entries of dead owners a scan finds that cannot be refunded yet (not
- * expired, or a missing heartbeat not yet taken for death) are kept in
- * memory and refunded by the following sweeps once they can be, without
- * scanning again. While the workers stay the same, a sweep costs two reads.
+ * - an incoming record: the packet was not fulfilled: its outgoing record is
+ *   released and the sender refunded (Ledger.refundRecord);
+ * - an outgoing record whose incoming record is gone: the packet was
+ *   fulfilled and its credit never landed: the next hop is credited
+ *   (Ledger.creditRecord).
+ *
+ * Each step names the record's owner and attempt, so it can never settle a
+ * newer reservation of the same packet id, and carries the time before which
+ * Redis refuses it. Records of live owners are theirs: their Resolver retries,
+ * and they refund their own orphans. An owner whose index is empty is
+ * dropped from the list. After a full outage (workers and Redis restarted from
+ * the append-only file) the same sweep settles everything left over.
  */
 export class Sweeper {
   readonly intervalMs: number
   private readonly graceMs: number
+  private readonly clockMarginMs: number
   private readonly batchSize: number
   private readonly maxPerSweep: number
-  private readonly fullScanIntervalMs: number
   private readonly repeater: Repeater
   /** Local time since which every call to Redis has succeeded, undefined after a failure. */
   private healthySince: number | undefined
-  /** A scan of the whole hotSet is due (start, workers changed, connection lost). */
-  private scanDue = true
-  /** HSCAN cursor of the scan in progress; undefined when none is. */
-  private cursor: string | undefined
-  /** The workers as seen when the last scan started: shard → boot id ('' for no heartbeat). */
-  private view: string | undefined
-  private lastScanAt = -Infinity
-  /** Entries of owners that were not live when seen, not refunded yet: field → entry. */
-  private readonly pending = new Map<string, HotSetEntry>()
+  private readonly dead = new Map<string, DeadOwner>()
   onRefund: RefundHook | undefined
 
   constructor(private readonly opts: SweeperOptions) {
     this.intervalMs = opts.intervalMs ?? 1000
     this.graceMs = (opts.heartbeatTtlMs ?? 3000) + (opts.heartbeatIntervalMs ?? 1000)
+    this.clockMarginMs = opts.clockMarginMs ?? 1000
     this.batchSize = opts.batchSize ?? 500
     this.maxPerSweep = opts.maxPerSweep ?? 20_000
-    this.fullScanIntervalMs = opts.fullScanIntervalMs ?? 60_000
     this.onRefund = opts.onRefund
     this.repeater = new Repeater(this.intervalMs, () => this.tick())
     opts.ledger.redis.on('close', this.onConnectionLost)
@@ -91,12 +95,12 @@ export class Sweeper {
 
   private readonly onConnectionLost = () => {
     this.healthySince = undefined
-    this.scanDue = true
+    // Redis may come back from an older append-only file: look at every dead owner again
+    for (const owner of this.dead.values()) owner.nextCheckAt = 0
   }
 
   start(): Promise<void> {
     this.healthySince = undefined
-    this.scanDue = true
     return this.repeater.start()
   }
 
@@ -113,111 +117,158 @@ export class Sweeper {
   private async tick(): Promise<void> {
     try {
       const report = await this.sweep()
-      if (report.refunded > 0 || report.failed > 0) this.opts.log.info(report, 'sweeper refunded expired packets of dead workers')
+      if (report.refunded > 0 || report.credited > 0 || report.failed > 0) this.opts.log.info(report, 'sweeper settled expired packets of dead workers')
     } catch (err) {
       this.opts.log.warn({ err }, 'sweep failed (Redis unreachable?); next one in %d ms', this.intervalMs)
     }
   }
 
-  /** One sweep over the entries expired by `now`. */
+  /** One sweep over the records expired by `now` (local clock; Redis checks its own). */
   async sweep(now = Date.now()): Promise<SweepReport> {
     try {
-      return await this.sweepExpired(now)
+      return await this.sweepOwners(now)
     } catch (err) {
       this.healthySince = undefined
       throw err
     }
   }
 
-  private async sweepExpired(now: number): Promise<SweepReport> {
+  /** Owners known to be dead, waiting for their records to expire (for tests and the admin view). */
+  get pendingCount(): number {
+    return this.dead.size
+  }
+
+  private async sweepOwners(now: number): Promise<SweepReport> {
     const { ledger, coordination } = this.opts
-    const report: SweepReport = { refunded: 0, liveOwner: 0, waiting: 0, gone: 0, failed: 0 }
-    const [live, shards] = await Promise.all([coordination.liveWorkers(), ledger.redis.smembers(ledger.keys.workers)])
+    const report: SweepReport = { refunded: 0, credited: 0, ownersDone: 0, waiting: 0, gone: 0, failed: 0 }
+    const [live, owners] = await Promise.all([coordination.liveWorkers(), ledger.redis.smembers(ledger.keys.owners)])
     this.healthySince ??= Date.now()
     const missingMeansDead = Date.now() - this.healthySince >= this.graceMs
-    const view = shards
-      .sort()
-      .map((shard) => `${shard}:${live.get(Number(shard))?.bootId ?? ''}`)
-      .join(',')
-    if (view !== this.view || Date.now() - this.lastScanAt >= this.fullScanIntervalMs) this.scanDue = true
-    const classify = (entry: HotSetEntry): 'refund' | 'keep' | 'live' => {
-      const alive = live.get(entry.shard)
-      if (alive && alive.bootId === entry.bootId) {
-        if (entry.expiresAtMs <= now) report.liveOwner++
-        return 'live'
+    const liveOwners = new Set([...live.values()].map((w) => w.bootId))
+    for (const known of this.dead.keys()) if (!owners.includes(known)) this.dead.delete(known)
+    let budget = this.maxPerSweep
+    for (const owner of owners.sort()) {
+      if (liveOwners.has(owner) || owner === ledger.bootId) {
+        this.dead.delete(owner)
+        continue
       }
-      if (entry.expiresAtMs > now) return 'keep'
-      if (!alive && !missingMeansDead) {
+      if (!missingMeansDead) {
         report.waiting++
-        return 'keep'
+        continue
       }
-      return 'refund'
-    }
-
-    // The entries found before: refunded once they can be, dropped if their owner turned out live.
-    const refunds: Array<Promise<void>> = []
-    for (const [field, entry] of this.pending) {
-      const verdict = classify(entry)
-      if (verdict === 'keep') continue
-      this.pending.delete(field)
-      if (verdict === 'refund') refunds.push(this.refund(entry, report, () => this.pending.set(field, entry)))
-    }
-    await Promise.all(refunds)
-
-    if (this.cursor === undefined && this.scanDue) {
-      // a change seen from now on makes another scan due
-      this.scanDue = false
-      this.cursor = '0'
-      this.view = view
-      this.lastScanAt = Date.now()
-    }
-    let examined = 0
-    while (this.cursor !== undefined && examined < this.maxPerSweep) {
-      const [next, flat] = await ledger.redis.hscan(ledger.keys.hotSet, this.cursor, 'COUNT', this.batchSize)
-      const batch: Array<Promise<void>> = []
-      for (let i = 0; i + 1 < flat.length; i += 2) {
-        const field = flat[i]!
-        examined++
-        if (this.pending.has(field)) continue // seen already (HSCAN may return an entry twice)
-        const entry = parseHotSetEntry(field, flat[i + 1]!)
-        const verdict = classify(entry)
-        if (verdict === 'keep') this.pending.set(field, entry)
-        else if (verdict === 'refund') batch.push(this.refund(entry, report, () => this.pending.set(field, entry)))
-      }
-      await Promise.all(batch)
-      this.cursor = next === '0' ? undefined : next
+      let dead = this.dead.get(owner)
+      if (!dead) this.dead.set(owner, (dead = { nextCheckAt: 0 }))
+      if (dead.nextCheckAt > now || budget <= 0) continue
+      budget = await this.sweepOwner(owner, dead, now, budget, report)
     }
     return report
   }
 
-  /** Entries of owners that were not live when seen, waiting to be refunded (for tests and the admin view). */
-  get pendingCount(): number {
-    return this.pending.size
+  /**
+   * Settles what can be settled of one dead owner's records; drops each
+   * account it has no records on any more from its index, and the owner
+   * once the index is empty. Returns the budget left.
+   */
+  private async sweepOwner(owner: string, dead: DeadOwner, now: number, budget: number, report: SweepReport): Promise<number> {
+    const { ledger } = this.opts
+    const indexKey = ledger.keys.ownerAccounts(owner)
+    let earliest = Infinity
+    let complete = true
+    let cursor = '0'
+    do {
+      const [next, accounts] = await ledger.redis.sscan(indexKey, cursor, 'COUNT', this.batchSize)
+      cursor = next
+      for (const account of accounts) {
+        if (budget <= 0) {
+          complete = false
+          break
+        }
+        const [incoming, outgoing] = await Promise.all([
+          this.records(ledger.keys.inflight(account), owner, (field, value) => parseIncomingRecord(account, field, value)),
+          this.records(ledger.keys.credits(account), owner, (field, value) => parseOutgoingRecord(account, field, value)),
+        ])
+        budget -= incoming.length + outgoing.length + 1
+        const settled = await Promise.all([
+          ...incoming.map((e) => this.settleIncoming(e, now, report)),
+          ...outgoing.map((c) => this.settleOutgoing(c, now, report)),
+        ])
+        const left = settled.filter((until) => until !== undefined)
+        if (left.length === 0) await ledger.redis.srem(indexKey, account)
+        for (const until of left) earliest = Math.min(earliest, until)
+      }
+    } while (cursor !== '0' && budget > 0)
+    if (cursor !== '0') complete = false
+    if (complete && earliest === Infinity && (await ledger.redis.scard(indexKey)) === 0) {
+      await ledger.redis.srem(ledger.keys.owners, owner)
+      this.dead.delete(owner)
+      report.ownersDone++
+      return budget
+    }
+    dead.nextCheckAt = complete ? Math.min(earliest, now + 60_000) : 0
+    return budget
   }
 
-  /** One guarded reject; `onFailure` keeps the entry for the next sweep. */
-  private async refund(entry: HotSetEntry, report: SweepReport, onFailure: () => void): Promise<void> {
-    let outcome
+  /** One owner's records in one of an account's two hashes. */
+  private async records<T extends { bootId: string }>(key: string, owner: string, parse: (field: string, value: string) => T | undefined): Promise<T[]> {
+    const found: T[] = []
+    let cursor = '0'
+    do {
+      const [next, flat] = await this.opts.ledger.redis.hscan(key, cursor, 'COUNT', this.batchSize)
+      cursor = next
+      for (let i = 0; i + 1 < flat.length; i += 2) {
+        const record = parse(flat[i]!, flat[i + 1]!)
+        if (record?.bootId === owner) found.push(record)
+      }
+    } while (cursor !== '0')
+    return found
+  }
+
+  /** Refunds an expired incoming record; returns when to look again if it could not be settled yet. */
+  private async settleIncoming(e: HotSetEntry, now: number, report: SweepReport): Promise<number | undefined> {
+    const notBefore = e.expiresAtMs + this.clockMarginMs
+    if (notBefore > now) return notBefore
     try {
-      outcome = await this.opts.ledger.reject(entry.incomingAccount, entry.packetId, entry.outgoingAccount, {
-        bootId: entry.bootId,
-        expiresAtMs: entry.expiresAtMs,
-      })
+      const outcome = await this.opts.ledger.refundRecord(e, notBefore)
+      if (outcome === 'early') return now + this.intervalMs
+      if (outcome === 'gone') {
+        report.gone++
+        return undefined
+      }
     } catch (err) {
       report.failed++
-      onFailure()
-      this.opts.log.warn({ err, incomingAccount: entry.incomingAccount, packetId: entry.packetId }, 'sweeper could not refund a packet')
-      return
-    }
-    if (outcome === 'gone') {
-      report.gone++
-      return
+      this.opts.log.warn({ err, incomingAccount: e.incomingAccount, packetId: e.packetId }, 'sweeper could not refund a packet')
+      return now + this.intervalMs
     }
     report.refunded++
     try {
-      this.onRefund?.(entry)
+      this.onRefund?.(e)
     } catch (err) {
       this.opts.log.error({ err }, 'onRefund hook failed')
+    }
+    return undefined
+  }
+
+  /**
+   * An expired outgoing record: its packet is still in flight (its incoming
+   * record is there: refund both) or was fulfilled (credit the next hop).
+   */
+  private async settleOutgoing(c: PendingCredit, now: number, report: SweepReport): Promise<number | undefined> {
+    const notBefore = c.expiresAtMs + this.clockMarginMs
+    if (notBefore > now) return notBefore
+    const { ledger } = this.opts
+    try {
+      const value = await ledger.redis.hget(ledger.keys.inflight(c.incomingAccount), c.packetId)
+      const incoming = value === null ? undefined : parseIncomingRecord(c.incomingAccount, c.packetId, value)
+      // still in flight: refund both (whichever of its two accounts the sweep reaches first)
+      if (incoming && incoming.bootId === c.bootId && incoming.attempt === c.attempt) return await this.settleIncoming(incoming, now, report)
+      const outcome = await ledger.creditRecord(c)
+      if (outcome === 'gone') report.gone++
+      else report.credited++
+      return undefined
+    } catch (err) {
+      report.failed++
+      this.opts.log.warn({ err, outgoingAccount: c.outgoingAccount, packetId: c.packetId }, 'sweeper could not credit a packet')
+      return now + this.intervalMs
     }
   }
 }

@@ -5,6 +5,13 @@
  */
 export const FARM_TAG = '{farm}'
 
+/** The keys of one account that the packet transitions take, all in the account's hash slot. */
+export interface AccountPacketKeys {
+  account: string
+  inflight: string
+  credits: string
+}
+
 /**
  * Every Redis key and channel the farm uses, named here and nowhere else.
  * Every key of one account shares the hash tag {acct:<id>}; farm-wide keys
@@ -13,7 +20,10 @@ export const FARM_TAG = '{farm}'
  * table in docs/ARCHITECTURE.md.
  */
 export class Keys {
-  readonly hotSet: string
+  /** The one hash of packets in flight of farms from before per-account records: migrated at start. */
+  readonly legacyHotSet: string
+  /** Set of the boot ids of worker processes that may own packet records (the sweeper's list of owners). */
+  readonly owners: string
   /**
    * Set of the shard ids that ever sent a heartbeat, on any host. The sweeper
    * watches it with the live workers to notice a shard restarted; the
@@ -50,7 +60,8 @@ export class Keys {
 
   constructor(readonly prefix: string) {
     const farm = `${prefix}${FARM_TAG}:`
-    this.hotSet = `${farm}hotset`
+    this.legacyHotSet = `${farm}hotset`
+    this.owners = `${farm}owners`
     this.workers = `${farm}workers`
     this.workerIds = `${farm}workers:ids`
     this.leader = `${farm}leader`
@@ -130,7 +141,7 @@ export class Keys {
   renamedFarmKeys(): Array<[from: string, to: string]> {
     const p = this.prefix
     return [
-      [`${p}hotset`, this.hotSet],
+      [`${p}hotset`, this.legacyHotSet],
       [`${p}workers`, this.workers],
       [`${p}routes`, this.routes],
       [`${p}routes:stats`, this.routeStats],
@@ -215,16 +226,24 @@ export class Keys {
   }
 
   account(id: string): string {
-    // the same string each time: the packet path names a few accounts over and over
-    let key = this.accountKeys.get(id)
-    if (key === undefined) {
-      key = `${this.prefix}{acct:${id}}`
-      if (this.accountKeys.size < 10_000) this.accountKeys.set(id, key)
-    }
-    return key
+    return this.packetKeys(id).account
   }
 
-  private readonly accountKeys = new Map<string, string>()
+  /**
+   * An account's balance hash, its in-flight records and its credits, named
+   * once: the packet path names a few accounts over and over.
+   */
+  packetKeys(id: string): AccountPacketKeys {
+    let keys = this.accountKeys.get(id)
+    if (keys === undefined) {
+      const account = `${this.prefix}{acct:${id}}`
+      keys = { account, inflight: `${account}:inflight`, credits: `${account}:credits` }
+      if (this.accountKeys.size < 10_000) this.accountKeys.set(id, keys)
+    }
+    return keys
+  }
+
+  private readonly accountKeys = new Map<string, AccountPacketKeys>()
 
   /**
    * Replay guard of an incoming Request-Id (async ILP-over-HTTP): a
@@ -267,6 +286,32 @@ export class Keys {
    */
   replyChannel(ownerId: string): string {
     return `${this.prefix}replies:${ownerId}`
+  }
+
+  /**
+   * The incoming records of the account's packets in flight (lua/lib/entry.lua):
+   * a hash, packet id → record, in the account's hash slot.
+   */
+  inflight(accountId: string): string {
+    return this.packetKeys(accountId).inflight
+  }
+
+  /**
+   * The outgoing records of packets in flight towards the account, each
+   * waiting for its credit or release: a hash, `<incoming account>|<packet
+   * id>` → record, in the account's hash slot.
+   */
+  credits(accountId: string): string {
+    return this.packetKeys(accountId).credits
+  }
+
+  /**
+   * The accounts where one worker process (boot id) may hold packet records:
+   * a set in a slot of its own, written before the process's first packet on
+   * an account. The sweeper reads it when the process is gone.
+   */
+  ownerAccounts(bootId: string): string {
+    return `${this.prefix}{own:${bootId}}:accounts`
   }
 
   /** hotSet field of a packet: unique per incoming account and packet id. */

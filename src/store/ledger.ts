@@ -1,11 +1,14 @@
 import { randomBytes } from 'node:crypto'
-import { Command, type Redis } from 'ioredis'
+import { Cluster, Command, type Redis } from 'ioredis'
 import { Keys } from './keys.js'
 import { CallBatcher } from './batcher.js'
-import { OwnPackets } from './own-packets.js'
-import { functionLibrary, type Transition, TRANSITION_CODES } from './scripts.js'
+import { OwnPackets, type OwnReservation } from './own-packets.js'
+import { functionLibrary, type Operation, OPERATION_CODES } from './scripts.js'
 
-export type PrepareOutcome = 'ok' | 'duplicate' | 'insufficient-balance' | 'exceeds-max-balance'
+/** A single Redis, or a Redis Cluster. */
+export type LedgerRedis = Redis | Cluster
+
+export type PrepareOutcome = 'ok' | 'duplicate' | 'insufficient-balance' | 'exceeds-max-balance' | 'expired'
 export type ResolveOutcome = 'ok' | 'gone'
 
 export interface Reservation {
@@ -20,7 +23,7 @@ export interface Reservation {
   minBalance: string | undefined
   /** Outgoing account's maxBalance; undefined means no upper limit. */
   maxBalance: string | undefined
-  /** Owner recorded in the entry; default: the Ledger's bootId. */
+  /** Owner recorded in the records; default: the Ledger's bootId. */
   bootId?: string
   /** Incoming account's parallelism P: the lease a shard takes from cold is up to P x amount. Default 1. */
   parallelism?: number
@@ -35,17 +38,32 @@ export interface AccountBalance {
   creditsInFlight: string
 }
 
+/** A packet in flight: its incoming record (lua/lib/entry.lua). */
 export interface HotSetEntry {
   incomingAccount: string
   packetId: string
   /** Worker slot whose hot balance a refund goes back to. */
   shard: number
-  /** Boot id of the worker process that owns the packet ('' for an entry from before owners were recorded). */
+  /** Boot id of the worker process that owns the packet. */
   bootId: string
+  /** The reservation's own name, unique per owner. */
+  attempt: string
   expiresAtMs: number
   inAmount: string
   outgoingAccount: string
   outAmount: string
+}
+
+/** A packet's outgoing record: the credit (or release) the next hop waits for. */
+export interface PendingCredit {
+  incomingAccount: string
+  packetId: string
+  outgoingAccount: string
+  bootId: string
+  attempt: string
+  expiresAtMs: number
+  outAmount: string
+  /** What the record reserves against the next hop's maxBalance ('0' for none). */
   headroom: string
 }
 
@@ -54,6 +72,7 @@ const PREPARE_OUTCOMES: Record<string, PrepareOutcome> = {
   DUPLICATE: 'duplicate',
   INSUFFICIENT_BALANCE: 'insufficient-balance',
   EXCEEDS_MAX_BALANCE: 'exceeds-max-balance',
+  EXPIRED: 'expired',
 }
 
 /** The boot id of a worker process: `<shard>-<random>`, new at every start. */
@@ -63,23 +82,30 @@ export function newBootId(shard: number | string): string {
 
 const BOOT_ID = /^[A-Za-z0-9_.:-]{1,100}$/
 
-/** A hotSet entry from its field and value (lua/lib/entry.lua has the format). */
-export function parseHotSetEntry(field: string, value: string): HotSetEntry {
+/** An incoming record from its account, field and value (lua/lib/entry.lua has the format). */
+export function parseIncomingRecord(incomingAccount: string, packetId: string, value: string): HotSetEntry | undefined {
+  const parts = value.split('|')
+  if (parts.length !== 7) return undefined
+  const [shard, bootId, attempt, expiresAt, inAmount, outgoingAccount, outAmount] = parts as [string, string, string, string, string, string, string]
+  return { incomingAccount, packetId, shard: Number(shard), bootId, attempt, expiresAtMs: Number(expiresAt), inAmount, outgoingAccount, outAmount }
+}
+
+/** An outgoing record from its account, field (`<incoming account>|<packet id>`) and value. */
+export function parseOutgoingRecord(outgoingAccount: string, field: string, value: string): PendingCredit | undefined {
   const sep = field.indexOf('|')
   const parts = value.split('|')
-  if (parts.length === 6) parts.splice(1, 0, '') // written before owners were recorded
-  const [shard, bootId, expiresAt, inAmount, outgoingAccount, outAmount, headroom] = parts
-  return {
-    incomingAccount: field.slice(0, sep),
-    packetId: field.slice(sep + 1),
-    shard: Number(shard),
-    bootId: bootId!,
-    expiresAtMs: Number(expiresAt),
-    inAmount: inAmount!,
-    outgoingAccount: outgoingAccount!,
-    outAmount: outAmount!,
-    headroom: headroom!,
-  }
+  if (sep < 0 || parts.length !== 5) return undefined
+  const [bootId, attempt, expiresAt, outAmount, headroom] = parts as [string, string, string, string, string]
+  return { incomingAccount: field.slice(0, sep), packetId: field.slice(sep + 1), outgoingAccount, bootId, attempt, expiresAtMs: Number(expiresAt), outAmount, headroom }
+}
+
+/** The record values of a packet, as the scripts write them (for tools that plant records, and tests). */
+export function incomingRecordValue(e: Omit<HotSetEntry, 'incomingAccount' | 'packetId'>): string {
+  return [e.shard, e.bootId, e.attempt, e.expiresAtMs, e.inAmount, e.outgoingAccount, e.outAmount].join('|')
+}
+
+export function outgoingRecordValue(c: Pick<PendingCredit, 'bootId' | 'attempt' | 'expiresAtMs' | 'outAmount' | 'headroom'>): string {
+  return [c.bootId, c.attempt, c.expiresAtMs, c.outAmount, c.headroom].join('|')
 }
 
 /**
@@ -92,18 +118,12 @@ function mayHaveRun(err: unknown): boolean {
   return err.name !== 'ReplyError' && !/enableOfflineQueue/.test(err.message)
 }
 
-/** One packet's transition, queued for the next batch. */
-interface Operation {
-  transition: Transition
-  /** Account keys, in the order the transition's KEYS[2..] take them. */
+/** One operation, queued for the next batch. */
+interface Call {
+  operation: Operation
+  /** Its keys, in the order the operation takes them: all in one slot for a transition. */
   keys: string[]
   args: string[]
-}
-
-/** Guard of a refund made outside the packet's flow: the entry that was examined. */
-export interface RejectGuard {
-  bootId: string
-  expiresAtMs: number
 }
 
 function resolveOutcome(result: string): ResolveOutcome {
@@ -112,39 +132,79 @@ function resolveOutcome(result: string): ResolveOutcome {
   throw new Error(`unexpected script result ${result}`)
 }
 
+/** What a refund made outside the packet's flow found: done, already settled, or too early by Redis' clock. */
+export type RecordOutcome = 'ok' | 'gone' | 'early'
+
+function recordOutcome(result: string): RecordOutcome {
+  if (result === 'EARLY') return 'early'
+  return resolveOutcome(result)
+}
+
+/** The hash tag of a key (`{acct:alice}`): calls with the same tag share a slot. */
+function slotTag(key: string): string {
+  const open = key.indexOf('{')
+  const close = key.indexOf('}', open + 1)
+  return open >= 0 && close > open + 1 ? key.slice(open + 1, close) : key
+}
+
+export interface LedgerOptions {
+  bootId?: string
+  /**
+   * Run each step's transitions one by one, each in its own call (as on a
+   * cluster, where two accounts live in different slots) rather than chained
+   * in one call. Default: split on a Redis Cluster only.
+   */
+  split?: boolean
+}
+
 /**
- * The balances and the hotSet. Each packet state transition is exactly one
- * Lua script call, so Redis applies it whole or not at all.
+ * The balances and the packets in flight. Each transition is one Lua
+ * function over the keys of one account, so Redis applies it whole or not at
+ * all, in one hash slot. A packet has a record in the slot of each of its two
+ * accounts (lua/lib/entry.lua); the order of the transitions keeps the pair
+ * consistent whatever fails between them, and on a single Redis a packet's
+ * step runs as one chained call, all of it or none.
  */
 export class Ledger {
   readonly keys: Keys
   private readonly library = functionLibrary()
   private loading: Promise<void> | undefined
-  /** Owner written into the hotSet entries of this worker process's packets. */
+  /** Owner written into the records of this worker process's packets. */
   readonly bootId: string
   /** This process's own open packets and suspected orphans (see own-packets.ts). */
   readonly own = new OwnPackets()
+  readonly split: boolean
+  private attempts = 0
+  /** Accounts in this process's owner index (Keys.ownerAccounts), and those being added. */
+  private readonly indexed = new Set<string>()
+  private readonly indexing = new Map<string, Promise<void>>()
+  /** Owners named in the owners' list (once each, before their first record). */
+  private readonly registered = new Map<string, Promise<void>>()
+  /** Credits owed after a fulfill on a cluster, retried until they land (a dead process leaves them to the sweeper). */
+  private readonly owedCredits: PendingCredit[] = []
+  private owedTimer: NodeJS.Timeout | undefined
 
-  constructor(
-    readonly redis: Redis,
-    keyPrefix: string,
-    opts: { bootId?: string } = {},
-  ) {
+  readonly redis: Redis
+
+  constructor(redis: LedgerRedis, keyPrefix: string, opts: LedgerOptions = {}) {
+    // a Cluster answers the same commands; the callers' types follow
+    this.redis = redis as Redis
     this.keys = new Keys(keyPrefix)
     this.bootId = opts.bootId ?? newBootId('x')
     if (!BOOT_ID.test(this.bootId)) throw new Error(`invalid boot id ${JSON.stringify(this.bootId)}`)
+    this.split = opts.split ?? redis instanceof Cluster
   }
 
-  /** FUNCTION LOAD the scripts (idempotent). Needs Redis 7 or newer. */
+  /**
+   * FUNCTION LOAD the scripts (idempotent; on every master of a cluster).
+   * Needs Redis 7.
+   */
   load(): Promise<void> {
-    this.loading ??= this.redis
-      .call('FUNCTION', 'LOAD', 'REPLACE', this.library.code)
+    this.loading ??= this.loadFunctions()
       .then(
         () => undefined,
         (err: Error) => {
-          throw /unknown command/i.test(err.message)
-            ? new Error(`Redis 7.0 or newer is needed (Redis Functions): ${err.message}`)
-            : err
+          throw /unknown command/i.test(err.message) ? new Error(`Redis 7.0 or newer is needed (Redis Functions): ${err.message}`) : err
         },
       )
       .finally(() => {
@@ -153,23 +213,72 @@ export class Ledger {
     return this.loading
   }
 
-  private readonly batcher = new CallBatcher<Operation>((ops) => this.send(ops))
+  /** Names an owner (this process, or one a reservation names) in the owners' list, once. */
+  private register(owner: string): Promise<void> {
+    let registering = this.registered.get(owner)
+    if (!registering) {
+      registering = this.redis.sadd(this.keys.owners, owner).then(
+        () => undefined,
+        (err: unknown) => {
+          this.registered.delete(owner)
+          throw err
+        },
+      )
+      this.registered.set(owner, registering)
+    }
+    return registering
+  }
+
+  private async loadFunctions(): Promise<void> {
+    const client = this.redis as LedgerRedis
+    const nodes: Redis[] = client instanceof Cluster ? client.nodes('master') : [client]
+    await Promise.all(nodes.map((node) => node.call('FUNCTION', 'LOAD', 'REPLACE', this.library.code)))
+  }
+
+  private readonly batcher = new CallBatcher<Call>((calls) => this.send(calls))
 
   /**
-   * One FCALL for a batch of packet transitions (see scripts.ts for the
-   * layout), written to the connection at once: the batch is already the
-   * pipeline. A Redis that lost its functions (restarted without persistence,
-   * flushed) gets them again.
+   * The calls of one turn of the event loop as FCALLs of the batch function
+   * (see scripts.ts): one for all on a single Redis, one per slot on a
+   * cluster, all written at once. A Redis that lost its functions
+   * (restarted without persistence, flushed, a new master) gets them again.
    */
-  private async send(ops: ReadonlyArray<Operation>): Promise<unknown[]> {
-    const keys = [this.keys.hotSet]
+  private async send(calls: ReadonlyArray<Call>): Promise<unknown[]> {
+    if (!this.split) return this.fcall(calls)
+    const groups = new Map<string, number[]>()
+    calls.forEach((call, i) => {
+      const tag = slotTag(call.keys[0]!)
+      const group = groups.get(tag)
+      if (group) group.push(i)
+      else groups.set(tag, [i])
+    })
+    if (groups.size === 1) return this.fcall(calls)
+    const results = new Array<unknown>(calls.length)
+    await Promise.all(
+      [...groups.values()].map(async (indexes) => {
+        let replies: unknown[]
+        try {
+          replies = await this.fcall(indexes.map((i) => calls[i]!))
+        } catch (err) {
+          replies = indexes.map(() => (err instanceof Error ? err : new Error(String(err))))
+        }
+        indexes.forEach((i, j) => {
+          results[i] = replies[j]
+        })
+      }),
+    )
+    return results
+  }
+
+  private async fcall(calls: ReadonlyArray<Call>): Promise<unknown[]> {
+    const keys: string[] = []
     const index = new Map<string, string>()
     const args: string[] = []
-    for (const op of ops) {
-      const layout = TRANSITION_CODES[op.transition]
-      if (op.keys.length !== layout.keys || op.args.length !== layout.args) throw new Error(`bad ${op.transition} call layout`)
+    for (const call of calls) {
+      const layout = OPERATION_CODES[call.operation]
+      if (call.keys.length !== layout.keys || call.args.length !== layout.args) throw new Error(`bad ${call.operation} call layout`)
       args.push(layout.code)
-      for (const key of op.keys) {
+      for (const key of call.keys) {
         let i = index.get(key)
         if (i === undefined) {
           i = String(keys.push(key)) // KEYS index, 1-based
@@ -177,98 +286,246 @@ export class Ledger {
         }
         args.push(i)
       }
-      for (const arg of op.args) args.push(arg)
+      for (const arg of call.args) args.push(arg)
     }
-    const fcall = () => {
+    const send = () => {
       // The arguments are set after construction: Command flattens what it is given (Array#flat, slow
       // on a few hundred arguments), and these are flat strings already.
       const command = new Command('fcall', [], { replyEncoding: 'utf8' })
       command.args = [this.library.batch, String(keys.length), ...keys, ...args]
-      this.redis.sendCommand(command)
+      void this.redis.sendCommand(command)
       return command.promise as Promise<unknown[]>
     }
     try {
-      return await fcall()
+      return await send()
     } catch (err) {
       if (!/function not found/i.test((err as Error).message)) throw err
       await this.load()
-      return await fcall()
+      return await send()
     }
   }
 
-  /** Queues one packet's transition into the current batch; resolves with its own result. */
-  private call(transition: Transition, keys: string[], args: string[]): Promise<string> {
-    return this.batcher.call({ transition, keys, args })
+  /** Queues one operation into the current batch; resolves with its own result. */
+  private call(operation: Operation, keys: string[], args: string[]): Promise<string> {
+    return this.batcher.call({ operation, keys, args })
   }
 
   /**
-   * Claims the packet and reserves its amounts. The entry is this process's
-   * from the moment the call is sent until fulfill/reject settle it; a call
-   * whose outcome stays unknown makes the field a suspect (see OwnPackets).
+   * Adds accounts to this process's owner index before its first record on
+   * them: the sweeper finds a dead process's records through it. Nothing to
+   * wait for once an account is in (undefined).
+   */
+  private index(owner: string, a: string, b: string): Promise<void> | undefined {
+    const ka = `${owner}|${a}`
+    const kb = `${owner}|${b}`
+    if (this.indexed.has(ka) && this.indexed.has(kb)) return undefined
+    const waits: Array<Promise<void>> = [this.register(owner)]
+    for (const [key, id] of ka === kb ? [[ka, a]] : [[ka, a], [kb, b]]) {
+      if (this.indexed.has(key!)) continue
+      let adding = this.indexing.get(key!)
+      if (!adding) {
+        adding = this.redis
+          .sadd(this.keys.ownerAccounts(owner), id!)
+          .then(() => {
+            this.indexed.add(key!)
+          })
+          .finally(() => this.indexing.delete(key!))
+        this.indexing.set(key!, adding)
+      }
+      waits.push(adding)
+    }
+    return Promise.all(waits).then(() => undefined)
+  }
+
+  /**
+   * Adds back to the owner index every account this process holds packets
+   * on, and forgets the others (each is added again before its next record):
+   * after a failover, which may have lost the last writes.
+   */
+  async reindex(): Promise<void> {
+    this.indexed.clear()
+    this.registered.clear()
+    const held = new Map<string, Set<string>>()
+    const hold = (owner: string, ...accounts: string[]) => {
+      const set = held.get(owner) ?? new Set<string>()
+      for (const a of accounts) set.add(a)
+      held.set(owner, set)
+    }
+    for (const r of [...this.own.reservations(), ...this.own.suspects.values()]) hold(r.bootId, r.incomingAccount, r.outgoingAccount)
+    for (const c of this.owedCredits) hold(c.bootId, c.incomingAccount, c.outgoingAccount)
+    await this.register(this.bootId)
+    for (const [owner, accounts] of held) {
+      await this.register(owner)
+      await this.redis.sadd(this.keys.ownerAccounts(owner), ...accounts)
+      for (const a of accounts) this.indexed.add(`${owner}|${a}`)
+    }
+  }
+
+  /**
+   * Claims the packet and reserves its amounts: the incoming record first,
+   * then the outgoing one (undone if refused). The records are this process's
+   * from the moment the first call is sent until fulfill/reject settle them;
+   * a call whose outcome stays unknown makes the reservation a suspect (see
+   * OwnPackets), which the orphan audit refunds.
    */
   async prepare(r: Reservation): Promise<PrepareOutcome> {
     const field = Keys.hotSetField(r.incomingAccount, r.packetId)
     const bootId = r.bootId ?? this.bootId
     if (bootId !== this.bootId && !BOOT_ID.test(bootId)) throw new Error(`invalid boot id ${JSON.stringify(bootId)}`)
+    const indexing = this.index(bootId, r.incomingAccount, r.outgoingAccount)
+    if (indexing) await indexing
+    const reservation: OwnReservation = {
+      incomingAccount: r.incomingAccount,
+      packetId: r.packetId,
+      outgoingAccount: r.outgoingAccount,
+      bootId,
+      attempt: (this.attempts++).toString(36),
+    }
+    const from = this.keys.packetKeys(r.incomingAccount)
+    const to = this.keys.packetKeys(r.outgoingAccount)
+    const incomingArgs = [
+      r.packetId,
+      String(r.shard),
+      bootId,
+      reservation.attempt,
+      String(r.expiresAtMs),
+      r.inAmount,
+      r.outgoingAccount,
+      r.outAmount,
+      r.minBalance ?? '',
+      String(r.parallelism ?? 1),
+    ]
     this.own.begin(field)
     let result: string
     try {
-      result = await this.call(
-        'prepare',
-        [this.keys.account(r.incomingAccount), this.keys.account(r.outgoingAccount)],
-        [
-          field,
-          String(r.shard),
-          r.inAmount,
-          r.outgoingAccount,
-          r.outAmount,
-          String(r.expiresAtMs),
-          r.minBalance ?? '',
-          r.maxBalance ?? '',
-          bootId,
-          String(r.parallelism ?? 1),
-        ],
-      )
+      if (!this.split) {
+        result = await this.call('prepare', [from.account, from.inflight, to.account, to.credits], [...incomingArgs, field, r.maxBalance ?? ''])
+      } else {
+        result = await this.call('prepare-incoming', [from.account, from.inflight], incomingArgs)
+        if (result === 'OK') {
+          result = await this.call('prepare-outgoing', [to.account, to.credits], [
+            field,
+            bootId,
+            reservation.attempt,
+            String(r.expiresAtMs),
+            r.outAmount,
+            r.maxBalance ?? '',
+            '',
+          ])
+          if (result !== 'OK') await this.call('reject-incoming', [from.account, from.inflight], [r.packetId, bootId, reservation.attempt, ''])
+        }
+      }
     } catch (err) {
       this.own.end(field)
-      if (mayHaveRun(err)) this.own.suspect(field, { incomingAccount: r.incomingAccount, packetId: r.packetId })
+      if (mayHaveRun(err) || this.split) this.own.suspect(reservation)
       throw err
     }
     const outcome = PREPARE_OUTCOMES[result]
-    if (outcome !== 'ok') {
+    if (!outcome) {
       this.own.end(field)
-      // The entry in the way may be an orphan of this process (a prepare whose answer it never got).
-      if (outcome === 'duplicate' && !this.own.isOpen(field)) {
-        this.own.suspect(field, { incomingAccount: r.incomingAccount, packetId: r.packetId })
-      }
+      this.own.suspect(reservation)
+      throw new Error(`unexpected prepare result ${result}`)
     }
-    if (!outcome) throw new Error(`unexpected prepare result ${result}`)
-    return outcome
-  }
-
-  async fulfill(incomingAccount: string, packetId: string, outgoingAccount: string): Promise<ResolveOutcome> {
-    const field = Keys.hotSetField(incomingAccount, packetId)
-    const outcome = resolveOutcome(await this.call('fulfill', [this.keys.account(outgoingAccount)], [field, outgoingAccount]))
-    this.own.end(field)
+    if (outcome === 'ok') this.own.grant(field, reservation)
+    else this.own.end(field)
     return outcome
   }
 
   /**
-   * Refunds the packet. With a guard (the sweeper, the orphan audit), only
-   * the entry with that owner and expiry is refunded; another is 'gone'.
+   * The packet was fulfilled: the sender's debit becomes final, then the next
+   * hop is credited. 'gone': the reservation was already settled or refunded,
+   * or the fulfill came after the packet's expiry (it is refunded then).
    */
-  async reject(incomingAccount: string, packetId: string, outgoingAccount: string, guard?: RejectGuard): Promise<ResolveOutcome> {
+  async fulfill(incomingAccount: string, packetId: string, outgoingAccount: string): Promise<ResolveOutcome> {
     const field = Keys.hotSetField(incomingAccount, packetId)
-    const outcome = resolveOutcome(
-      await this.call(
-        'reject',
-        [this.keys.account(incomingAccount), this.keys.account(outgoingAccount)],
-        // always four arguments: calls of one batch share their layout
-        [field, outgoingAccount, guard?.bootId ?? '', guard ? String(guard.expiresAtMs) : ''],
-      ),
-    )
-    if (!guard) this.own.end(field)
+    const r = this.own.reservation(field)
+    if (!r) return 'gone'
+    if (r.outgoingAccount !== outgoingAccount) throw new Error(`packet ${packetId} of ${incomingAccount} goes to ${r.outgoingAccount}, not ${outgoingAccount}`)
+    const from = this.keys.packetKeys(incomingAccount)
+    const to = this.keys.packetKeys(outgoingAccount)
+    let result: string
+    if (!this.split) {
+      result = await this.call('fulfill', [from.account, from.inflight, to.account, to.credits], [packetId, r.bootId, r.attempt, outgoingAccount, field])
+    } else {
+      result = await this.call('fulfill-incoming', [from.inflight], [packetId, r.bootId, r.attempt, outgoingAccount])
+      // decided: the credit follows, and a credit that fails is owed, not undone
+      if (result === 'OK') await this.credit({ incomingAccount, packetId, outgoingAccount, bootId: r.bootId, attempt: r.attempt, expiresAtMs: 0, outAmount: '', headroom: '' })
+      else if (result === 'EXPIRED') await this.refundSteps(r, '')
+      // gone: refunded, or decided by an earlier try whose answer was lost. An outgoing record
+      // without its incoming one is a fulfilled packet: credit it, and the fulfill stands.
+      else if (result === 'GONE' && (await this.creditRecord(r)) === 'ok') result = 'OK'
+    }
+    this.own.end(field, r)
+    return result === 'OK' ? 'ok' : result === 'EXPIRED' ? 'gone' : resolveOutcome(result)
+  }
+
+  /** The packet failed: the next hop's record is released, then the sender refunded. */
+  async reject(incomingAccount: string, packetId: string, outgoingAccount: string): Promise<ResolveOutcome> {
+    const field = Keys.hotSetField(incomingAccount, packetId)
+    const r = this.own.reservation(field)
+    if (!r) return 'gone'
+    if (r.outgoingAccount !== outgoingAccount) throw new Error(`packet ${packetId} of ${incomingAccount} goes to ${r.outgoingAccount}, not ${outgoingAccount}`)
+    const outcome = await this.refundSteps(r, '')
+    this.own.end(field, r)
+    if (outcome === 'early') throw new Error('unexpected EARLY for a refund without a time guard')
     return outcome
+  }
+
+  /**
+   * Refunds one reservation's records, outside its flow (the sweeper, the
+   * orphan audit): the outgoing record first, then the incoming one.
+   * `notBeforeMs` (Redis' clock) keeps the sweeper clear of a late fulfill.
+   */
+  refundRecord(r: OwnReservation, notBeforeMs?: number): Promise<RecordOutcome> {
+    return this.refundSteps(r, notBeforeMs === undefined ? '' : String(notBeforeMs))
+  }
+
+  /** Credits an outgoing record whose incoming record is gone (its packet was fulfilled). */
+  async creditRecord(c: Pick<PendingCredit, 'incomingAccount' | 'packetId' | 'outgoingAccount' | 'bootId' | 'attempt'>): Promise<ResolveOutcome> {
+    const to = this.keys.packetKeys(c.outgoingAccount)
+    return resolveOutcome(await this.call('fulfill-outgoing', [to.account, to.credits], [Keys.hotSetField(c.incomingAccount, c.packetId), c.bootId, c.attempt]))
+  }
+
+  private async refundSteps(r: OwnReservation, notBefore: string): Promise<RecordOutcome> {
+    const field = Keys.hotSetField(r.incomingAccount, r.packetId)
+    const from = this.keys.packetKeys(r.incomingAccount)
+    const to = this.keys.packetKeys(r.outgoingAccount)
+    if (!this.split) {
+      return recordOutcome(await this.call('reject', [from.account, from.inflight, to.account, to.credits], [r.packetId, r.bootId, r.attempt, field, notBefore]))
+    }
+    const released = await this.call('reject-outgoing', [to.account, to.credits], [field, r.bootId, r.attempt, notBefore])
+    if (released === 'EARLY') return 'early'
+    return recordOutcome(await this.call('reject-incoming', [from.account, from.inflight], [r.packetId, r.bootId, r.attempt, notBefore]))
+  }
+
+  /** A fulfilled packet's credit; one that fails is retried until it lands. */
+  private async credit(c: PendingCredit): Promise<void> {
+    try {
+      await this.creditRecord(c)
+    } catch {
+      this.owedCredits.push(c)
+      this.owedTimer ??= setTimeout(() => void this.retryCredits(), 200)
+    }
+  }
+
+  private async retryCredits(): Promise<void> {
+    this.owedTimer = undefined
+    const owed = this.owedCredits.splice(0)
+    await Promise.all(owed.map((c) => this.creditRecord(c).catch(() => this.owedCredits.push(c))))
+    if (this.owedCredits.length > 0) this.owedTimer ??= setTimeout(() => void this.retryCredits(), 1000)
+  }
+
+  /** Credits still owed by this process (a cluster's fulfills whose credit has not landed yet). */
+  get owedCreditCount(): number {
+    return this.owedCredits.length
+  }
+
+  /** Tries the owed credits once more (before close). */
+  async flushCredits(): Promise<void> {
+    if (this.owedTimer) clearTimeout(this.owedTimer)
+    await this.retryCredits()
+    if (this.owedTimer) clearTimeout(this.owedTimer)
+    this.owedTimer = undefined
   }
 
   async balance(accountId: string): Promise<AccountBalance> {
@@ -290,8 +547,48 @@ export class Ledger {
     }
   }
 
+  /** The accounts in the owner index of each process that may hold records: where every packet in flight is. */
+  async accountsWithRecords(): Promise<string[]> {
+    const owners = await this.redis.smembers(this.keys.owners)
+    const lists = await Promise.all(owners.map((o) => this.redis.smembers(this.keys.ownerAccounts(o))))
+    return [...new Set(lists.flat())].sort()
+  }
+
+  /** The incoming records of one account. */
+  async incomingRecords(accountId: string): Promise<HotSetEntry[]> {
+    const fields = await this.redis.hgetall(this.keys.inflight(accountId))
+    const out: HotSetEntry[] = []
+    for (const [packetId, value] of Object.entries(fields)) {
+      const e = parseIncomingRecord(accountId, packetId, value)
+      if (e) out.push(e)
+    }
+    return out
+  }
+
+  /** The outgoing records of one account. */
+  async outgoingRecords(accountId: string): Promise<PendingCredit[]> {
+    const fields = await this.redis.hgetall(this.keys.credits(accountId))
+    const out: PendingCredit[] = []
+    for (const [field, value] of Object.entries(fields)) {
+      const c = parseOutgoingRecord(accountId, field, value)
+      if (c) out.push(c)
+    }
+    return out
+  }
+
+  /**
+   * Every packet in flight (its incoming record), found through the owners'
+   * indexes: the operator's view and tests. Reads only accounts that hold or
+   * held packets of a live or unswept owner.
+   */
   async hotSet(): Promise<HotSetEntry[]> {
-    const fields = await this.redis.hgetall(this.keys.hotSet)
-    return Object.entries(fields).map(([field, value]) => parseHotSetEntry(field, value))
+    const accounts = await this.accountsWithRecords()
+    return (await Promise.all(accounts.map((a) => this.incomingRecords(a)))).flat()
+  }
+
+  /** Every outgoing record (a packet in flight, or fulfilled and waiting for its credit). */
+  async pendingCredits(): Promise<PendingCredit[]> {
+    const accounts = await this.accountsWithRecords()
+    return (await Promise.all(accounts.map((a) => this.outgoingRecords(a)))).flat()
   }
 }

@@ -17,7 +17,7 @@ const MIGRATION_LOCK_MS = 60_000
 export async function renameFarmKeys(redis: RedisClient, keys: Keys, log: Logger): Promise<void> {
   if (isCluster(redis)) return
   const pairs = keys.renamedFarmKeys()
-  const found = await redis.exists(...pairs.map(([from]) => from))
+  const found = await redis.exists(...pairs.map(([from]) => from), keys.legacyHotSet)
   if (found === 0) return
   const lock = `${keys.prefix}${FARM_TAG}:migrating`
   if ((await redis.set(lock, String(process.pid), 'PX', MIGRATION_LOCK_MS, 'NX')) === null) {
@@ -35,7 +35,44 @@ export async function renameFarmKeys(redis: RedisClient, keys: Keys, log: Logger
       await redis.rename(from, to)
       log.info({ from, to }, 'renamed a farm key to its {farm}-tagged name')
     }
+    await splitLegacyHotSet(redis, keys, log)
   } finally {
     await redis.del(lock)
   }
+}
+
+/**
+ * Packets in flight of a farm from before per-account records: each entry of
+ * the one hotSet hash becomes its two records (lua/lib/entry.lua), in the
+ * slots of its two accounts, under its owner's index, and the sweeper settles
+ * them like any other once their owner is gone. One MULTI per packet (such a
+ * farm runs on a single Redis, where a MULTI may span slots).
+ */
+async function splitLegacyHotSet(redis: RedisClient, keys: Keys, log: Logger): Promise<void> {
+  let cursor = '0'
+  let moved = 0
+  do {
+    const [next, flat] = await redis.hscan(keys.legacyHotSet, cursor, 'COUNT', 500)
+    cursor = next
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const field = flat[i]!
+      const parts = flat[i + 1]!.split('|')
+      if (parts.length === 6) parts.splice(1, 0, '') // written before owners were recorded
+      const [shard, owner, expiresAt, inAmount, outgoing, outAmount, headroom] = parts
+      const sep = field.indexOf('|')
+      const incoming = field.slice(0, sep)
+      const packetId = field.slice(sep + 1)
+      const bootId = owner || 'legacy'
+      await redis
+        .multi()
+        .hset(keys.inflight(incoming), packetId, [shard, bootId, 'legacy', expiresAt, inAmount, outgoing, outAmount].join('|'))
+        .hset(keys.credits(outgoing!), field, [bootId, 'legacy', expiresAt, outAmount, headroom].join('|'))
+        .sadd(keys.ownerAccounts(bootId), incoming, outgoing!)
+        .sadd(keys.owners, bootId)
+        .hdel(keys.legacyHotSet, field)
+        .exec()
+      moved++
+    }
+  } while (cursor !== '0')
+  if (moved > 0) log.info({ packets: moved }, 'moved packets in flight from the one hotSet hash to per-account records')
 }

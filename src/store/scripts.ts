@@ -4,42 +4,119 @@ import { join } from 'node:path'
 import { packageRoot } from '../util/package-root.js'
 
 const LIBRARIES = ['lib/bigint.lua', 'lib/entry.lua']
-const TRANSITIONS = ['prepare', 'fulfill', 'reject'] as const
+
+/**
+ * The packet transitions (lua/packet/<name>.lua): each takes the keys of one
+ * account, so each touches one hash slot.
+ */
+const TRANSITIONS = [
+  'prepare-incoming',
+  'prepare-outgoing',
+  'fulfill-incoming',
+  'fulfill-outgoing',
+  'reject-outgoing',
+  'reject-incoming',
+] as const
 export type Transition = (typeof TRANSITIONS)[number]
+
+/**
+ * The chains of transitions one packet step takes, run as one call where all
+ * their keys live on one Redis (a single Redis: every slot is on it). On a
+ * cluster the ledger runs the same transitions one by one, in the same order.
+ */
+export type Chain = 'prepare' | 'fulfill' | 'reject'
+export type Operation = Transition | Chain
 
 export interface FunctionLibrary {
   /** Library name, versioned by its code so farms of different versions can share a Redis. */
   name: string
   /** The FUNCTION LOAD payload. */
   code: string
-  /** The one registered function: a batch of packet transitions (see BATCH_FUNCTION). */
+  /** The one registered function: a batch of operations (see BATCH_FUNCTION). */
   batch: string
 }
 
+/** How a batch names each operation, how many keys it takes and how many arguments. */
+export const OPERATION_CODES: Record<Operation, { code: string; keys: number; args: number }> = {
+  'prepare-incoming': { code: 'pi', keys: 2, args: 10 },
+  'prepare-outgoing': { code: 'po', keys: 2, args: 7 },
+  'fulfill-incoming': { code: 'fi', keys: 1, args: 4 },
+  'fulfill-outgoing': { code: 'fo', keys: 2, args: 3 },
+  'reject-outgoing': { code: 'ro', keys: 2, args: 4 },
+  'reject-incoming': { code: 'ri', keys: 2, args: 4 },
+  // KEYS: incoming account, its in-flight records, outgoing account, its credits
+  // prepare ARGV: prepare-incoming's ten, then the outgoing field and maxBalance
+  prepare: { code: 'P', keys: 4, args: 12 },
+  // fulfill ARGV: packet id, owner, attempt, outgoing account id, outgoing field
+  fulfill: { code: 'F', keys: 4, args: 5 },
+  // reject ARGV: packet id, owner, attempt, outgoing field, not before
+  reject: { code: 'R', keys: 4, args: 5 },
+}
+
+const luaName = (t: string) => `transition_${t.replace('-', '_')}`
+
 /**
- * How a batch names each transition, how many account keys it takes (after
- * the hotSet key) and how many arguments.
+ * The chains, in Lua, from the transitions: the order of the steps is what
+ * keeps a packet's two records consistent (lua/lib/entry.lua).
  */
-export const TRANSITION_CODES: Record<Transition, { code: string; keys: number; args: number }> = {
-  prepare: { code: 'p', keys: 2, args: 10 },
-  fulfill: { code: 'f', keys: 1, args: 2 },
-  reject: { code: 'r', keys: 2, args: 4 },
+const CHAIN_FUNCTIONS = `
+-- Both sides are checked before either is written (one call: nothing runs in
+-- between), so a refused prepare changes nothing. The undo only runs when the
+-- two accounts are one, whose incoming write the outgoing check then sees.
+local function chain_prepare(keys, args)
+  local outgoing = { args[11], args[3], args[4], args[5], args[8], args[12], '1' }
+  local result = transition_prepare_outgoing({ keys[3], keys[4] }, outgoing)
+  if result ~= 'OK' then return result end
+  result = transition_prepare_incoming({ keys[1], keys[2] }, { args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8], args[9], args[10] })
+  if result ~= 'OK' then return result end
+  outgoing[7] = ''
+  result = transition_prepare_outgoing({ keys[3], keys[4] }, outgoing)
+  if result ~= 'OK' then transition_reject_incoming({ keys[1], keys[2] }, { args[1], args[3], args[4], '' }) end
+  return result
+end
+
+local function chain_reject(keys, args)
+  local result = transition_reject_outgoing({ keys[3], keys[4] }, { args[4], args[2], args[3], args[5] })
+  if result == 'EARLY' then return result end
+  return transition_reject_incoming({ keys[1], keys[2] }, { args[1], args[2], args[3], args[5] })
+end
+
+-- An outgoing record without its incoming one is a fulfilled packet: a
+-- retried fulfill whose first try landed (its answer lost) still credits it.
+local function chain_fulfill(keys, args)
+  local result = transition_fulfill_incoming({ keys[2] }, { args[1], args[2], args[3], args[4] })
+  if result == 'EXPIRED' then
+    chain_reject(keys, { args[1], args[2], args[3], args[5], '' })
+    return result
+  end
+  local credited = transition_fulfill_outgoing({ keys[3], keys[4] }, { args[5], args[2], args[3] })
+  if result == 'GONE' and credited == 'OK' then return 'OK' end
+  return result
+end
+`
+
+const functionOf: Record<Operation, string> = {
+  ...(Object.fromEntries(TRANSITIONS.map((t) => [t, luaName(t)])) as Record<Transition, string>),
+  prepare: 'chain_prepare',
+  fulfill: 'chain_fulfill',
+  reject: 'chain_reject',
 }
 
 let cached: FunctionLibrary | undefined
 
 /**
- * The registered function takes a batch of packet transitions, of any kinds,
- * in the order they were made. KEYS: the hotSet key, then each account
- * key the batch touches, once. ARGV: for each packet, the transition's code
- * (TRANSITION_CODES), the KEYS index of each account key it takes, then its
- * own arguments. Each packet runs through its transition on its own, in
- * order, inside pcall: one packet's error is that packet's reply, never the
- * batch's.
+ * The registered function takes a batch of operations, of any kinds, in the
+ * order they were made. KEYS: each key the batch touches, once. ARGV: for
+ * each operation, its code (OPERATION_CODES), the KEYS index of each key it
+ * takes, then its own arguments. Each runs on its own, in order, inside
+ * pcall: one operation's error is its own reply, never the batch's. On a
+ * cluster, a batch holds the operations of one slot.
  */
 const BATCH_FUNCTION = `
-local TRANSITIONS = {
-  ${TRANSITIONS.map((t) => `${TRANSITION_CODES[t].code} = { transition_${t}, ${TRANSITION_CODES[t].keys}, ${TRANSITION_CODES[t].args}, {}, {} }`).join(',\n  ')},
+local OPERATIONS = {
+  ${(Object.keys(OPERATION_CODES) as Operation[])
+    .map((op) => `${OPERATION_CODES[op].code} = { ${functionOf[op]}, ${OPERATION_CODES[op].keys}, ${OPERATION_CODES[op].args}, {}, {} }`)
+    .join(',\n  ')},
 }
 
 local function batch(keys, args)
@@ -47,17 +124,16 @@ local function batch(keys, args)
   local i, n = 1, 0
   while i <= #args do
     n = n + 1
-    local t = TRANSITIONS[args[i]]
+    local t = OPERATIONS[args[i]]
     if not t then
       -- the rest of the batch cannot be read
-      out[n] = redis.error_reply('ERR unknown transition ' .. tostring(args[i]))
+      out[n] = redis.error_reply('ERR unknown operation ' .. tostring(args[i]))
       break
     end
     -- each kind's KEYS and ARGV tables are reused: its arity is fixed, so every
-    -- entry is written again for each packet, and no transition keeps them
+    -- entry is written again for each operation, and none keeps them
     local perKeys, perArgs, k, a = t[2], t[3], t[4], t[5]
-    k[1] = keys[1]
-    for j = 1, perKeys do k[1 + j] = keys[tonumber(args[i + j])] end
+    for j = 1, perKeys do k[j] = keys[tonumber(args[i + j])] end
     i = i + 1 + perKeys
     for j = 1, perArgs do a[j] = args[i + j - 1] end
     i = i + perArgs
@@ -74,10 +150,10 @@ local function batch(keys, args)
 end`
 
 /**
- * The scripts of lua/ as one Redis Functions library: the shared helpers are
- * defined once when the library loads, each transition (lua/<name>.lua,
- * written against KEYS and ARGV for one packet) becomes a local function, and
- * one registered function runs a batch of them.
+ * The scripts of lua/packet/ as one Redis Functions library: the shared
+ * helpers are defined once when the library loads, each transition (written
+ * against KEYS and ARGV for one packet) becomes a local function, the chains
+ * call them in order, and one registered function runs a batch.
  */
 export function functionLibrary(): FunctionLibrary {
   if (cached) return cached
@@ -85,7 +161,8 @@ export function functionLibrary(): FunctionLibrary {
   const read = (file: string): string => readFileSync(join(luaDir, file), 'utf8')
   const body = [
     ...LIBRARIES.map(read),
-    ...TRANSITIONS.map((t) => `local function transition_${t}(KEYS, ARGV)\n${read(`${t}.lua`)}\nend`),
+    ...TRANSITIONS.map((t) => `local function ${luaName(t)}(KEYS, ARGV)\n${read(`packet/${t}.lua`)}\nend`),
+    CHAIN_FUNCTIONS,
     BATCH_FUNCTION,
   ].join('\n')
   const name = `ilpfarm_${createHash('sha1').update(body).digest('hex').slice(0, 12)}`

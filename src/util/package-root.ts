@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url'
 export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url))
   for (;;) {
-    if (existsSync(join(dir, 'lua', 'prepare.lua')) && existsSync(join(dir, 'package.json'))) return dir
+    if (existsSync(join(dir, 'lua', 'packet', 'prepare-incoming.lua')) && existsSync(join(dir, 'package.json'))) return dir
     const parent = dirname(dir)
     if (parent === dir) throw new Error('cannot find the ilp-farm package folder')
     dir = parent

@@ -12,6 +12,7 @@ import { cleanEnv, killAllClis, runCli } from '../helpers/cli.js'
 import { account, ADMIN_TOKEN, adminGet, prepareTo, sendIlp, startTestFarm, type TestFarm } from '../helpers/farm.js'
 import { fulfillKnown, knownCondition, startTestPeer, type TestPeer } from '../helpers/peer.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis.js'
+import { plantPacket, unplantPacket } from '../helpers/in-flight.js'
 
 /**
  * The admin subcommands of `ilp-farm` as an operator runs them: the CLI a real
@@ -174,23 +175,20 @@ describe('reading the farm', () => {
 
 describe('packets in flight and inspect', () => {
   const keys = () => new Keys(farm.config.redis.keyPrefix)
-  const planted = ['alice|cli-expired', 'alice|cli-pending']
+  const now = Date.now()
+  const planted = [
+    { incomingAccount: 'alice', packetId: 'cli-expired', outgoingAccount: 'upstream', bootId: DEAD_OWNER, shard: 0, expiresAtMs: now - 5_000, inAmount: '100', outAmount: '100' },
+    { incomingAccount: 'alice', packetId: 'cli-pending', outgoingAccount: 'upstream', bootId: DEAD_OWNER, shard: 0, expiresAtMs: now + 120_000, inAmount: '40', outAmount: '40' },
+  ]
 
   beforeAll(async () => {
     // A packet past its expiry and one still pending, both owned by a worker that has no heartbeat:
-    // what a crash leaves behind (lua/lib/entry.lua: shard|bootId|expiresAt|in|outAccount|out|headroom).
-    const now = Date.now()
-    await redis.client.hset(
-      keys().hotSet,
-      planted[0]!,
-      `0|${DEAD_OWNER}|${now - 5_000}|100|upstream|100|0`,
-      planted[1]!,
-      `0|${DEAD_OWNER}|${now + 120_000}|40|upstream|40|0`,
-    )
+    // what a crash leaves behind (lua/lib/entry.lua).
+    for (const p of planted) await plantPacket(redis.client, keys(), p)
   })
 
   afterAll(async () => {
-    await redis.client.hdel(keys().hotSet, ...planted)
+    for (const p of planted) await unplantPacket(redis.client, keys(), p)
   })
 
   it('inflight: owners, time to expiry, flags; --json is GET /admin/inflight', async () => {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type EmbeddedRedis, freePort, startEmbeddedRedis } from '../../src/farm/embedded-redis.js'
 import { account, adminGet, startTestFarm, type TestFarm } from '../helpers/farm.js'
 import { type Receiver, runLoad, type SentPacket, startReceiver, summarize, sum } from '../helpers/load.js'
-import { Keys } from '../../src/store/keys.js'
+import { recordsLeft } from '../helpers/in-flight.js'
 
 /**
  * Redis stopped and started again (same port, same append-only data) while
@@ -88,7 +88,7 @@ describe('Redis stop and start during load', () => {
         const lastExpiry = Math.max(...sent.map((p) => p.sentAt)) + EXPIRES_IN_MS
         let emptyAt: number | undefined
         while (Date.now() < lastExpiry + 15_000) {
-          if ((await client.hlen(new Keys(PREFIX).hotSet)) === 0 && Date.now() > lastExpiry) {
+          if ((await recordsLeft(client, PREFIX)) === 0 && Date.now() > lastExpiry) {
             emptyAt = Date.now()
             break
           }

@@ -12,6 +12,7 @@ import { ADMIN_TOKEN } from '../helpers/farm.js'
 import { type LedgerWatch, watchLedger } from '../helpers/ledger-monitor.js'
 import { type Receiver, runLoad, type SentPacket, startReceiver, summarize, sum } from '../helpers/load.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis.js'
+import { recordsLeft } from '../helpers/in-flight.js'
 
 /**
  * Worker deaths strand no client: the real `ilp-farm start` with 2 workers
@@ -179,7 +180,7 @@ describe('worker death', () => {
       const lastExpiry = Math.max(...sent.map((p) => p.sentAt)) + EXPIRES_IN_MS
       let emptyAt: number | undefined
       for (;;) {
-        if ((await redis.client.hlen(keys.hotSet)) === 0 && Date.now() > lastExpiry) {
+        if ((await recordsLeft(redis.client, keys.prefix)) === 0 && Date.now() > lastExpiry) {
           emptyAt = Date.now()
           break
         }

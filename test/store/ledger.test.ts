@@ -18,9 +18,10 @@ afterAll(async () => {
   client?.disconnect()
   await redis?.close()
 })
+let split = false
 beforeEach(() => {
   prefix = `l${++seq}:`
-  ledger = new Ledger(client, prefix)
+  ledger = new Ledger(client, prefix, { split })
 })
 
 function reservation(fields: Partial<Reservation> = {}): Reservation {
@@ -42,12 +43,26 @@ async function snapshot(): Promise<Record<string, Record<string, string>>> {
   const keys = await client.keys(`${prefix}*`)
   const out: Record<string, Record<string, string>> = {}
   for (const key of keys.sort()) {
-    out[key] = (await client.type(key)) === 'hash' ? await client.hgetall(key) : { zset: (await client.zrange(key, 0, -1, 'WITHSCORES')).join(',') }
+    const type = await client.type(key)
+    out[key] =
+      type === 'hash'
+        ? await client.hgetall(key)
+        : type === 'set'
+          ? { set: (await client.smembers(key)).sort().join(',') }
+          : { zset: (await client.zrange(key, 0, -1, 'WITHSCORES')).join(',') }
   }
   return out
 }
 
-describe('Ledger (Lua scripts)', () => {
+// Each step as one chained call (a single Redis), and as one call per account (as on a cluster).
+describe.each([
+  ['chained', false],
+  ['split', true],
+])('Ledger (Lua scripts), %s', (_mode, splitMode) => {
+  beforeAll(() => {
+    split = splitMode
+  })
+
   it('loads its scripts as one Redis Functions library, and loads them again if Redis lost them', async () => {
     await ledger.load()
     const libs = (await client.call('FUNCTION', 'LIST')) as unknown[][]
@@ -101,7 +116,7 @@ describe('Ledger (Lua scripts)', () => {
       ...packets.slice(1).map((p) => ledger.fulfill('alice', p.packetId, 'bob')),
     ])
     expect(results[0]!.status).toBe('rejected')
-    expect(String((results[0] as PromiseRejectedResult).reason)).toContain('belongs to bob')
+    expect(String((results[0] as PromiseRejectedResult).reason)).toContain('goes to bob')
     expect(results.slice(1).every((r) => r.status === 'fulfilled' && r.value === 'ok')).toBe(true)
     expect((await ledger.balance('bob')).balance).toBe('190')
     expect(await ledger.reject('alice', packets[0]!.packetId, 'bob')).toBe('ok')
@@ -138,8 +153,12 @@ describe('Ledger (Lua scripts)', () => {
     expect(await ledger.prepare(a)).toBe('ok')
     expect((await ledger.balance('bob')).creditsInFlight).toBe('100')
     const before = await snapshot()
+    const balances = [await ledger.balance('alice'), await ledger.balance('bob')]
     expect(await ledger.prepare(reservation({ ...cap, outAmount: '51' }))).toBe('exceeds-max-balance')
-    expect(await snapshot()).toEqual(before)
+    if (!splitMode) expect(await snapshot()).toEqual(before)
+    // Split, the refused outgoing side comes after the incoming reservation, which is refunded:
+    // the balances are as they were, though the lease may have moved from cold to the shard's hot balance.
+    else expect([await ledger.balance('alice'), await ledger.balance('bob')].map((b) => [b.balance, b.creditsInFlight])).toEqual(balances.map((b) => [b.balance, b.creditsInFlight]))
     expect(await ledger.prepare(reservation({ ...cap, inAmount: '50', outAmount: '50' }))).toBe('ok')
     await ledger.reject('alice', a.packetId, 'bob')
     expect((await ledger.balance('bob')).creditsInFlight).toBe('50')

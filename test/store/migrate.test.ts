@@ -41,7 +41,7 @@ describe('farm keys renamed to their {farm}-tagged names', () => {
       const deadline = Date.now() + 5_000
       while ((await balanceOf(farm.url, 'alice')) !== '0' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
       expect(await balanceOf(farm.url, 'alice')).toBe('0')
-      expect(await redis.client.hlen(keys.hotSet)).toBe(0)
+      expect(await redis.client.exists(keys.legacyHotSet, keys.inflight('alice'), keys.credits('bob'))).toBe(0)
     } finally {
       await farm.close()
     }

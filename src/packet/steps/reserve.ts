@@ -2,7 +2,7 @@ import type { PacketServices, RoutedPacket } from '../context.js'
 import { parallelismOf } from '../parallelism.js'
 import { IlpRejection } from '../reject.js'
 
-/** One Lua call claims the packet in the hotSet and reserves both sides: T04, or F00 for a duplicate id. */
+/** Claims the packet id and reserves both sides (one chained call, or two on a cluster): T04, or F00 for a duplicate id. */
 export async function reserve(ctx: RoutedPacket, services: PacketServices): Promise<void> {
   let outcome
   try {
@@ -31,5 +31,7 @@ export async function reserve(ctx: RoutedPacket, services: PacketServices): Prom
       throw new IlpRejection('T04', 'insufficient liquidity: the sender has not enough balance or credit')
     case 'exceeds-max-balance':
       throw new IlpRejection('T04', 'insufficient liquidity: the next hop would exceed its maximum balance')
+    case 'expired':
+      throw new IlpRejection('R00', 'packet expired before it could be forwarded')
   }
 }
