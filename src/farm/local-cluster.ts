@@ -24,6 +24,10 @@ export interface LocalCluster {
   waitHealthy(timeoutMs?: number): Promise<void>
   /** SIGKILLs one node (a crash, no shutdown). */
   kill(node: ClusterNode): void
+  /** Starts one more node and joins it to the cluster as a master without slots (`redis-cli --cluster add-node`). */
+  addNode(): Promise<ClusterNode>
+  /** Moves one slot, and its keys, to `to` (a master): IMPORTING/MIGRATING, MIGRATE, then SETSLOT NODE on every master. */
+  moveSlot(slot: number, to: ClusterNode): Promise<void>
   stop(): Promise<void>
 }
 
@@ -66,33 +70,32 @@ function isFree(port: number): Promise<boolean> {
 }
 
 export async function startLocalCluster(opts: LocalClusterOptions): Promise<LocalCluster> {
-  const masters = opts.masters ?? 3
+  let masters = opts.masters ?? 3
   const replicas = opts.replicasPerMaster ?? 1
   const nodeTimeoutMs = opts.nodeTimeoutMs ?? 1_000
   const taken = new Set<number>()
   const nodes: ClusterNode[] = []
+  const startNode = async (port: number): Promise<ClusterNode> => {
+    const dataDir = join(opts.dataDir, String(port))
+    mkdirSync(dataDir, { recursive: true })
+    const redis = await startEmbeddedRedis({
+      dataDir,
+      port,
+      appendonly: false,
+      extraArgs: [
+        '--cluster-enabled', 'yes',
+        '--cluster-config-file', join(dataDir, 'nodes.conf'),
+        '--cluster-node-timeout', String(nodeTimeoutMs),
+        // a replica syncs at once (the default waits 5 s for more replicas): one that never synced cannot take over
+        '--repl-diskless-sync-delay', '0',
+      ],
+    })
+    return { port, url: redis.url, redis }
+  }
   try {
     const ports = []
     for (let i = 0; i < masters * (1 + replicas); i++) ports.push(await freeClusterPort(taken))
-    const started = await Promise.all(
-      ports.map(async (port) => {
-        const dataDir = join(opts.dataDir, String(port))
-        mkdirSync(dataDir, { recursive: true })
-        const redis = await startEmbeddedRedis({
-          dataDir,
-          port,
-          appendonly: false,
-          extraArgs: [
-            '--cluster-enabled', 'yes',
-            '--cluster-config-file', join(dataDir, 'nodes.conf'),
-            '--cluster-node-timeout', String(nodeTimeoutMs),
-            // a replica syncs at once (the default waits 5 s for more replicas): one that never synced cannot take over
-            '--repl-diskless-sync-delay', '0',
-          ],
-        })
-        return { port, url: redis.url, redis }
-      }),
-    )
+    const started = await Promise.all(ports.map(startNode))
     nodes.push(...started)
     await run(opts.redisCli ?? 'redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', String(replicas), '--cluster-yes'], {
       timeout: 60_000,
@@ -105,6 +108,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   const ask = async <T>(node: ClusterNode, fn: (client: Redis) => Promise<T>): Promise<T | undefined> => {
     if (node.redis.process.exitCode !== null || node.redis.process.signalCode !== null) return undefined
     const client = new Redis(node.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1_000 })
+    client.on('error', () => undefined) // a node being killed: the call fails, and that is the answer
     try {
       await client.connect()
       return await fn(client)
@@ -141,6 +145,48 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     },
     kill(node) {
       node.redis.process.kill('SIGKILL')
+    },
+    async addNode() {
+      const node = await startNode(await freeClusterPort(taken))
+      nodes.push(node)
+      const [seed] = await cluster.masters()
+      if (!seed) throw new Error('no master to join')
+      await run(opts.redisCli ?? 'redis-cli', ['--cluster', 'add-node', `127.0.0.1:${node.port}`, `127.0.0.1:${seed.port}`], { timeout: 60_000 })
+      masters++
+      await cluster.waitHealthy()
+      return node
+    },
+    async moveSlot(slot, to) {
+      const ids = new Map<ClusterNode, string>()
+      for (const node of await cluster.masters()) ids.set(node, String(await ask(node, (c) => c.cluster('MYID'))))
+      const owner = await ask(to, async (c) => {
+        const ranges = await c.cluster('SLOTS')
+        return ranges.find(([from, until]) => from <= slot && slot <= until)?.[2]?.[2]
+      })
+      const source = [...ids].find(([, id]) => id === owner)?.[0]
+      const target = ids.get(to)
+      if (!source || !target || !owner) throw new Error(`slot ${slot}: no owner, or ${to.url} is not a master`)
+      if (source === to) return
+      const on = async <T>(node: ClusterNode, fn: (client: Redis) => Promise<T>): Promise<T> => {
+        const client = new Redis(node.url, { lazyConnect: true, maxRetriesPerRequest: 0 })
+        client.on('error', () => undefined)
+        try {
+          await client.connect()
+          return await fn(client)
+        } finally {
+          client.disconnect()
+        }
+      }
+      await on(to, (c) => c.call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', owner))
+      await on(source, async (c) => {
+        await c.call('CLUSTER', 'SETSLOT', slot, 'MIGRATING', target)
+        for (;;) {
+          const keys = (await c.call('CLUSTER', 'GETKEYSINSLOT', slot, 100)) as string[]
+          if (keys.length === 0) break
+          await c.call('MIGRATE', '127.0.0.1', to.port, '', 0, 5000, 'KEYS', ...keys)
+        }
+      })
+      for (const node of ids.keys()) await on(node, (c) => c.call('CLUSTER', 'SETSLOT', slot, 'NODE', target))
     },
     async stop() {
       await Promise.allSettled(nodes.map((n) => n.redis.stop()))
