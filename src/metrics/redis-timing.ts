@@ -7,7 +7,8 @@ interface TimedCommand {
   readonly promise: Promise<unknown>
 }
 
-type SendCommand = (command: TimedCommand, stream?: unknown) => unknown
+/** Redis' sendCommand(command, stream), or a Cluster's sendCommand(command, stream, node): the rest is passed on as is. */
+type SendCommand = (command: TimedCommand, ...rest: unknown[]) => unknown
 
 /**
  * The label of a command: its name, and for FCALL the function it runs
@@ -51,13 +52,13 @@ export function timeRedisCalls(redis: RedisClient, observe: (command: string, se
   const target = redis as unknown as { sendCommand: SendCommand }
   const original = target.sendCommand
   const labels: LabelCache = { fcall: new Map(), names: new Map() }
-  target.sendCommand = function timedSendCommand(this: unknown, command: TimedCommand, stream?: unknown): unknown {
+  target.sendCommand = function timedSendCommand(this: unknown, command: TimedCommand, ...rest: unknown[]): unknown {
     if (!skip()) {
       const startedAt = performance.now()
       const done = () => observe(commandLabel(command, labels), (performance.now() - startedAt) / 1000)
       command.promise.then(done, done)
     }
-    return original.call(this, command, stream)
+    return original.call(this, command, ...rest)
   }
   return () => {
     target.sendCommand = original

@@ -1,0 +1,113 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Type } from 'ilp-packet'
+import { Client } from 'undici'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { stringify } from 'yaml'
+import { type LocalCluster, startLocalCluster } from '../../src/farm/local-cluster.js'
+import { cleanEnv, type CliRun, killAllClis, runCli } from '../helpers/cli.js'
+import { account, ADMIN_TOKEN, adminSend, prepareTo, sendIlp } from '../helpers/farm.js'
+import { fulfillKnown, knownCondition, startTestPeer, type TestPeer } from '../helpers/peer.js'
+
+/**
+ * `ilp-farm start` with REDIS_CLUSTER on a real local Redis Cluster (3
+ * masters, no replicas): no embedded Redis, two workers on the cluster,
+ * accounts added at runtime through the admin API reach both workers over
+ * sharded pub/sub.
+ */
+let cluster: LocalCluster
+let bob: TestPeer
+let farm: CliRun
+let url: string
+let tmp: string
+
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'ilp-farm-cstart-'))
+  cluster = await startLocalCluster({ dataDir: join(tmp, 'cluster'), replicasPerMaster: 0 })
+  bob = await startTestPeer(fulfillKnown)
+  const file = join(tmp, 'farm.yaml')
+  writeFileSync(
+    file,
+    stringify({
+      ilpAddress: 'test.farm',
+      http: { host: '127.0.0.1', port: 0 },
+      workers: 2,
+      redis: { keyPrefix: 'cs:', dataDir: join(tmp, 'never') },
+      admin: { token: ADMIN_TOKEN },
+      log: { level: 'warn' },
+      accounts: [account('alice', { minBalance: '-1000000' }), account('bob', { relation: 'peer', outgoing: { url: bob.url }, routes: ['test.bob'] })],
+    }),
+  )
+  farm = runCli(['start', '--config', file], { env: cleanEnv({ REDIS_CLUSTER: cluster.seeds.join(',') }) })
+  url = (await farm.waitFor(/listening on (http:\/\/\S+)/, 60_000))[1]!
+}, 120_000)
+
+afterAll(async () => {
+  await killAllClis()
+  await bob?.close()
+  await cluster?.stop()
+  if (tmp) rmSync(tmp, { recursive: true, force: true })
+})
+
+/** /health on a new connection (so both workers get some), and which worker answered. */
+async function healthOnNewConnection(): Promise<{ status: number; shard: string }> {
+  const client = new Client(url, { pipelining: 1 })
+  try {
+    const health = await client.request({ path: '/health', method: 'GET' })
+    await health.body.dump()
+    return { status: health.statusCode, shard: String(health.headers['x-ilp-farm-shard']) }
+  } finally {
+    await client.close()
+  }
+}
+
+describe('ilp-farm start on a Redis Cluster', () => {
+  it('starts no embedded Redis; both workers answer; the farm keys are spread over the masters', async () => {
+    expect(farm.stdout()).not.toContain('embedded redis-server')
+    const shards = new Set<string>()
+    for (let i = 0; i < 20 && shards.size < 2; i++) {
+      const health = await healthOnNewConnection()
+      expect(health.status).toBe(200)
+      shards.add(health.shard)
+    }
+    expect([...shards].sort()).toEqual(['0', '1'])
+  })
+
+  it('an account added through the admin API is seen by both workers; a packet from it is fulfilled', async () => {
+    const created = await adminSend<{ token: string }>(url, 'POST', '/admin/accounts', { id: 'carol', relation: 'child', assetCode: 'USD', assetScale: 6, minBalance: '-1000' })
+    expect(created.status).toBe(201)
+    const seen = new Set<string>()
+    for (let i = 0; i < 20 && seen.size < 2; i++) {
+      const client = new Client(url, { pipelining: 1 })
+      try {
+        const health = await client.request({ path: '/health', method: 'GET' })
+        await health.body.dump()
+        const answer = await sendIlp(url, 'carol', prepareTo('test.bob.x', '10', knownCondition()), { token: created.json.token, dispatcher: client })
+        expect(answer.packet?.type, JSON.stringify(answer.packet?.data)).toBe(Type.TYPE_ILP_FULFILL)
+        seen.add(String(health.headers['x-ilp-farm-shard']))
+      } finally {
+        await client.close()
+      }
+    }
+    expect([...seen].sort()).toEqual(['0', '1'])
+  }, 30_000)
+
+  it('a route added through one worker routes packets on both (routes:changed, published by the script in the {farm} slot)', async () => {
+    expect((await adminSend(url, 'PUT', '/admin/routes/test.dave', { account: 'bob' })).status).toBe(200)
+    const seen = new Set<string>()
+    for (let i = 0; i < 20 && seen.size < 2; i++) {
+      const client = new Client(url, { pipelining: 1 })
+      try {
+        const health = await client.request({ path: '/health', method: 'GET' })
+        await health.body.dump()
+        const answer = await sendIlp(url, 'alice', prepareTo('test.dave.x', '10', knownCondition()), { token: 'alice-token', dispatcher: client })
+        expect(answer.packet?.type, JSON.stringify(answer.packet?.data)).toBe(Type.TYPE_ILP_FULFILL)
+        seen.add(String(health.headers['x-ilp-farm-shard']))
+      } finally {
+        await client.close()
+      }
+    }
+    expect([...seen].sort()).toEqual(['0', '1'])
+  }, 30_000)
+})
