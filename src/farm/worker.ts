@@ -1,5 +1,4 @@
 import type { FastifyInstance } from 'fastify'
-import type { Redis } from 'ioredis'
 import { pino, type Logger } from 'pino'
 import { CallbackSender } from '../async/callbacks.js'
 import { AsyncInbound } from '../async/inbound.js'
@@ -69,9 +68,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   const { config, shard } = opts
   const log = opts.logger ?? createLogger(config, shard)
   const redis = await connectRedis(opts.redisTarget, { commandTimeoutMs: config.redis.commandTimeoutMs })
-  // the ledger and the settlements still type their client as one Redis: they run the same commands on a cluster
-  const commands = redis as Redis
-  const ledger = new Ledger(commands, config.redis.keyPrefix, { bootId: opts.bootId ?? newBootId(shard) })
+  const ledger = new Ledger(redis, config.redis.keyPrefix, { bootId: opts.bootId ?? newBootId(shard) })
   // workers of this host id live under another supervisor: refuse to start rather than fight over their heartbeats
   await ensureHostIdFree(new Coordination(ledger.redis, ledger.keys, hostIdOf(config)), log).catch((err: unknown) => {
     redis.disconnect()
@@ -112,7 +109,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   // route announcements (CCP): every worker answers peer.route.*, the leader announces (a leader duty, below)
   const ccp = new RouteAnnouncer({ config, accounts: registry, mapper: routes, redis, outgoing, bootId: ledger.bootId, log })
   const { webhookUrl, webhookToken } = config.settlement
-  const settlements = new Settlements(commands, ledger.keys, log, webhookUrl ? { url: webhookUrl, ...(webhookToken ? { token: webhookToken } : {}) } : undefined)
+  const settlements = new Settlements(redis, ledger.keys, log, webhookUrl ? { url: webhookUrl, ...(webhookToken ? { token: webhookToken } : {}) } : undefined)
   const services: PacketServices = {
     ilpAddress: config.ilpAddress,
     shard,

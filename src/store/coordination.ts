@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient } from './redis.js'
 import { Keys } from './keys.js'
 import { LuaScript } from './lua-script.js'
 
@@ -103,7 +103,7 @@ function parseHeartbeat(value: string | null): WorkerHeartbeat | undefined {
  */
 export class Coordination {
   constructor(
-    readonly redis: Redis,
+    readonly redis: RedisClient,
     readonly keys: Keys,
     readonly hostId: string = LOCAL_HOST_ID,
   ) {}

@@ -1,12 +1,11 @@
 import { randomBytes } from 'node:crypto'
-import { Cluster, Command, type Redis } from 'ioredis'
+import { Command } from 'ioredis'
 import { Keys } from './keys.js'
 import { CallBatcher } from './batcher.js'
 import { OwnPackets, type OwnReservation } from './own-packets.js'
+import { callWithFunctionRetry, ensureFunctionsLoaded } from './functions.js'
+import { isCluster, type RedisClient } from './redis.js'
 import { functionLibrary, type Operation, OPERATION_CODES } from './scripts.js'
-
-/** A single Redis, or a Redis Cluster. */
-export type LedgerRedis = Redis | Cluster
 
 export type PrepareOutcome = 'ok' | 'duplicate' | 'insufficient-balance' | 'exceeds-max-balance' | 'expired'
 export type ResolveOutcome = 'ok' | 'gone'
@@ -175,6 +174,8 @@ export class Ledger {
   readonly own = new OwnPackets()
   readonly split: boolean
   private attempts = 0
+  /** The library was given to ensureFunctionsLoaded (which keeps it on every master from then on). */
+  private loaded = false
   /** Accounts in this process's owner index (Keys.ownerAccounts), and those being added. */
   private readonly indexed = new Set<string>()
   private readonly indexing = new Map<string, Promise<void>>()
@@ -184,15 +185,15 @@ export class Ledger {
   private readonly owedCredits: PendingCredit[] = []
   private owedTimer: NodeJS.Timeout | undefined
 
-  readonly redis: Redis
-
-  constructor(redis: LedgerRedis, keyPrefix: string, opts: LedgerOptions = {}) {
-    // a Cluster answers the same commands; the callers' types follow
-    this.redis = redis as Redis
+  constructor(
+    readonly redis: RedisClient,
+    keyPrefix: string,
+    opts: LedgerOptions = {},
+  ) {
     this.keys = new Keys(keyPrefix)
     this.bootId = opts.bootId ?? newBootId('x')
     if (!BOOT_ID.test(this.bootId)) throw new Error(`invalid boot id ${JSON.stringify(this.bootId)}`)
-    this.split = opts.split ?? redis instanceof Cluster
+    this.split = opts.split ?? isCluster(redis)
   }
 
   /**
@@ -200,13 +201,10 @@ export class Ledger {
    * Needs Redis 7.
    */
   load(): Promise<void> {
-    this.loading ??= this.loadFunctions()
-      .then(
-        () => undefined,
-        (err: Error) => {
-          throw /unknown command/i.test(err.message) ? new Error(`Redis 7.0 or newer is needed (Redis Functions): ${err.message}`) : err
-        },
-      )
+    this.loading ??= ensureFunctionsLoaded(this.redis, this.library)
+      .catch((err: Error) => {
+        throw /unknown command/i.test(err.message) ? new Error(`Redis 7.0 or newer is needed (Redis Functions): ${err.message}`) : err
+      })
       .finally(() => {
         this.loading = undefined
       })
@@ -227,12 +225,6 @@ export class Ledger {
       this.registered.set(owner, registering)
     }
     return registering
-  }
-
-  private async loadFunctions(): Promise<void> {
-    const client = this.redis as LedgerRedis
-    const nodes: Redis[] = client instanceof Cluster ? client.nodes('master') : [client]
-    await Promise.all(nodes.map((node) => node.call('FUNCTION', 'LOAD', 'REPLACE', this.library.code)))
   }
 
   private readonly batcher = new CallBatcher<Call>((calls) => this.send(calls))
@@ -296,13 +288,12 @@ export class Ledger {
       void this.redis.sendCommand(command)
       return command.promise as Promise<unknown[]>
     }
-    try {
-      return await send()
-    } catch (err) {
-      if (!/function not found/i.test((err as Error).message)) throw err
+    // a node that lost its functions (restarted without persistence, flushed, a new master) gets them again
+    if (!this.loaded) {
       await this.load()
-      return await send()
+      this.loaded = true
     }
+    return callWithFunctionRetry(this.redis, send)
   }
 
   /** Queues one operation into the current batch; resolves with its own result. */

@@ -4,6 +4,7 @@ import { type Dispatcher, request } from 'undici'
 import { parseConfig } from '../../src/config/load.js'
 import type { AccountConfigInput, FarmConfig, FarmConfigInput } from '../../src/config/schema.js'
 import { createWorker, type Worker } from '../../src/farm/worker.js'
+import type { RedisTarget } from '../../src/store/redis.js'
 
 export const FARM_ADDRESS = 'test.farm'
 export const ADMIN_TOKEN = 'admin-token-for-tests'
@@ -28,7 +29,7 @@ export function account(id: string, fields: Partial<AccountConfigInput> = {}): A
 
 /** A one-worker farm in this process, on a free port, against the given Redis. */
 export async function startTestFarm(
-  redisUrl: string,
+  redisUrl: string | RedisTarget,
   accounts: AccountConfigInput[],
   extra: Partial<FarmConfigInput> = {},
   opts: { logger?: Logger; shard?: number } = {},

@@ -1,13 +1,13 @@
-import type { Redis } from 'ioredis'
 import type { Keys } from '../../src/store/keys.js'
 import { incomingRecordValue, Ledger, outgoingRecordValue } from '../../src/store/ledger.js'
+import type { RedisClient } from '../../src/store/redis.js'
 
 /**
  * Records of packets in flight left in Redis, farm-wide: incoming records
  * (reserved, not settled) and outgoing records (waiting for their credit or
  * release), found through the owners' indexes as the sweeper finds them.
  */
-export async function recordsLeft(client: Redis, prefix: string): Promise<number> {
+export async function recordsLeft(client: RedisClient, prefix: string): Promise<number> {
   const ledger = new Ledger(client, prefix)
   const [incoming, outgoing] = await Promise.all([ledger.hotSet(), ledger.pendingCredits()])
   return incoming.length + outgoing.length
@@ -25,7 +25,7 @@ export interface PlantedPacket {
 }
 
 /** Writes a packet's two records and its owner's index as its worker would have (for tests of what a crash leaves). */
-export async function plantPacket(client: Redis, keys: Keys, p: PlantedPacket): Promise<void> {
+export async function plantPacket(client: RedisClient, keys: Keys, p: PlantedPacket): Promise<void> {
   await client.hset(keys.inflight(p.incomingAccount), p.packetId, incomingRecordValue({ ...p, attempt: 'planted' }))
   await client.hset(keys.credits(p.outgoingAccount), `${p.incomingAccount}|${p.packetId}`, outgoingRecordValue({ ...p, attempt: 'planted', headroom: '0' }))
   await client.sadd(keys.ownerAccounts(p.bootId), p.incomingAccount, p.outgoingAccount)
@@ -33,7 +33,7 @@ export async function plantPacket(client: Redis, keys: Keys, p: PlantedPacket): 
 }
 
 /** Removes a planted packet's records. */
-export async function unplantPacket(client: Redis, keys: Keys, p: Pick<PlantedPacket, 'incomingAccount' | 'packetId' | 'outgoingAccount'>): Promise<void> {
+export async function unplantPacket(client: RedisClient, keys: Keys, p: Pick<PlantedPacket, 'incomingAccount' | 'packetId' | 'outgoingAccount'>): Promise<void> {
   await client.hdel(keys.inflight(p.incomingAccount), p.packetId)
   await client.hdel(keys.credits(p.outgoingAccount), `${p.incomingAccount}|${p.packetId}`)
 }
