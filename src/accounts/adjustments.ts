@@ -35,6 +35,7 @@ export class Adjustments {
 
   async adjust(account: AccountConfig, kind: AdjustmentKind, amount: string, idempotencyKey: string): Promise<AdjustmentResult> {
     const keyDigest = createHash('sha256').update(idempotencyKey).digest('hex')
+    if (account.settleThreshold !== undefined) await this.relay.touch(account.id)
     const [status, balance, settlementId, unrelayed] = (await ADJUST.run(
       this.redis,
       [this.keys.account(account.id), this.keys.idempotency(account.id, keyDigest), this.keys.settleRequests(account.id)],

@@ -5,6 +5,7 @@ import { LuaScript } from '../store/lua-script.js'
 
 /** Step 2: appends a request to the farm's stream, once per request id. */
 export const SETTLE_RELAY = new LuaScript('accounts/settle-relay.lua')
+const SETTLE_TOUCH = new LuaScript('accounts/settle-touch.lua')
 
 /** A settlement request recorded in its account's slot (step 1, lua/accounts/settlement.lua), not yet marked relayed. */
 export interface UnrelayedRequest {
@@ -32,6 +33,8 @@ export function parseUnrelayed(account: string, flat: unknown): UnrelayedRequest
 
 /** Longest wait between two retry passes. */
 const MAX_BACKOFF_MS = 5_000
+/** A worker registers an account it checks at most this often (settle-touch.lua); the leader's grace is much longer. */
+export const TOUCH_REFRESH_MS = 1_000
 
 /**
  * Steps 2 and 3 of a settlement request: append it to the farm's stream
@@ -49,10 +52,17 @@ const MAX_BACKOFF_MS = 5_000
  * the account's slot and is relayed by the account's next check. An
  * account's requests are relayed in their order (`seq`): one that cannot be
  * relayed holds back the later ones of the same account.
+ *
+ * Before a check, `touch` registers the account in the farm's set of
+ * recently checked accounts: the leader relays what such an account left
+ * once its registration is old enough (Settlements.relayLeftovers), so a
+ * request left by a dead worker does not wait for the account's next check.
  */
 export class SettlementRelay {
   /** Requests whose relay failed, by request id, in the order they came. */
   private readonly pending = new Map<string, UnrelayedRequest>()
+  /** When this worker last registered each account it checked. */
+  private readonly touched = new Map<string, number>()
   private failures = 0
   private timer: NodeJS.Timeout | undefined
   private retrying: Promise<void> | undefined
@@ -69,8 +79,27 @@ export class SettlementRelay {
     return this.pending.size
   }
 
-  /** Relays each request (steps 2 and 3) in order; whatever fails is kept and retried. Never throws. */
-  async relay(requests: readonly UnrelayedRequest[]): Promise<void> {
+  /**
+   * Before a check of the account: registers it in `{farm}:settlements:touched`
+   * (once a second at most per account and worker). A failure is logged, not
+   * thrown: the check goes on, and a request it makes is then relayed by this
+   * worker's retries or by the account's next check.
+   */
+  async touch(accountId: string): Promise<void> {
+    const now = Date.now()
+    const last = this.touched.get(accountId)
+    if (last !== undefined && now - last < TOUCH_REFRESH_MS) return
+    try {
+      await SETTLE_TOUCH.run(this.redis, [this.keys.settlementsTouched], [accountId])
+      if (this.touched.size >= 10_000) this.touched.clear()
+      this.touched.set(accountId, now)
+    } catch (err) {
+      this.log.warn({ err, accountId }, 'could not register the settlement check with the leader')
+    }
+  }
+
+  /** Relays each request (steps 2 and 3) in order; whatever fails is kept and retried. Never throws. Returns whether all landed. */
+  async relay(requests: readonly UnrelayedRequest[]): Promise<boolean> {
     const byAccount = new Map<string, UnrelayedRequest[]>()
     for (const r of [...requests].sort((a, b) => a.seq - b.seq)) {
       const list = byAccount.get(r.account)
@@ -79,6 +108,7 @@ export class SettlementRelay {
     }
     const failed = (await Promise.all([...byAccount.values()].map((list) => this.relayInOrder(list)))).some((ok) => !ok)
     if (failed) this.schedule()
+    return !failed
   }
 
   /** One account's requests, oldest first: stops at the first that fails and keeps it and the later ones. */

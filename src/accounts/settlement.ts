@@ -10,6 +10,7 @@ import { parseUnrelayed, SettlementRelay } from './settlement-relay.js'
 const PRELUDES = ['lib/bigint.lua', 'lib/entry.lua', 'accounts/settlement.lua']
 export const ADJUST = new LuaScript('accounts/adjust.lua', PRELUDES)
 export const SETTLE_CHECK = new LuaScript('accounts/settle-check.lua', PRELUDES)
+const SETTLE_TOUCHED = new LuaScript('accounts/settle-touched.lua')
 
 /** One settlement request: the farm owes `account` this `amount` (base units) to bring its balance back to settleTo. */
 export interface SettlementRequest {
@@ -41,6 +42,11 @@ function toRequest(entryId: string, fields: string[]): SettlementRequest {
 
 /** How long the webhook leader waits between attempts for an entry its webhook refused. */
 const WEBHOOK_RETRY_MS = 1_000
+/** How often the leader relays what recently checked accounts left, and how old a check must be (far above a check's round trip, and TOUCH_REFRESH_MS). */
+const LEFTOVERS_EVERY_MS = 5_000
+export const LEFTOVERS_GRACE_MS = 30_000
+/** Accounts the leader looks at per pass. */
+const LEFTOVERS_BATCH = 100
 
 /**
  * Settlement requests: one per crossing of an account's settleThreshold,
@@ -75,6 +81,7 @@ export class Settlements {
    */
   async afterCredit(account: AccountConfig): Promise<string | undefined> {
     if (account.settleThreshold === undefined) return undefined
+    await this.relay.touch(account.id)
     const [id, unrelayed] = (await SETTLE_CHECK.run(
       this.redis,
       [this.keys.account(account.id), this.keys.settleRequests(account.id)],
@@ -82,6 +89,26 @@ export class Settlements {
     )) as [string, unknown]
     await this.relay.relay(parseUnrelayed(account.id, unrelayed))
     return id === '' ? undefined : id
+  }
+
+  /**
+   * Leader duty: for each account checked more than `graceMs` ago (by Redis'
+   * clock) and not since, relays what it left unrelayed (a check with no
+   * threshold records nothing and returns them), then forgets the account
+   * unless it was checked again meanwhile. What a worker that died between a
+   * check and its relay left is thus relayed without waiting for the
+   * account's next check. Returns how many accounts it looked at.
+   */
+  async relayLeftovers(graceMs = LEFTOVERS_GRACE_MS, limit = LEFTOVERS_BATCH): Promise<number> {
+    const due = (await SETTLE_TOUCHED.run(this.redis, [this.keys.settlementsTouched], ['due', graceMs, limit])) as string[]
+    for (let i = 0; i + 1 < due.length; i += 2) {
+      const account = due[i]!
+      const [, unrelayed] = (await SETTLE_CHECK.run(this.redis, [this.keys.account(account), this.keys.settleRequests(account)], [account, '', '0'])) as [string, unknown]
+      if (await this.relay.relay(parseUnrelayed(account, unrelayed))) {
+        await SETTLE_TOUCHED.run(this.redis, [this.keys.settlementsTouched], ['forget', account, due[i + 1]!])
+      }
+    }
+    return due.length / 2
   }
 
   /** The newest requests, newest first. */
@@ -120,22 +147,27 @@ export class Settlements {
     return this.relay.close()
   }
 
-  /** The webhook delivery as a leader duty (src/farm/coordinator.ts). */
+  /** The leftovers' relay and the webhook delivery as a leader duty (src/farm/coordinator.ts). */
   leaderDuty(): LeaderDuty {
     let timer: NodeJS.Timeout | undefined
     let running: Promise<void> | undefined
+    let leftoversAt = 0
+    const pass = async () => {
+      if (Date.now() - leftoversAt >= LEFTOVERS_EVERY_MS) {
+        leftoversAt = Date.now()
+        await this.relayLeftovers().catch((err: unknown) => this.log.warn({ err }, 'relaying settlement leftovers failed'))
+      }
+      if (this.webhook) await this.deliverWebhooks().catch((err: unknown) => this.log.warn({ err }, 'settlement webhook delivery failed'))
+    }
     const tick = async () => {
       if (running) return
-      running = this.deliverWebhooks().then(
-        () => undefined,
-        (err: unknown) => this.log.warn({ err }, 'settlement webhook delivery failed'),
-      )
+      running = pass()
       await running
       running = undefined
     }
     return {
       start: () => {
-        if (!this.webhook || timer) return
+        if (timer) return
         timer = setInterval(() => void tick(), WEBHOOK_RETRY_MS)
         timer.unref()
         void tick()

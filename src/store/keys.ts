@@ -48,6 +48,8 @@ export class Keys {
   readonly settlementsWebhook: string
   /** The ids of the settlement requests relayed into the stream (sorted set, the newest kept): a relay appends each once. */
   readonly settlementsRelayed: string
+  /** Accounts whose settlement trigger was checked recently (sorted set → ms, Redis' clock): the leader relays what they left. */
+  readonly settlementsTouched: string
   /** Farm-wide metrics: one hash of ever-growing counters. */
   readonly metrics: string
   /** Sorted set of recently active accounts (score: time of their last packet). */
@@ -74,6 +76,7 @@ export class Keys {
     this.settlements = `${farm}settlements`
     this.settlementsWebhook = `${farm}settlements:webhook`
     this.settlementsRelayed = `${farm}settlements:ids`
+    this.settlementsTouched = `${farm}settlements:touched`
     this.metrics = `${farm}metrics`
     this.activeAccounts = `${farm}accounts:active`
     this.routesChanged = `${farm}routes:changed`

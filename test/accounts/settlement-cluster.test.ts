@@ -17,8 +17,8 @@ import { readBody } from '../helpers/peer.js'
  * The settlement trigger on a real Redis Cluster (3 masters, no replicas):
  * every script keeps to one slot, so none is refused with CROSSSLOT though
  * the account and the farm's stream are on different masters; a crossing
- * and a request left after step 1 each reach the stream once, and the
- * webhook gets them.
+ * and a request left after step 1 each reach the stream once (by the
+ * account's next check, or by the leader), and the webhook gets them.
  */
 let cluster: LocalCluster
 let client: Cluster
@@ -64,8 +64,8 @@ describe('settlement requests on a Redis Cluster', () => {
     // accounts whose slot is on another master than the farm's stream
     const farmNode = await nodeOf(keys.settlements)
     const ids: string[] = []
-    for (let i = 0; ids.length < 2; i++) if ((await nodeOf(keys.account(`acct${i}`))) !== farmNode) ids.push(`acct${i}`)
-    const [a, b] = ids as [string, string]
+    for (let i = 0; ids.length < 3; i++) if ((await nodeOf(keys.account(`acct${i}`))) !== farmNode) ids.push(`acct${i}`)
+    const [a, b, c] = ids as [string, string, string]
     const settlements = new Settlements(client, keys, log, { url: webhookUrl })
     const adjustments = new Adjustments(client, keys, settlements.relay)
 
@@ -88,9 +88,18 @@ describe('settlement requests on a Redis Cluster', () => {
     expect(await adjustments.adjust(sink(a), 'withdrawal', '1300', (deposit as { settlementId: string }).settlementId)).toMatchObject({ status: 'applied', balance: '200' })
     expect(await client.hget(keys.account(a), 'settlePending')).toBeNull()
 
+    // a worker registered a check, ran step 1 and died: the leader relays what the account left
+    await client.hset(keys.account(c), 'cold', '5000')
+    await settlements.relay.touch(c)
+    const [leftover] = (await SETTLE_CHECK.run(client, [keys.account(c), keys.settleRequests(c)], [c, '1000', '200'])) as [string, unknown]
+    await new Promise((r) => setTimeout(r, 5))
+    expect(await settlements.relayLeftovers(1)).toBeGreaterThanOrEqual(1)
+    expect((await settlements.recent(1))[0]!.id).toBe(leftover)
+    expect(await client.hlen(keys.settleRequests(c))).toBe(0)
+
     // the leader's delivery, from the farm's slot
-    expect(await settlements.deliverWebhooks()).toBe(2)
-    expect(hooks.map((h) => h.key)).toEqual([...recent].reverse().map((r) => r.id))
+    expect(await settlements.deliverWebhooks()).toBe(3)
+    expect(hooks.map((h) => h.key)).toEqual([...recent].reverse().map((r) => r.id).concat(leftover))
     expect(hooks[0]!.body).toMatchObject({ id: hooks[0]!.key, amount: expect.any(String), settleTo: '200' })
     expect(await settlements.deliverWebhooks()).toBe(0)
   }, 30_000)

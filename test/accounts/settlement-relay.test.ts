@@ -6,6 +6,7 @@ import { parseUnrelayed, SETTLE_RELAY } from '../../src/accounts/settlement-rela
 import { SETTLE_CHECK, Settlements } from '../../src/accounts/settlement.js'
 import type { AccountConfig } from '../../src/config/schema.js'
 import { Keys } from '../../src/store/keys.js'
+import { LuaScript } from '../../src/store/lua-script.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis.js'
 
 /**
@@ -129,6 +130,33 @@ describe('settlement requests in three steps', () => {
     await settlements.afterCredit(account)
     expect((await streamOf(keys)).map((e) => e.id)).toEqual([id])
     expect(await redis.client.hlen(keys.settleRequests('gus'))).toBe(0)
+  })
+
+  it('the leader relays what a worker that died after step 1 left, with no other check of the account', async () => {
+    const keys = new Keys('c7:')
+    const dead = new Settlements(redis.client, keys, log)
+    const leader = new Settlements(redis.client, keys, log)
+    await redis.client.hset(keys.account('hal'), 'cold', '1000')
+    // the worker registers the check, runs step 1, and dies
+    await dead.relay.touch('hal')
+    const [id] = (await SETTLE_CHECK.run(redis.client, [keys.account('hal'), keys.settleRequests('hal')], ['hal', '1000', '200'])) as [string, unknown]
+    // within the grace the leader leaves it to the worker
+    expect(await leader.relayLeftovers()).toBe(0)
+    expect(await streamOf(keys)).toEqual([])
+    await new Promise((r) => setTimeout(r, 5))
+    expect(await leader.relayLeftovers(1)).toBe(1)
+    expect((await streamOf(keys)).map((e) => e.id)).toEqual([id])
+    expect(await redis.client.hlen(keys.settleRequests('hal'))).toBe(0)
+    expect(await redis.client.zcard(keys.settlementsTouched)).toBe(0)
+    // a check registers its account; the leader forgets it only if it was not checked again since it looked
+    await leader.afterCredit(sink('hal'))
+    const [, at] = await redis.client.zrange(keys.settlementsTouched, 0, -1, 'WITHSCORES')
+    expect(Number(at)).toBeGreaterThan(0)
+    await redis.client.zadd(keys.settlementsTouched, 'GT', Number(at) + 10, 'hal') // checked again
+    const touched = new LuaScript('accounts/settle-touched.lua')
+    expect(await touched.run(redis.client, [keys.settlementsTouched], ['forget', 'hal', at!])).toBe(0)
+    expect(await touched.run(redis.client, [keys.settlementsTouched], ['forget', 'hal', String(Number(at) + 10)])).toBe(1)
+    expect((await streamOf(keys)).map((e) => e.id)).toEqual([id])
   })
 
   it('a relay that fails is retried until it lands', async () => {
