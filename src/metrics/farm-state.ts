@@ -63,12 +63,12 @@ export async function readAccount(account: AccountConfig, ledger: Ledger): Promi
 }
 
 /**
- * Every worker that ever beat (the `workers:ids` set: `<hostId>/<shard>`), up
+ * Every worker that ever beat (the `workers` set: `<hostId>/<shard>`), up
  * or not, with the live ones' heartbeat age and the leader, from
  * Coordination.status(); by host id, then shard.
  */
 async function readWorkers(ledger: Ledger): Promise<{ leader: string | null; workers: WorkerState[] }> {
-  const [status, everBeat] = await Promise.all([new Coordination(ledger.redis, ledger.keys).status(), ledger.redis.smembers(ledger.keys.workerIds)])
+  const [status, everBeat] = await Promise.all([new Coordination(ledger.redis, ledger.keys).status(), ledger.redis.smembers(ledger.keys.workers)])
   const live = new Map(status.workers.map((w) => [Keys.workerId(w.hostId, w.shard), w]))
   const ids = new Map<string, { hostId: string; shard: number }>()
   for (const id of everBeat) {

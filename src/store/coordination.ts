@@ -114,8 +114,8 @@ export class Coordination {
     const value: WorkerHeartbeat = { hostId: this.hostId, ...info }
     const previous = await loadScripts().heartbeat.run(
       this.redis,
-      [this.keys.workerById(id), this.keys.workers, this.keys.workerIds],
-      ['beat', id, info.bootId, JSON.stringify(value), info.ttlMs, info.shard],
+      [this.keys.workerById(id), this.keys.workers],
+      ['beat', id, info.bootId, JSON.stringify(value), info.ttlMs],
     )
     return String(previous)
   }
@@ -123,12 +123,12 @@ export class Coordination {
   /** Deletes the heartbeat if it is still this boot id's (a clean stop): the farm sees the worker gone at once. */
   async stopBeat(shard: number, bootId: string): Promise<boolean> {
     const id = Keys.workerId(this.hostId, shard)
-    return (await loadScripts().heartbeat.run(this.redis, [this.keys.workerById(id), this.keys.workers, this.keys.workerIds], ['stop', id, bootId])) === 1
+    return (await loadScripts().heartbeat.run(this.redis, [this.keys.workerById(id), this.keys.workers], ['stop', id, bootId])) === 1
   }
 
   /** The workers of every host whose heartbeat has not expired, by worker id (`<hostId>/<shard>`). */
   async liveWorkers(): Promise<LiveWorkers> {
-    const ids = (await this.redis.smembers(this.keys.workerIds)).filter((id) => Keys.parseWorkerId(id) !== undefined)
+    const ids = (await this.redis.smembers(this.keys.workers)).filter((id) => Keys.parseWorkerId(id) !== undefined)
     const live = new LiveWorkers(this.hostId)
     if (ids.length === 0) return live
     const pipeline = this.redis.pipeline()

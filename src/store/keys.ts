@@ -25,13 +25,11 @@ export class Keys {
   /** Set of the boot ids of worker processes that may own packet records (the sweeper's list of owners). */
   readonly owners: string
   /**
-   * Set of the shard ids that ever sent a heartbeat, on any host. The sweeper
-   * watches it with the live workers to notice a shard restarted; the
-   * heartbeat keys are found through workerIds.
+   * Set of the worker ids (`<hostId>/<shard>`, Keys.workerId) that ever sent
+   * a heartbeat, of every host: the heartbeat keys are found through it. (A
+   * bare shard id in it is from before host ids, and is passed over.)
    */
   readonly workers: string
-  /** Set of the worker ids (`<hostId>/<shard>`, Keys.workerId) that ever sent a heartbeat: the heartbeat keys are found through it. */
-  readonly workerIds: string
   /** Leader lease: the boot id of the worker holding it, with a TTL only the holder extends. */
   readonly leader: string
   /** The routing table: prefix → candidates (JSON). */
@@ -65,7 +63,6 @@ export class Keys {
     this.legacyHotSet = `${farm}hotset`
     this.owners = `${farm}owners`
     this.workers = `${farm}workers`
-    this.workerIds = `${farm}workers:ids`
     this.leader = `${farm}leader`
     this.routes = `${farm}routes`
     this.routeStats = `${farm}routes:stats`

@@ -45,7 +45,7 @@ describe('farm.hostId', () => {
     for (const bad of ['3', '/3', 'a/', 'a/x', 'a/-1', 'a/1.5']) expect(Keys.parseWorkerId(bad)).toBeUndefined()
     const k = new Keys('p:')
     expect(k.worker('a:1', 3)).toBe('p:{farm}:worker:a:1/3')
-    expect(k.workerIds).toBe('p:{farm}:workers:ids')
+    expect(k.workers).toBe('p:{farm}:workers')
   })
 })
 
@@ -59,7 +59,7 @@ describe('two hosts on one Redis', () => {
       expect(await b.beat(beatOf(shard, `${shard}-bbb`))).toBe('') // same shard, another host: no collision
     }
     expect(await redis.client.get(k.worker('host-a:1', 0))).toContain('"hostId":"host-a:1"')
-    expect((await redis.client.smembers(k.workerIds)).sort()).toEqual(['host-a:1/0', 'host-a:1/1', 'host-b:1/0', 'host-b:1/1'])
+    expect((await redis.client.smembers(k.workers)).sort()).toEqual(['host-a:1/0', 'host-a:1/1', 'host-b:1/0', 'host-b:1/1'])
 
     const live = await b.liveWorkers()
     expect([...live.keys()].sort()).toEqual(['host-a:1/0', 'host-a:1/1', 'host-b:1/0', 'host-b:1/1'])
