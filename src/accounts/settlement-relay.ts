@@ -49,7 +49,8 @@ export const TOUCH_REFRESH_MS = 1_000
  * owns the relay meanwhile: when a step fails (Redis away) it keeps the
  * request in memory and retries with backoff until both land, like the packet
  * Resolver. A worker that dies loses only that retry: the request stays in
- * the account's slot and is relayed by the account's next check. An
+ * the account's slot and is relayed by the account's next check, or by the
+ * leader (below). An
  * account's requests are relayed in their order (`seq`): one that cannot be
  * relayed holds back the later ones of the same account.
  *
