@@ -23,8 +23,9 @@
 -- script that runs a check returns what that hash holds, so whichever call
 -- comes next for the account relays a request that a crash left between the
 -- steps; and the leader relays it for an account whose check was registered
--- in `{farm}:settlements:touched` (settle-touch.lua, settle-touched.lua). The hash can hold more than one: the balance may fall below the
--- threshold and cross it again before a relay lands.
+-- in `{farm}:settlements:touched` (settle-touch.lua, settle-touched.lua).
+-- The hash can hold more than one: the balance may fall below the threshold
+-- and cross it again before a relay lands.
 
 -- Returns the new request id, or false.
 local function settlement_check(accountKey, requestsKey, accountId, threshold, settleTo)
