@@ -84,6 +84,8 @@ export async function startSupervisor(config: FarmConfig, say: Say): Promise<Sup
     startupFailed = reject
   })
   let started = false
+  /** Why a worker could not start, as it said before exiting. */
+  const failures = new Map<number, string>()
 
   const fork = (shard: number): void => {
     const worker = cluster.fork(workerEnv)
@@ -92,6 +94,10 @@ export async function startSupervisor(config: FarmConfig, say: Say): Promise<Sup
     worker.on('message', (message: WorkerMessage) => {
       if (message.type === 'ready') {
         worker.send({ type: 'start', config: workerConfig, shard, redis } satisfies SupervisorMessage)
+        return
+      }
+      if (message.type === 'failed') {
+        failures.set(shard, message.message)
         return
       }
       if (message.type !== 'listening') return
@@ -105,7 +111,8 @@ export async function startSupervisor(config: FarmConfig, say: Say): Promise<Sup
       if (stopping) return
       // A worker that cannot start (port in use, bad TLS files...) would fail the same way again: give up.
       if (!started) {
-        startupFailed(new Error(`worker ${shard} exited (${signal ?? `code ${code}`}) before it was listening; see its error above`))
+        const why = failures.get(shard)
+        startupFailed(new Error(`worker ${shard} exited (${signal ?? `code ${code}`}) before it was listening${why ? `: ${why}` : '; see its error above'}`))
         return
       }
       // Back off while a worker keeps dying young; a worker that ran a while restarts at once.

@@ -1,4 +1,5 @@
 import { configSchema } from '../config/schema.js'
+import { HostIdInUseError } from './host-check.js'
 import type { SupervisorMessage, WorkerMessage } from './ipc.js'
 import { createLogger, createWorker, type Worker } from './worker.js'
 
@@ -25,8 +26,12 @@ process.on('message', (message: SupervisorMessage) => {
   if (message.type === 'shutdown') void shutdown()
   if (message.type === 'start' && !worker) {
     start(message).catch((err: unknown) => {
-      console.error('ilp-farm worker failed to start:', err)
-      process.exit(1)
+      // an operator's mistake needs its message, not a stack trace
+      if (err instanceof HostIdInUseError) console.error(`ilp-farm worker ${message.shard}: ${err.message}`)
+      else console.error('ilp-farm worker failed to start:', err)
+      const failed: WorkerMessage = { type: 'failed', shard: message.shard, message: err instanceof Error ? err.message : String(err) }
+      if (process.send) process.send(failed, undefined, undefined, () => process.exit(1))
+      else process.exit(1)
     })
   }
 })

@@ -156,7 +156,7 @@ describe('many hosts on one Redis', () => {
       const exit = await clash.waitForExit(60_000)
       expect(exit.code).not.toBe(0)
       expect(exit.code).not.toBeNull()
-      expect(`${clash.stdout()}${clash.stderr()}`).toMatch(/farm\.hostId "host-a" is in use: \d live workers? of that host id run under another supervisor/)
+      expect(clash.stderr()).toMatch(/ilp-farm: worker \d exited \(code 1\) before it was listening: farm\.hostId "host-a" is in use: \d live workers? of that host id run under another supervisor/)
       expect(clash.stdout()).not.toMatch(/listening on/)
       // the farm is as it was: the same 4 workers, the same leader
       const after = await workers(a!.url)
