@@ -121,7 +121,7 @@ export async function connectRedis(target: string | RedisTarget, opts: RedisConn
     cluster.on('error', () => {
       // node and connection errors surface through failed commands; the client follows the cluster by itself
     })
-    await cluster.connect()
+    await connectOrGiveUp(cluster)
     cluster.options.enableOfflineQueue = false
     return cluster
   }
@@ -129,9 +129,19 @@ export async function connectRedis(target: string | RedisTarget, opts: RedisConn
   redis.on('error', () => {
     // connection errors surface through failed commands; ioredis reconnects by itself
   })
-  await redis.connect()
+  await connectOrGiveUp(redis)
   redis.options.enableOfflineQueue = false
   return redis
+}
+
+/** Connects, or rejects and stops the client (left alone it would go on reconnecting, and keep the process alive). */
+async function connectOrGiveUp(client: RedisClient): Promise<void> {
+  try {
+    await client.connect()
+  } catch (err) {
+    client.disconnect()
+    throw err
+  }
 }
 
 /**
@@ -193,7 +203,7 @@ export async function openSubscriber(target: string | RedisTarget, channel: stri
     // the subscriber connections were re-made: a message published meanwhile may be lost
     subscriber.on('subscribersReady', ready)
     subscriber.on('node error', () => undefined)
-    await subscriber.connect()
+    await connectOrGiveUp(subscriber)
     await subscriber.ssubscribe(channel)
     connectedOnce = true
     return {
@@ -208,7 +218,7 @@ export async function openSubscriber(target: string | RedisTarget, channel: stri
     ready()
     connectedOnce = true
   })
-  await subscriber.connect()
+  await connectOrGiveUp(subscriber)
   await subscriber.ssubscribe(channel)
   return {
     async close() {

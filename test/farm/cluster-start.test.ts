@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Type } from 'ilp-packet'
@@ -63,6 +63,13 @@ async function healthOnNewConnection(): Promise<{ status: number; shard: string 
 }
 
 describe('ilp-farm start on a Redis Cluster', () => {
+  it('exits 1 when no seed node of REDIS_CLUSTER answers, naming the seeds', async () => {
+    const run = runCli(['start', '--config', join(tmp, 'farm.yaml')], { env: cleanEnv({ REDIS_CLUSTER: 'redis://127.0.0.1:1,redis://127.0.0.1:2' }) })
+    expect(await run.waitForExit(30_000)).toEqual({ code: 1, signal: null })
+    expect(run.stderr()).toContain('ilp-farm: cannot reach Redis at cluster redis://127.0.0.1:1,redis://127.0.0.1:2')
+    expect(existsSync(join(tmp, 'never'))).toBe(false)
+  }, 40_000)
+
   it('starts no embedded Redis; both workers answer; the farm keys are spread over the masters', async () => {
     expect(farm.stdout()).not.toContain('embedded redis-server')
     const shards = new Set<string>()
