@@ -68,7 +68,10 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   const { config, shard } = opts
   const log = opts.logger ?? createLogger(config, shard)
   const redis = await connectRedis(opts.redisTarget, { commandTimeoutMs: config.redis.commandTimeoutMs })
-  const ledger = new Ledger(redis, config.redis.keyPrefix, { bootId: opts.bootId ?? newBootId(shard) })
+  const ledger = new Ledger(redis, config.redis.keyPrefix, {
+    bootId: opts.bootId ?? newBootId(shard),
+    ...(config.redis.durability === 'replica' ? { durability: { timeoutMs: config.redis.durabilityTimeoutMs } } : {}),
+  })
   // workers of this host id live under another supervisor: refuse to start rather than fight over their heartbeats
   await ensureHostIdFree(new Coordination(ledger.redis, ledger.keys, hostIdOf(config)), log).catch((err: unknown) => {
     redis.disconnect()

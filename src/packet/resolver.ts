@@ -1,4 +1,5 @@
 import type { Logger } from 'pino'
+import { DurabilityError } from '../store/durability.js'
 import type { Ledger, ResolveOutcome } from '../store/ledger.js'
 
 interface PendingResolution {
@@ -36,11 +37,18 @@ export class Resolver {
     incomingAccount: string,
     packetId: string,
     outgoingAccount: string,
-  ): Promise<ResolveOutcome | 'deferred'> {
+  ): Promise<ResolveOutcome | 'deferred' | 'unreplicated'> {
     const job: PendingResolution = { kind, incomingAccount, packetId, outgoingAccount, attempts: 0 }
     try {
       return await this.run(job)
     } catch (err) {
+      // Applied, but no replica confirmed it in time (redis.durability: replica): a failover now could
+      // lose it, so the fulfill is not passed on. The retry finishes what the first try left.
+      if (err instanceof DurabilityError && kind === 'fulfill') {
+        this.pending.push(job)
+        this.schedule()
+        return 'unreplicated'
+      }
       this.log.error({ err, packetId, kind }, 'could not settle packet; will retry')
       this.pending.push(job)
       this.schedule()

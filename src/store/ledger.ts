@@ -3,6 +3,7 @@ import { Command } from 'ioredis'
 import { Keys } from './keys.js'
 import { CallBatcher } from './batcher.js'
 import { OwnPackets, type OwnReservation } from './own-packets.js'
+import { waitForReplica } from './durability.js'
 import { callWithFunctionRetry, ensureFunctionsLoaded } from './functions.js'
 import { isCluster, type RedisClient } from './redis.js'
 import { functionLibrary, type Operation, OPERATION_CODES } from './scripts.js'
@@ -154,6 +155,12 @@ export interface LedgerOptions {
    * in one call. Default: split on a Redis Cluster only.
    */
   split?: boolean
+  /**
+   * `redis.durability: replica`: every call waits until a replica has it
+   * (WAIT 1, once per batch and node) before its outcome is used; a wait
+   * that times out fails the calls of its batch with DurabilityError.
+   */
+  durability?: { timeoutMs: number }
 }
 
 /**
@@ -173,6 +180,7 @@ export class Ledger {
   /** This process's own open packets and suspected orphans (see own-packets.ts). */
   readonly own = new OwnPackets()
   readonly split: boolean
+  private readonly durability: { timeoutMs: number } | undefined
   private attempts = 0
   /** The library was given to ensureFunctionsLoaded (which keeps it on every master from then on). */
   private loaded = false
@@ -194,6 +202,7 @@ export class Ledger {
     this.bootId = opts.bootId ?? newBootId('x')
     if (!BOOT_ID.test(this.bootId)) throw new Error(`invalid boot id ${JSON.stringify(this.bootId)}`)
     this.split = opts.split ?? isCluster(redis)
+    this.durability = opts.durability
   }
 
   /**
@@ -293,7 +302,9 @@ export class Ledger {
       await this.load()
       this.loaded = true
     }
-    return callWithFunctionRetry(this.redis, send)
+    const replies = await callWithFunctionRetry(this.redis, send)
+    if (this.durability) await waitForReplica(this.redis, keys[0]!, this.durability.timeoutMs)
+    return replies
   }
 
   /** Queues one operation into the current batch; resolves with its own result. */

@@ -4,6 +4,8 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { stringify } from 'yaml'
 import type { FarmConfigInput } from '../../src/config/schema.js'
+import { freePort } from '../../src/farm/embedded-redis.js'
+import { type AsyncPeer, startAsyncPeer } from '../helpers/async.js'
 import { type CliRun, cleanEnv, killAllClis, runCli, sleep, workerPids } from '../helpers/cli.js'
 import { adminGet, balanceOf, prepareTo, sendIlp } from '../helpers/farm.js'
 import { fulfillKnown, knownCondition, startTestPeer, type TestPeer } from '../helpers/peer.js'
@@ -13,8 +15,11 @@ import { startTestRedis, type TestRedis } from '../helpers/redis.js'
  * Many hosts: two real `ilp-farm start` supervisors (2 workers each) on two
  * HTTP ports stand for two machines sharing one Redis as one farm. Both
  * hosts' workers show in GET /admin/workers under their host ids, with one
- * leader for the whole farm; packets sent to either port are fulfilled; a
- * third supervisor with a host id in use refuses to start. Then one whole
+ * leader for the whole farm; packets sent to either port are fulfilled, also
+ * through an async next hop whose replies land on the other host (each
+ * host's http.publicUrl names the other, as if a load balancer had sent the
+ * callback there) and reach their owner over Redis pub/sub; a third
+ * supervisor with a host id in use refuses to start. Then one whole
  * host (supervisor and workers: its process group) is SIGKILLed while its
  * packets wait on a slow next hop, and the other host's leader refunds
  * them once they have expired: the balances come back to what the
@@ -29,6 +34,8 @@ const IN_FLIGHT_EXPIRY_MS = 5_000
 
 let redis: TestRedis
 let peer: TestPeer
+/** An async next hop (account carol): 202, then the fulfill POSTed to the Callback-Url. */
+let carol: AsyncPeer
 let tmp: string
 /** The peer answers at once while true; else it never answers (a slow next hop). */
 let peerAnswers = true
@@ -44,19 +51,21 @@ beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'ilp-farm-hosts-'))
   redis = await startTestRedis()
   peer = await startTestPeer((prepare) => (peerAnswers ? fulfillKnown(prepare) : 'hang'))
+  carol = await startAsyncPeer('carol-token', (prepare) => ({ reply: fulfillKnown(prepare), delayMs: 20 }))
 })
 
 afterAll(async () => {
   await killAllClis()
   await peer?.close()
+  await carol?.close()
   await redis?.close()
   rmSync(tmp, { recursive: true, force: true })
 })
 
-function configFor(hostId: string): string {
+function configFor(hostId: string, port = 0, publicUrl?: string): string {
   const config: FarmConfigInput = {
     ilpAddress: 'test.farm',
-    http: { host: '127.0.0.1', port: 0 },
+    http: { host: '127.0.0.1', port, ...(publicUrl ? { publicUrl } : {}) },
     workers: 2,
     redis: { keyPrefix: PREFIX, dataDir: join(tmp, 'unused') },
     admin: { token: 'admin-token-for-tests' },
@@ -68,6 +77,15 @@ function configFor(hostId: string): string {
     accounts: [
       { id: 'sender', relation: 'child', assetCode: 'USD', assetScale: 6, minBalance: '-1000000000000', incoming: { token: 'sender-token' } },
       { id: 'receiver', relation: 'peer', assetCode: 'USD', assetScale: 6, outgoing: { url: peer.url }, routes: ['test.receiver'] },
+      {
+        id: 'carol',
+        relation: 'peer',
+        assetCode: 'USD',
+        assetScale: 6,
+        incoming: { token: 'carol-token' },
+        outgoing: { url: carol.url, token: 'to-carol', mode: 'async' },
+        routes: ['test.carol'],
+      },
     ],
   }
   const file = join(tmp, `${hostId}-${Math.random().toString(36).slice(2)}.yaml`)
@@ -75,8 +93,8 @@ function configFor(hostId: string): string {
   return file
 }
 
-async function startHost(hostId: string): Promise<{ run: CliRun; url: string }> {
-  const run = runCli(['start', '--config', configFor(hostId)], { env: cleanEnv({ REDIS_URL: redis.url }) })
+async function startHost(hostId: string, port: number, publicUrl: string): Promise<{ run: CliRun; url: string }> {
+  const run = runCli(['start', '--config', configFor(hostId, port, publicUrl)], { env: cleanEnv({ REDIS_URL: redis.url }) })
   const [, url] = await run.waitFor(/listening on (http:\/\/\S+)/, 60_000)
   return { run, url: url! }
 }
@@ -103,9 +121,9 @@ async function until<T>(what: string, probe: () => Promise<T | undefined | false
 }
 
 /** Sends one packet of AMOUNT to test.receiver through the host at `url`; its outcome, or the transport error. */
-async function pay(url: string, expiresInMs = 10_000): Promise<string> {
+async function pay(url: string, expiresInMs = 10_000, destination = 'test.receiver.bob'): Promise<string> {
   try {
-    const res = await sendIlp(url, 'sender', prepareTo('test.receiver.bob', String(AMOUNT), knownCondition(), expiresInMs))
+    const res = await sendIlp(url, 'sender', prepareTo(destination, String(AMOUNT), knownCondition(), expiresInMs))
     if (res.status !== 200 || !res.packet) return `HTTP ${res.status}`
     return res.packet.typeString === 'ilp_fulfill' ? 'fulfilled' : `rejected ${(res.packet.data as { code?: string }).code ?? ''}`
   } catch (err) {
@@ -117,9 +135,14 @@ describe('many hosts on one Redis', () => {
   it(
     'two supervisors form one farm with one leader; a host id in use is refused; a whole host killed mid-flight is swept by the other',
     async () => {
-      const [a, b] = await Promise.all(HOSTS.map((h) => startHost(h)))
+      // two ports, two hosts; each one's publicUrl is the other's address: every async reply lands on the other host
+      const [portA, portB] = [await freePort(), await freePort()]
+      const [a, b] = await Promise.all([
+        startHost('host-a', portA, `http://127.0.0.1:${portB}`),
+        startHost('host-b', portB, `http://127.0.0.1:${portA}`),
+      ])
       const hosts = { 'host-a': a!, 'host-b': b! }
-      expect(a!.url).not.toBe(b!.url)
+      expect([a!.url, b!.url]).toEqual([`http://127.0.0.1:${portA}`, `http://127.0.0.1:${portB}`])
 
       // 1. Both hosts' workers, under their host ids, from either host; one leader farm-wide.
       const status = await until('both hosts with 2 live workers each', async () => {
@@ -147,9 +170,25 @@ describe('many hosts on one Redis', () => {
       // 2. Packets sent to either port are fulfilled.
       const outcomes = await Promise.all([...Array(10).keys()].map((i) => pay(i % 2 === 0 ? a!.url : b!.url)))
       expect(outcomes).toEqual(Array(10).fill('fulfilled'))
-      const fulfilled = 10n * AMOUNT
-      expect(await balanceOf(a!.url, 'sender')).toBe(String(-fulfilled))
-      expect(await balanceOf(b!.url, 'receiver')).toBe(String(fulfilled))
+      const synced = 10n * AMOUNT
+      expect(await balanceOf(a!.url, 'sender')).toBe(String(-synced))
+      expect(await balanceOf(b!.url, 'receiver')).toBe(String(synced))
+
+      // Async next hop: the reply to a packet owned by a worker of one host is POSTed to the other host,
+      // which hands it to the owner over Redis pub/sub (replies:<boot id>); the owner answers its caller.
+      const asyncOutcomes = await Promise.all([...Array(6).keys()].map((i) => pay(i % 2 === 0 ? a!.url : b!.url, 10_000, 'test.carol.x')))
+      expect(asyncOutcomes).toEqual(Array(6).fill('fulfilled'))
+      expect(carol.received).toHaveLength(6)
+      for (const r of carol.received) {
+        expect(r.headers.prefer).toBe('respond-async')
+        expect(r.callbackStatuses).toEqual([200])
+      }
+      const callbackHosts = carol.received.map((r) => new URL(String(r.headers['callback-url'])).port).sort()
+      expect(callbackHosts).toEqual([...Array(3).fill(String(portA)), ...Array(3).fill(String(portB))].sort())
+      const asynced = 6n * AMOUNT
+      const fulfilled = synced + asynced
+      expect(await balanceOf(b!.url, 'sender')).toBe(String(-fulfilled))
+      expect(await balanceOf(a!.url, 'carol')).toBe(String(asynced))
 
       // 3. A third supervisor with a host id whose workers are live refuses to start: clear error, exit code 1.
       const clash = runCli(['start', '--config', configFor('host-a')], { env: cleanEnv({ REDIS_URL: redis.url }) })
@@ -195,16 +234,17 @@ describe('many hosts on one Redis', () => {
         IN_FLIGHT_EXPIRY_MS + 20_000,
       )
       expect(Date.now() - sentAt).toBeGreaterThanOrEqual(IN_FLIGHT_EXPIRY_MS - 500) // not before they expired
-      const [sender, receiver] = await Promise.all([balanceOf(survivor.url, 'sender'), balanceOf(survivor.url, 'receiver')])
+      const [sender, receiver, carolBalance] = await Promise.all(['sender', 'receiver', 'carol'].map((id) => balanceOf(survivor.url, id)))
       expect(sender).toBe(String(-fulfilled))
-      expect(receiver).toBe(String(fulfilled))
-      expect(BigInt(sender) + BigInt(receiver)).toBe(0n)
+      expect(receiver).toBe(String(synced))
+      expect(carolBalance).toBe(String(asynced))
+      expect(BigInt(sender!) + BigInt(receiver!) + BigInt(carolBalance!)).toBe(0n)
       expect((await adminGet<unknown[]>(survivor.url, '/admin/inflight')).json).toEqual([])
 
       // The survivor serves on.
       peerAnswers = true
       expect(await pay(survivor.url)).toBe('fulfilled')
-      expect(await balanceOf(survivor.url, 'receiver')).toBe(String(fulfilled + AMOUNT))
+      expect(await balanceOf(survivor.url, 'receiver')).toBe(String(synced + AMOUNT))
     },
     150_000,
   )

@@ -13,8 +13,8 @@ import { runLoad, startReceiver, summarize, type Receiver } from '../helpers/loa
 import { fulfillKnown, knownCondition, startTestPeer, type TestPeer } from '../helpers/peer.js'
 
 /**
- * The packet path on a real Redis Cluster (3 masters, each with a replica,
- * on loopback): two workers, accounts on different masters, every script in
+ * The packet path on a real Redis Cluster (3 masters, each with two replicas,
+ * on loopback: a promoted replica still has one, which `durability: replica` needs): two workers, accounts on different masters, every script in
  * one slot (a cross-slot call is refused by the cluster, and would fail the
  * packets here), then a master SIGKILLed under load.
  */
@@ -37,7 +37,7 @@ const ACCOUNTS = () => [
 
 beforeAll(async () => {
   ;[cluster, peer, receiver] = await Promise.all([
-    startLocalCluster({ dataDir: mkdtempSync(join(tmpdir(), 'ilp-farm-pcluster-')), masters: 3, replicasPerMaster: 1, nodeTimeoutMs: 1_000 }),
+    startLocalCluster({ dataDir: mkdtempSync(join(tmpdir(), 'ilp-farm-pcluster-')), masters: 3, replicasPerMaster: 2, nodeTimeoutMs: 1_000 }),
     startTestPeer(fulfillKnown),
     startReceiver(20),
   ])
@@ -123,44 +123,87 @@ describe('the packet path on a Redis Cluster', () => {
   })
 })
 
+/** A master that still has a replica, and an account id (`<base><n>`) whose slot it serves. */
+async function victimWithReplica(prefix: string, base: string): Promise<{ node: ClusterNode; id: string }> {
+  const nodes = (await client.cluster('NODES')).split('\n').filter(Boolean).map((line) => line.split(' '))
+  const withReplica = new Set(
+    nodes.filter((n) => n[2]!.includes('master') && !n[2]!.includes('fail') && nodes.some((r) => r[3] === n[0] && !r[2]!.includes('fail'))).map((n) => Number(n[1]!.split(':')[1]!.split('@')[0])),
+  )
+  for (let n = 0; ; n++) {
+    const node = await masterOf(new Keys(prefix).account(`${base}${n}`))
+    if (withReplica.has(node.port)) return { node, id: `${base}${n}` }
+  }
+}
+
 describe('a master SIGKILLed under load', () => {
-  it('its replica is promoted and the farm goes on; after the longest expiry nothing is left in flight and the drift is within what was in flight', async () => {
-    const EXPIRES_IN_MS = 4_000
-    const before = await balanceSum(['alice', 'receiver'])
-    const victim = await masterOf(keys.account('alice'))
-    const load = Promise.all(
-      farms.map((farm) =>
-        runLoad({ farmUrl: farm.url, account: 'alice', token: 'alice-token', destination: 'test.receiver.x', concurrency: 25, durationMs: 8_000, expiresInMs: EXPIRES_IN_MS }),
-      ),
-    )
-    await sleep(2_500)
-    cluster.kill(victim)
-    const killedAt = Date.now()
-    const sent = (await load).flat()
-    const lastExpiry = Math.max(...sent.map((p) => p.sentAt)) + EXPIRES_IN_MS
-    const fulfilledAfter = sent.filter((p) => p.outcome === 'fulfill' && p.sentAt > killedAt + 5_000).length
-    // Everything in flight resolves: the workers' own retries and audits, and the sweeper.
-    let left = -1
-    const deadline = lastExpiry + 20_000
-    while (Date.now() < deadline) {
-      left = await recordsLeft(client, PREFIX).catch(() => -1)
-      if (left === 0 && Date.now() > lastExpiry) break
-      await sleep(200)
-    }
-    const fulfilledSeen = sent.filter((p) => p.outcome === 'fulfill').reduce((a, p) => a + p.amount, 0n)
-    const received = [...receiver.fulfilled.values()].reduce((a, b) => a + b, 0n)
-    const alice = BigInt(await balanceOf(farms[0]!.url, 'alice'))
-    const receiverBalance = BigInt(await balanceOf(farms[0]!.url, 'receiver'))
-    const after = alice + receiverBalance
-    const inFlightAtKill = sent.filter((p) => p.sentAt <= killedAt && p.doneAt >= killedAt).reduce((a, p) => a + p.amount, 0n)
-    console.log(
-      `cluster failover: ${sent.length} packets (${summarize(sent)}); fulfilled after the switch ${fulfilledAfter}; ` +
-        `sum of balances ${before} → ${after}; senders saw ${fulfilledSeen} fulfilled, receiver gave ${received}, ` +
-        `receiver's balance moved ${receiverBalance}; in flight at the kill ${inFlightAtKill}`,
-    )
-    expect(left).toBe(0)
-    expect(fulfilledAfter).toBeGreaterThan(0) // the farm went on after the promotion
-    const drift = after - before
-    expect(drift < 0n ? -drift : drift).toBeLessThanOrEqual(inFlightAtKill)
-  }, 90_000)
+  // durability replica first: each run kills a master that still has a replica
+  it.each(['replica', 'none'] as const)(
+    'durability %s: the replica is promoted and the farm goes on; after the longest expiry nothing is left in flight',
+    async (durability) => {
+      const EXPIRES_IN_MS = 4_000
+      const prefix = `fo-${durability}:`
+      await cluster.waitHealthy(30_000)
+      const { node: victim, id: sender } = await victimWithReplica(prefix, 'sender')
+      const own: TestFarm[] = []
+      const config = {
+        redis: { keyPrefix: prefix, durability, durabilityTimeoutMs: 1_000 },
+        farm: { heartbeatIntervalMs: 200, heartbeatTtlMs: 1_000, leaderLeaseMs: 2_000, sweepIntervalMs: 200 },
+      }
+      const accounts = [
+        account(sender, { minBalance: '-1000000000', incoming: { token: 'sender-token' } }),
+        account('receiver', { relation: 'peer', outgoing: { url: receiver.url }, routes: ['test.receiver'] }),
+      ]
+      for (const shard of [0, 1]) own.push(await startTestFarm(target(), accounts, config, { shard }))
+      try {
+        const tallyBefore = [...receiver.fulfilled.values()].reduce((a, b) => a + b, 0n)
+        const load = Promise.all(
+          own.map((farm) =>
+            runLoad({ farmUrl: farm.url, account: sender, token: 'sender-token', destination: 'test.receiver.x', concurrency: 25, durationMs: 8_000, expiresInMs: EXPIRES_IN_MS }),
+          ),
+        )
+        await sleep(2_500)
+        cluster.kill(victim)
+        const killedAt = Date.now()
+        const sent = (await load).flat()
+        const lastExpiry = Math.max(...sent.map((p) => p.sentAt)) + EXPIRES_IN_MS
+        const fulfilledAfter = sent.filter((p) => p.outcome === 'fulfill' && p.sentAt > killedAt + 5_000).length
+        // Everything in flight resolves: the workers' own retries and audits, and the sweeper.
+        const scoped = (await connectRedis(target(), { commandTimeoutMs: 2_000 })) as Cluster
+        let left = -1
+        try {
+          while (Date.now() < lastExpiry + 20_000) {
+            left = await recordsLeft(scoped, prefix).catch(() => -1)
+            if (left === 0 && Date.now() > lastExpiry) break
+            await sleep(200)
+          }
+        } finally {
+          scoped.disconnect()
+        }
+        console.log(`durability ${durability}: ${summarize(sent)}; records left ${left}`)
+        const fulfilledSeen = sent.filter((p) => p.outcome === 'fulfill').reduce((a, p) => a + p.amount, 0n)
+        const tally = [...receiver.fulfilled.values()].reduce((a, b) => a + b, 0n) - tallyBefore
+        const senderBalance = BigInt(await balanceOf(own[0]!.url, sender))
+        const receiverBalance = BigInt(await balanceOf(own[0]!.url, 'receiver'))
+        const inFlightAtKill = sent.filter((p) => p.sentAt <= killedAt && p.doneAt >= killedAt).reduce((a, p) => a + p.amount, 0n)
+        console.log(
+          `cluster failover, durability ${durability}: ${sent.length} packets (${summarize(sent)}); fulfilled after the switch ${fulfilledAfter}; ` +
+            `sender ${senderBalance}, receiver ${receiverBalance} (sum ${senderBalance + receiverBalance}); senders saw ${fulfilledSeen} fulfilled; ` +
+            `the receiver gave ${tally}; in flight at the kill ${inFlightAtKill}`,
+        )
+        expect(left).toBe(0)
+        expect(fulfilledAfter).toBeGreaterThan(0) // the farm went on after the promotion
+        const drift = senderBalance + receiverBalance
+        if (durability === 'replica') {
+          // every Fulfill a sender received is in the balances, and nothing else moved
+          expect(receiverBalance).toBe(fulfilledSeen)
+          expect(senderBalance).toBe(-fulfilledSeen)
+        } else {
+          expect(drift < 0n ? -drift : drift).toBeLessThanOrEqual(inFlightAtKill)
+        }
+      } finally {
+        for (const farm of own) await farm.close().catch(() => undefined)
+      }
+    },
+    120_000,
+  )
 })

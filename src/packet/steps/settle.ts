@@ -16,6 +16,7 @@ export async function settle(ctx: RoutedPacket, result: ForwardResult, services:
   if (result.kind === 'fulfill') {
     // 'gone': the entry was already refunded (expired and swept); the sender got its money back.
     if (outcome === 'gone') return rejectBuffer(services.ilpAddress, new IlpRejection('R00', 'packet expired before it settled'))
+    if (outcome === 'unreplicated') return rejectBuffer(services.ilpAddress, new IlpRejection('T00', 'the balance store did not confirm the payment in time; try again'))
     return result.raw
   }
   if (result.kind === 'reject') return result.raw
