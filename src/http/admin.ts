@@ -198,7 +198,7 @@ export function adminApi(deps: AdminDeps) {
     app.get('/admin/hotset', async () => ledger.hotSet())
     app.get('/admin/inflight', async () => ledger.hotSet())
 
-    // The live workers (heartbeat not expired) with their heartbeat age, and the leader.
+    // The live workers (heartbeat not expired) of every host, with their heartbeat age, the hosts, and the leader.
     const coordination = new Coordination(ledger.redis, ledger.keys)
     app.get('/admin/workers', async () => coordination.status())
 
