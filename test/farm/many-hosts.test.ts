@@ -23,7 +23,9 @@ import { startTestRedis, type TestRedis } from '../helpers/redis.js'
  * host (supervisor and workers: its process group) is SIGKILLed while its
  * packets wait on a slow next hop, and the other host's leader refunds
  * them once they have expired: the balances come back to what the
- * fulfilled packets made them.
+ * fulfilled packets made them. The dead host comes back under its host id;
+ * then the leader's host is killed the same way, and a worker of the other
+ * host takes the lease and sweeps.
  */
 
 const PREFIX = 'hosts:'
@@ -133,14 +135,15 @@ async function pay(url: string, expiresInMs = 10_000, destination = 'test.receiv
 
 describe('many hosts on one Redis', () => {
   it(
-    'two supervisors form one farm with one leader; a host id in use is refused; a whole host killed mid-flight is swept by the other',
+    'two supervisors form one farm with one leader; a host id in use is refused; a whole host killed mid-flight is swept by the other, also the leader’s',
     async () => {
       // two ports, two hosts; each one's publicUrl is the other's address: every async reply lands on the other host
       const [portA, portB] = [await freePort(), await freePort()]
-      const [a, b] = await Promise.all([
-        startHost('host-a', portA, `http://127.0.0.1:${portB}`),
-        startHost('host-b', portB, `http://127.0.0.1:${portA}`),
-      ])
+      const plan = {
+        'host-a': { port: portA, publicUrl: `http://127.0.0.1:${portB}` },
+        'host-b': { port: portB, publicUrl: `http://127.0.0.1:${portA}` },
+      }
+      const [a, b] = await Promise.all(HOSTS.map((h) => startHost(h, plan[h].port, plan[h].publicUrl)))
       const hosts = { 'host-a': a!, 'host-b': b! }
       expect([a!.url, b!.url]).toEqual([`http://127.0.0.1:${portA}`, `http://127.0.0.1:${portB}`])
 
@@ -170,7 +173,7 @@ describe('many hosts on one Redis', () => {
       // 2. Packets sent to either port are fulfilled.
       const outcomes = await Promise.all([...Array(10).keys()].map((i) => pay(i % 2 === 0 ? a!.url : b!.url)))
       expect(outcomes).toEqual(Array(10).fill('fulfilled'))
-      const synced = 10n * AMOUNT
+      let synced = 10n * AMOUNT
       expect(await balanceOf(a!.url, 'sender')).toBe(String(-synced))
       expect(await balanceOf(b!.url, 'receiver')).toBe(String(synced))
 
@@ -186,7 +189,7 @@ describe('many hosts on one Redis', () => {
       const callbackHosts = carol.received.map((r) => new URL(String(r.headers['callback-url'])).port).sort()
       expect(callbackHosts).toEqual([...Array(3).fill(String(portA)), ...Array(3).fill(String(portB))].sort())
       const asynced = 6n * AMOUNT
-      const fulfilled = synced + asynced
+      let fulfilled = synced + asynced
       expect(await balanceOf(b!.url, 'sender')).toBe(String(-fulfilled))
       expect(await balanceOf(a!.url, 'carol')).toBe(String(asynced))
 
@@ -227,7 +230,7 @@ describe('many hosts on one Redis', () => {
 
       // 5. Once they have expired, the survivor's leader refunds the dead host's packets: the balances are what
       // the fulfilled packets made them, and sum to zero.
-      // (This waits on the sweeper telling owners apart by boot id, not by shard: Coordination.liveOwners().)
+      // (The sweeper tells owners apart by boot id, whatever their host: Coordination.liveWorkers() of every host.)
       await until(
         'the dead host’s expired packets to be refunded',
         async () => (await balanceOf(survivor.url, 'sender')) === String(-fulfilled),
@@ -244,8 +247,40 @@ describe('many hosts on one Redis', () => {
       // The survivor serves on.
       peerAnswers = true
       expect(await pay(survivor.url)).toBe('fulfilled')
-      expect(await balanceOf(survivor.url, 'receiver')).toBe(String(synced + AMOUNT))
+      synced += AMOUNT
+      fulfilled += AMOUNT
+      expect(await balanceOf(survivor.url, 'receiver')).toBe(String(synced))
+
+      // 6. The dead host comes back under its host id (its old heartbeats have expired: it starts at once).
+      const back = await startHost(doomed, plan[doomed].port, plan[doomed].publicUrl)
+      const whole = await until('both hosts again', async () => {
+        const s = await workers(back.url)
+        return s.workers.length === 4 ? s : undefined
+      }, 20_000)
+      expect(whole.hosts).toEqual(
+        HOSTS.map((h) => ({ hostId: h, workers: 2, leader: h === leader.hostId })), // the lease stayed where it was
+      )
+
+      // 7. Now the leader's host dies whole, its packets waiting on the slow next hop: a worker of the other
+      // host takes the lease, and its sweeps refund them once they have expired.
+      peerAnswers = false
+      const receivedNow = peer.received.length
+      const inFlightAgain = [...Array(IN_FLIGHT).keys()].map(() => pay(survivor.url, IN_FLIGHT_EXPIRY_MS))
+      await until('the packets to reach the slow next hop', async () => peer.received.length - receivedNow === IN_FLIGHT, 5_000)
+      expect(await balanceOf(back.url, 'sender')).toBe(String(-fulfilled - BigInt(IN_FLIGHT) * AMOUNT))
+      await survivor.run.kill()
+      expect((await Promise.all(inFlightAgain)).every((o) => o.startsWith('error'))).toBe(true)
+      const taken = await until('a worker of the other host to take the lease', async () => {
+        const s = await workers(back.url)
+        return s.workers.length === 2 && s.leaderHostId === doomed ? s : undefined
+      }, 15_000)
+      expect(taken.hosts).toEqual([{ hostId: doomed, workers: 2, leader: true }])
+      expect(taken.workers.filter((w) => w.leader)).toHaveLength(1)
+      await until('the leader’s host’s expired packets to be refunded', async () => (await balanceOf(back.url, 'sender')) === String(-fulfilled), IN_FLIGHT_EXPIRY_MS + 20_000)
+      const final = await Promise.all(['sender', 'receiver', 'carol'].map((id) => balanceOf(back.url, id)))
+      expect(final).toEqual([String(-fulfilled), String(synced), String(asynced)])
+      expect((await adminGet<unknown[]>(back.url, '/admin/inflight')).json).toEqual([])
     },
-    150_000,
+    200_000,
   )
 })
