@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto'
-import type { Cluster, Redis } from 'ioredis'
 import type { AccountConfig } from '../config/schema.js'
+import { waitForReplica } from '../store/durability.js'
 import type { Keys } from '../store/keys.js'
+import type { RedisClient } from '../store/redis.js'
 import { ADJUST } from './settlement.js'
 import { parseUnrelayed, type SettlementRelay } from './settlement-relay.js'
 
@@ -28,9 +29,11 @@ export const MAX_IDEMPOTENCY_KEY_LENGTH = 200
  */
 export class Adjustments {
   constructor(
-    private readonly redis: Redis | Cluster,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly relay: SettlementRelay,
+    /** `redis.durability: replica`: an adjustment is answered once a replica has it (else DurabilityError). */
+    private readonly durabilityTimeoutMs?: number,
   ) {}
 
   async adjust(account: AccountConfig, kind: AdjustmentKind, amount: string, idempotencyKey: string): Promise<AdjustmentResult> {
@@ -50,6 +53,7 @@ export class Adjustments {
         idempotencyKey,
       ],
     )) as [string, string, string, unknown]
+    if (this.durabilityTimeoutMs !== undefined) await waitForReplica(this.redis, this.keys.account(account.id), this.durabilityTimeoutMs)
     await this.relay.relay(parseUnrelayed(account.id, unrelayed))
     switch (status) {
       case 'APPLIED':

@@ -106,6 +106,9 @@ export class Coordinator {
   /** First heartbeat and lease bid (awaited, so the worker is known before it serves), then on their timers. */
   async start(): Promise<void> {
     this.opts.ledger.redis.on('ready', this.onReconnect)
+    // a cluster stays 'ready' through a failover: a master lost or added says the same
+    this.opts.ledger.redis.on('-node', this.onReconnect)
+    this.opts.ledger.redis.on('+node', this.onReconnect)
     await this.heartbeat.start()
     await this.lease.start()
   }
@@ -113,6 +116,8 @@ export class Coordinator {
   /** Leader duties end and the lease is released; the heartbeat is deleted (the farm sees this worker gone at once). */
   async stop(): Promise<void> {
     this.opts.ledger.redis.off('ready', this.onReconnect)
+    this.opts.ledger.redis.off('-node', this.onReconnect)
+    this.opts.ledger.redis.off('+node', this.onReconnect)
     await this.lease.stop()
     await Promise.all(this.duties.map((d) => d.stop()))
     await this.sweeper.close()

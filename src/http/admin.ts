@@ -12,6 +12,7 @@ import { Coordination } from '../store/coordination.js'
 import { allowedCallbackPrefixes } from '../async/callback-policy.js'
 import { tokenDigest } from './auth.js'
 import { type FailedAuth, requireAdminToken } from './failed-auth.js'
+import { DurabilityError } from '../store/durability.js'
 
 export interface AdminDeps {
   adminToken: string | undefined
@@ -37,7 +38,7 @@ export function adminApi(deps: AdminDeps) {
   const { services, accountService } = deps
   const { ledger, registry } = services
   const relay = services.settlements?.relay ?? new SettlementRelay(ledger.redis, ledger.keys, services.log)
-  const adjustments = new Adjustments(ledger.redis, ledger.keys, relay)
+  const adjustments = new Adjustments(ledger.redis, ledger.keys, relay, ledger.durabilityTimeoutMs)
 
   const describe = async ({ account, origin, rpcUrl }: LoadedAccount) => {
     const b = await ledger.balance(account.id)
@@ -82,7 +83,13 @@ export function adminApi(deps: AdminDeps) {
     if (typeof amount !== 'string' || !isUInt64String(amount) || amount === '0' || /^0\d/.test(amount)) {
       return reply.code(400).send({ error: 'amount: must be a positive integer decimal string in quotes, no larger than 18446744073709551615' })
     }
-    const result = await adjustments.adjust(account, kind, amount, key)
+    let result
+    try {
+      result = await adjustments.adjust(account, kind, amount, key)
+    } catch (err) {
+      if (!(err instanceof DurabilityError)) throw err
+      return reply.code(503).send({ error: 'applied, but no replica confirmed it in time: retry with the same Idempotency-Key to learn its outcome' })
+    }
     switch (result.status) {
       case 'conflict':
         return reply.code(422).send({ error: 'Idempotency-Key was already used for a different request' })

@@ -181,6 +181,10 @@ export class Ledger {
   readonly own = new OwnPackets()
   readonly split: boolean
   private readonly durability: { timeoutMs: number } | undefined
+  /** `redis.durability: replica`: how long a write waits for a replica; undefined for `none`. */
+  get durabilityTimeoutMs(): number | undefined {
+    return this.durability?.timeoutMs
+  }
   private attempts = 0
   /** The library was given to ensureFunctionsLoaded (which keeps it on every master from then on). */
   private loaded = false

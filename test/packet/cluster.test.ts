@@ -125,7 +125,7 @@ describe('the packet path on a Redis Cluster', () => {
 
 /** A master that still has a replica, and an account id (`<base><n>`) whose slot it serves. */
 async function victimWithReplica(prefix: string, base: string): Promise<{ node: ClusterNode; id: string }> {
-  const nodes = (await client.cluster('NODES')).split('\n').filter(Boolean).map((line) => line.split(' '))
+  const nodes = ((await client.cluster('NODES')) as string).split('\n').filter(Boolean).map((line) => line.split(' '))
   const withReplica = new Set(
     nodes.filter((n) => n[2]!.includes('master') && !n[2]!.includes('fail') && nodes.some((r) => r[3] === n[0] && !r[2]!.includes('fail'))).map((n) => Number(n[1]!.split(':')[1]!.split('@')[0])),
   )
@@ -156,6 +156,10 @@ describe('a master SIGKILLed under load', () => {
       for (const shard of [0, 1]) own.push(await startTestFarm(target(), accounts, config, { shard }))
       try {
         const tallyBefore = [...receiver.fulfilled.values()].reduce((a, b) => a + b, 0n)
+        // a deposit is acknowledged once a replica has it (replica) or at once (none)
+        const deposit = await adminSend<{ balance: string }>(own[0]!.url, 'POST', `/admin/accounts/${sender}/deposits`, { amount: '5' }, { headers: { 'idempotency-key': `fo-${durability}` } })
+        expect(deposit.status).toBe(200)
+        expect(deposit.json.balance).toBe('5')
         const load = Promise.all(
           own.map((farm) =>
             runLoad({ farmUrl: farm.url, account: sender, token: 'sender-token', destination: 'test.receiver.x', concurrency: 25, durationMs: 8_000, expiresInMs: EXPIRES_IN_MS }),
@@ -182,7 +186,7 @@ describe('a master SIGKILLed under load', () => {
         console.log(`durability ${durability}: ${summarize(sent)}; records left ${left}`)
         const fulfilledSeen = sent.filter((p) => p.outcome === 'fulfill').reduce((a, p) => a + p.amount, 0n)
         const tally = [...receiver.fulfilled.values()].reduce((a, b) => a + b, 0n) - tallyBefore
-        const senderBalance = BigInt(await balanceOf(own[0]!.url, sender))
+        const senderBalance = BigInt(await balanceOf(own[0]!.url, sender)) - 5n
         const receiverBalance = BigInt(await balanceOf(own[0]!.url, 'receiver'))
         const inFlightAtKill = sent.filter((p) => p.sentAt <= killedAt && p.doneAt >= killedAt).reduce((a, p) => a + p.amount, 0n)
         console.log(
