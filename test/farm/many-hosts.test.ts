@@ -169,6 +169,11 @@ describe('many hosts on one Redis', () => {
       const fromB = await workers(b!.url)
       expect(fromB.workers.map((w) => w.bootId)).toEqual(status.workers.map((w) => w.bootId))
       expect(fromB.leader).toBe(status.leader)
+      // ilp-farm workers, against either host, lists both hosts' workers by host id
+      const listing = runCli(['workers'], { env: cleanEnv({ ILP_FARM_URL: b!.url, ILP_FARM_ADMIN_TOKEN: 'admin-token-for-tests' }) })
+      expect(await listing.waitForExit(30_000)).toEqual({ code: 0, signal: null })
+      expect(listing.stdout()).toContain(`4 live workers on 2 hosts; leader: ${status.leader} on ${leader.hostId}`)
+      for (const h of HOSTS) expect(listing.stdout().split('\n').filter((line) => line.startsWith(`│ ${h} `))).toHaveLength(2)
 
       // 2. Packets sent to either port are fulfilled.
       const outcomes = await Promise.all([...Array(10).keys()].map((i) => pay(i % 2 === 0 ? a!.url : b!.url)))
