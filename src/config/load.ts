@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { extname } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import type { z } from 'zod'
-import { accountSchema, type AccountConfig, configSchema, type FarmConfig } from './schema.js'
+import { accountSchema, type AccountConfig, configSchema, type FarmConfig, isRedisSeedUrl, REDIS_SEED_PROBLEM } from './schema.js'
 
 /** A config that cannot be used; `problems` are "field.path: reason" lines. */
 export class ConfigError extends Error {
@@ -165,6 +165,8 @@ export function parseConfig(raw: unknown, source = 'config', env: NodeJS.Process
   if (env.REDIS_CLUSTER) {
     const seeds = env.REDIS_CLUSTER.split(',').map((s) => s.trim()).filter((s) => s !== '')
     if (seeds.length === 0) throw new ConfigError(source, ['REDIS_CLUSTER: no seed node URL (comma-separated redis:// URLs)'])
+    const bad = seeds.filter((seed) => !isRedisSeedUrl(seed))
+    if (bad.length > 0) throw new ConfigError(source, bad.map((seed) => `REDIS_CLUSTER: "${seed.replace(/\/\/[^@/]*@/, '//***@')}" ${REDIS_SEED_PROBLEM}`))
     config.redis.cluster = seeds
     delete config.redis.url
   }

@@ -33,6 +33,19 @@ function weakAdminToken(token: string): boolean {
   return token.length < MIN_PUBLIC_ADMIN_TOKEN_LENGTH || KNOWN_ADMIN_TOKENS.has(token)
 }
 
+/** What a seed node of `redis.cluster` must be. */
+export const REDIS_SEED_PROBLEM = 'must be a redis:// or rediss:// URL with a host and a port (redis://10.0.0.5:7000)'
+
+/** A cluster seed node: redis:// or rediss://, a host and a port (a password may come with it). */
+export function isRedisSeedUrl(seed: string): boolean {
+  try {
+    const url = new URL(seed)
+    return (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '' && url.port !== ''
+  } catch {
+    return false
+  }
+}
+
 const positiveMs = z.number().int('must be a whole number of milliseconds').positive('must be positive')
 /**
  * A prefix of URLs the farm may call for an account (its RPC URL, its async Callback-Urls). The host must
@@ -178,7 +191,7 @@ export const configSchema = z.strictObject({
        * Seed node URLs of a Redis Cluster (e.g. ["redis://10.0.0.5:7000"]); with them the farm uses a
        * cluster client and starts no embedded Redis. Not together with url.
        */
-      cluster: z.array(z.string().min(1)).min(1).optional(),
+      cluster: z.array(z.string().refine(isRedisSeedUrl, REDIS_SEED_PROBLEM)).min(1).optional(),
       /**
        * What a packet transition waits for before it counts: 'none' (the master applied it) or 'replica'
        * (also at least one replica has it, WAIT, within durabilityTimeoutMs).

@@ -324,6 +324,15 @@ describe('parseConfig', () => {
       ])
       expect(problems(cfg({ redis: { cluster: [] } }))).toEqual(['redis.cluster: Too small: expected array to have >=1 items'])
       expect(problems(cfg({ redis: { durability: 'all' } }))[0]).toMatch(/^redis\.durability: /)
+      // a seed is a redis:// or rediss:// URL with a host and a port; one with a password is not printed
+      const seedProblem = 'must be a redis:// or rediss:// URL with a host and a port (redis://10.0.0.5:7000)'
+      expect(problems(cfg({ redis: { cluster: ['redis://ok:7000', '10.0.0.5:7000', 'http://h:1', 'redis://h'] } }))).toEqual([
+        `redis.cluster[1]: ${seedProblem}`,
+        `redis.cluster[2]: ${seedProblem}`,
+        `redis.cluster[3]: ${seedProblem}`,
+      ])
+      expect(parseConfig(cfg({ redis: { cluster: ['rediss://:pw@h:7000'] } }), 'test', {}).redis.cluster).toEqual(['rediss://:pw@h:7000'])
+      expect(problems(cfg(), { REDIS_CLUSTER: 'redis://a:1,redis://:secret@b' })).toEqual([`REDIS_CLUSTER: "redis://***@b" ${seedProblem}`])
     })
   })
 })
