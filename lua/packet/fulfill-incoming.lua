@@ -6,6 +6,10 @@
 -- KEYS[1] incoming account's in-flight records (hash)
 -- ARGV[1] packet id   ARGV[2] owner   ARGV[3] attempt
 -- ARGV[4] outgoing account id (checked against the record)
+-- ARGV[5] '1': honour it even after the expiry. Only for a fulfill its owner
+--   already passed upstream and retries after losing Redis, and only where
+--   the sweeper's refund is one call (a single Redis): a fulfill can then
+--   never land between the refund's two steps.
 --
 -- Returns 'OK'; 'GONE' when this reservation's record is not there (already
 -- settled, or refunded by the sweeper); 'EXPIRED' when Redis' clock is past
@@ -19,7 +23,7 @@ if not e or e.owner ~= ARGV[2] or e.attempt ~= ARGV[3] then return 'GONE' end
 if e.outAccount ~= ARGV[4] then
   return redis.error_reply('ERR in-flight packet ' .. ARGV[1] .. ' goes to ' .. e.outAccount)
 end
-if now_ms() >= tonumber(e.expiresAt) then return 'EXPIRED' end
+if ARGV[5] ~= '1' and now_ms() >= tonumber(e.expiresAt) then return 'EXPIRED' end
 
 redis.call('HDEL', KEYS[1], ARGV[1])
 return 'OK'

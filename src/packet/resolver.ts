@@ -8,6 +8,8 @@ interface PendingResolution {
   packetId: string
   outgoingAccount: string
   attempts: number
+  /** A fulfill whose Fulfill went upstream while it was deferred: it must land, even late. */
+  passedUpstream?: boolean
 }
 
 /**
@@ -42,23 +44,25 @@ export class Resolver {
     try {
       return await this.run(job)
     } catch (err) {
-      // Applied, but no replica confirmed it in time (redis.durability: replica): a failover now could
-      // lose it, so the fulfill is not passed on. The retry finishes what the first try left.
-      if (err instanceof DurabilityError && kind === 'fulfill') {
+      // Not confirmed by a replica in time, or not known at all, under redis.durability: replica: a
+      // failover now could lose it, so the fulfill is not passed on. The retry finishes what the first try left.
+      if (kind === 'fulfill' && (err instanceof DurabilityError || this.ledger.durabilityTimeoutMs !== undefined)) {
         this.pending.push(job)
         this.schedule()
         return 'unreplicated'
       }
       this.log.error({ err, packetId, kind }, 'could not settle packet; will retry')
+      job.passedUpstream = kind === 'fulfill'
       this.pending.push(job)
       this.schedule()
       return 'deferred'
     }
   }
 
+  /** A fulfill already passed upstream (deferred) is honoured late on its retries, where the ledger can. */
   private run(job: PendingResolution): Promise<ResolveOutcome> {
     return job.kind === 'fulfill'
-      ? this.ledger.fulfill(job.incomingAccount, job.packetId, job.outgoingAccount)
+      ? this.ledger.fulfill(job.incomingAccount, job.packetId, job.outgoingAccount, { late: job.passedUpstream === true })
       : this.ledger.reject(job.incomingAccount, job.packetId, job.outgoingAccount)
   }
 

@@ -441,8 +441,10 @@ export class Ledger {
    * The packet was fulfilled: the sender's debit becomes final, then the next
    * hop is credited. 'gone': the reservation was already settled or refunded,
    * or the fulfill came after the packet's expiry (it is refunded then).
+   * `late`: a retry of a fulfill already passed upstream, honoured after the
+   * expiry too where that is safe (a single Redis, see fulfill-incoming.lua).
    */
-  async fulfill(incomingAccount: string, packetId: string, outgoingAccount: string): Promise<ResolveOutcome> {
+  async fulfill(incomingAccount: string, packetId: string, outgoingAccount: string, opts: { late?: boolean } = {}): Promise<ResolveOutcome> {
     const field = Keys.hotSetField(incomingAccount, packetId)
     const r = this.own.reservation(field)
     if (!r) return 'gone'
@@ -451,9 +453,10 @@ export class Ledger {
     const to = this.keys.packetKeys(outgoingAccount)
     let result: string
     if (!this.split) {
-      result = await this.call('fulfill', [from.account, from.inflight, to.account, to.credits], [packetId, r.bootId, r.attempt, outgoingAccount, field])
+      result = await this.call('fulfill', [from.account, from.inflight, to.account, to.credits], [packetId, r.bootId, r.attempt, outgoingAccount, field, opts.late ? '1' : ''])
     } else {
-      result = await this.call('fulfill-incoming', [from.inflight], [packetId, r.bootId, r.attempt, outgoingAccount])
+      // On a cluster the sweeper's refund is two calls: a late fulfill could land between them, so none is honoured.
+      result = await this.call('fulfill-incoming', [from.inflight], [packetId, r.bootId, r.attempt, outgoingAccount, ''])
       // decided: the credit follows, and a credit that fails is owed, not undone
       if (result === 'OK') await this.credit({ incomingAccount, packetId, outgoingAccount, bootId: r.bootId, attempt: r.attempt, expiresAtMs: 0, outAmount: '', headroom: '' })
       else if (result === 'EXPIRED') await this.refundSteps(r, '')

@@ -40,15 +40,15 @@ export interface FunctionLibrary {
 export const OPERATION_CODES: Record<Operation, { code: string; keys: number; args: number }> = {
   'prepare-incoming': { code: 'pi', keys: 2, args: 10 },
   'prepare-outgoing': { code: 'po', keys: 2, args: 7 },
-  'fulfill-incoming': { code: 'fi', keys: 1, args: 4 },
+  'fulfill-incoming': { code: 'fi', keys: 1, args: 5 },
   'fulfill-outgoing': { code: 'fo', keys: 2, args: 3 },
   'reject-outgoing': { code: 'ro', keys: 2, args: 4 },
   'reject-incoming': { code: 'ri', keys: 2, args: 4 },
   // KEYS: incoming account, its in-flight records, outgoing account, its credits
   // prepare ARGV: prepare-incoming's ten, then the outgoing field and maxBalance
   prepare: { code: 'P', keys: 4, args: 12 },
-  // fulfill ARGV: packet id, owner, attempt, outgoing account id, outgoing field
-  fulfill: { code: 'F', keys: 4, args: 5 },
+  // fulfill ARGV: packet id, owner, attempt, outgoing account id, outgoing field, late ('1': after the expiry too)
+  fulfill: { code: 'F', keys: 4, args: 6 },
   // reject ARGV: packet id, owner, attempt, outgoing field, not before
   reject: { code: 'R', keys: 4, args: 5 },
 }
@@ -84,7 +84,7 @@ end
 -- An outgoing record without its incoming one is a fulfilled packet: a
 -- retried fulfill whose first try landed (its answer lost) still credits it.
 local function chain_fulfill(keys, args)
-  local result = transition_fulfill_incoming({ keys[2] }, { args[1], args[2], args[3], args[4] })
+  local result = transition_fulfill_incoming({ keys[2] }, { args[1], args[2], args[3], args[4], args[6] })
   if result == 'EXPIRED' then
     chain_reject(keys, { args[1], args[2], args[3], args[5], '' })
     return result
