@@ -10,7 +10,7 @@ import type { AccountConfig } from '../../src/config/schema.js'
 import { type ClusterNode, type LocalCluster, startLocalCluster } from '../../src/farm/local-cluster.js'
 import { callWithFunctionRetry, ensureFunctionsLoaded, isFunctionMissing } from '../../src/store/functions.js'
 import { Keys } from '../../src/store/keys.js'
-import { connectRedis, isCluster, openSubscriber, publish, type RedisClient, type Subscriber } from '../../src/store/redis.js'
+import { connectRedis, describeTarget, isCluster, openSubscriber, publish, type RedisClient, redisTarget, type Subscriber } from '../../src/store/redis.js'
 
 /**
  * The farm's Redis layer on a real Redis Cluster (3 masters, 3 replicas,
@@ -102,6 +102,16 @@ async function waitFor(check: () => boolean, timeoutMs = 10_000): Promise<void> 
     await new Promise((r) => setTimeout(r, 20))
   }
 }
+
+describe('Redis targets', () => {
+  it('a config gives a cluster target when it has seeds, else its url; logs show no password', () => {
+    expect(redisTarget({ cluster: ['redis://a:7000'], url: undefined })).toEqual({ cluster: ['redis://a:7000'] })
+    expect(redisTarget({ url: undefined }, 'redis://embedded:1')).toEqual({ url: 'redis://embedded:1' })
+    expect(redisTarget({ url: 'redis://u:2' }, 'redis://embedded:1')).toEqual({ url: 'redis://u:2' })
+    expect(describeTarget({ cluster: ['redis://:pw@a:7000', 'redis://b:7001'] })).toBe('cluster redis://:***@a:7000,redis://b:7001')
+    expect(describeTarget('redis://:pw@h:6379')).toBe('redis://:***@h:6379')
+  })
+})
 
 describe('Redis Cluster', () => {
   it('connectRedis with seed nodes gives a cluster client: keys on every master, fail-fast options', async () => {
