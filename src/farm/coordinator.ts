@@ -50,6 +50,7 @@ export class Coordinator {
       intervalMs: opts.heartbeatIntervalMs,
       ttlMs: opts.heartbeatTtlMs,
       afterBeat: () => this.auditOwnPackets(),
+      inFlight: () => ledger.own.openCount,
     })
     this.sweeper = new Sweeper({
       ledger,

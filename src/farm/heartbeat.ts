@@ -12,6 +12,8 @@ export interface HeartbeatOptions {
   intervalMs?: number
   /** The key's TTL: the worker counts as dead this long after its last beat (default 3000 ms). */
   ttlMs?: number
+  /** Packets the worker holds in flight now, written into each beat. */
+  inFlight?: () => number
   /** Runs after each beat that reached Redis (the worker's orphan audit). */
   afterBeat?: () => Promise<void>
 }
@@ -64,6 +66,7 @@ export class Heartbeat {
         startedAt: this.startedAt,
         beatAt: Date.now(),
         ttlMs: this.ttlMs,
+        ...(this.opts.inFlight ? { inFlight: this.opts.inFlight() } : {}),
       })
     } catch (err) {
       if (!this.failing) log.warn({ err }, 'heartbeat failed (Redis unreachable?); retrying')

@@ -32,7 +32,7 @@ export interface WorkerState {
 /** What is read from Redis at the moment of a scrape or a dashboard update (gauges, not counters). */
 export interface FarmState {
   readonly accounts: AccountState[]
-  /** Packets in flight farm-wide: entries of the hotSet. */
+  /** Packets in flight farm-wide: what the live workers held at their last beat. */
   readonly inFlight: number
   /** Boot id holding the leader lease; null when nobody does. */
   readonly leader: string | null
@@ -67,7 +67,7 @@ export async function readAccount(account: AccountConfig, ledger: Ledger): Promi
  * or not, with the live ones' heartbeat age and the leader, from
  * Coordination.status(); by host id, then shard.
  */
-async function readWorkers(ledger: Ledger): Promise<{ leader: string | null; workers: WorkerState[] }> {
+async function readWorkers(ledger: Ledger): Promise<{ leader: string | null; workers: WorkerState[]; inFlight: number }> {
   const [status, everBeat] = await Promise.all([new Coordination(ledger.redis, ledger.keys).status(), ledger.redis.smembers(ledger.keys.workers)])
   const live = new Map(status.workers.map((w) => [Keys.workerId(w.hostId, w.shard), w]))
   const ids = new Map<string, { hostId: string; shard: number }>()
@@ -83,14 +83,14 @@ async function readWorkers(ledger: Ledger): Promise<{ leader: string | null; wor
       if (!w) return { hostId, shard, up: false, bootId: null, host: null, pid: null, heartbeatAgeMs: null, leader: false }
       return { hostId, shard, up: true, bootId: w.bootId, host: w.host, pid: w.pid, heartbeatAgeMs: w.heartbeatAgeMs, leader: w.leader }
     })
-  return { leader: status.leader, workers }
+  const inFlight = status.workers.reduce((sum, w) => sum + (w.inFlight ?? 0), 0)
+  return { leader: status.leader, workers, inFlight }
 }
 
-/** Balances of the pinned accounts, the hotSet's size, the workers and the leader: all reads, auto-pipelined into a few round trips. */
+/** Balances of the pinned accounts, the workers (with what they hold in flight) and the leader: all reads, auto-pipelined into a few round trips. */
 export async function readFarmState(source: FarmStateSource): Promise<FarmState> {
-  const [accounts, inFlight, workers] = await Promise.all([
+  const [accounts, { inFlight, ...workers }] = await Promise.all([
     Promise.all([...source.registry.pinnedAccounts()].map((a) => readAccount(a.account, source.ledger))),
-    source.ledger.hotSet().then((entries) => entries.length),
     readWorkers(source.ledger),
   ])
   return { accounts, inFlight, ...workers }

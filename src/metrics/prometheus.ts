@@ -186,7 +186,7 @@ export class PrometheusView {
     const current = () => this.current
     new Gauge({
       name: 'ilpfarm_packets_in_flight',
-      help: 'Packets reserved and not yet settled, farm-wide (hotSet entries)',
+      help: 'Packets reserved and not yet settled, farm-wide (held by the live workers at their last heartbeat)',
       registers: [this.registry],
       collect() {
         this.set(current().state.inFlight)

@@ -19,6 +19,8 @@ export interface WorkerHeartbeat {
   beatAt: number
   /** The TTL it gave the key: the age of a beat is ttlMs − PTTL, measured on Redis' clock. */
   ttlMs: number
+  /** Packets the worker held in flight when it beat (the farm's in-flight gauge sums them). */
+  inFlight?: number
 }
 
 /** What a worker passes to beat(): its Coordination adds the host id. */
@@ -89,6 +91,7 @@ function parseHeartbeat(value: string | null): WorkerHeartbeat | undefined {
       startedAt: Number(parsed.startedAt),
       beatAt: Number(parsed.beatAt),
       ttlMs: Number(parsed.ttlMs),
+      ...(typeof parsed.inFlight === 'number' ? { inFlight: parsed.inFlight } : {}),
     }
   } catch {
     return undefined

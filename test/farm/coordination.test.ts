@@ -396,6 +396,19 @@ describe('sweeper', () => {
     expect(await ledger.hotSet()).toEqual([])
   })
 
+  it('each heartbeat says how many packets its worker holds: the farm-wide in-flight gauge sums them, no account is read', async () => {
+    const ledger = new Ledger(client, prefix(), { bootId: newBootId(0) })
+    const coordinator = new Coordinator({ ledger, shard: 0, log, heartbeatIntervalMs: 100, heartbeatTtlMs: 300, leaderLeaseMs: 600 })
+    cleanups.push(() => coordinator.stop())
+    await coordinator.start()
+    const held = [reservation(), reservation()]
+    for (const r of held) expect(await ledger.prepare(r)).toBe('ok')
+    const inFlight = async () => [...(await new Coordination(client, ledger.keys).liveWorkers()).values()].reduce((n, w) => n + (w.inFlight ?? 0), 0)
+    await until('the beat to say 2', async () => (await inFlight()) === 2)
+    await ledger.fulfill('alice', held[0]!.packetId, 'bob')
+    await until('the beat to say 1', async () => (await inFlight()) === 1)
+  })
+
   it('runs on the leader only: the Coordinator starts it with the lease and sweeps on its interval', async () => {
     const ledger = new Ledger(client, prefix(), { bootId: newBootId(0) })
     const crashed = reservation({ shard: 7, bootId: '7-crashed', expiresAtMs: Date.now() + 300 })
