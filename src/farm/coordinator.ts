@@ -6,6 +6,9 @@ import { LeaderLease } from './leader.js'
 import { resolveOrphans } from './orphans.js'
 import { type RefundHook, Sweeper } from './sweeper.js'
 
+/** How often a worker drops from its owner index the accounts it has not used for as long (Ledger.pruneIndex). */
+const INDEX_PRUNE_INTERVAL_MS = 60_000
+
 export interface CoordinatorOptions {
   ledger: Ledger
   shard: number
@@ -125,7 +128,13 @@ export class Coordinator {
     await this.heartbeat.stop()
   }
 
+  private lastPrune = Date.now()
+
   private async auditOwnPackets(): Promise<void> {
+    if (Date.now() - this.lastPrune >= INDEX_PRUNE_INTERVAL_MS) {
+      this.lastPrune = Date.now()
+      await this.opts.ledger.pruneIndex(INDEX_PRUNE_INTERVAL_MS)
+    }
     if (!this.opts.ledger.own.auditNeeded) return
     const report = await resolveOrphans(this.opts.ledger)
     if (report.refunded > 0 || report.credited > 0) this.opts.log.warn(report, 'settled packets of this worker whose outcome was lost')

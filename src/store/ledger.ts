@@ -189,7 +189,7 @@ export class Ledger {
   /** The library was given to ensureFunctionsLoaded (which keeps it on every master from then on). */
   private loaded = false
   /** Accounts in this process's owner index (Keys.ownerAccounts), and those being added. */
-  private readonly indexed = new Set<string>()
+  private readonly indexed = new Map<string, number>()
   private readonly indexing = new Map<string, Promise<void>>()
   /** Owners named in the owners' list (once each, before their first record). */
   private readonly registered = new Map<string, Promise<void>>()
@@ -324,7 +324,12 @@ export class Ledger {
   private index(owner: string, a: string, b: string): Promise<void> | undefined {
     const ka = `${owner}|${a}`
     const kb = `${owner}|${b}`
-    if (this.indexed.has(ka) && this.indexed.has(kb)) return undefined
+    const now = Date.now()
+    if (this.indexed.has(ka) && this.indexed.has(kb)) {
+      // when each was last used: pruneIndex() drops the idle ones
+      this.indexed.set(ka, now).set(kb, now)
+      return undefined
+    }
     const waits: Array<Promise<void>> = [this.register(owner)]
     for (const [key, id] of ka === kb ? [[ka, a]] : [[ka, a], [kb, b]]) {
       if (this.indexed.has(key!)) continue
@@ -333,7 +338,7 @@ export class Ledger {
         adding = this.redis
           .sadd(this.keys.ownerAccounts(owner), id!)
           .then(() => {
-            this.indexed.add(key!)
+            this.indexed.set(key!, Date.now())
           })
           .finally(() => this.indexing.delete(key!))
         this.indexing.set(key!, adding)
@@ -363,8 +368,43 @@ export class Ledger {
     for (const [owner, accounts] of held) {
       await this.register(owner)
       await this.redis.sadd(this.keys.ownerAccounts(owner), ...accounts)
-      for (const a of accounts) this.indexed.add(`${owner}|${a}`)
+      for (const a of accounts) this.indexed.set(`${owner}|${a}`, Date.now())
     }
+  }
+
+  /**
+   * Drops from the owner indexes, in Redis and here, the accounts this
+   * process has not used for `idleMs` and holds nothing on (no packet in
+   * flight, no suspect, no credit owed), so neither grows with the number of
+   * accounts a long-lived worker ever touched; more than `maxIndexed` left,
+   * the least recently used go too. An account is forgotten here before its
+   * SREM is sent, so a packet that comes later adds it again (awaited, on
+   * the same connection, after the SREM). Returns how many were dropped.
+   */
+  async pruneIndex(idleMs = 60_000, maxIndexed = 50_000): Promise<number> {
+    const busy = new Set<string>()
+    for (const r of [...this.own.reservations(), ...this.own.suspects.values()]) busy.add(`${r.bootId}|${r.incomingAccount}`).add(`${r.bootId}|${r.outgoingAccount}`)
+    for (const c of this.owedCredits) busy.add(`${c.bootId}|${c.incomingAccount}`).add(`${c.bootId}|${c.outgoingAccount}`)
+    const now = Date.now()
+    const over = this.indexed.size - maxIndexed
+    const byAge = over > 0 ? [...this.indexed].sort((x, y) => x[1] - y[1]).slice(0, over).map(([key]) => key) : []
+    const drop = new Set(byAge.filter((key) => !busy.has(key)))
+    for (const [key, usedAt] of this.indexed) if (now - usedAt >= idleMs && !busy.has(key)) drop.add(key)
+    const byOwner = new Map<string, string[]>()
+    for (const key of drop) {
+      if (this.indexing.has(key)) continue
+      this.indexed.delete(key)
+      const sep = key.indexOf('|')
+      const list = byOwner.get(key.slice(0, sep)) ?? []
+      list.push(key.slice(sep + 1))
+      byOwner.set(key.slice(0, sep), list)
+    }
+    const removals: Array<Promise<number>> = []
+    for (const [owner, accounts] of byOwner) {
+      for (let i = 0; i < accounts.length; i += 1000) removals.push(this.redis.srem(this.keys.ownerAccounts(owner), ...accounts.slice(i, i + 1000)))
+    }
+    await Promise.all(removals)
+    return [...byOwner.values()].reduce((n, list) => n + list.length, 0)
   }
 
   /**

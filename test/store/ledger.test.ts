@@ -255,4 +255,26 @@ describe.each([
     b = await ledger.balance('alice')
     expect(b).toMatchObject({ balance: '-1000', cold: '-1000', hot: { '0': '0', '1': '0' } })
   })
+
+  it('keeps its owner index to the accounts it used lately or holds packets on', async () => {
+    const indexKey = ledger.keys.ownerAccounts(ledger.bootId)
+    const held = reservation({ incomingAccount: 'carol', outgoingAccount: 'dave' })
+    expect(await ledger.prepare(held)).toBe('ok')
+    const done = reservation()
+    expect(await ledger.prepare(done)).toBe('ok')
+    expect(await ledger.fulfill('alice', done.packetId, 'bob')).toBe('ok')
+    expect((await client.smembers(indexKey)).sort()).toEqual(['alice', 'bob', 'carol', 'dave'])
+    expect(await ledger.pruneIndex(60_000)).toBe(0) // all used just now
+    expect(await ledger.pruneIndex(0)).toBe(2) // idle, and nothing in flight on them
+    expect((await client.smembers(indexKey)).sort()).toEqual(['carol', 'dave'])
+    // a packet on a pruned account indexes it again before its records are written
+    const again = reservation()
+    expect(await ledger.prepare(again)).toBe('ok')
+    expect((await client.smembers(indexKey)).sort()).toEqual(['alice', 'bob', 'carol', 'dave'])
+    expect(await ledger.reject('alice', again.packetId, 'bob')).toBe('ok')
+    expect(await ledger.reject('carol', held.packetId, 'dave')).toBe('ok')
+    // a bound on how many it keeps: the least recently used go first
+    expect(await ledger.pruneIndex(60_000, 1)).toBe(3)
+    expect(await client.scard(indexKey)).toBe(1)
+  })
 })
