@@ -5,11 +5,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { stringify } from 'yaml'
 import type { FarmConfigInput } from '../../src/config/schema.js'
 import { freePort } from '../../src/farm/embedded-redis.js'
+import { startLocalCluster } from '../../src/farm/local-cluster.js'
+import { connectRedis, type RedisClient } from '../../src/store/redis.js'
 import { type AsyncPeer, startAsyncPeer } from '../helpers/async.js'
 import { type CliRun, cleanEnv, killAllClis, runCli, sleep, workerPids } from '../helpers/cli.js'
 import { adminGet, balanceOf, prepareTo, sendIlp } from '../helpers/farm.js'
+import { recordsLeft } from '../helpers/in-flight.js'
+import { type Receiver, runLoad, type SentPacket, startReceiver, sum, summarize } from '../helpers/load.js'
 import { fulfillKnown, knownCondition, startTestPeer, type TestPeer } from '../helpers/peer.js'
-import { startTestRedis, type TestRedis } from '../helpers/redis.js'
+import { startTestRedis } from '../helpers/redis.js'
 
 /**
  * Many hosts: two real `ilp-farm start` supervisors (2 workers each) on two
@@ -25,7 +29,14 @@ import { startTestRedis, type TestRedis } from '../helpers/redis.js'
  * them once they have expired: the balances come back to what the
  * fulfilled packets made them. The dead host comes back under its host id;
  * then the leader's host is killed the same way, and a worker of the other
- * host takes the lease and sweeps.
+ * host takes the lease and sweeps. Each kill lands under load: senders
+ * against both ports (to a next hop that answers at once) keep packets in
+ * flight on both hosts; after the longest expiry every balance sums to zero
+ * and no record of a packet in flight is left.
+ *
+ * The same scenario runs on one Redis (REDIS_URL) and on a real Redis Cluster
+ * of 3 masters (REDIS_CLUSTER), where a packet in flight is two records in
+ * the slots of its two accounts, often on two masters.
  */
 
 const PREFIX = 'hosts:'
@@ -33,11 +44,54 @@ const HOSTS = ['host-a', 'host-b'] as const
 const AMOUNT = 100n
 const IN_FLIGHT = 6
 const IN_FLIGHT_EXPIRY_MS = 5_000
+/** Senders per host in the load under each kill, and their packets' expiry (shorter than the slow ones'). */
+const LOAD_SENDERS = 3
+const LOAD_EXPIRY_MS = 3_000
 
-let redis: TestRedis
+/** The Redis the farm runs on: how the supervisors are told, and a client for the assertions. */
+interface Store {
+  env: NodeJS.ProcessEnv
+  client: RedisClient
+  close(): Promise<void>
+}
+
+const STORES: Array<{ name: string; start: (dataDir: string) => Promise<Store> }> = [
+  {
+    name: 'one Redis',
+    async start() {
+      const redis = await startTestRedis()
+      return { env: { REDIS_URL: redis.url }, client: redis.client, close: () => redis.close() }
+    },
+  },
+  {
+    name: 'a Redis Cluster of 3 masters',
+    async start(dataDir) {
+      const cluster = await startLocalCluster({ dataDir, masters: 3, replicasPerMaster: 0 })
+      try {
+        await cluster.waitHealthy(30_000)
+        const client = await connectRedis({ cluster: [...cluster.seeds] }, { commandTimeoutMs: 2_000 })
+        return {
+          env: { REDIS_CLUSTER: cluster.seeds.join(',') },
+          client,
+          async close() {
+            client.disconnect()
+            await cluster.stop()
+          },
+        }
+      } catch (err) {
+        await cluster.stop()
+        throw err
+      }
+    },
+  },
+]
+
+let store: Store
 let peer: TestPeer
 /** An async next hop (account carol): 202, then the fulfill POSTed to the Callback-Url. */
 let carol: AsyncPeer
+/** The next hop of the load (account sink): fulfills every packet after up to 20 ms. */
+let receiver: Receiver
 let tmp: string
 /** The peer answers at once while true; else it never answers (a slow next hop). */
 let peerAnswers = true
@@ -49,20 +103,26 @@ interface WorkersStatus {
   workers: Array<{ hostId: string; shard: number; bootId: string; pid: number; leader: boolean }>
 }
 
-beforeAll(async () => {
+/** Each store gets its own Redis, next hops and folder (carol's and the receiver's tallies start at zero). */
+async function setUp(startStore: (dataDir: string) => Promise<Store>): Promise<void> {
   tmp = mkdtempSync(join(tmpdir(), 'ilp-farm-hosts-'))
-  redis = await startTestRedis()
-  peer = await startTestPeer((prepare) => (peerAnswers ? fulfillKnown(prepare) : 'hang'))
-  carol = await startAsyncPeer('carol-token', (prepare) => ({ reply: fulfillKnown(prepare), delayMs: 20 }))
-})
+  peerAnswers = true
+  ;[store, peer, carol, receiver] = await Promise.all([
+    startStore(join(tmp, 'redis')),
+    startTestPeer((prepare) => (peerAnswers ? fulfillKnown(prepare) : 'hang')),
+    startAsyncPeer('carol-token', (prepare) => ({ reply: fulfillKnown(prepare), delayMs: 20 })),
+    startReceiver(20),
+  ])
+}
 
-afterAll(async () => {
+async function tearDown(): Promise<void> {
   await killAllClis()
   await peer?.close()
   await carol?.close()
-  await redis?.close()
-  rmSync(tmp, { recursive: true, force: true })
-})
+  await receiver?.close()
+  await store?.close()
+  if (tmp) rmSync(tmp, { recursive: true, force: true })
+}
 
 function configFor(hostId: string, port = 0, publicUrl?: string): string {
   const config: FarmConfigInput = {
@@ -88,6 +148,9 @@ function configFor(hostId: string, port = 0, publicUrl?: string): string {
         outgoing: { url: carol.url, token: 'to-carol', mode: 'async' },
         routes: ['test.carol'],
       },
+      // the load: loader pays sink, whose next hop answers at once
+      { id: 'loader', relation: 'child', assetCode: 'USD', assetScale: 6, minBalance: '-1000000000000', incoming: { token: 'loader-token' } },
+      { id: 'sink', relation: 'peer', assetCode: 'USD', assetScale: 6, outgoing: { url: receiver.url }, routes: ['test.sink'] },
     ],
   }
   const file = join(tmp, `${hostId}-${Math.random().toString(36).slice(2)}.yaml`)
@@ -96,7 +159,7 @@ function configFor(hostId: string, port = 0, publicUrl?: string): string {
 }
 
 async function startHost(hostId: string, port: number, publicUrl: string): Promise<{ run: CliRun; url: string }> {
-  const run = runCli(['start', '--config', configFor(hostId, port, publicUrl)], { env: cleanEnv({ REDIS_URL: redis.url }) })
+  const run = runCli(['start', '--config', configFor(hostId, port, publicUrl)], { env: cleanEnv(store.env) })
   const [, url] = await run.waitFor(/listening on (http:\/\/\S+)/, 60_000)
   return { run, url: url! }
 }
@@ -133,7 +196,86 @@ async function pay(url: string, expiresInMs = 10_000, destination = 'test.receiv
   }
 }
 
-describe('many hosts on one Redis', () => {
+/** Load on every host's port until stopped: LOAD_SENDERS senders each, loader to sink. */
+function startLoad(urls: string[]): { stop(): Promise<SentPacket[][]> } {
+  const stop = new AbortController()
+  const runs = urls.map((farmUrl) =>
+    runLoad({
+      farmUrl,
+      account: 'loader',
+      token: 'loader-token',
+      destination: 'test.sink.x',
+      concurrency: LOAD_SENDERS,
+      durationMs: 60_000,
+      expiresInMs: LOAD_EXPIRY_MS,
+      requestTimeoutMs: 10_000,
+      signal: stop.signal,
+    }),
+  )
+  return {
+    stop() {
+      stop.abort()
+      return Promise.all(runs)
+    },
+  }
+}
+
+/** What the load under one kill did: fulfilled on the survivor's port, and on the dead host's until it died. */
+interface LoadUnderKill {
+  /** Amounts the loader saw fulfilled. */
+  fulfilled: bigint
+  /** Amounts of packets the dead host had when it died: the loader got no answer, so each was fulfilled or is refunded. */
+  unknown: bigint
+}
+
+/** Starts the load on every url, and resolves once it flows (packets fulfilled by the sink's next hop). */
+async function loadUnderWay(urls: string[]): Promise<{ stop(): Promise<SentPacket[][]> }> {
+  const before = receiver.fulfilled.size
+  const load = startLoad(urls)
+  await until('the load to flow', async () => receiver.fulfilled.size - before >= 10 * urls.length, 10_000).catch(async (err) => {
+    await load.stop()
+    throw err
+  })
+  return load
+}
+
+/**
+ * The load's balances after every packet of it has expired and been settled:
+ * they sum to zero; the sink got every packet the loader saw fulfilled, and of
+ * those a dead host had, at most all of them (each either fulfilled or refunded).
+ * Also every balance of the farm sums to zero.
+ */
+async function expectLoadSettled(url: string, fulfilled: bigint, unknown: bigint): Promise<void> {
+  const balances = await Promise.all(['sender', 'receiver', 'carol', 'loader', 'sink'].map((id) => balanceOf(url, id)))
+  const [loader, sink] = balances.slice(3).map(BigInt) as [bigint, bigint]
+  expect(loader + sink).toBe(0n)
+  expect(sink).toBeGreaterThanOrEqual(fulfilled)
+  expect(sink).toBeLessThanOrEqual(fulfilled + unknown)
+  expect(sink).toBeLessThanOrEqual(sum(receiver.fulfilled.values())) // never more than the next hop fulfilled
+  expect(sum(balances.map(BigInt))).toBe(0n)
+}
+
+/** Checks the load under one kill, `killedAt` the moment the kill had completed. */
+function checkLoad(doomedSent: SentPacket[], survivorSent: SentPacket[], killedAt: number): LoadUnderKill {
+  const survivorLoad = summarize(survivorSent)
+  const doomedLoad = summarize(doomedSent)
+  // spread over both hosts: each served the load until the kill, the survivor all of it
+  expect(survivorSent.filter((p) => p.outcome === 'fulfill').length, survivorLoad).toBeGreaterThan(0)
+  expect(survivorSent.filter((p) => p.outcome !== 'fulfill'), survivorLoad).toEqual([])
+  expect(doomedSent.filter((p) => p.outcome === 'fulfill' && p.sentAt < killedAt).length, doomedLoad).toBeGreaterThan(0)
+  expect(doomedSent.filter((p) => p.outcome === 'reject'), doomedLoad).toEqual([])
+  expect(doomedSent.filter((p) => p.outcome === 'fulfill' && p.sentAt > killedAt), doomedLoad).toEqual([]) // nothing answered there after its death
+  const lost = doomedSent.filter((p) => p.outcome === 'error' && p.sentAt <= killedAt)
+  return {
+    fulfilled: sum([...doomedSent, ...survivorSent].filter((p) => p.outcome === 'fulfill').map((p) => p.amount)),
+    unknown: sum(lost.map((p) => p.amount)),
+  }
+}
+
+describe.each(STORES.map((s) => [s.name, s.start] as const))('many hosts on %s', (_name, start) => {
+  beforeAll(() => setUp(start), 120_000)
+  afterAll(tearDown, 60_000)
+
   it(
     'two supervisors form one farm with one leader; a host id in use is refused; a whole host killed mid-flight is swept by the other, also the leader’s',
     async () => {
@@ -199,7 +341,7 @@ describe('many hosts on one Redis', () => {
       expect(await balanceOf(a!.url, 'carol')).toBe(String(asynced))
 
       // 3. A third supervisor with a host id whose workers are live refuses to start: clear error, exit code 1.
-      const clash = runCli(['start', '--config', configFor('host-a')], { env: cleanEnv({ REDIS_URL: redis.url }) })
+      const clash = runCli(['start', '--config', configFor('host-a')], { env: cleanEnv(store.env) })
       const exit = await clash.waitForExit(60_000)
       expect(exit.code).not.toBe(0)
       expect(exit.code).not.toBeNull()
@@ -221,7 +363,10 @@ describe('many hosts on one Redis', () => {
       expect(await balanceOf(survivor.url, 'sender')).toBe(String(-fulfilled - BigInt(IN_FLIGHT) * AMOUNT)) // reserved
       const inflight = await adminGet<unknown[]>(survivor.url, '/admin/inflight')
       expect(inflight.json).toHaveLength(IN_FLIGHT)
+      // senders against both hosts: the kill lands with the load's packets in flight on both
+      const load = await loadUnderWay([hosts[doomed].url, survivor.url])
       await hosts[doomed].run.kill() // the supervisor's process group: it and its workers at once
+      const killedAt = Date.now()
       expect(workerPids(hosts[doomed].run)).toEqual([])
       expect((await Promise.all(inFlight)).every((o) => o.startsWith('error'))).toBe(true) // their connections died with the host
 
@@ -232,6 +377,8 @@ describe('many hosts on one Redis', () => {
       }, 10_000)
       expect(alone.hosts).toEqual([{ hostId: leader.hostId, workers: 2, leader: true }])
       expect(alone.workers.filter((w) => w.leader)).toHaveLength(1)
+      const [doomedSent, survivorSent] = await load.stop()
+      const loaded = checkLoad(doomedSent!, survivorSent!, killedAt)
 
       // 5. Once they have expired, the survivor's leader refunds the dead host's packets: the balances are what
       // the fulfilled packets made them, and sum to zero.
@@ -248,6 +395,11 @@ describe('many hosts on one Redis', () => {
       expect(carolBalance).toBe(String(asynced))
       expect(BigInt(sender!) + BigInt(receiver!) + BigInt(carolBalance!)).toBe(0n)
       expect((await adminGet<unknown[]>(survivor.url, '/admin/inflight')).json).toEqual([])
+      // the load's packets too (they expired first): nothing left in flight, and the load's balances sum to zero
+      expect(await recordsLeft(store.client, PREFIX)).toBe(0)
+      let loadFulfilled = loaded.fulfilled
+      let loadUnknown = loaded.unknown
+      await expectLoadSettled(survivor.url, loadFulfilled, loadUnknown)
 
       // The survivor serves on.
       peerAnswers = true
@@ -273,7 +425,9 @@ describe('many hosts on one Redis', () => {
       const inFlightAgain = [...Array(IN_FLIGHT).keys()].map(() => pay(survivor.url, IN_FLIGHT_EXPIRY_MS))
       await until('the packets to reach the slow next hop', async () => peer.received.length - receivedNow === IN_FLIGHT, 5_000)
       expect(await balanceOf(back.url, 'sender')).toBe(String(-fulfilled - BigInt(IN_FLIGHT) * AMOUNT))
+      const loadAgain = await loadUnderWay([survivor.url, back.url])
       await survivor.run.kill()
+      const killedAgainAt = Date.now()
       expect((await Promise.all(inFlightAgain)).every((o) => o.startsWith('error'))).toBe(true)
       const taken = await until('a worker of the other host to take the lease', async () => {
         const s = await workers(back.url)
@@ -281,10 +435,16 @@ describe('many hosts on one Redis', () => {
       }, 15_000)
       expect(taken.hosts).toEqual([{ hostId: doomed, workers: 2, leader: true }])
       expect(taken.workers.filter((w) => w.leader)).toHaveLength(1)
+      const [leaderHostSent, backSent] = await loadAgain.stop()
+      const loadedAgain = checkLoad(leaderHostSent!, backSent!, killedAgainAt)
       await until('the leader’s host’s expired packets to be refunded', async () => (await balanceOf(back.url, 'sender')) === String(-fulfilled), IN_FLIGHT_EXPIRY_MS + 20_000)
       const final = await Promise.all(['sender', 'receiver', 'carol'].map((id) => balanceOf(back.url, id)))
       expect(final).toEqual([String(-fulfilled), String(synced), String(asynced)])
       expect((await adminGet<unknown[]>(back.url, '/admin/inflight')).json).toEqual([])
+      expect(await recordsLeft(store.client, PREFIX)).toBe(0)
+      loadFulfilled += loadedAgain.fulfilled
+      loadUnknown += loadedAgain.unknown
+      await expectLoadSettled(back.url, loadFulfilled, loadUnknown)
     },
     200_000,
   )

@@ -61,15 +61,17 @@ export interface LoadOptions {
   pauseAfterRejectMs?: number
   /** A request that has not answered after this long counts as an error (the test asserts there are none). */
   requestTimeoutMs?: number
+  /** Stops the senders early: each finishes the packet it is sending, then sends no more. */
+  signal?: AbortSignal
 }
 
-/** `concurrency` loops, each sending one unique prepare after another until durationMs has passed. */
+/** `concurrency` loops, each sending one unique prepare after another until durationMs has passed (or `signal` aborts). */
 export async function runLoad(opts: LoadOptions): Promise<SentPacket[]> {
   const sent: SentPacket[] = []
   const agent = new Agent({ keepAliveTimeout: 10_000, connections: opts.concurrency })
   const deadline = Date.now() + opts.durationMs
   const loop = async () => {
-    while (Date.now() < deadline) {
+    while (Date.now() < deadline && !opts.signal?.aborted) {
       const fulfillment = randomBytes(32)
       const condition = createHash('sha256').update(fulfillment).digest()
       fulfillments.set(condition.toString('hex'), fulfillment)
