@@ -13,6 +13,10 @@
  *   - floor: this file with --role floor; forwards each body unchanged to the receiver
  *   - farms: `node dist/src/cli/main.js start --config <tmp>.json` with REDIS_URL set,
  *     one per --workers entry (each its own key prefix in the same Redis)
+ *   - with --redis cluster: a local Redis Cluster (startLocalCluster: 3 masters,
+ *     1 replica each, in the temp dir) and, per --workers entry, two more farms
+ *     on it (REDIS_CLUSTER set): redis.durability none and replica. The
+ *     single-Redis farms still run: they are the cluster's baseline.
  * The load generator runs here: C requests in flight, each a unique prepare.
  *
  * The measurement is `runBench(options, hooks)` (progress callback, log sink),
@@ -40,6 +44,7 @@ import {
 import { Redis } from 'ioredis'
 import { Pool } from 'undici'
 import { type EmbeddedRedis, freePort, startEmbeddedRedis } from '../src/farm/embedded-redis.js'
+import { type LocalCluster, startLocalCluster } from '../src/farm/local-cluster.js'
 
 const SELF = fileURLToPath(import.meta.url)
 const RUNNING_TS = SELF.endsWith('.ts')
@@ -132,10 +137,16 @@ function runFloor(): void {
 
 // ---------------------------------------------------------------- bench
 
+/** Which Redis the farms run on: one redis-server, or a local Redis Cluster (besides the single one, its baseline). */
+export type RedisMode = 'single' | 'cluster'
+const REDIS_MODES: readonly RedisMode[] = ['single', 'cluster']
+
 export interface BenchOptions {
   concurrency: number[]
   /** Farm sizes to measure, each a separate farm process with that many workers. */
   workers: number[]
+  /** 'cluster' adds the farms on a local Redis Cluster (durability none and replica) next to the single-Redis ones. */
+  redis: RedisMode[]
   durationMs: number
   warmupMs: number
   runs: number
@@ -145,6 +156,9 @@ export interface BenchOptions {
 /** The options' help, shared with `ilp-farm bench --help`. */
 export const BENCH_OPTIONS_HELP = `  --concurrency LIST   comma-separated in-flight request counts (default 1,10,50,100)
   --workers LIST       farm sizes to measure, comma-separated (default 1,2, plus the core count when larger)
+  --redis LIST         single, cluster or single,cluster (default single); cluster adds, per farm size, a farm
+                       on a local 3-master Redis Cluster (1 replica each) and one with redis.durability replica,
+                       compared with the single-Redis farm measured in the same run
   --duration SECONDS   measured time per run and target (default 5)
   --warmup SECONDS     unmeasured load before each measured run (default 1)
   --runs N             runs per concurrency and target; medians are reported (default 3)
@@ -163,6 +177,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions | undefined {
     options: {
       concurrency: { type: 'string', default: '1,10,50,100' },
       workers: { type: 'string', default: [...new Set([1, 2, availableParallelism()])].join(',') },
+      redis: { type: 'string', default: 'single' },
       duration: { type: 'string', default: '5' },
       warmup: { type: 'string', default: '1' },
       runs: { type: 'string', default: '3' },
@@ -179,6 +194,10 @@ export function parseBenchOptions(argv: string[]): BenchOptions | undefined {
   if (workers.length === 0 || workers.some((w) => !Number.isInteger(w) || w < 1 || w > 64)) {
     throw new BenchUsageError(`--workers must be a list of integers 1..64, got "${values.workers}"`)
   }
+  const redis = values.redis.split(',').map((s) => s.trim())
+  if (redis.length === 0 || redis.some((r) => !REDIS_MODES.includes(r as RedisMode))) {
+    throw new BenchUsageError(`--redis must be single, cluster or single,cluster, got "${values.redis}"`)
+  }
   const seconds = (name: string, raw: string, min: number, max: number): number => {
     const n = Number(raw)
     if (!Number.isFinite(n) || n < min || n > max) throw new BenchUsageError(`--${name} must be between ${min} and ${max} seconds, got "${raw}"`)
@@ -189,6 +208,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions | undefined {
   return {
     concurrency,
     workers: [...new Set(workers)],
+    redis: REDIS_MODES.filter((m) => redis.includes(m)),
     durationMs: seconds('duration', values.duration, 0.2, 120),
     warmupMs: seconds('warmup', values.warmup, 0, 30),
     runs,
@@ -206,10 +226,13 @@ const resources: {
   tmp?: string
   redis?: EmbeddedRedis
   redisClient?: Redis
+  cluster?: LocalCluster
+  /** One client per cluster node, for INFO. */
+  clusterClients: Redis[]
   children: ChildProcess[]
   farms: ChildProcess[]
   pools: Pool[]
-} = { children: [], farms: [], pools: [] }
+} = { children: [], farms: [], pools: [], clusterClients: [] }
 let cleaningUp: Promise<void> | undefined
 let aborted = false
 /** One bench per process: its processes and temp folder live in the module state above. */
@@ -255,7 +278,9 @@ function cleanup(): Promise<void> {
       }),
     )
     resources.redisClient?.disconnect()
+    for (const client of resources.clusterClients) client.disconnect()
     if (resources.redis) await resources.redis.stop().catch(() => undefined)
+    if (resources.cluster) await resources.cluster.stop().catch(() => undefined)
     if (resources.tmp) rmSync(resources.tmp, { recursive: true, force: true })
   })()
   return cleaningUp
@@ -289,19 +314,43 @@ async function startRole(role: 'receiver' | 'floor', env: Record<string, string>
   return { child, url }
 }
 
+/** A farm to measure: its size and its Redis (one server, a cluster, a cluster with redis.durability replica). */
+interface FarmSpec {
+  workers: number
+  redis: 'single' | 'cluster' | 'cluster-replica'
+}
+
+/** How a farm's Redis is measured: INFO commandstats summed over its masters, and CPU time of its masters and replicas. */
+interface RedisProbe {
+  commandStats(): Promise<Map<string, number>>
+  /** CPU µs so far of the masters and (cluster) of the replicas; undefined where /proc is not there. */
+  cpu(): { masters: number | undefined; replicas: number | undefined }
+}
+
 interface FarmHandle {
+  spec: FarmSpec
   child: ChildProcess
   url: string
   output: () => string
+  probe: RedisProbe
 }
 
-async function startFarm(tmp: string, redisUrl: string, receiverUrl: string, workers: number): Promise<FarmHandle> {
+/** Where a farm's Redis is: a single server's URL, or a cluster's seeds. */
+type FarmRedisTarget = { url: string } | { cluster: readonly string[] }
+
+async function startFarm(tmp: string, target: FarmRedisTarget, receiverUrl: string, spec: FarmSpec, probe: RedisProbe): Promise<FarmHandle> {
+  const { workers } = spec
   const port = await freePort()
+  const tag = spec.redis === 'single' ? `${workers}w` : `${workers}w-${spec.redis}`
   const config = {
     ilpAddress: 'test.farm',
     http: { host: '127.0.0.1', port },
     workers,
-    redis: { dataDir: join(tmp, 'farm-redis-unused'), keyPrefix: `bench${workers}w:` },
+    redis: {
+      dataDir: join(tmp, 'farm-redis-unused'),
+      keyPrefix: `bench${tag}:`,
+      ...(spec.redis === 'cluster-replica' ? { durability: 'replica' } : {}),
+    },
     log: { level: 'warn' },
     accounts: [
       {
@@ -322,17 +371,23 @@ async function startFarm(tmp: string, redisUrl: string, receiverUrl: string, wor
       },
     ],
   }
-  const configFile = join(tmp, `farm-${workers}w.json`)
+  const configFile = join(tmp, `farm-${tag}.json`)
   writeFileSync(configFile, JSON.stringify(config, null, 2))
+  // the farm's Redis comes from the environment: REDIS_URL or REDIS_CLUSTER, never both
+  const env: NodeJS.ProcessEnv = { ...process.env }
+  delete env.REDIS_URL
+  delete env.REDIS_CLUSTER
+  if ('url' in target) env.REDIS_URL = target.url
+  else env.REDIS_CLUSTER = target.cluster.join(',')
   const child = spawn(process.execPath, [...process.execArgv, FARM_MAIN, 'start', '--config', configFile], {
     cwd: ROOT,
-    env: { ...process.env, REDIS_URL: redisUrl },
+    env,
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true, // own process group: the bench stops it (and its worker) in order
   })
   resources.farms.push(child)
   const { url, output } = await untilListening(child, 30_000)
-  return { child, url, output }
+  return { spec, child, url, output, probe }
 }
 
 /**
@@ -412,8 +467,10 @@ export interface RunResult {
   redisCommands?: Record<string, number>
   /** CPU time of the forwarding process(es) (floor, or the farm's workers) per fulfilled packet, in µs. */
   hopCpuUsPerPacket?: number
-  /** Farm runs: redis-server CPU time per fulfilled packet, in µs. */
+  /** Farm runs: redis-server CPU time per fulfilled packet, in µs (on a cluster, its masters'). */
   redisCpuUsPerPacket?: number
+  /** Cluster farm runs: the replicas' CPU time per fulfilled packet, in µs. */
+  redisReplicaCpuUsPerPacket?: number
 }
 
 export function percentile(sorted: Float64Array, p: number): number {
@@ -488,8 +545,8 @@ function commandStats(info: string): Map<string, number> {
 }
 
 const SCRIPT_COMMANDS = new Set(['eval', 'evalsha', 'eval_ro', 'evalsha_ro', 'fcall', 'fcall_ro'])
-/** The bench's own INFO calls are not the farm's. */
-const IGNORED_COMMANDS = new Set(['info'])
+/** The bench's own INFO calls are not the farm's, nor a cluster replica's acknowledgements to its master. */
+const IGNORED_COMMANDS = new Set(['info', 'replconf'])
 
 function commandDelta(before: Map<string, number>, after: Map<string, number>): Record<string, number> {
   const delta: Record<string, number> = {}
@@ -593,10 +650,25 @@ export interface FarmResult extends TargetSummary {
   ratio: number
 }
 
+/** A farm on the local Redis Cluster, against the single-Redis farm of its size measured in the same run. */
+export interface ClusterFarmResult extends FarmResult {
+  durability: 'none' | 'replica'
+  /** Median CPU µs per fulfilled packet of the cluster's replicas (redis.cpuUsPerPacket is its masters'). */
+  replicaCpuUsPerPacket: number
+  /** median pps / the single-Redis farm's median pps, same workers */
+  vsSingle: number
+  /** durability replica: median pps / the cluster's durability-none farm's; null for none */
+  vsNone: number | null
+  /** Packets answered with anything but a Fulfill, % of all answered (warm-up included). */
+  nonFulfillPct: number
+}
+
 export interface LevelResult {
   concurrency: number
   floor: TargetSummary
   farms: FarmResult[]
+  /** --redis cluster: per farm size, durability none then replica. */
+  cluster?: ClusterFarmResult[]
 }
 
 function summarize(runs: RunResult[]): TargetSummary {
@@ -610,6 +682,25 @@ function summarize(runs: RunResult[]): TargetSummary {
     nonFulfillByReason: byReason,
     runs,
   }
+}
+
+/** Non-fulfilled share of every answered packet over a target's runs, in %. */
+export function nonFulfillPct(t: TargetSummary): number {
+  const answered = t.runs.reduce((a, r) => a + r.fulfilledTotal, 0) + t.nonFulfill
+  return answered > 0 ? (100 * t.nonFulfill) / answered : NaN
+}
+
+/** The cluster farms of a level, each against the single-Redis farm of the same size (same index). */
+function summarizeCluster(single: FarmResult[], none: FarmResult[], replica: FarmResult[]): ClusterFarmResult[] {
+  const row = (f: FarmResult, i: number, durability: 'none' | 'replica'): ClusterFarmResult => ({
+    ...f,
+    durability,
+    replicaCpuUsPerPacket: median(f.runs.map((r) => r.redisReplicaCpuUsPerPacket ?? NaN)),
+    vsSingle: f.pps / single[i]!.pps,
+    vsNone: durability === 'replica' ? f.pps / none[i]!.pps : null,
+    nonFulfillPct: nonFulfillPct(f),
+  })
+  return none.flatMap((f, i) => [row(f, i, 'none'), row(replica[i]!, i, 'replica')])
 }
 
 function summarizeFarm(workers: number, runs: RunResult[], floor: TargetSummary): FarmResult {
@@ -640,6 +731,11 @@ function summarizeFarm(workers: number, runs: RunResult[], floor: TargetSummary)
 
 const fmt = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a')
 const workersLabel = (w: number) => `farm ${w}w`
+/** A farm's name in the logs and the targets: `farm 1w` (single Redis), `cluster 1w`, `cluster 1w replica`. */
+function farmLabel(spec: FarmSpec): string {
+  if (spec.redis === 'single') return workersLabel(spec.workers)
+  return `cluster ${spec.workers}w${spec.redis === 'cluster-replica' ? ' replica' : ''}`
+}
 
 /** Renders the results table from a header and rows; `ilp-farm bench` passes a cli-table3 one. */
 export type TableRenderer = (head: string[], rows: string[][]) => string
@@ -660,6 +756,33 @@ export function levelRows(levels: LevelResult[]): { head: string[]; rows: string
   return { head, rows }
 }
 
+const clusterLabel = (c: ClusterFarmResult) => farmLabel({ workers: c.workers, redis: c.durability === 'none' ? 'cluster' : 'cluster-replica' })
+
+/**
+ * The Redis Cluster table (--redis cluster): per concurrency and farm size,
+ * the single-Redis farm, then the same farm on the cluster with durability
+ * none and replica, all from the same run.
+ */
+export function clusterTableRows(levels: LevelResult[]): { head: string[]; rows: string[][] } {
+  const head = ['conc', 'target', 'pkt/s', 'vs single', 'vs none', 'p50', 'p99', 'redis RT/pkt', 'cmds/pkt', 'redis cpu/pkt', 'replicas cpu/pkt', 'non-fulfill %']
+  const rows: string[][] = []
+  const ms = (n: number) => `${fmt(n, 2)} ms`
+  const pct = (n: number) => `${fmt(n, 2)}%`
+  for (const l of levels) {
+    if (!l.cluster) continue
+    l.farms.forEach((single, i) => {
+      rows.push([i === 0 ? String(l.concurrency) : '', workersLabel(single.workers), fmt(single.pps), '', '', ms(single.p50Ms), ms(single.p99Ms),
+        fmt(single.redis.scriptCallsPerPacket, 2), fmt(single.redis.commandsPerPacket, 2), `${fmt(single.redis.cpuUsPerPacket)} us`, '', pct(nonFulfillPct(single))])
+      for (const c of l.cluster!.filter((f) => f.workers === single.workers)) {
+        rows.push(['', clusterLabel(c), fmt(c.pps), fmt(c.vsSingle, 2), c.vsNone === null ? '' : fmt(c.vsNone, 2),
+          ms(c.p50Ms), ms(c.p99Ms), fmt(c.redis.scriptCallsPerPacket, 2), fmt(c.redis.commandsPerPacket, 2), `${fmt(c.redis.cpuUsPerPacket)} us`,
+          `${fmt(c.replicaCpuUsPerPacket)} us`, pct(c.nonFulfillPct)])
+      }
+    })
+  }
+  return { head, rows }
+}
+
 /** The script's table: padded columns, the first two left-aligned. */
 const plainTable: TableRenderer = (head, rows) => {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
@@ -674,6 +797,55 @@ function summaryLevel(levels: LevelResult[]): LevelResult {
 function meetsGoal(l: LevelResult): boolean {
   const one = l.farms.find((f) => f.workers === 1)
   return one !== undefined && one.ratio >= 0.6 && one.redis.scriptCallsPerPacket <= 2 && one.nonFulfill === 0 && l.floor.nonFulfill === 0
+}
+
+/** What the cluster summary says: the headline level's farm of 1 worker (else the smallest) on the cluster against the single Redis. */
+export interface ClusterSummary {
+  concurrency: number
+  workers: number
+  singlePps: number
+  clusterPps: number
+  /** cluster pps / single pps */
+  ratio: number
+  /** fcall/evalsha/eval calls per fulfilled packet, summed over the cluster's masters */
+  roundTripsPerPacket: number
+  singleRoundTripsPerPacket: number
+  replicaPps: number
+  /** What durability replica costs: 1 - replica pps / none pps, in % */
+  replicaCostPct: number
+  p99Ms: { single: number; cluster: number; replica: number }
+  /** ratio >= 0.9, round trips <= 2, every packet fulfilled */
+  meetsGoal: boolean
+}
+
+function clusterSummary(l: LevelResult): ClusterSummary | undefined {
+  if (!l.cluster || l.farms.length === 0) return undefined
+  const single = l.farms.find((f) => f.workers === 1) ?? l.farms.reduce((a, b) => (b.workers < a.workers ? b : a))
+  const none = l.cluster.find((c) => c.workers === single.workers && c.durability === 'none')
+  const replica = l.cluster.find((c) => c.workers === single.workers && c.durability === 'replica')
+  if (!none || !replica) return undefined
+  return {
+    concurrency: l.concurrency,
+    workers: single.workers,
+    singlePps: single.pps,
+    clusterPps: none.pps,
+    ratio: none.vsSingle,
+    roundTripsPerPacket: none.redis.scriptCallsPerPacket,
+    singleRoundTripsPerPacket: single.redis.scriptCallsPerPacket,
+    replicaPps: replica.pps,
+    replicaCostPct: 100 * (1 - replica.vsNone!),
+    p99Ms: { single: single.p99Ms, cluster: none.p99Ms, replica: replica.p99Ms },
+    meetsGoal: none.vsSingle >= 0.9 && none.redis.scriptCallsPerPacket <= 2 && none.nonFulfill === 0,
+  }
+}
+
+function clusterSummaryLine(c: ClusterSummary): string {
+  return (
+    `cluster summary: cluster/single ${fmt(c.ratio, 2)} at c=${c.concurrency}, ${c.workers} worker${c.workers === 1 ? '' : 's'} (goal >= 0.9); ` +
+    `${fmt(c.roundTripsPerPacket, 2)} Redis round trips per fulfilled packet (goal <= 2; single ${fmt(c.singleRoundTripsPerPacket, 2)}); ` +
+    `durability replica costs ${fmt(c.replicaCostPct, 1)}% pkt/s (p99 ${fmt(c.p99Ms.cluster, 2)} -> ${fmt(c.p99Ms.replica, 2)} ms)` +
+    ` -> the cluster ${c.meetsGoal ? 'MEETS' : 'is BELOW'} the goal`
+  )
 }
 
 function summaryLine(l: LevelResult): string {
@@ -704,12 +876,15 @@ export interface BenchReport {
     redisRoundTripsPerPacket: number | null
     redisCommandsPerPacket: number | null
     meetsGoal: boolean
+    /** --redis cluster only */
+    cluster?: ClusterSummary
   }
 }
 
 function report(opts: BenchOptions, levels: LevelResult[]): BenchReport {
   const headline = summaryLevel(levels)
   const one = headline.farms.find((f) => f.workers === 1)
+  const cluster = clusterSummary(headline)
   return {
     node: process.version,
     cores: availableParallelism(),
@@ -723,6 +898,7 @@ function report(opts: BenchOptions, levels: LevelResult[]): BenchReport {
       redisRoundTripsPerPacket: one?.redis.scriptCallsPerPacket ?? null,
       redisCommandsPerPacket: one?.redis.commandsPerPacket ?? null,
       meetsGoal: meetsGoal(headline),
+      ...(cluster ? { cluster } : {}),
     },
   }
 }
@@ -757,12 +933,29 @@ export function benchText(r: BenchReport, renderTable: TableRenderer = plainTabl
           .join(', '),
     )
   }
+  const cluster = levels.some((l) => l.cluster)
+  if (cluster) {
+    const t = clusterTableRows(levels)
+    lines.push(
+      '',
+      `Redis Cluster (${CLUSTER_MASTERS} masters x ${CLUSTER_REPLICAS_PER_MASTER} replica, local, appendonly no) against the single Redis (appendonly everysec), same load and run:`,
+      '',
+      renderTable(t.head, t.rows),
+      '',
+      'vs single = cluster pkt/s / single-Redis pkt/s, same farm size; vs none = durability replica pkt/s / durability none pkt/s',
+      'redis RT/pkt, cmds/pkt and redis cpu/pkt: summed over the cluster\'s masters; replicas cpu/pkt: its replicas\' CPU per fulfilled packet',
+      'cluster <n>w replica = redis.durability replica: each batch also waits for WAIT 1 on its master (not counted in redis RT/pkt; ' +
+        `wait/pkt @${headline.concurrency}: ${(headline.cluster ?? []).filter((c) => c.durability === 'replica').map((c) => `${c.workers}w ${fmt(c.redis.breakdownPerPacket.wait ?? 0, 2)}`).join(', ')})`,
+    )
+  }
   const reasons = levels.flatMap((l) => [
     ...Object.entries(l.floor.nonFulfillByReason).map(([k, v]) => `  c=${l.concurrency} floor: ${k} x${v}`),
     ...l.farms.flatMap((f) => Object.entries(f.nonFulfillByReason).map(([k, v]) => `  c=${l.concurrency} ${workersLabel(f.workers)}: ${k} x${v}`)),
+    ...(l.cluster ?? []).flatMap((f) => Object.entries(f.nonFulfillByReason).map(([k, v]) => `  c=${l.concurrency} ${clusterLabel(f)}: ${k} x${v}`)),
   ])
   if (reasons.length > 0) lines.push('non-fulfill reasons:', ...reasons)
   lines.push('', summaryLine(headline))
+  if (r.summary.cluster) lines.push(clusterSummaryLine(r.summary.cluster))
   return `${lines.join('\n')}\n`
 }
 
@@ -813,11 +1006,81 @@ export function stopBench(): Promise<void> {
   return cleanup()
 }
 
-type TargetName = 'floor' | number
+/** 'floor', or a farm's label (farmLabel). */
+type TargetName = string
+
+/** The local cluster's size: 3 masters, each with a replica (so that durability replica can be measured). */
+const CLUSTER_MASTERS = 3
+const CLUSTER_REPLICAS_PER_MASTER = 1
+/** Long enough that a node busy under the bench on a small machine is never taken for dead (a failover mid-run). */
+const CLUSTER_NODE_TIMEOUT_MS = 15_000
+
+/** The farms to measure: per --workers entry, the single-Redis one, then (--redis cluster) cluster and cluster with durability replica. */
+function farmSpecs(opts: BenchOptions): FarmSpec[] {
+  const kinds: Array<FarmSpec['redis']> = opts.redis.includes('cluster') ? ['single', 'cluster', 'cluster-replica'] : ['single']
+  return kinds.flatMap((redis) => opts.workers.map((workers) => ({ workers, redis })))
+}
+
+/** The bench's local cluster, in its temp dir, stopped by cleanup(). */
+async function startBenchCluster(tmp: string): Promise<LocalCluster> {
+  const local = await startLocalCluster({
+    dataDir: join(tmp, 'cluster'),
+    masters: CLUSTER_MASTERS,
+    replicasPerMaster: CLUSTER_REPLICAS_PER_MASTER,
+    nodeTimeoutMs: CLUSTER_NODE_TIMEOUT_MS,
+  })
+  resources.cluster = local
+  if (aborted) await local.stop() // cleanup() ran while it started
+  return local
+}
+
+/** INFO commandstats of one node. */
+async function nodeStats(client: Redis): Promise<Map<string, number>> {
+  return commandStats(await client.info('commandstats'))
+}
+
+function singleProbe(redis: EmbeddedRedis, client: Redis): RedisProbe {
+  return {
+    commandStats: () => nodeStats(client),
+    cpu: () => ({ masters: cpuOf([redis.process.pid!]), replicas: undefined }),
+  }
+}
+
+/**
+ * The cluster measured as a whole: calls summed over its masters (a farm
+ * talks to masters only), CPU of the masters and of the replicas apart. The
+ * roles are the ones at start: the long node timeout keeps them.
+ */
+async function clusterProbe(cluster: LocalCluster): Promise<RedisProbe> {
+  const masters = await cluster.masters()
+  if (masters.length !== CLUSTER_MASTERS) throw new Error(`local cluster: ${masters.length} masters, expected ${CLUSTER_MASTERS}`)
+  const replicas = cluster.nodes.filter((n) => !masters.includes(n))
+  const clients: Redis[] = []
+  for (const node of masters) {
+    const client = new Redis(node.url, { lazyConnect: true, maxRetriesPerRequest: 1 })
+    resources.clusterClients.push(client)
+    await client.connect()
+    clients.push(client)
+  }
+  return {
+    async commandStats() {
+      const total = new Map<string, number>()
+      for (const stats of await Promise.all(clients.map(nodeStats))) {
+        for (const [name, calls] of stats) total.set(name, (total.get(name) ?? 0) + calls)
+      }
+      return total
+    },
+    cpu: () => ({
+      masters: cpuOf(masters.map((n) => n.redis.process.pid!)),
+      replicas: cpuOf(replicas.map((n) => n.redis.process.pid!)),
+    }),
+  }
+}
 
 async function measure(opts: BenchOptions, onProgress: (p: BenchProgress) => void): Promise<LevelResult[] | undefined> {
   const perRun = opts.warmupMs + opts.durationMs
-  const targetCount = 1 + opts.workers.length
+  const specs = farmSpecs(opts)
+  const targetCount = 1 + specs.length
   const totalMs = opts.concurrency.length * opts.runs * targetCount * perRun
   const step = (name: string) => onProgress({ doneMs: 0, totalMs, step: name })
 
@@ -833,17 +1096,37 @@ async function measure(opts: BenchOptions, onProgress: (p: BenchProgress) => voi
   await redisClient.connect()
   log(`bench: redis-server at ${redis.url} (appendonly yes, appendfsync everysec)`)
 
+  // the cluster comes up (node start, redis-cli --cluster create, replicas syncing) while the rest starts
+  const clusterStarting = opts.redis.includes('cluster') ? startBenchCluster(tmp) : undefined
+  clusterStarting?.catch(() => undefined) // awaited below; a failure meanwhile is not unhandled
+
   step('starting receiver and floor')
   const receiver = await startRole('receiver', { [ENV_SECRET]: secret.toString('hex') })
   log(`bench: receiver (pid ${receiver.child.pid}) at ${receiver.url}`)
   const floor = await startRole('floor', { [ENV_TARGET]: receiver.url })
   log(`bench: floor (pid ${floor.child.pid}) at ${floor.url}`)
-  const farms = new Map<number, FarmHandle>()
-  for (const workers of opts.workers) {
-    step(`starting ${workersLabel(workers)}`)
-    const farm = await startFarm(tmp, redis.url, receiver.url, workers)
-    farms.set(workers, farm)
-    log(`bench: farm (pid ${farm.child.pid}, ${workers} worker${workers === 1 ? '' : 's'}) at ${farm.url}`)
+  const single = singleProbe(redis, redisClient)
+  let cluster: { seeds: readonly string[]; probe: RedisProbe } | undefined
+  if (clusterStarting) {
+    step('starting the Redis Cluster')
+    const local = await clusterStarting
+    cluster = { seeds: local.seeds, probe: await clusterProbe(local) }
+    log(`bench: Redis Cluster of ${CLUSTER_MASTERS} masters x ${CLUSTER_REPLICAS_PER_MASTER} replica at ${local.seeds.join(',')} (appendonly no)`)
+  }
+  // the farms start side by side: each is idle until its turn under load
+  step(`starting ${specs.length === 1 ? farmLabel(specs[0]!) : `${specs.length} farms`}`)
+  const started = await Promise.all(
+    specs.map((spec) => {
+      const target = spec.redis === 'single' ? { url: redis.url } : { cluster: cluster!.seeds }
+      return startFarm(tmp, target, receiver.url, spec, spec.redis === 'single' ? single : cluster!.probe)
+    }),
+  )
+  const farms = new Map<TargetName, FarmHandle>()
+  for (const farm of started) {
+    const { spec } = farm
+    farms.set(farmLabel(spec), farm)
+    const what = spec.redis === 'single' ? '' : spec.redis === 'cluster' ? ', Redis Cluster' : ', Redis Cluster, durability replica'
+    log(`bench: farm (pid ${farm.child.pid}, ${spec.workers} worker${spec.workers === 1 ? '' : 's'}${what}) at ${farm.url}`)
   }
 
   const maxConcurrency = Math.max(...opts.concurrency)
@@ -859,8 +1142,8 @@ async function measure(opts: BenchOptions, onProgress: (p: BenchProgress) => voi
   }
   const headers = { 'content-type': OCTET, authorization: `Bearer ${SENDER_TOKEN}` }
   const targets = new Map<TargetName, Target>([['floor', { name: 'floor', pool: pool(floor.url), path: new URL(floor.url).pathname, headers }]])
-  for (const [workers, farm] of farms) {
-    targets.set(workers, { name: 'farm', pool: pool(farm.url), path: '/accounts/sender/ilp', headers })
+  for (const [name, farm] of farms) {
+    targets.set(name, { name: 'farm', pool: pool(farm.url), path: '/accounts/sender/ilp', headers })
   }
   const packets = new PacketFactory(secret)
   const farmOutput = () => [...farms.values()].map((f) => f.output()).join('\n')
@@ -870,14 +1153,15 @@ async function measure(opts: BenchOptions, onProgress: (p: BenchProgress) => voi
 
   const estimate = Math.ceil((opts.concurrency.length * opts.runs * targets.size * perRun) / 1000)
   log(
-    `bench: concurrency ${opts.concurrency.join(',')}, farms of ${opts.workers.join(',')} worker(s), ${opts.runs} run(s) x ` +
+    `bench: concurrency ${opts.concurrency.join(',')}, farms of ${opts.workers.join(',')} worker(s)` +
+      `${cluster ? ' on a single Redis and on the Redis Cluster (durability none, replica)' : ''}, ${opts.runs} run(s) x ` +
       `${opts.durationMs / 1000} s (+${opts.warmupMs / 1000} s warm-up) per target; about ${estimate} s of load`,
   )
 
   const progress = new LoadProgress(perRun, totalMs, onProgress)
   let levels: LevelResult[] | undefined
   try {
-    levels = await load(opts, { targets, farms, floor, redis, redisClient, packets }, progress)
+    levels = await load(opts, { targets, farms, floor, packets }, progress)
   } finally {
     progress.stop()
   }
@@ -891,7 +1175,7 @@ async function measure(opts: BenchOptions, onProgress: (p: BenchProgress) => voi
   return levels
 }
 
-const nameOf = (t: TargetName) => (t === 'floor' ? 'floor' : workersLabel(t))
+const nameOf = (t: TargetName) => t
 
 /** One packet through each target, the fulfillment checked end to end. */
 async function preflight(targets: Map<TargetName, Target>, packets: PacketFactory, farmOutput: () => string): Promise<void> {
@@ -950,16 +1234,15 @@ class LoadProgress {
 
 interface LoadSetup {
   targets: Map<TargetName, Target>
-  farms: Map<number, FarmHandle>
+  farms: Map<TargetName, FarmHandle>
   floor: { child: ChildProcess }
-  redis: EmbeddedRedis
-  redisClient: Redis
   packets: PacketFactory
 }
 
 /** Every concurrency × run × target; undefined when interrupted. */
 async function load(opts: BenchOptions, setup: LoadSetup, progress: LoadProgress): Promise<LevelResult[] | undefined> {
   const names = [...setup.targets.keys()]
+  const nameWidth = Math.max(8, ...names.map((n) => nameOf(n).length))
   const levels: LevelResult[] = []
   for (const concurrency of opts.concurrency) {
     const runs = new Map<TargetName, RunResult[]>(names.map((n) => [n, []]))
@@ -974,48 +1257,50 @@ async function load(opts: BenchOptions, setup: LoadSetup, progress: LoadProgress
         if (aborted || result === undefined) return undefined
         progress.runEnded()
         runs.get(name)!.push(result)
-        logRun(concurrency, run, opts.runs, name, result)
+        logRun(concurrency, run, opts.runs, name, result, nameWidth)
       }
     }
     const floorSummary = summarize(runs.get('floor')!)
-    levels.push({
-      concurrency,
-      floor: floorSummary,
-      farms: opts.workers.map((w) => summarizeFarm(w, runs.get(w)!, floorSummary)),
-    })
+    const farmsOf = (kind: FarmSpec['redis']) =>
+      opts.workers.map((workers) => summarizeFarm(workers, runs.get(farmLabel({ workers, redis: kind }))!, floorSummary))
+    const farms = farmsOf('single')
+    const level: LevelResult = { concurrency, floor: floorSummary, farms }
+    if (opts.redis.includes('cluster')) level.cluster = summarizeCluster(farms, farmsOf('cluster'), farmsOf('cluster-replica'))
+    levels.push(level)
   }
   return levels
 }
 
 /** One run against one target, with its CPU time and (farms) Redis command counts. */
 async function measureRun(name: TargetName, concurrency: number, opts: BenchOptions, setup: LoadSetup): Promise<RunResult | undefined> {
-  const { redis, redisClient } = setup
   const farm = name === 'floor' ? undefined : setup.farms.get(name)!
   if (farm && exited(farm.child)) throw new Error(`a farm exited during the bench:\n${farm.output()}`)
-  const before = farm ? commandStats(await redisClient.info('commandstats')) : undefined
+  const before = farm ? await farm.probe.commandStats() : undefined
   const hopPids = farm ? childPids(farm.child.pid!) : [setup.floor.child.pid!]
   const hopCpuBefore = cpuOf(hopPids)
-  const redisCpuBefore = cpuOf([redis.process.pid!])
+  const redisCpuBefore = farm?.probe.cpu()
   const result = await drive(setup.targets.get(name)!, setup.packets, concurrency, opts.warmupMs, opts.durationMs)
   if (aborted) return undefined
   const hopCpuAfter = cpuOf(hopPids)
-  const redisCpuAfter = cpuOf([redis.process.pid!])
-  if (hopCpuBefore !== undefined && hopCpuAfter !== undefined && result.fulfilledTotal > 0) {
-    result.hopCpuUsPerPacket = (hopCpuAfter - hopCpuBefore) / result.fulfilledTotal
-  }
-  if (before) {
-    result.redisCommands = commandDelta(before, commandStats(await redisClient.info('commandstats')))
-    if (redisCpuBefore !== undefined && redisCpuAfter !== undefined && result.fulfilledTotal > 0) {
-      result.redisCpuUsPerPacket = (redisCpuAfter - redisCpuBefore) / result.fulfilledTotal
-    }
+  const redisCpuAfter = farm?.probe.cpu()
+  const perPacket = (from: number | undefined, to: number | undefined) =>
+    from !== undefined && to !== undefined && result.fulfilledTotal > 0 ? (to - from) / result.fulfilledTotal : undefined
+  const hop = perPacket(hopCpuBefore, hopCpuAfter)
+  if (hop !== undefined) result.hopCpuUsPerPacket = hop
+  if (farm && before) {
+    result.redisCommands = commandDelta(before, await farm.probe.commandStats())
+    const masters = perPacket(redisCpuBefore?.masters, redisCpuAfter?.masters)
+    if (masters !== undefined) result.redisCpuUsPerPacket = masters
+    const replicas = perPacket(redisCpuBefore?.replicas, redisCpuAfter?.replicas)
+    if (replicas !== undefined) result.redisReplicaCpuUsPerPacket = replicas
   }
   return result
 }
 
-function logRun(concurrency: number, run: number, runs: number, name: TargetName, result: RunResult): void {
+function logRun(concurrency: number, run: number, runs: number, name: TargetName, result: RunResult, nameWidth: number): void {
   const bad = Object.entries(result.nonFulfill)
   log(
-    `  c=${String(concurrency).padStart(3)} run ${run + 1}/${runs} ${nameOf(name).padEnd(8)} ` +
+    `  c=${String(concurrency).padStart(3)} run ${run + 1}/${runs} ${nameOf(name).padEnd(nameWidth)} ` +
       `${fmt(result.pps).padStart(6)} pkt/s  p50 ${fmt(result.p50Ms, 2)} ms  p99 ${fmt(result.p99Ms, 2)} ms` +
       `  cpu ${fmt(result.hopCpuUsPerPacket ?? NaN)} us/pkt` +
       (bad.length > 0 ? `  non-fulfill: ${bad.map(([k, v]) => `${k} x${v}`).join(', ')}` : ''),

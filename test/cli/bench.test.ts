@@ -75,48 +75,79 @@ describe('ilp-farm bench', () => {
   })
 })
 
+/** `node --import tsx scripts/bench.ts ...args`: its exit code, stdout and stderr; killed (its group and what it started) if still running after timeoutMs. */
+async function runScript(args: string[], timeoutMs: number): Promise<{ code: number | null; out: string; err: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', 'bench.ts'), ...args], {
+    cwd: ROOT,
+    env: cleanEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  })
+  let out = ''
+  let err = ''
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c))
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c))
+  try {
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`bench still running:\n${err}`)), timeoutMs)
+      child.once('close', (c) => {
+        clearTimeout(timer)
+        resolve(c)
+      })
+    })
+    return { code, out, err }
+  } finally {
+    // Only while it runs (once it has exited, its pid may be someone else's): its group, then what it started.
+    if (child.exitCode === null && child.signalCode === null) {
+      const started = descendantsOf(child.pid!)
+      for (const target of [-child.pid!, ...started]) {
+        try {
+          process.kill(target, 'SIGKILL')
+        } catch {
+          // already gone
+        }
+      }
+    }
+  }
+}
+
 describe('npm run bench (scripts/bench.ts as a script)', () => {
   it(
     'prints its plain table and the summary line, as before',
     async () => {
-      const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', 'bench.ts'), ...SHORT], {
-        cwd: ROOT,
-        env: cleanEnv(),
-        stdio: ['ignore', 'pipe', 'pipe'],
-        detached: true,
-      })
-      let out = ''
-      let err = ''
-      child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c))
-      child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c))
-      try {
-        const code = await new Promise<number | null>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error(`bench still running:\n${err}`)), BENCH_TIMEOUT_MS)
-          child.once('close', (c) => {
-            clearTimeout(timer)
-            resolve(c)
-          })
-        })
-        expect(code, err).toBe(0)
-        expect(out).toMatch(/^conc +target +pkt\/s +vs floor +p50/m)
-        expect(out).toMatch(/^5 +floor +\d+/m)
-        expect(out).toMatch(/^summary @5 concurrent: /m)
-        expect(err).toMatch(/^ {2}c= {2}5 run 1\/1 floor +\d+ pkt\/s/m)
-        expect(err).not.toContain('bench [') // no progress bar as a script
-      } finally {
-        // Only while it runs (once it has exited, its pid may be someone else's): its group, then what it started.
-        if (child.exitCode === null && child.signalCode === null) {
-          const started = descendantsOf(child.pid!)
-          for (const target of [-child.pid!, ...started]) {
-            try {
-              process.kill(target, 'SIGKILL')
-            } catch {
-              // already gone
-            }
-          }
-        }
-      }
+      const { code, out, err } = await runScript(SHORT, BENCH_TIMEOUT_MS)
+      expect(code, err).toBe(0)
+      expect(out).toMatch(/^conc +target +pkt\/s +vs floor +p50/m)
+      expect(out).toMatch(/^5 +floor +\d+/m)
+      expect(out).toMatch(/^summary @5 concurrent: /m)
+      expect(out).not.toContain('cluster')
+      expect(err).toMatch(/^ {2}c= {2}5 run 1\/1 floor +\d+ pkt\/s/m)
+      expect(err).not.toContain('bench [') // no progress bar as a script
     },
     BENCH_TIMEOUT_MS + 2_000,
+  )
+
+  // a local 3-master cluster (1 replica each) and two more farms on it: about 20 s
+  const CLUSTER_TIMEOUT_MS = 45_000
+  it(
+    '--redis cluster: the cluster farms (durability none and replica) next to the single-Redis one, and the cluster summary line',
+    async () => {
+      const { code, out, err } = await runScript([...SHORT, '--redis', 'cluster'], CLUSTER_TIMEOUT_MS)
+      expect(code, err).toBe(0)
+      expect(err).toMatch(/^bench: Redis Cluster of 3 masters x 1 replica at redis:\/\/127\.0\.0\.1:\d+/m)
+      expect(out).toMatch(/^conc +target +pkt\/s +vs single +vs none +p50 +p99 +redis RT\/pkt/m)
+      const num = String.raw`\d+(?:\.\d+)?`
+      expect(out).toMatch(new RegExp(String.raw`^5 +farm 1w +\d+ +${num} ms +${num} ms +${num} +${num} +\d+ us +${num}%$`, 'm'))
+      expect(out).toMatch(new RegExp(String.raw`^ +cluster 1w +\d+ +${num} +${num} ms +${num} ms +${num} +${num} +\d+ us +\d+ us +${num}%$`, 'm'))
+      expect(out).toMatch(new RegExp(String.raw`^ +cluster 1w replica +\d+ +${num} +${num} +${num} ms +${num} ms +${num} +${num} +\d+ us +\d+ us +${num}%$`, 'm'))
+      expect(out).toMatch(
+        new RegExp(
+          String.raw`^cluster summary: cluster/single ${num} at c=5, 1 worker \(goal >= 0\.9\); ${num} Redis round trips per fulfilled packet \(goal <= 2; single ${num}\); ` +
+            String.raw`durability replica costs -?${num}% pkt/s`,
+          'm',
+        ),
+      )
+    },
+    CLUSTER_TIMEOUT_MS + 2_000,
   )
 })
