@@ -3,15 +3,21 @@
 -- the packet's decision (lua/lib/entry.lua).
 --
 -- KEYS[1] incoming account (hash)   KEYS[2] its in-flight records (hash)
+-- KEYS[3] its sending-rate window (hash: second, packets, amount)
 -- ARGV[1] packet id                 ARGV[2] owner shard
 -- ARGV[3] owner: boot id of the worker process (no '|')
 -- ARGV[4] attempt (unique per owner) ARGV[5] expiresAt (ms)
 -- ARGV[6] incoming amount           ARGV[7] outgoing account id
 -- ARGV[8] outgoing amount           ARGV[9] incoming minBalance ('' = no limit)
 -- ARGV[10] parallelism P of the incoming account (1 or more)
+-- ARGV[11] maxInFlight   ARGV[12] maxPacketsPerSecond   ARGV[13] maxAmountPerSecond
+--   ('' = no limit): farm-wide, since every worker's packets of the account
+--   pass here; a second is Redis' own, a fixed window.
 --
--- Returns 'OK', 'DUPLICATE' or 'INSUFFICIENT_BALANCE'. Every check runs
--- before the first write: a refused prepare changes nothing.
+-- Returns 'OK', 'DUPLICATE', 'TOO_MANY_IN_FLIGHT', 'RATE_LIMITED',
+-- 'THROUGHPUT_EXCEEDED' or 'INSUFFICIENT_BALANCE'. Every check runs before
+-- the first write: a refused prepare changes nothing (only granted packets
+-- count against the limits).
 
 local packetId, shard, owner, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local expiresAt, inAmount, outAccount, outAmount = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
@@ -19,6 +25,17 @@ local minBalance = ARGV[9]
 local parallelism = tonumber(ARGV[10]) or 1
 
 if redis.call('HEXISTS', KEYS[2], packetId) == 1 then return 'DUPLICATE' end
+
+local maxInFlight, maxPackets, maxAmount = ARGV[11], ARGV[12], ARGV[13]
+if maxInFlight ~= '' and redis.call('HLEN', KEYS[2]) >= tonumber(maxInFlight) then return 'TOO_MANY_IN_FLIGHT' end
+local window, windowPackets, windowAmount = nil, 0, '0'
+if maxPackets ~= '' or maxAmount ~= '' then
+  window = redis.call('TIME')[1]
+  local w = redis.call('HMGET', KEYS[3], 's', 'n', 'a')
+  if w[1] == window then windowPackets, windowAmount = tonumber(w[2]) or 0, w[3] or '0' end
+  if maxPackets ~= '' and windowPackets + 1 > tonumber(maxPackets) then return 'RATE_LIMITED' end
+  if maxAmount ~= '' and big_cmp(big_add(windowAmount, inAmount), maxAmount) > 0 then return 'THROUGHPUT_EXCEEDED' end
+end
 
 -- Incoming side. Invariants: every hot balance >= 0 and cold >= minBalance,
 -- so cold + sum(hot) >= minBalance whatever the order of prepares on any
@@ -81,6 +98,10 @@ if inAmount ~= '0' then
   end
 end
 
+if window then
+  redis.call('HSET', KEYS[3], 's', window, 'n', windowPackets + 1, 'a', big_add(windowAmount, inAmount))
+  redis.call('PEXPIRE', KEYS[3], 2000)
+end
 redis.call('HSET', KEYS[2], packetId,
   shard .. '|' .. owner .. '|' .. attempt .. '|' .. expiresAt .. '|' .. inAmount .. '|' .. outAccount .. '|' .. outAmount)
 return 'OK'

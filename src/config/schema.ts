@@ -71,6 +71,12 @@ export const accountSchema = z.strictObject({
   maxPacketAmount: uint64Amount.optional(),
   /** How many packets' worth a shard leases from cold at a time; default from the id's first byte (see parallelism.ts). */
   parallelism: z.number().int().min(1).max(64).optional(),
+  /** Packets the account may send per second, farm-wide (T05 beyond); default `limits.maxPacketsPerSecond`. */
+  maxPacketsPerSecond: z.number().int().positive().optional(),
+  /** Amount the account may send per second, farm-wide, in its units (T04 beyond); default `limits.maxAmountPerSecond`. */
+  maxAmountPerSecond: uint64Amount.optional(),
+  /** Packets of the account in flight at once, farm-wide (T05 beyond); default `limits.maxInFlight`. */
+  maxInFlight: z.number().int().positive().optional(),
   incoming: z
     .strictObject({
       /** The account's bearer token; the farm keeps and stores only its SHA-256 (tokenHash). */
@@ -218,6 +224,17 @@ export const configSchema = z.strictObject({
       failedAuth: z
         .strictObject({ perIp: z.number().int().min(0).default(30), windowMs: positiveMs.default(60_000) })
         .prefault({}),
+    })
+    .prefault({}),
+  /**
+   * Defaults of the accounts' sending limits (an account's own field wins), enforced farm-wide in the
+   * reservation script: unset, no limit.
+   */
+  limits: z
+    .strictObject({
+      maxPacketsPerSecond: z.number().int().positive().optional(),
+      maxAmountPerSecond: uint64Amount.optional(),
+      maxInFlight: z.number().int().positive().optional(),
     })
     .prefault({}),
   /** Time kept back from the incoming expiry for the reply to travel upstream. */

@@ -118,6 +118,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     shard,
     minMessageWindowMs: config.minMessageWindowMs,
     maxHoldTimeMs: config.maxHoldTimeMs,
+    limits: config.limits,
     accounts: registry,
     registry,
     settlements,

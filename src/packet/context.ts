@@ -12,7 +12,7 @@ import type { AddressMapper } from '../routing/address-mapper.js'
 import type { RouteAnnouncer } from '../routing/ccp.js'
 import type { Candidate } from '../routing/routing-table.js'
 import type { UserRpc } from '../rpc/user-rpc.js'
-import type { Ledger } from '../store/ledger.js'
+import type { Ledger, SendingLimits } from '../store/ledger.js'
 import type { Resolver } from './resolver.js'
 
 /** What the packet path needs from the worker it runs in. */
@@ -21,6 +21,8 @@ export interface PacketServices {
   readonly shard: number
   readonly minMessageWindowMs: number
   readonly maxHoldTimeMs: number
+  /** Defaults of the accounts' sending limits (config `limits`); an account's own field wins. */
+  readonly limits?: SendingLimits
   /** The accounts: pinned and cached ones at hand, any other one round trip away. */
   readonly accounts: AccountDirectory
   /** Where the accounts live (Redis, pub/sub): tokens, writes. */

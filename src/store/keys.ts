@@ -10,6 +10,8 @@ export interface AccountPacketKeys {
   account: string
   inflight: string
   credits: string
+  /** The account's sending-rate window (second, packets, amount): its maxPacketsPerSecond and maxAmountPerSecond. */
+  rate: string
 }
 
 /**
@@ -237,7 +239,7 @@ export class Keys {
     let keys = this.accountKeys.get(id)
     if (keys === undefined) {
       const account = `${this.prefix}{acct:${id}}`
-      keys = { account, inflight: `${account}:inflight`, credits: `${account}:credits` }
+      keys = { account, inflight: `${account}:inflight`, credits: `${account}:credits`, rate: `${account}:rate` }
       if (this.accountKeys.size < 10_000) this.accountKeys.set(id, keys)
     }
     return keys

@@ -8,7 +8,23 @@ import { callWithFunctionRetry, ensureFunctionsLoaded } from './functions.js'
 import { isCluster, type RedisClient } from './redis.js'
 import { functionLibrary, type Operation, OPERATION_CODES } from './scripts.js'
 
-export type PrepareOutcome = 'ok' | 'duplicate' | 'insufficient-balance' | 'exceeds-max-balance' | 'expired'
+export type PrepareOutcome =
+  | 'ok'
+  | 'duplicate'
+  | 'insufficient-balance'
+  | 'exceeds-max-balance'
+  | 'expired'
+  | 'too-many-in-flight'
+  | 'rate-limited'
+  | 'throughput-exceeded'
+
+/** The incoming account's sending limits, farm-wide (unset: none). */
+export interface SendingLimits {
+  maxInFlight?: number | undefined
+  maxPacketsPerSecond?: number | undefined
+  /** In the incoming account's units (a decimal string). */
+  maxAmountPerSecond?: string | undefined
+}
 export type ResolveOutcome = 'ok' | 'gone'
 
 export interface Reservation {
@@ -27,6 +43,7 @@ export interface Reservation {
   bootId?: string
   /** Incoming account's parallelism P: the lease a shard takes from cold is up to P x amount. Default 1. */
   parallelism?: number
+  limits?: SendingLimits
 }
 
 export interface AccountBalance {
@@ -73,6 +90,9 @@ const PREPARE_OUTCOMES: Record<string, PrepareOutcome> = {
   INSUFFICIENT_BALANCE: 'insufficient-balance',
   EXCEEDS_MAX_BALANCE: 'exceeds-max-balance',
   EXPIRED: 'expired',
+  TOO_MANY_IN_FLIGHT: 'too-many-in-flight',
+  RATE_LIMITED: 'rate-limited',
+  THROUGHPUT_EXCEEDED: 'throughput-exceeded',
 }
 
 /** The boot id of a worker process: `<shard>-<random>`, new at every start. */
@@ -440,14 +460,17 @@ export class Ledger {
       r.outAmount,
       r.minBalance ?? '',
       String(r.parallelism ?? 1),
+      r.limits?.maxInFlight === undefined ? '' : String(r.limits.maxInFlight),
+      r.limits?.maxPacketsPerSecond === undefined ? '' : String(r.limits.maxPacketsPerSecond),
+      r.limits?.maxAmountPerSecond ?? '',
     ]
     this.own.begin(field)
     let result: string
     try {
       if (!this.split) {
-        result = await this.call('prepare', [from.account, from.inflight, to.account, to.credits], [...incomingArgs, field, r.maxBalance ?? ''])
+        result = await this.call('prepare', [from.account, from.inflight, to.account, to.credits, from.rate], [...incomingArgs, field, r.maxBalance ?? ''])
       } else {
-        result = await this.call('prepare-incoming', [from.account, from.inflight], incomingArgs)
+        result = await this.call('prepare-incoming', [from.account, from.inflight, from.rate], incomingArgs)
         if (result === 'OK') {
           result = await this.call('prepare-outgoing', [to.account, to.credits], [
             field,

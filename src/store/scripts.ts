@@ -38,15 +38,15 @@ export interface FunctionLibrary {
 
 /** How a batch names each operation, how many keys it takes and how many arguments. */
 export const OPERATION_CODES: Record<Operation, { code: string; keys: number; args: number }> = {
-  'prepare-incoming': { code: 'pi', keys: 2, args: 10 },
+  'prepare-incoming': { code: 'pi', keys: 3, args: 13 },
   'prepare-outgoing': { code: 'po', keys: 2, args: 7 },
   'fulfill-incoming': { code: 'fi', keys: 1, args: 5 },
   'fulfill-outgoing': { code: 'fo', keys: 2, args: 3 },
   'reject-outgoing': { code: 'ro', keys: 2, args: 4 },
   'reject-incoming': { code: 'ri', keys: 2, args: 4 },
-  // KEYS: incoming account, its in-flight records, outgoing account, its credits
-  // prepare ARGV: prepare-incoming's ten, then the outgoing field and maxBalance
-  prepare: { code: 'P', keys: 4, args: 12 },
+  // KEYS: incoming account, its in-flight records, outgoing account, its credits (prepare: then the incoming rate window)
+  // prepare ARGV: prepare-incoming's thirteen, then the outgoing field and maxBalance
+  prepare: { code: 'P', keys: 5, args: 15 },
   // fulfill ARGV: packet id, owner, attempt, outgoing account id, outgoing field, late ('1': after the expiry too)
   fulfill: { code: 'F', keys: 4, args: 6 },
   // reject ARGV: packet id, owner, attempt, outgoing field, not before
@@ -64,10 +64,10 @@ const CHAIN_FUNCTIONS = `
 -- between), so a refused prepare changes nothing. The undo only runs when the
 -- two accounts are one, whose incoming write the outgoing check then sees.
 local function chain_prepare(keys, args)
-  local outgoing = { args[11], args[3], args[4], args[5], args[8], args[12], '1' }
+  local outgoing = { args[14], args[3], args[4], args[5], args[8], args[15], '1' }
   local result = transition_prepare_outgoing({ keys[3], keys[4] }, outgoing)
   if result ~= 'OK' then return result end
-  result = transition_prepare_incoming({ keys[1], keys[2] }, { args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8], args[9], args[10] })
+  result = transition_prepare_incoming({ keys[1], keys[2], keys[5] }, { args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8], args[9], args[10], args[11], args[12], args[13] })
   if result ~= 'OK' then return result end
   outgoing[7] = ''
   result = transition_prepare_outgoing({ keys[3], keys[4] }, outgoing)

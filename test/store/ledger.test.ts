@@ -277,4 +277,38 @@ describe.each([
     expect(await ledger.pruneIndex(60_000, 1)).toBe(3)
     expect(await client.scard(indexKey)).toBe(1)
   })
+
+  it('holds the sending limits farm-wide in the reservation: in flight, packets and amount per second; only granted packets count', async () => {
+    // a fresh second of Redis' clock, so the per-second windows below are one
+    const [, usec] = (await client.call('TIME')) as [string, string]
+    if (Number(usec) > 700_000) await new Promise((r) => setTimeout(r, 1_000 - Number(usec) / 1_000 + 20))
+    const limits = { maxInFlight: 2 }
+    const a = reservation({ limits })
+    const b = reservation({ limits })
+    expect(await ledger.prepare(a)).toBe('ok')
+    expect(await ledger.prepare(b)).toBe('ok')
+    const before = await snapshot()
+    expect(await ledger.prepare(reservation({ limits }))).toBe('too-many-in-flight')
+    expect(await snapshot()).toEqual(before)
+    expect(await ledger.fulfill('alice', a.packetId, 'bob')).toBe('ok')
+    expect(await ledger.prepare(reservation({ limits }))).toBe('ok')
+
+    const perSecond = { maxPacketsPerSecond: 3 }
+    const carol = (fields: Partial<Reservation> = {}) => reservation({ incomingAccount: 'carol', limits: perSecond, ...fields })
+    expect(await ledger.prepare(carol({ minBalance: '0' }))).toBe('insufficient-balance') // refused: not counted
+    for (let i = 0; i < 3; i++) expect(await ledger.prepare(carol())).toBe('ok')
+    expect(await ledger.prepare(carol())).toBe('rate-limited')
+    expect(await ledger.prepare(reservation({ incomingAccount: 'dave', limits: perSecond }))).toBe('ok') // per account
+
+    const amount = { maxAmountPerSecond: '250' }
+    const erin = (inAmount: string) => reservation({ incomingAccount: 'erin', inAmount, outAmount: inAmount, limits: amount })
+    expect(await ledger.prepare(erin('100'))).toBe('ok')
+    expect(await ledger.prepare(erin('100'))).toBe('ok')
+    expect(await ledger.prepare(erin('51'))).toBe('throughput-exceeded')
+    expect(await ledger.prepare(erin('50'))).toBe('ok')
+    // the next second starts afresh
+    await new Promise((r) => setTimeout(r, 1_000))
+    expect(await ledger.prepare(carol())).toBe('ok')
+    expect(await ledger.prepare(erin('250'))).toBe('ok')
+  })
 })

@@ -17,6 +17,11 @@ export async function reserve(ctx: RoutedPacket, services: PacketServices): Prom
       minBalance: ctx.from.minBalance,
       maxBalance: ctx.nextHop.maxBalance,
       parallelism: parallelismOf(ctx.from),
+      limits: {
+        maxInFlight: ctx.from.maxInFlight ?? services.limits?.maxInFlight,
+        maxPacketsPerSecond: ctx.from.maxPacketsPerSecond ?? services.limits?.maxPacketsPerSecond,
+        maxAmountPerSecond: ctx.from.maxAmountPerSecond ?? services.limits?.maxAmountPerSecond,
+      },
     })
   } catch (err) {
     services.log.error({ err }, 'prepare script failed')
@@ -33,5 +38,11 @@ export async function reserve(ctx: RoutedPacket, services: PacketServices): Prom
       throw new IlpRejection('T04', 'insufficient liquidity: the next hop would exceed its maximum balance')
     case 'expired':
       throw new IlpRejection('R00', 'packet expired before it could be forwarded')
+    case 'too-many-in-flight':
+      throw new IlpRejection('T05', 'rate limited: too many packets in flight from this account')
+    case 'rate-limited':
+      throw new IlpRejection('T05', 'rate limited: too many packets per second from this account')
+    case 'throughput-exceeded':
+      throw new IlpRejection('T04', 'insufficient liquidity: the account sent its maximum amount this second')
   }
 }
