@@ -6,6 +6,7 @@ import { NotAPrepareError, parsePrepare } from '../packet/steps/parse.js'
 import type { CallbackOutcome, CallbackSender } from './callbacks.js'
 import { TooManyRequestIds } from './request-ids.js'
 import { normalizeRequestId } from './headers.js'
+import { outgoingToken } from '../accounts/outgoing-token.js'
 
 /** A swept packet has expired already: its reject gets this long to reach the caller. */
 export const SWEPT_CALLBACK_WINDOW_MS = 5_000
@@ -134,7 +135,7 @@ export class AsyncInbound {
       accountId: req.from.id,
       url: req.callbackUrl,
       requestId: req.requestId,
-      token: req.from.outgoing?.token,
+      token: outgoingToken(req.from),
       body: reply,
       deadlineMs: this.deliveryDeadline(deadlineMs),
     })
@@ -159,7 +160,7 @@ export class AsyncInbound {
       accountId: from.id,
       url,
       requestId,
-      token: from.outgoing?.token,
+      token: outgoingToken(from),
       body: reply,
       deadlineMs: Date.now() + SWEPT_CALLBACK_WINDOW_MS,
     })

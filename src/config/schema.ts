@@ -98,8 +98,16 @@ export const accountSchema = z.strictObject({
   outgoing: z
     .strictObject({
       url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
+      /** The bearer token the farm sends; stored in Redis with the account. */
       token: secret.optional(),
+      /** Or: the environment variable of each worker that holds it (never stored). */
+      tokenEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
+      /** Or: a file on each host whose first line is it (never stored; read again after a minute). */
+      tokenFile: z.string().min(1).optional(),
       mode: z.enum(['sync', 'async']).default('sync'),
+    })
+    .refine((o) => [o.token, o.tokenEnv, o.tokenFile].filter((t) => t !== undefined).length <= 1, {
+      message: 'give at most one of token, tokenEnv and tokenFile',
     })
     .optional(),
   routes: z.array(routePrefix).default([]),

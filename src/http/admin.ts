@@ -63,7 +63,7 @@ export function adminApi(deps: AdminDeps) {
       incoming: account.incoming ? { callbackUrls: account.incoming.callbackUrls ?? null } : null,
       // What the farm will call for it (RPC URL, async Callback-Url): incoming.callbackUrls or their default.
       allowedUrlPrefixes: allowedCallbackPrefixes(account),
-      outgoing: account.outgoing ? { url: account.outgoing.url, mode: account.outgoing.mode, hasToken: account.outgoing.token !== undefined } : null,
+      outgoing: account.outgoing ? { url: account.outgoing.url, mode: account.outgoing.mode, hasToken: account.outgoing.token !== undefined || account.outgoing.tokenEnv !== undefined || account.outgoing.tokenFile !== undefined, ...(account.outgoing.tokenEnv ? { tokenEnv: account.outgoing.tokenEnv } : {}), ...(account.outgoing.tokenFile ? { tokenFile: account.outgoing.tokenFile } : {}) } : null,
       rpcUrl: rpcUrl ?? null,
       routes: account.routes,
       sendRoutes: account.sendRoutes,

@@ -1,6 +1,7 @@
 import { Pool } from 'undici'
 import { LruMap } from '../accounts/account-cache.js'
 import type { AccountConfig } from '../config/schema.js'
+import { outgoingToken } from '../accounts/outgoing-token.js'
 
 /**
  * Why a packet did not get an answer from the next hop: `timeout` (R00), `unavailable` for an HTTP 5xx
@@ -46,7 +47,8 @@ export class OutgoingClient {
       if (!account.outgoing) throw new OutgoingError('unreachable', `account ${account.id} has no outgoing.url`)
       const url = new URL(account.outgoing.url)
       const headers: Record<string, string> = { 'content-type': 'application/octet-stream' }
-      if (account.outgoing.token) headers.authorization = `Bearer ${account.outgoing.token}`
+      const token = outgoingToken(account)
+      if (token) headers.authorization = `Bearer ${token}`
       let pool = this.pools.get(url.origin)
       if (pool === undefined) {
         pool = new Pool(url.origin, { connections: this.connectionsPerPeer, keepAliveTimeout: 30_000 })

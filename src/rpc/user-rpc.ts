@@ -7,6 +7,7 @@ import type { AccountConfig } from '../config/schema.js'
 import { OutgoingError, post } from '../http/outgoing.js'
 import { isValidIlpAddress } from '../util/address.js'
 import { parseHttpUrl } from '../util/url.js'
+import { outgoingToken } from '../accounts/outgoing-token.js'
 
 /** Origins with an open keep-alive pool at once (users' RPC URLs, most recently used). */
 const MAX_POOLS = 1_000
@@ -92,7 +93,8 @@ export class UserRpc {
     }
 
     const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' }
-    if (account.outgoing?.token) headers.authorization = `Bearer ${account.outgoing.token}`
+    const token = outgoingToken(account)
+    if (token) headers.authorization = `Bearer ${token}`
     const id = this.nextId++
     const body = JSON.stringify({
       jsonrpc: '2.0',
