@@ -39,14 +39,26 @@ export class Resolver {
     incomingAccount: string,
     packetId: string,
     outgoingAccount: string,
+    opts: { answerByMs?: number } = {},
   ): Promise<ResolveOutcome | 'deferred' | 'unreplicated'> {
     const job: PendingResolution = { kind, incomingAccount, packetId, outgoingAccount, attempts: 0 }
     try {
       return await this.run(job)
     } catch (err) {
-      // Not confirmed by a replica in time, or not known at all, under redis.durability: replica: a
-      // failover now could lose it, so the fulfill is not passed on. The retry finishes what the first try left.
+      // Not confirmed by a replica in time, or not known at all (a master failing over), under
+      // redis.durability: replica: the fulfill is passed on only once a try says, confirmed, that it
+      // landed. A retry learns it: the decision's record is gone and the credit still owed is made, or
+      // the decision is made now; each try waits for a replica. Tried until the sender's deadline,
+      // then answered T00, and finished in the background.
       if (kind === 'fulfill' && (err instanceof DurabilityError || this.ledger.durabilityTimeoutMs !== undefined)) {
+        for (let delay = 100; Date.now() + delay < (opts.answerByMs ?? 0); delay = Math.min(delay * 2, 1_000)) {
+          await new Promise((resolve) => setTimeout(resolve, delay))
+          try {
+            return await this.run(job)
+          } catch {
+            // not yet: the failover may still be under way
+          }
+        }
         this.pending.push(job)
         this.schedule()
         return 'unreplicated'

@@ -201,6 +201,10 @@ describe('a master SIGKILLed under load', () => {
           // every Fulfill a sender received is in the balances, and nothing else moved
           expect(receiverBalance).toBe(fulfilledSeen)
           expect(senderBalance).toBe(-fulfilledSeen)
+          // the receiver gave what the balances hold, and the fulfills the farm refused as too late (R00)
+          const gaveLate = sent.filter((p) => p.outcome !== 'fulfill' && receiver.fulfilled.has(p.conditionHex)).reduce((a, p) => a + p.amount, 0n)
+          const gave = sent.filter((p) => receiver.fulfilled.has(p.conditionHex)).reduce((a, p) => a + p.amount, 0n)
+          expect(gave - gaveLate).toBe(receiverBalance)
         } else {
           expect(drift < 0n ? -drift : drift).toBeLessThanOrEqual(inFlightAtKill)
         }

@@ -3,16 +3,20 @@ import type { PacketServices, RoutedPacket } from '../context.js'
 import { IlpRejection, rejectBuffer } from '../reject.js'
 import type { ForwardResult } from './forward.js'
 
+/** Time kept for the answer to reach the sender before its packet expires. */
+const ANSWER_MARGIN_MS = 500
+
 /**
- * One Lua call finishes the packet: fulfill credits the next hop, anything
- * else refunds the sender. Returns the bytes to send upstream: the next hop's
+ * The ledger finishes the packet (one chained call, or one per account on a
+ * cluster): fulfill credits the next hop, anything else refunds the sender. Returns the bytes to send upstream: the next hop's
  * own Fulfill or Reject unchanged, or the farm's reject. The outcome is
  * counted for the route candidate first (in memory: no Redis call here).
  */
 export async function settle(ctx: RoutedPacket, result: ForwardResult, services: PacketServices): Promise<Buffer> {
   services.routes.record(ctx.candidate, hopOutcome(result))
   const kind = result.kind === 'fulfill' ? 'fulfill' : 'reject'
-  const outcome = await services.resolver.resolve(kind, ctx.from.id, ctx.packetId, ctx.nextHop.id)
+  // a fulfill whose landing is not confirmed may be retried until shortly before the sender gives up
+  const outcome = await services.resolver.resolve(kind, ctx.from.id, ctx.packetId, ctx.nextHop.id, { answerByMs: ctx.prepare.expiresAt.getTime() - ANSWER_MARGIN_MS })
   if (result.kind === 'fulfill') {
     // 'gone': the entry was already refunded (expired and swept); the sender got its money back.
     if (outcome === 'gone') return rejectBuffer(services.ilpAddress, new IlpRejection('R00', 'packet expired before it settled'))
