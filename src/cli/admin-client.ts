@@ -140,6 +140,9 @@ function refusal(method: Method, path: string, answer: Answer): FarmError {
     lines.push(`the farm answered ${method} ${path} with HTTP ${status}${excerpt}`)
   }
   if (status === 401) lines.push('check the admin token: --token, ILP_FARM_ADMIN_TOKEN, or admin.token in --config')
+  if (status === 403 && isObject(json) && typeof json.scope === 'string') {
+    lines.push(`use a token with the scope ${json.scope} (admin.tokens in the farm's config) or admin.token`)
+  }
   if (status === 404 && !(isObject(json) && typeof json.error === 'string')) {
     lines.push('this farm may be older than this CLI (no such admin route)')
   }

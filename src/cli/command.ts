@@ -1,4 +1,5 @@
 import type { ParseArgsConfig } from 'node:util'
+import type { Scope } from '../http/scopes.js'
 import type { AdminClient } from './admin-client.js'
 
 /** Bad arguments or a farm that cannot be located: exit code 2. */
@@ -35,6 +36,11 @@ export interface FarmCommand {
   usage: string
   /** Its own flags, on top of the shared --url/--token/--config/--ca/--json. */
   options?: OptionSpec
+  /**
+   * The token scopes each subcommand needs, by subcommand ('' for the command without one); shown by its
+   * --help. A token without them is answered 403 by the farm, printed, exit code 1.
+   */
+  scopes: Readonly<Record<string, readonly Scope[]>>
   /** Which flag carries the admin token for these positionals (default `token`; `admin-token` works everywhere). */
   adminTokenFlag?: (args: string[]) => 'token' | 'admin-token'
   /** Returns the exit code; farm errors are thrown (FarmError), bad usage too (UsageError). */
@@ -76,6 +82,14 @@ export function positionals(ctx: { args: string[] }, names: string[], command: s
   }
   if (ctx.args.length > names.length) throw new UsageError(`unexpected argument "${ctx.args[names.length]}"`, command)
   return ctx.args
+}
+
+/** The "Token scopes:" line of a command's --help. */
+export function scopesHelp(cmd: Pick<FarmCommand, 'name' | 'scopes'>): string {
+  const entries = Object.entries(cmd.scopes)
+  const text = (scopes: readonly Scope[]) => scopes.join(' and ')
+  if (entries.length === 1 && entries[0]![0] === '') return `Token scope: ${text(entries[0]![1])}`
+  return `Token scopes: ${entries.filter(([sub]) => sub !== '').map(([sub, scopes]) => `${cmd.name} ${sub}: ${text(scopes)}`).join('; ')}`
 }
 
 /** stdout, in one write per call; main exits only once it is written out, so nothing is lost at exit. */

@@ -7,7 +7,7 @@ import { RedisBinaryMissingError } from '../farm/embedded-redis.js'
 import { type Supervisor, startSupervisor } from '../farm/supervisor.js'
 import { packageRoot } from '../util/package-root.js'
 import { AdminClient, FarmError } from './admin-client.js'
-import { type FarmCommand, type FarmContext, type OptionSpec, type OptionValues, print, printError, printJson, stringOption, UsageError } from './command.js'
+import { type FarmCommand, type FarmContext, type OptionSpec, type OptionValues, print, printError, printJson, scopesHelp, stringOption, UsageError } from './command.js'
 import { accountsCommand } from './commands/accounts.js'
 import { balanceCommand } from './commands/balance.js'
 import { BENCH_SUMMARY, benchUsage, runBenchCommand } from './commands/bench.js'
@@ -176,7 +176,7 @@ function findCommand(argv: string[]): { name: string; rest: string[] } | undefin
 }
 
 function commandUsage(cmd: FarmCommand): string {
-  return `${cmd.usage}\n${FARM_OPTIONS_HELP}`
+  return `${cmd.usage}\n${scopesHelp(cmd)} (a token with admin, or admin.token, has every scope)\n\n${FARM_OPTIONS_HELP}`
 }
 
 function parseCommandArgs(cmd: FarmCommand, args: string[]): { values: OptionValues; positionals: string[] } {

@@ -3,6 +3,8 @@ import { z } from 'zod'
 import { isDecimalString, isIntString, isUInt64String } from '../util/amount.js'
 import { isValidAddressSegment, isValidIlpAddress, isValidRoutePrefix } from '../util/address.js'
 import { HOST_ID_PATTERN } from './host-id.js'
+import { SCOPES } from '../http/scopes.js'
+import { createHash } from 'node:crypto'
 
 const uint64Amount = z
   .string({ error: 'must be a decimal string in quotes (a non-negative integer)' })
@@ -31,6 +33,30 @@ const KNOWN_ADMIN_TOKENS = new Set(['change-me-admin-token'])
 
 function weakAdminToken(token: string): boolean {
   return token.length < MIN_PUBLIC_ADMIN_TOKEN_LENGTH || KNOWN_ADMIN_TOKENS.has(token)
+}
+
+const WEAK_TOKEN_MESSAGE = `on a non-loopback http.host an operator token must be at least ${MIN_PUBLIC_ADMIN_TOKEN_LENGTH} characters and not the example's; make one with: openssl rand -hex 32`
+
+/**
+ * A scoped operator token: a name (for messages), the token or its SHA-256, and what it may do
+ * (src/http/scopes.ts). A tokenHash cannot be checked for strength: whoever made it vouches for it.
+ */
+const operatorTokenSchema = z
+  .strictObject({
+    name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 characters of a-z A-Z 0-9 _ . -'),
+    token: secret.optional(),
+    tokenHash: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/, 'must be the SHA-256 of the token as 64 lower-case hex digits')
+      .optional(),
+    scopes: z.array(z.enum(SCOPES)).min(1, `must name at least one of ${SCOPES.join(', ')}`),
+  })
+  .refine((t) => (t.token === undefined) !== (t.tokenHash === undefined), 'give exactly one of token and tokenHash')
+
+/** The SHA-256 hex of each operator token of the admin block, admin.token first; for the duplicate check. */
+function operatorDigests(admin: { token?: string; tokens: { token?: string; tokenHash?: string }[] }): (string | undefined)[] {
+  const hex = (token: string) => createHash('sha256').update(token).digest('hex')
+  return [admin.token === undefined ? undefined : hex(admin.token), ...admin.tokens.map((t) => (t.token !== undefined ? hex(t.token) : t.tokenHash))]
 }
 
 /** What a seed node of `redis.cluster` must be. */
@@ -224,7 +250,10 @@ export const configSchema = z.strictObject({
     .prefault({}),
   admin: z
     .strictObject({
+      /** The operator token with every scope (as `scopes: [admin]`). */
       token: secret.optional(),
+      /** Narrower operator tokens, each with its scopes; kept only as SHA-256 digests. */
+      tokens: z.array(operatorTokenSchema).default([]),
       /**
        * Failed admin-token checks (dashboard login, /admin, /metrics) one IP address may make per window, all
        * workers together; beyond, 429 until the window ends. perIp 0: no limit.
@@ -232,6 +261,23 @@ export const configSchema = z.strictObject({
       failedAuth: z
         .strictObject({ perIp: z.number().int().min(0).default(30), windowMs: positiveMs.default(60_000) })
         .prefault({}),
+    })
+    .superRefine((admin, ctx) => {
+      const names = new Set<string>()
+      admin.tokens.forEach((t, i) => {
+        if (names.has(t.name)) ctx.addIssue({ code: 'custom', message: `another token is named "${t.name}"`, path: ['tokens', i, 'name'] })
+        names.add(t.name)
+      })
+      // one token in two entries would have two sets of scopes: which one applies would be a guess
+      const seen = new Map<string, string>()
+      operatorDigests(admin).forEach((digest, i) => {
+        if (digest === undefined) return
+        const name = i === 0 ? 'admin.token' : `admin.tokens ${admin.tokens[i - 1]!.name}`
+        const other = seen.get(digest)
+        if (other !== undefined) {
+          ctx.addIssue({ code: 'custom', message: `the same token as ${other}: each token may appear once`, path: i === 0 ? ['token'] : ['tokens', i - 1, 'token'] })
+        } else seen.set(digest, name)
+      })
     })
     .prefault({}),
   /**
@@ -356,9 +402,13 @@ export const configSchema = z.strictObject({
 }).refine((c) => c.http.connectionTimeoutMs > c.maxHoldTimeMs, {
   message: 'must be longer than maxHoldTimeMs (a request waits that long for its next hop with nothing on the wire)',
   path: ['http', 'connectionTimeoutMs'],
-}).refine((c) => c.admin.token === undefined || LOOPBACK_HOSTS.has(c.http.host.toLowerCase()) || !weakAdminToken(c.admin.token), {
-  message: `on a non-loopback http.host the admin token must be at least ${MIN_PUBLIC_ADMIN_TOKEN_LENGTH} characters and not the example's; make one with: openssl rand -hex 32`,
-  path: ['admin', 'token'],
+}).superRefine((c, ctx) => {
+  if (LOOPBACK_HOSTS.has(c.http.host.toLowerCase())) return
+  if (c.admin.token !== undefined && weakAdminToken(c.admin.token)) ctx.addIssue({ code: 'custom', message: WEAK_TOKEN_MESSAGE, path: ['admin', 'token'] })
+  // a tokenHash cannot be checked: only its maker knows the token
+  c.admin.tokens.forEach((t, i) => {
+    if (t.token !== undefined && weakAdminToken(t.token)) ctx.addIssue({ code: 'custom', message: WEAK_TOKEN_MESSAGE, path: ['admin', 'tokens', i, 'token'] })
+  })
 })
 
 export type FarmConfig = z.output<typeof configSchema>

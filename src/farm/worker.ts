@@ -5,6 +5,7 @@ import { AsyncInbound } from '../async/inbound.js'
 import { AsyncReplies } from '../async/replies.js'
 import { RequestIds } from '../async/request-ids.js'
 import { FailedAuth } from '../http/failed-auth.js'
+import { OperatorTokens } from '../http/scopes.js'
 import { AccountRegistry } from '../accounts/registry.js'
 import { AccountService } from '../accounts/service.js'
 import { Settlements } from '../accounts/settlement.js'
@@ -157,7 +158,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     http: config.http,
     rpc: config.rpc,
     tls: config.http.tls,
-    adminToken: config.admin.token,
+    tokens: new OperatorTokens(config.admin.token, config.admin.tokens),
     failedAuth: new FailedAuth(redis, ledger.keys, config.admin.failedAuth),
     // behind a TLS proxy (an https publicUrl) the browser sees https too
     secureCookie: config.http.tls !== undefined || config.http.publicUrl?.startsWith('https:') === true,

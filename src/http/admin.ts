@@ -10,12 +10,13 @@ import { isValidAddressSegment, isValidIlpAddress, isValidRoutePrefix } from '..
 import { isUInt64String } from '../util/amount.js'
 import { Coordination } from '../store/coordination.js'
 import { allowedCallbackPrefixes } from '../async/callback-policy.js'
-import { tokenDigest } from './auth.js'
-import { type FailedAuth, requireAdminToken } from './failed-auth.js'
+import { type FailedAuth, requireScope } from './failed-auth.js'
+import type { OperatorTokens, Scope } from './scopes.js'
 import { DurabilityError } from '../store/durability.js'
 
 export interface AdminDeps {
-  adminToken: string | undefined
+  /** admin.token and admin.tokens: who may call which route (ADMIN_ROUTE_SCOPES). */
+  tokens: OperatorTokens
   services: PacketServices
   /** Runtime account changes: create, update, delete. */
   accountService: AccountService
@@ -32,9 +33,47 @@ const MAX_PAGE = 1_000
 export const MAX_IMPORT_BATCH = 10_000
 const IMPORT_BODY_BYTES = 16 * 1024 * 1024
 
-/** /admin/...: the operator's view. Every route needs the admin token; without one configured, all are refused. */
+/**
+ * The scope each /admin route needs, by `METHOD url` as registered: reads
+ * `read`, balance changes `money`, account changes `accounts`, static routes
+ * `routes`; whatever changes the farm in another way `admin`. A route missing
+ * here makes the server fail to start (the onRoute hook below), so no route
+ * can be added without naming its scope.
+ */
+export const ADMIN_ROUTE_SCOPES: Readonly<Record<string, Scope>> = {
+  'GET /admin/accounts': 'read',
+  'GET /admin/accounts/:id': 'read',
+  'GET /admin/settlements': 'read',
+  'GET /admin/hotset': 'read',
+  'GET /admin/inflight': 'read',
+  'GET /admin/workers': 'read',
+  'GET /admin/routes': 'read',
+  // a quote changes nothing: it reads rates, routes and the sender's limits
+  'POST /admin/quote': 'read',
+  'POST /admin/accounts': 'accounts',
+  'POST /admin/accounts/import': 'accounts',
+  'PUT /admin/accounts/:id': 'accounts',
+  'DELETE /admin/accounts/:id': 'accounts',
+  'POST /admin/accounts/:id/token': 'accounts',
+  // a ticket, once redeemed, is a new account
+  'POST /admin/tickets': 'accounts',
+  'POST /admin/accounts/:id/deposits': 'money',
+  'POST /admin/accounts/:id/withdrawals': 'money',
+  'PUT /admin/routes/:prefix': 'routes',
+  'DELETE /admin/routes/:prefix': 'routes',
+}
+
+/** The scope a route needs; HEAD (added by fastify beside each GET) needs what its GET needs. Throws for a route not in the table. */
+export function adminRouteScope(method: string, url: string): Scope {
+  const key = `${method === 'HEAD' ? 'GET' : method} ${url}`
+  const scope = ADMIN_ROUTE_SCOPES[key]
+  if (scope === undefined) throw new Error(`admin API: ${key} names no scope in ADMIN_ROUTE_SCOPES`)
+  return scope
+}
+
+/** /admin/...: the operator's view. Every route needs a token with its scope; without tokens configured, all are refused. */
 export function adminApi(deps: AdminDeps) {
-  const digest = deps.adminToken === undefined ? undefined : tokenDigest(deps.adminToken)
+  const { tokens } = deps
   const { services, accountService } = deps
   const { ledger, registry } = services
   const relay = services.settlements?.relay ?? new SettlementRelay(ledger.redis, ledger.keys, services.log)
@@ -108,8 +147,13 @@ export function adminApi(deps: AdminDeps) {
   }
 
   return async function plugin(app: FastifyInstance): Promise<void> {
+    // a route registered below without a scope stops the server from starting
+    app.addHook('onRoute', (route) => {
+      for (const method of [route.method].flat()) adminRouteScope(method, route.url)
+    })
     app.addHook('onRequest', async (request, reply) => {
-      const refused = await requireAdminToken(request, reply, digest, deps.failedAuth)
+      const scope = adminRouteScope(request.method, request.routeOptions.url ?? '')
+      const refused = await requireScope(request, reply, tokens, scope, deps.failedAuth)
       if (refused) return refused
     })
 

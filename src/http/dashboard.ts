@@ -2,7 +2,6 @@ import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { DashboardFeed } from '../metrics/dashboard-feed.js'
 import { DashboardSessions, SESSION_TTL_MS } from '../metrics/dashboard-sessions.js'
@@ -11,13 +10,14 @@ import type { FarmMetrics } from '../metrics/farm-metrics.js'
 import type { PacketServices } from '../packet/context.js'
 import { isValidAddressSegment } from '../util/address.js'
 import { packageRoot } from '../util/package-root.js'
-import { tokenDigest } from './auth.js'
 import { type FailedAuth, tooManyFailures } from './failed-auth.js'
+import { grants, lacksScope, type OperatorToken, type OperatorTokens, type Scope } from './scopes.js'
 
 export interface DashboardDeps {
   services: PacketServices
   metrics: FarmMetrics
-  adminToken: string | undefined
+  /** admin.token and admin.tokens: logging in takes a token with VIEW_SCOPE. */
+  tokens: OperatorTokens
   /**
    * The farm serves HTTPS, itself or behind a TLS proxy (an https publicUrl): the session cookie gets
    * `Secure` and the `__Host-` name (so no other site or subdomain can set or shadow it; Path=/).
@@ -86,17 +86,28 @@ function sessionCookie(value: string, maxAgeSeconds: number, secure: boolean): s
   return `${COOKIE}=${value}; Path=/dashboard; Max-Age=${maxAgeSeconds}; HttpOnly; SameSite=Strict`
 }
 
-/** The admin token from a login body `{ "token": "..." }`, compared as digests in constant time. */
-function isAdminToken(body: unknown, expected: Buffer | undefined): boolean {
-  if (expected === undefined || body === null || typeof body !== 'object') return false
+/**
+ * What the dashboard's parts need. Its views (the event stream, an account
+ * looked up by id) only read; it has no actions. Logging in needs the views'
+ * scope too: a session that could see nothing would be of no use.
+ */
+export const DASHBOARD_SCOPES: Readonly<Record<'login' | 'events' | 'account', Scope>> = {
+  login: 'read',
+  events: 'read',
+  account: 'read',
+}
+
+/** The operator token of a login body `{ "token": "..." }`, compared as digests in constant time. */
+function loginToken(body: unknown, tokens: OperatorTokens): OperatorToken | undefined {
+  if (body === null || typeof body !== 'object') return undefined
   const token = (body as Record<string, unknown>).token
-  if (typeof token !== 'string' || token.length === 0 || token.length > 4096) return false
-  return timingSafeEqual(tokenDigest(token), expected)
+  if (typeof token !== 'string' || token.length === 0 || token.length > 4096) return undefined
+  return tokens.find(token)
 }
 
 /**
  * /dashboard: the operator's live view of the farm (docs/METRICS.md). The
- * page is static; it logs in with the admin token (POST /dashboard/login,
+ * page is static; it logs in with an operator token holding `read` (POST /dashboard/login,
  * which sets an HttpOnly SameSite=Strict session cookie, the session living
  * in Redis so every worker accepts it), then follows /dashboard/events
  * (server-sent events, one snapshot a second) and looks accounts up by id
@@ -104,8 +115,7 @@ function isAdminToken(body: unknown, expected: Buffer | undefined): boolean {
  * recently active accounts, never every account.
  */
 export function dashboard(deps: DashboardDeps) {
-  const digest = deps.adminToken === undefined ? undefined : tokenDigest(deps.adminToken)
-  const { services, metrics } = deps
+  const { services, metrics, tokens } = deps
 
   return async function plugin(app: FastifyInstance): Promise<void> {
     const dir = assetsDir()
@@ -126,10 +136,16 @@ export function dashboard(deps: DashboardDeps) {
     })
 
     const sessionOf = (request: FastifyRequest) => cookieValue(request.headers.cookie, deps.secureCookie ? SECURE_COOKIE : COOKIE)
-    /** The request's session id when it is valid; else undefined, and the caller answers 401. */
-    const validSession = async (request: FastifyRequest) => {
+    /**
+     * The request's session id when it is valid and its token held `scope`; else the reply sent
+     * (401 no session, 403 naming the scope).
+     */
+    const sessionWith = async (request: FastifyRequest, reply: FastifyReply, scope: Scope): Promise<string | FastifyReply> => {
       const id = sessionOf(request)
-      return id !== undefined && (await sessions.valid(id)) ? id : undefined
+      const scopes = await sessions.scopes(id)
+      if (id === undefined || scopes === undefined) return reply.code(401).send({ error: 'log in first' })
+      if (!grants(scopes, scope)) return reply.code(403).send(lacksScope(scope))
+      return id
     }
     const serve = (path: string) => (_request: FastifyRequest, reply: FastifyReply) => {
       const asset = assets.get(path)!
@@ -141,12 +157,14 @@ export function dashboard(deps: DashboardDeps) {
     app.post<{ Body: unknown }>('/dashboard/login', async (request, reply) => {
       const wait = await deps.failedAuth?.blockedFor(request.ip)
       if (wait !== undefined) return tooManyFailures(reply, wait)
-      if (!isAdminToken(request.body, digest)) {
+      const entry = loginToken(request.body, tokens)
+      if (entry === undefined) {
         if (typeof (request.body as { token?: unknown } | null)?.token === 'string') await deps.failedAuth?.failed(request.ip)
         await new Promise((resolve) => setTimeout(resolve, FAILED_LOGIN_DELAY_MS))
         return reply.code(401).header('cache-control', 'no-store').send({ error: 'wrong admin token' })
       }
-      const id = await sessions.create()
+      if (!grants(entry.scopes, DASHBOARD_SCOPES.login)) return reply.code(403).header('cache-control', 'no-store').send(lacksScope(DASHBOARD_SCOPES.login))
+      const id = await sessions.create(entry.scopes)
       return reply.code(204).header('cache-control', 'no-store').header('set-cookie', sessionCookie(id, SESSION_TTL_MS / 1000, deps.secureCookie)).send()
     })
 
@@ -161,8 +179,8 @@ export function dashboard(deps: DashboardDeps) {
     })
 
     app.get('/dashboard/events', async (request, reply) => {
-      const id = await validSession(request)
-      if (id === undefined) return reply.code(401).send({ error: 'log in first' })
+      const id = await sessionWith(request, reply, DASHBOARD_SCOPES.events)
+      if (typeof id !== 'string') return id
       reply.hijack()
       for (const [name, value] of Object.entries(PAGE_HEADERS)) reply.raw.setHeader(name, value)
       feed.add(reply.raw, id)
@@ -171,10 +189,11 @@ export function dashboard(deps: DashboardDeps) {
     // the search box: one account by id, read now, with the same session as the event stream
     app.get<{ Params: { id: string } }>('/dashboard/accounts/:id', async (request, reply) => {
       reply.header('cache-control', 'no-store')
-      if ((await validSession(request)) === undefined) return reply.code(401).send({ error: 'log in first' })
-      const { id } = request.params
-      const detail = isValidAddressSegment(id) ? await readAccountDetail(services, id) : undefined
-      if (detail === undefined) return reply.code(404).send({ error: `no account ${id}` })
+      const id = await sessionWith(request, reply, DASHBOARD_SCOPES.account)
+      if (typeof id !== 'string') return id
+      const account = request.params.id
+      const detail = isValidAddressSegment(account) ? await readAccountDetail(services, account) : undefined
+      if (detail === undefined) return reply.code(404).send({ error: `no account ${account}` })
       return detail
     })
   }

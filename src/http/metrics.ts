@@ -3,13 +3,14 @@ import { readFarmState } from '../metrics/farm-state.js'
 import type { FarmMetrics } from '../metrics/farm-metrics.js'
 import { PrometheusView } from '../metrics/prometheus.js'
 import type { PacketServices } from '../packet/context.js'
-import { tokenDigest } from './auth.js'
-import { type FailedAuth, requireAdminToken } from './failed-auth.js'
+import { type FailedAuth, requireScope } from './failed-auth.js'
+import type { OperatorTokens, Scope } from './scopes.js'
 
 export interface MetricsDeps {
   services: PacketServices
   metrics: FarmMetrics
-  adminToken: string | undefined
+  /** admin.token and admin.tokens: /metrics needs METRICS_SCOPE. */
+  tokens: OperatorTokens
   /** Failed admin-token checks per IP, farm-wide. */
   failedAuth?: FailedAuth
 }
@@ -18,17 +19,20 @@ export interface MetricsDeps {
  * GET /metrics: Prometheus text format, for the whole farm whichever worker
  * answers (docs/METRICS.md). Counters come from the farm-wide hash (this
  * worker's counts are flushed into it first), gauges are read from Redis now.
- * It names accounts and their balances, so it takes the admin token
- * (`Authorization: Bearer`, Prometheus' `authorization` scrape setting).
+ * It names accounts and their balances, so it takes an operator token with
+ * the scope `metrics` (`Authorization: Bearer`, Prometheus' `authorization`
+ * scrape setting); `read` alone does not reach it, so a scraper's token can
+ * hold `metrics` and nothing else.
  * 503 while Redis cannot be read: Prometheus then records the scrape as failed.
  */
+export const METRICS_SCOPE: Scope = 'metrics'
+
 export function metricsEndpoint(deps: MetricsDeps) {
-  const digest = deps.adminToken === undefined ? undefined : tokenDigest(deps.adminToken)
   const view = new PrometheusView()
 
   return async function plugin(app: FastifyInstance): Promise<void> {
     app.get('/metrics', async (request, reply) => {
-      const refused = await requireAdminToken(request, reply, digest, deps.failedAuth)
+      const refused = await requireScope(request, reply, deps.tokens, METRICS_SCOPE, deps.failedAuth)
       if (refused) return refused
       let text: string
       try {

@@ -8,6 +8,7 @@ import type { Onboarding } from '../onboarding/onboarding.js'
 import type { PacketServices } from '../packet/context.js'
 import { adminApi } from './admin.js'
 import type { FailedAuth } from './failed-auth.js'
+import type { OperatorTokens } from './scopes.js'
 import { dashboard } from './dashboard.js'
 import { ilpOverHttp } from './ilp-over-http.js'
 import { metricsEndpoint } from './metrics.js'
@@ -29,7 +30,8 @@ export interface ServerDeps {
   /** PEM file paths; with them the worker serves HTTPS only. */
   tls?: { cert: string; key: string }
   redis: RedisClient
-  adminToken: string | undefined
+  /** admin.token and admin.tokens with their scopes (admin API, /metrics, dashboard). */
+  tokens: OperatorTokens
   /** Failed admin-token checks per IP, farm-wide (dashboard login, /admin, /metrics). */
   failedAuth?: FailedAuth
   /** The session cookie gets Secure and the __Host- name; default: when the worker serves TLS itself. */
@@ -78,14 +80,14 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   await app.register(ilpOverHttp(deps.services, deps.asyncInbound))
   await app.register(jsonRpc(deps.services, deps.rpc, deps.onboarding))
   await app.register(
-    adminApi({ adminToken: deps.adminToken, services: deps.services, accountService: deps.accountService, onboarding: deps.onboarding, failedAuth: deps.failedAuth }),
+    adminApi({ tokens: deps.tokens, services: deps.services, accountService: deps.accountService, onboarding: deps.onboarding, failedAuth: deps.failedAuth }),
   )
   // metrics and dashboard: only where the worker made its FarmMetrics
   const metrics = deps.services.metrics
   if (metrics) {
-    await app.register(metricsEndpoint({ services: deps.services, metrics, adminToken: deps.adminToken, failedAuth: deps.failedAuth }))
+    await app.register(metricsEndpoint({ services: deps.services, metrics, tokens: deps.tokens, failedAuth: deps.failedAuth }))
     const secureCookie = deps.secureCookie ?? deps.tls !== undefined
-    await app.register(dashboard({ services: deps.services, metrics, adminToken: deps.adminToken, secureCookie, failedAuth: deps.failedAuth }))
+    await app.register(dashboard({ services: deps.services, metrics, tokens: deps.tokens, secureCookie, failedAuth: deps.failedAuth }))
   }
   app.get('/health', async (_request, reply) => {
     const redisUp = await deps.redis.ping().then(

@@ -128,6 +128,7 @@ export const accountsCommand: FarmCommand = {
   options: { ...OPTIONS, ...LIST_OPTIONS, ...IMPORT_OPTIONS },
   // The issue's `accounts add --token T` is the new account's incoming token, so there the admin token
   // comes from --admin-token, ILP_FARM_ADMIN_TOKEN or --config; elsewhere --token is the admin token.
+  scopes: { list: ['read'], add: ['accounts'], update: ['read', 'accounts'], import: ['accounts'], remove: ['accounts'], token: ['accounts'] },
   adminTokenFlag: (args) => (args[0] === 'add' ? 'admin-token' : 'token'),
   async run(ctx) {
     const [sub, ...rest] = ctx.args

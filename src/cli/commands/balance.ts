@@ -13,6 +13,7 @@ what the farm owes the account holder; a negative one, what the holder owes the 
 export const balanceCommand: FarmCommand = {
   name: 'balance',
   summary: ['balance ID', "an account's balance, limits and room left"],
+  scopes: { '': ['read'] },
   usage: USAGE,
   async run(ctx) {
     const [id] = positionals(ctx, ['id'], 'balance')

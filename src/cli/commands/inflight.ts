@@ -14,6 +14,7 @@ and one whose owner has no live heartbeat (the leader's sweeper refunds those).
 export const inflightCommand: FarmCommand = {
   name: 'inflight',
   summary: ['inflight', 'packets in flight: owners, time to expiry'],
+  scopes: { '': ['read'] },
   usage: USAGE,
   async run(ctx) {
     positionals(ctx, [], 'inflight')

@@ -53,6 +53,7 @@ interface State {
 export const inspectCommand: FarmCommand = {
   name: 'inspect',
   summary: ['inspect', "the farm's whole state and what looks wrong, for diagnosis"],
+  scopes: { '': ['read'] },
   usage: USAGE,
   async run(ctx) {
     positionals(ctx, [], 'inspect')

@@ -19,6 +19,7 @@ and its health ("dead" after 5 failures in a row, probed again after a backoff).
 export const routesCommand: FarmCommand = {
   name: 'routes',
   summary: ['routes [add|remove]', 'the routing table; add or remove a static next hop'],
+  scopes: { list: ['read'], add: ['routes'], remove: ['routes'] },
   usage: USAGE,
   options: { account: { type: 'string' } },
   async run(ctx) {

@@ -52,6 +52,7 @@ interface IssuedTicket {
 export const ticketsCommand: FarmCommand = {
   name: 'tickets',
   summary: ['tickets issue', 'an invitation ticket for a new account (one-time, expiring)'],
+  scopes: { issue: ['accounts'] },
   usage: USAGE,
   options: OPTIONS,
   async run(ctx) {

@@ -21,6 +21,7 @@ function transferCommand(kind: Kind): FarmCommand {
   return {
     name: kind,
     summary: [`${kind} ID AMOUNT`, kind === 'deposit' ? 'credit an account (idempotent with --key)' : 'debit an account (idempotent with --key)'],
+    scopes: { '': ['money'] },
     usage: usage(kind),
     options: { key: { type: 'string' } },
     run: (ctx) => transfer(kind, ctx),

@@ -14,6 +14,7 @@ whose heartbeat is older than its TTL is dead and no longer listed.
 export const workersCommand: FarmCommand = {
   name: 'workers',
   summary: ['workers', 'live workers of every host, heartbeat ages, the leader'],
+  scopes: { '': ['read'] },
   usage: USAGE,
   async run(ctx) {
     positionals(ctx, [], 'workers')

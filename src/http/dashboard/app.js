@@ -55,6 +55,7 @@
       credentials: 'same-origin',
     })
     if (res.status === 204) start()
+    else if (res.status === 403) show(false, 'This token lacks the scope read: the dashboard needs it.')
     else show(false, res.status === 401 ? 'Wrong admin token.' : `Login failed (HTTP ${res.status}).`)
   }
 

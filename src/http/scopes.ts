@@ -1,0 +1,86 @@
+// Operator tokens and their scopes: which token may do what on /admin, /metrics and the dashboard.
+import { timingSafeEqual } from 'node:crypto'
+import { bearerToken, tokenDigest } from './auth.js'
+
+/**
+ * What an operator token may do. `admin` holds every scope; the others are
+ * separate (a token needing two lists both):
+ * - `read`: every GET of /admin and the dashboard's views;
+ * - `metrics`: GET /metrics (a Prometheus scraper needs nothing else);
+ * - `accounts`: create, update, delete, import accounts, rotate their tokens, issue tickets;
+ * - `money`: deposits, withdrawals (and the settlements they trigger);
+ * - `routes`: add and remove static routes;
+ * - `admin`: all of the above and whatever names no narrower scope.
+ */
+export const SCOPES = ['read', 'metrics', 'accounts', 'money', 'routes', 'admin'] as const
+export type Scope = (typeof SCOPES)[number]
+
+/** One operator token as the farm keeps it: a name for logs and messages, the SHA-256 digest, the scopes. */
+export interface OperatorToken {
+  name: string
+  digest: Buffer
+  scopes: ReadonlySet<Scope>
+}
+
+/** The `admin` block's tokens as the config gives them (exactly one of token and tokenHash). */
+export interface OperatorTokenConfig {
+  name: string
+  token?: string
+  tokenHash?: string
+  scopes: Scope[]
+}
+
+/** The name `admin.token` goes by among the scoped tokens. */
+export const ADMIN_TOKEN_NAME = 'admin.token'
+
+/** True when a token holding these scopes may act where `needed` is required. */
+export function grants(scopes: ReadonlySet<Scope>, needed: Scope): boolean {
+  return scopes.has('admin') || scopes.has(needed)
+}
+
+/**
+ * Every operator token of the farm, as digests only: `admin.token` (every
+ * scope) and each entry of `admin.tokens`. A presented token is hashed once
+ * and compared with every digest in constant time (no early exit, so the
+ * time taken does not tell which entry came close). The config refuses two
+ * entries with one digest, so at most one matches.
+ */
+export class OperatorTokens {
+  private readonly tokens: OperatorToken[]
+
+  constructor(adminToken: string | undefined, scoped: readonly OperatorTokenConfig[] = []) {
+    this.tokens = []
+    if (adminToken !== undefined) this.tokens.push({ name: ADMIN_TOKEN_NAME, digest: tokenDigest(adminToken), scopes: new Set<Scope>(['admin']) })
+    for (const t of scoped) {
+      const digest = t.token !== undefined ? tokenDigest(t.token) : Buffer.from(t.tokenHash ?? '', 'hex')
+      if (digest.length !== 32) throw new Error(`admin.tokens ${t.name}: no token or tokenHash`)
+      this.tokens.push({ name: t.name, digest, scopes: new Set(t.scopes) })
+    }
+  }
+
+  /** No token configured: every request is refused. */
+  get empty(): boolean {
+    return this.tokens.length === 0
+  }
+
+  /** The entry whose token this is, or undefined. */
+  find(token: string): OperatorToken | undefined {
+    const digest = tokenDigest(token)
+    let found: OperatorToken | undefined
+    for (const entry of this.tokens) {
+      if (timingSafeEqual(digest, entry.digest) && found === undefined) found = entry
+    }
+    return found
+  }
+
+  /** The entry of an `Authorization: Bearer` header, or undefined (no header, unknown token). */
+  fromHeader(header: string | undefined): OperatorToken | undefined {
+    const token = bearerToken(header)
+    return token === undefined || token === '' ? undefined : this.find(token)
+  }
+}
+
+/** The 403 body: which scope the token lacks. */
+export function lacksScope(scope: Scope): { error: string; scope: Scope } {
+  return { error: `this token lacks the scope ${scope}`, scope }
+}
