@@ -58,11 +58,6 @@ export class OperatorTokens {
     }
   }
 
-  /** No token configured: every request is refused. */
-  get empty(): boolean {
-    return this.tokens.length === 0
-  }
-
   /** The entry whose token this is, or undefined. */
   find(token: string): OperatorToken | undefined {
     const digest = tokenDigest(token)
