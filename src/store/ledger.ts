@@ -119,6 +119,9 @@ export function parseOutgoingRecord(outgoingAccount: string, field: string, valu
   return { incomingAccount: field.slice(0, sep), packetId: field.slice(sep + 1), outgoingAccount, bootId, attempt, expiresAtMs: Number(expiresAt), outAmount, headroom }
 }
 
+/** What names one reservation's records: its packet, its two accounts, its owner and attempt. */
+export type RecordRef = Pick<PendingCredit, 'incomingAccount' | 'packetId' | 'outgoingAccount' | 'bootId' | 'attempt'>
+
 /** The record values of a packet, as the scripts write them (for tools that plant records, and tests). */
 export function incomingRecordValue(e: Omit<HotSetEntry, 'incomingAccount' | 'packetId'>): string {
   return [e.shard, e.bootId, e.attempt, e.expiresAtMs, e.inAmount, e.outgoingAccount, e.outAmount].join('|')
@@ -214,7 +217,7 @@ export class Ledger {
   /** Owners named in the owners' list (once each, before their first record). */
   private readonly registered = new Map<string, Promise<void>>()
   /** Credits owed after a fulfill on a cluster, retried until they land (a dead process leaves them to the sweeper). */
-  private readonly owedCredits: PendingCredit[] = []
+  private readonly owedCredits: RecordRef[] = []
   private owedTimer: NodeJS.Timeout | undefined
 
   constructor(
@@ -521,7 +524,7 @@ export class Ledger {
       // On a cluster the sweeper's refund is two calls: a late fulfill could land between them, so none is honoured.
       result = await this.call('fulfill-incoming', [from.inflight], [packetId, r.bootId, r.attempt, outgoingAccount, ''])
       // decided: the credit follows, and a credit that fails is owed, not undone
-      if (result === 'OK') await this.credit({ incomingAccount, packetId, outgoingAccount, bootId: r.bootId, attempt: r.attempt, expiresAtMs: 0, outAmount: '', headroom: '' })
+      if (result === 'OK') await this.credit(r)
       else if (result === 'EXPIRED') await this.refundSteps(r, '')
       // gone: refunded, or decided by an earlier try whose answer was lost. An outgoing record
       // without its incoming one is a fulfilled packet: credit it, and the fulfill stands.
@@ -553,7 +556,7 @@ export class Ledger {
   }
 
   /** Credits an outgoing record whose incoming record is gone (its packet was fulfilled). */
-  async creditRecord(c: Pick<PendingCredit, 'incomingAccount' | 'packetId' | 'outgoingAccount' | 'bootId' | 'attempt'>): Promise<ResolveOutcome> {
+  async creditRecord(c: RecordRef): Promise<ResolveOutcome> {
     const to = this.keys.packetKeys(c.outgoingAccount)
     return resolveOutcome(await this.call('fulfill-outgoing', [to.account, to.credits], [Keys.hotSetField(c.incomingAccount, c.packetId), c.bootId, c.attempt]))
   }
@@ -571,7 +574,7 @@ export class Ledger {
   }
 
   /** A fulfilled packet's credit; one that fails is retried until it lands. */
-  private async credit(c: PendingCredit): Promise<void> {
+  private async credit(c: RecordRef): Promise<void> {
     try {
       await this.creditRecord(c)
     } catch {
