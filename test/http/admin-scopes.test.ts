@@ -215,13 +215,15 @@ describe('the CLI', () => {
     return { code, stdout: run.stdout(), stderr: run.stderr() }
   }
 
-  it('with a read token lists accounts and fails on deposit with the 403 message', async () => {
-    const [list, deposit] = await Promise.all([cli(['accounts', 'list']), cli(['deposit', 'alice', '10'])])
+  it('with a read token lists accounts and fails on deposit with the 403 message; --help names the scopes', async () => {
+    const [list, deposit, help] = await Promise.all([cli(['accounts', 'list']), cli(['deposit', 'alice', '10']), cli(['routes', '--help'])])
     expect(list.code, list.stderr).toBe(0)
     expect(list.stdout).toMatch(/alice/)
     expect(deposit.code).toBe(1)
     expect(deposit.stderr).toContain('(HTTP 403): this token lacks the scope money')
     expect(deposit.stderr).toContain('use a token with the scope money')
+    // each command names its scopes
+    expect(help.stdout).toContain('Token scopes: routes list: read; routes add: routes; routes remove: routes')
   }, 60_000)
 })
 
