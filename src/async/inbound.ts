@@ -35,7 +35,7 @@ export interface AsyncLimits {
   callbackMarginMs: number
 }
 
-/** The identity of a hotSet entry, as the sweeper reports it. */
+/** The identity of a packet in flight, as the sweeper reports it. */
 export interface SweptEntry {
   readonly incomingAccount: string
   readonly packetId: string
@@ -142,7 +142,7 @@ export class AsyncInbound {
   }
 
   /**
-   * For the sweeper's refund hook: when it refunds an expired hotSet entry
+   * For the sweeper's refund hook: when it refunds an expired packet
    * whose owner died, and that entry is an async inbound packet (its packet id
    * is a Request-Id whose tombstone holds a Callback-Url), POSTs an R00 reject
    * to the caller, retried for SWEPT_CALLBACK_WINDOW_MS. Other entries are

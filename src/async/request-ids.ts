@@ -36,7 +36,7 @@ type ClaimRedis = RedisClient & { ilpfarmClaimRequestId(rid: string, count: stri
 
 /**
  * The replay guard of incoming Request-Ids: one key per (account, Request-Id),
- * claimed with SET NX PX before the reservation. The hotSet already refuses an
+ * claimed with SET NX PX before the reservation. The reservation already refuses an
  * id in flight; this also refuses one that has finished. A claimed id whose
  * reservation is then refused stays claimed (a Request-Id names one attempt).
  *

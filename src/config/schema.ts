@@ -206,7 +206,7 @@ export const configSchema = z.strictObject({
       heartbeatTtlMs: positiveMs.default(3000),
       /** The leader lease's TTL: a dead leader is replaced within about this long. */
       leaderLeaseMs: positiveMs.default(5000),
-      /** How often the leader sweeps expired hotSet entries of dead workers. */
+      /** How often the leader sweeps the expired packets of dead workers. */
       sweepIntervalMs: positiveMs.default(1000),
       /**
        * This supervisor's name in the farm when several share one Redis (docs/SCALING.md): every worker

@@ -81,7 +81,7 @@ export class Heartbeat {
         'another process writes the heartbeat of this shard: two supervisors with the same farm.hostId on one Redis?',
       )
     }
-    // Detached from the beat: a slow task (a full hotSet audit, a call timing out) must never
+    // Detached from the beat: a slow task (a full audit of its records, a call timing out) must never
     // delay the next beat past the TTL, or this live worker would look dead to the sweeper.
     if (this.opts.afterBeat && !this.afterBeatRunning) {
       this.afterBeatRunning = true

@@ -34,7 +34,7 @@ export interface WorkerOptions {
   redisTarget: string | RedisTarget
   shard: number
   logger?: Logger
-  /** This process's incarnation (owner of its hotSet entries); default: `<shard>-<random>`. */
+  /** This process's incarnation (owner of its packets' records); default: `<shard>-<random>`. */
   bootId?: string
   /** Address mapper timings (tests): outcome counts flushed and read back, liquidity re-read. */
   routing?: { statsIntervalMs?: number; liquidityIntervalMs?: number }
@@ -186,7 +186,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
       await routes.close() // flushes the last outcome counts
       await resolver.flush()
       const unsettled = resolver.close()
-      if (unsettled > 0) log.warn({ unsettled }, 'closing with unsettled packets; the hotSet keeps them')
+      if (unsettled > 0) log.warn({ unsettled }, 'closing with unsettled packets; their records stay for the sweeper')
       const unrelayed = await settlements.close()
       if (unrelayed > 0) log.warn({ unrelayed }, 'closing with settlement requests not relayed; their accounts keep them for their next check')
       await coordinator.stop() // crash safety: lease released, heartbeat deleted

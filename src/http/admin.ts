@@ -245,7 +245,7 @@ export function adminApi(deps: AdminDeps) {
 
     app.get('/admin/settlements', async () => (services.settlements ? services.settlements.recent() : []))
 
-    // Packets in flight (the hotSet): owner, expiry, amounts.
+    // Packets in flight (their incoming records, through the owners' indexes): owner, expiry, amounts.
     app.get('/admin/hotset', async () => ledger.hotSet())
     app.get('/admin/inflight', async () => ledger.hotSet())
 

@@ -15,7 +15,7 @@ interface PendingResolution {
 /**
  * Finishes a packet in the ledger. When Redis cannot be reached, the outcome
  * is kept and retried with backoff until it lands: a fulfillment the farm has
- * seen must be credited, a refund must be made. The hotSet entry stays until
+ * seen must be credited, a refund must be made. The packet's records stay until
  * then, so nothing is lost if this process dies first (the sweeper resolves it).
  */
 export class Resolver {
@@ -123,7 +123,7 @@ export class Resolver {
     await this.retry()
   }
 
-  /** Stops retrying; what is left stays in the hotSet for the sweeper. */
+  /** Stops retrying; what is left stays in the packets' records for the sweeper. */
   close(): number {
     this.closed = true
     if (this.timer) clearTimeout(this.timer)

@@ -155,7 +155,7 @@ export class Coordination {
   }
 
   /**
-   * The live workers by boot id (the owner id of their hotSet entries): the
+   * The live workers by boot id (the owner named in their packets' records): the
    * sweeper's question "is this entry's owner alive?" is one lookup, whatever
    * host or shard the owner ran as.
    */

@@ -10,7 +10,7 @@ export interface OwnReservation {
 
 /**
  * What one worker process knows of its own packets in flight: the
- * reservations its packet flows hold ("open", by hotSet field
+ * reservations its packet flows hold ("open", by field
  * `<incomingAccount>|<packetId>`; two copies of one packet may race, only one
  * is granted), and the suspects: reservations whose outcome it never learned
  * (a call failed or timed out after it may have reached Redis), whose records
