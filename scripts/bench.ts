@@ -253,7 +253,7 @@ function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
   })
 }
 
-async function stopFarm(farm: ChildProcess): Promise<void> {
+export async function stopFarm(farm: ChildProcess): Promise<void> {
   if (exited(farm) || farm.pid === undefined) return
   farm.kill('SIGTERM') // the supervisor shuts its worker down, then exits
   if (await waitExit(farm, 15_000)) return
