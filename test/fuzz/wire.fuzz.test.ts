@@ -1,7 +1,9 @@
 /**
  * Property-based fuzzing of a real worker over real sockets, against a real
- * Redis: generated and mutated OER packets at /accounts/:id/ilp, JSON-RPC
- * requests and batches at /rpc, and admin bodies. For every input: an answer
+ * Redis: generated and mutated OER packets at /accounts/:id/ilp (sync, and
+ * async with generated Prefer, Callback-Url and Request-Id headers), callbacks
+ * at /accounts/:id/ilp/callbacks, JSON-RPC requests and batches at /rpc, and
+ * admin bodies. For every input: an answer
  * within a bound, of the right kind (HTTP 400 / an ILP Reject with the code
  * the input calls for / a JSON-RPC error), never an internal error (T00,
  * -32603, 5xx); after every run the balances of all accounts sum to what the
@@ -14,12 +16,12 @@
  */
 import { randomBytes } from 'node:crypto'
 import fc from 'fast-check'
-import { deserializeEnvelope, deserializeIlpPacket, deserializeIlpPrepare, type IlpPrepare, serializeIlpPrepare, serializeIlpReject, Type } from 'ilp-packet'
+import { deserializeEnvelope, deserializeIlpPacket, deserializeIlpPrepare, type IlpPrepare, serializeIlpFulfill, serializeIlpPrepare, serializeIlpReject, Type } from 'ilp-packet'
 import { Agent, request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readPrepare } from '../../src/packet/steps/parse.js'
 import { isValidIlpAddress } from '../../src/util/address.js'
-import { eventually } from '../helpers/async.js'
+import { type CallbackServer, eventually, startCallbackServer } from '../helpers/async.js'
 import { account, ADMIN_TOKEN, FARM_ADDRESS, startTestFarm, type TestFarm } from '../helpers/farm.js'
 import { recordsLeft } from '../helpers/in-flight.js'
 import { fulfillKnown, knownCondition, startTestPeer, type TestPeer } from '../helpers/peer.js'
@@ -46,6 +48,8 @@ let redis: TestRedis
 let farm: TestFarm
 let bob: TestPeer
 let carol: TestPeer
+/** Where alice's async prepares are answered (the only callback URLs alice may give). */
+let callbacks: CallbackServer
 let agent: Agent
 /** The sum of every account's balance, as it must be whenever nothing is in flight. */
 let expectedSum = 0n
@@ -55,10 +59,11 @@ beforeAll(async () => {
   redis = await startTestRedis()
   bob = await startTestPeer(fulfillKnown)
   carol = await startTestPeer(() => serializeIlpReject({ code: 'F99', triggeredBy: 'test.carol', message: 'no thanks', data: Buffer.alloc(0) }))
+  callbacks = await startCallbackServer(() => 200)
   farm = await startTestFarm(
     redis.url,
     [
-      account('alice', { minBalance: '-1000000000000000', maxPacketAmount: MAX_PACKET_AMOUNT.toString() }),
+      account('alice', { minBalance: '-1000000000000000', maxPacketAmount: MAX_PACKET_AMOUNT.toString(), incoming: { token: 'alice-token', callbackUrls: [`${callbacks.url}/cb/`] } }),
       account('bob', { outgoing: { url: bob.url } }),
       account('carol', { outgoing: { url: carol.url } }),
     ],
@@ -74,6 +79,7 @@ afterAll(async () => {
   await farm?.close()
   await bob?.close()
   await carol?.close()
+  await callbacks?.close()
   await redis?.close()
 })
 
@@ -105,14 +111,15 @@ async function assertConserved(): Promise<void> {
   await eventually(async () => {
     expect(await recordsLeft(redis.client, farm.config.redis.keyPrefix)).toBe(0)
     expect(await balanceSum()).toBe(expectedSum)
-  }, 3_000)
+  }, 5_000)
 }
 
 /** What the inputs got, printed after each property: shows the generators reach every kind of answer. */
-function tally(): { add(key: string): void; print(name: string): void } {
+function tally(): { add(key: string): void; count(key: string): number; print(name: string): void } {
   const counts = new Map<string, number>()
   return {
     add: (key) => void counts.set(key, (counts.get(key) ?? 0) + 1),
+    count: (key) => counts.get(key) ?? 0,
     print: (name) => console.log(`${name}: ${[...counts].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} x${v}`).join(', ')}`),
   }
 }
@@ -316,7 +323,7 @@ describe('fuzz: ILP-over-HTTP', () => {
         )
         await assertConserved()
       }),
-      params(2_000),
+      params(1_500),
     )
     seen.print('ILP answers')
     await assertServing()
@@ -512,7 +519,7 @@ describe('fuzz: JSON-RPC', () => {
         })
         await assertConserved()
       }),
-      params(3_000),
+      params(2_500),
     )
     seen.print('JSON-RPC answers')
     await assertConserved()
@@ -520,7 +527,119 @@ describe('fuzz: JSON-RPC', () => {
   })
 })
 
-it('the worker still forwards a payment after the packet and JSON-RPC fuzzing', async () => {
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+/** Request-Ids: from a small pool (so some are reused: 409 async, F00 sync), fresh, or not UUIDs. */
+const requestIdArb = fc.oneof(
+  { weight: 3, arbitrary: fc.integer({ min: 0, max: 30 }).map((i) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`) },
+  { weight: 3, arbitrary: fc.uuid() },
+  { weight: 1, arbitrary: fc.uuid().map((u) => u.toUpperCase()) },
+  { weight: 1, arbitrary: fc.string({ unit: 'grapheme-ascii', maxLength: 40 }) },
+)
+
+const asyncHeadersArb = fc.record(
+  {
+    prefer: fc.constantFrom('respond-async', 'RESPOND-ASYNC; wait=5', 'return=minimal', 'handling=lenient, respond-async', ''),
+    callbackUrl: fc.oneof(
+      { weight: 4, arbitrary: segmentArb.map((s) => `/cb/${s}`) },
+      { weight: 1, arbitrary: fc.constantFrom('/other/x', '/cb', 'http://evil.example/cb/x', 'ftp://x/cb/', 'javascript:alert(1)', '', '/cb/../admin', '/cb/%2e%2e/x') },
+      { weight: 1, arbitrary: fc.string({ unit: 'grapheme-ascii', maxLength: 30 }) },
+    ),
+    requestId: requestIdArb,
+  },
+  { requiredKeys: [] },
+)
+
+describe('fuzz: async ILP-over-HTTP and callbacks', () => {
+  it('generated Prefer, Callback-Url and Request-Id headers on generated packets: 202 only for a good async request, the right 4xx otherwise; money conserved', async () => {
+    const seen = tally()
+    const used = new Set<string>()
+    const maybe = new Set<string>()
+    await fc.assert(
+      fc.asyncProperty(asyncHeadersArb, ilpInputArb, async (h, input) => {
+        const raw = rawOf(input)
+        const headers: Record<string, string> = { 'content-type': 'application/octet-stream', authorization: 'Bearer alice-token' }
+        if (h.prefer !== undefined) headers.prefer = h.prefer
+        let callbackUrl: string | undefined
+        if (h.callbackUrl !== undefined) headers['callback-url'] = callbackUrl = h.callbackUrl.startsWith('/') ? `${callbacks.url}${h.callbackUrl}` : h.callbackUrl
+        if (h.requestId !== undefined) headers['request-id'] = h.requestId
+        const sentAt = Date.now()
+        const expected = expectedOutcomes(raw, sentAt)
+        const res = await send('POST', '/accounts/alice/ilp', headers, raw)
+        seen.add(`HTTP ${res.status}${res.status === 200 ? ` ${deserializeIlpPacket(res.body).type === Type.TYPE_ILP_FULFILL ? 'fulfill' : (deserializeIlpPacket(res.body).data as { code: string }).code}` : ''}`)
+        const goodId = h.requestId !== undefined && UUID_RE.test(h.requestId)
+        const id = goodId ? h.requestId!.toLowerCase() : ''
+        // claimed for sure (409 / F00 next time), or perhaps (a refused body may or may not have claimed it first)
+        const reused = used.has(id)
+        const perhaps = maybe.has(id)
+        const isAsync = h.callbackUrl !== undefined || (h.prefer ?? '').split(',').some((p) => p.split(';')[0]!.trim().toLowerCase() === 'respond-async')
+        if (isAsync) {
+          let url: URL | undefined
+          try {
+            url = new URL(callbackUrl ?? '')
+          } catch {
+            url = undefined
+          }
+          const httpUrl = url !== undefined && (url.protocol === 'http:' || url.protocol === 'https:')
+          if (!httpUrl) return void expect(res.status).toBe(400)
+          if (!url!.href.startsWith(`${callbacks.url}/cb/`)) return void expect(res.status).toBe(403)
+          if (!goodId) return void expect(res.status).toBe(400)
+          if (res.status === 202) used.add(id)
+          else maybe.add(id)
+          if (expected.http400) return void expect(reused || perhaps ? [400, 409] : [400]).toContain(res.status)
+          if (reused) return void expect(res.status).toBe(409)
+          expect(perhaps ? [202, 409] : [202]).toContain(res.status)
+        } else {
+          if (h.requestId !== undefined && !goodId) return void expect(res.status).toBe(400)
+          if (expected.http400) return void expect(res.status).toBe(400)
+          expect(res.status).toBe(200)
+          const reply = deserializeIlpPacket(res.body)
+          const code = reply.type === Type.TYPE_ILP_REJECT ? (reply.data as { code: string }).code : 'fulfill'
+          expect(code).not.toBe('T00')
+          // the Request-Id is claimed once the packet is routed and in time: it reached the next hop, or was a duplicate
+          if (goodId && (code === 'F99' || code === 'F00' || (code === 'fulfill' && expected.fulfill === true))) used.add(id)
+          if (reused || perhaps) return void expect(['F00', 'F01', 'F02', 'F08', 'R02', ...(perhaps ? ['F99', 'fulfill'] : [])]).toContain(code)
+          if (reply.type === Type.TYPE_ILP_REJECT) {
+            if (expected.codes) expect([...expected.codes]).toContain(code)
+            expect(expected.fulfill ?? false).toBe(false)
+          } else {
+            expect(expected.codes).toBeUndefined()
+          }
+        }
+        await assertConserved()
+      }),
+      params(800),
+    )
+    seen.print('async ILP answers')
+    // every async prepare taken was answered at its Callback-Url
+    await eventually(() => expect(callbacks.hits.length).toBe(seen.count('HTTP 202')), 10_000)
+    await assertConserved()
+  })
+
+  it('generated callbacks from a next hop (bob): 400 for any Request-Id nothing is waiting on or a body that is not a reply, 401 without its token; nothing moves', async () => {
+    const replyArb = fc.oneof(
+      fc.record({ fulfillment: fc.uint8Array({ minLength: 32, maxLength: 32 }), data: fc.uint8Array({ maxLength: 20 }) }).map((f) => serializeIlpFulfill({ fulfillment: Buffer.from(f.fulfillment), data: Buffer.from(f.data) })),
+      fc.record({ code: fc.constantFrom('F99', 'T00', 'R00', 'ZZZ'), message: fc.string({ maxLength: 20 }) }).map((r) => serializeIlpReject({ code: r.code, triggeredBy: 'test.bob', message: r.message, data: Buffer.alloc(0) })),
+      fc.uint8Array({ maxLength: 100 }).map((b) => Buffer.from(b)),
+    )
+    const seen = tally()
+    await fc.assert(
+      fc.asyncProperty(requestIdArb, replyArb, fc.nat(4), fc.boolean(), async (requestId, reply, cut, withToken) => {
+        const body = cut === 0 ? reply : reply.subarray(0, Math.max(0, reply.length - cut))
+        const headers: Record<string, string> = { 'content-type': 'application/octet-stream', 'request-id': requestId }
+        if (withToken) headers.authorization = 'Bearer bob-token'
+        const res = await send('POST', '/accounts/bob/ilp/callbacks', headers, body)
+        seen.add(`HTTP ${res.status}`)
+        expect(res.status).toBe(withToken ? 400 : 401)
+        expect(JSON.parse(res.body.toString())).toHaveProperty('error')
+        await assertConserved()
+      }),
+      params(500),
+    )
+    seen.print('callback answers')
+  })
+})
+
+it('the worker still forwards a payment after the packet, JSON-RPC and async fuzzing', async () => {
   const prepare = { destination: `${FARM_ADDRESS}.bob`, amount: '7', executionCondition: conditions[0]!, expiresAt: new Date(Date.now() + 10_000), data: randomBytes(8) }
   const res = await send('POST', '/accounts/alice/ilp', { 'content-type': 'application/octet-stream', authorization: 'Bearer alice-token' }, serializeIlpPrepare(prepare))
   expect(deserializeIlpPacket(res.body).type).toBe(Type.TYPE_ILP_FULFILL)
@@ -630,7 +749,7 @@ describe('fuzz: admin API', () => {
         }
         await assertConserved()
       }),
-      params(2_000),
+      params(1_500),
     )
     seen.print('admin answers')
     await assertServing()
