@@ -6,10 +6,9 @@
 -- KEYS[1] incoming account's in-flight records (hash)
 -- ARGV[1] packet id   ARGV[2] owner   ARGV[3] attempt
 -- ARGV[4] outgoing account id (checked against the record)
--- ARGV[5] '1': honour it even after the expiry. Only for a fulfill its owner
---   already passed upstream and retries after losing Redis, and only where
---   the sweeper's refund is one call (a single Redis): a fulfill can then
---   never land between the refund's two steps.
+-- ARGV[5] '1': honour it even after the expiry (until the sweeper refunds
+--   it): only where the sweeper's refund is one call (a chain on one Redis),
+--   so a fulfill can never land between the refund's two steps.
 --
 -- Returns 'OK'; 'GONE' when this reservation's record is not there (already
 -- settled, or refunded by the sweeper); 'EXPIRED' when Redis' clock is past

@@ -9,6 +9,8 @@
 -- ARGV[5] outgoing amount           ARGV[6] outgoing maxBalance ('' = no limit)
 -- ARGV[7] '1': only check, write nothing (a chain checks both sides before
 --   it writes either: a refused prepare then changes nothing at all)
+-- ARGV[8] '1': no expiry check (a chain on one Redis: its two records are
+--   written together, and the sweeper's refund of both is one call too)
 --
 -- Returns 'OK', 'DUPLICATE' (a record of an earlier reservation of this
 -- packet id is still waiting for its credit), 'EXCEEDS_MAX_BALANCE', or
@@ -20,7 +22,7 @@
 local field, owner, attempt, expiresAt = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local outAmount, maxBalance = ARGV[5], ARGV[6]
 
-if now_ms() >= tonumber(expiresAt) then return 'EXPIRED' end
+if ARGV[8] ~= '1' and now_ms() >= tonumber(expiresAt) then return 'EXPIRED' end
 if redis.call('HEXISTS', KEYS[2], field) == 1 then return 'DUPLICATE' end
 
 local headroom = '0'

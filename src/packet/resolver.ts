@@ -8,8 +8,6 @@ interface PendingResolution {
   packetId: string
   outgoingAccount: string
   attempts: number
-  /** A fulfill whose Fulfill went upstream while it was deferred: it must land, even late. */
-  passedUpstream?: boolean
 }
 
 /**
@@ -64,17 +62,15 @@ export class Resolver {
         return 'unreplicated'
       }
       this.log.error({ err, packetId, kind }, 'could not settle packet; will retry')
-      job.passedUpstream = kind === 'fulfill'
       this.pending.push(job)
       this.schedule()
       return 'deferred'
     }
   }
 
-  /** A fulfill already passed upstream (deferred) is honoured late on its retries, where the ledger can. */
   private run(job: PendingResolution): Promise<ResolveOutcome> {
     return job.kind === 'fulfill'
-      ? this.ledger.fulfill(job.incomingAccount, job.packetId, job.outgoingAccount, { late: job.passedUpstream === true })
+      ? this.ledger.fulfill(job.incomingAccount, job.packetId, job.outgoingAccount)
       : this.ledger.reject(job.incomingAccount, job.packetId, job.outgoingAccount)
   }
 

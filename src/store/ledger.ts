@@ -347,10 +347,13 @@ export class Ledger {
   private index(owner: string, a: string, b: string): Promise<void> | undefined {
     const ka = `${owner}|${a}`
     const kb = `${owner}|${b}`
-    const now = Date.now()
-    if (this.indexed.has(ka) && this.indexed.has(kb)) {
-      // when each was last used: pruneIndex() drops the idle ones
-      this.indexed.set(ka, now).set(kb, now)
+    const usedA = this.indexed.get(ka)
+    const usedB = this.indexed.get(kb)
+    if (usedA !== undefined && usedB !== undefined) {
+      // when each was last used, to the second: pruneIndex() drops the idle ones
+      const now = Date.now()
+      if (now - usedA > 1_000) this.indexed.set(ka, now)
+      if (now - usedB > 1_000) this.indexed.set(kb, now)
       return undefined
     }
     const waits: Array<Promise<void>> = [this.register(owner)]
@@ -483,6 +486,7 @@ export class Ledger {
             r.outAmount,
             r.maxBalance ?? '',
             '',
+            '',
           ])
           if (result !== 'OK') await this.call('reject-incoming', [from.account, from.inflight], [r.packetId, bootId, reservation.attempt, ''])
         }
@@ -506,11 +510,12 @@ export class Ledger {
   /**
    * The packet was fulfilled: the sender's debit becomes final, then the next
    * hop is credited. 'gone': the reservation was already settled or refunded,
-   * or the fulfill came after the packet's expiry (it is refunded then).
-   * `late`: a retry of a fulfill already passed upstream, honoured after the
-   * expiry too where that is safe (a single Redis, see fulfill-incoming.lua).
+   * or, on a cluster, the fulfill came after the packet's expiry (it is
+   * refunded then: the sweeper's refund is two calls there, which a late
+   * fulfill could split). On one Redis a late fulfill is honoured until the
+   * sweeper refunds the packet, one atomic call against another.
    */
-  async fulfill(incomingAccount: string, packetId: string, outgoingAccount: string, opts: { late?: boolean } = {}): Promise<ResolveOutcome> {
+  async fulfill(incomingAccount: string, packetId: string, outgoingAccount: string): Promise<ResolveOutcome> {
     const field = Keys.hotSetField(incomingAccount, packetId)
     const r = this.own.reservation(field)
     if (!r) return 'gone'
@@ -519,7 +524,7 @@ export class Ledger {
     const to = this.keys.packetKeys(outgoingAccount)
     let result: string
     if (!this.split) {
-      result = await this.call('fulfill', [from.account, from.inflight, to.account, to.credits], [packetId, r.bootId, r.attempt, outgoingAccount, field, opts.late ? '1' : ''])
+      result = await this.call('fulfill', [from.account, from.inflight, to.account, to.credits], [packetId, r.bootId, r.attempt, outgoingAccount, field])
     } else {
       // On a cluster the sweeper's refund is two calls: a late fulfill could land between them, so none is honoured.
       result = await this.call('fulfill-incoming', [from.inflight], [packetId, r.bootId, r.attempt, outgoingAccount, ''])

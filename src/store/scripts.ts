@@ -39,7 +39,7 @@ export interface FunctionLibrary {
 /** How a batch names each operation, how many keys it takes and how many arguments. */
 export const OPERATION_CODES: Record<Operation, { code: string; keys: number; args: number }> = {
   'prepare-incoming': { code: 'pi', keys: 3, args: 13 },
-  'prepare-outgoing': { code: 'po', keys: 2, args: 7 },
+  'prepare-outgoing': { code: 'po', keys: 2, args: 8 },
   'fulfill-incoming': { code: 'fi', keys: 1, args: 5 },
   'fulfill-outgoing': { code: 'fo', keys: 2, args: 3 },
   'reject-outgoing': { code: 'ro', keys: 2, args: 4 },
@@ -47,8 +47,8 @@ export const OPERATION_CODES: Record<Operation, { code: string; keys: number; ar
   // KEYS: incoming account, its in-flight records, outgoing account, its credits (prepare: then the incoming rate window)
   // prepare ARGV: prepare-incoming's thirteen, then the outgoing field and maxBalance
   prepare: { code: 'P', keys: 5, args: 15 },
-  // fulfill ARGV: packet id, owner, attempt, outgoing account id, outgoing field, late ('1': after the expiry too)
-  fulfill: { code: 'F', keys: 4, args: 6 },
+  // fulfill ARGV: packet id, owner, attempt, outgoing account id, outgoing field
+  fulfill: { code: 'F', keys: 4, args: 5 },
   // reject ARGV: packet id, owner, attempt, outgoing field, not before
   reject: { code: 'R', keys: 4, args: 5 },
 }
@@ -60,13 +60,19 @@ const luaName = (t: string) => `transition_${t.replace('-', '_')}`
  * keeps a packet's two records consistent (lua/lib/entry.lua).
  */
 const CHAIN_FUNCTIONS = `
--- Both sides are checked before either is written (one call: nothing runs in
--- between), so a refused prepare changes nothing. The undo only runs when the
--- two accounts are one, whose incoming write the outgoing check then sees.
+-- With a maxBalance, the outgoing side is checked before either side is
+-- written (one call: nothing runs in between), so a prepare refused for the
+-- next hop's limit changes nothing. Without one, the outgoing side can refuse
+-- only a packet expired by now or an id whose earlier credit is still owed:
+-- rare, and undone by the refund. The undo also runs when the two accounts
+-- are one, whose incoming write the outgoing check then sees.
 local function chain_prepare(keys, args)
-  local outgoing = { args[14], args[3], args[4], args[5], args[8], args[15], '1' }
-  local result = transition_prepare_outgoing({ keys[3], keys[4] }, outgoing)
-  if result ~= 'OK' then return result end
+  local outgoing = { args[14], args[3], args[4], args[5], args[8], args[15], '1', '1' }
+  local result
+  if args[15] ~= '' then
+    result = transition_prepare_outgoing({ keys[3], keys[4] }, outgoing)
+    if result ~= 'OK' then return result end
+  end
   result = transition_prepare_incoming({ keys[1], keys[2], keys[5] }, { args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8], args[9], args[10], args[11], args[12], args[13] })
   if result ~= 'OK' then return result end
   outgoing[7] = ''
@@ -84,7 +90,7 @@ end
 -- An outgoing record without its incoming one is a fulfilled packet: a
 -- retried fulfill whose first try landed (its answer lost) still credits it.
 local function chain_fulfill(keys, args)
-  local result = transition_fulfill_incoming({ keys[2] }, { args[1], args[2], args[3], args[4], args[6] })
+  local result = transition_fulfill_incoming({ keys[2] }, { args[1], args[2], args[3], args[4], '1' })
   if result == 'EXPIRED' then
     chain_reject(keys, { args[1], args[2], args[3], args[5], '' })
     return result
