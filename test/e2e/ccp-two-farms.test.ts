@@ -1,17 +1,13 @@
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { type Connection, createConnection, type Server } from 'ilp-protocol-stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import '../../src/client/stream-compat.js'
-import { type LocalCluster, startLocalCluster } from '../../src/farm/local-cluster.js'
 import { account, adminGet, balanceOf, startTestFarm, type TestFarm } from '../helpers/farm.js'
 import { startStreamReceiver } from '../helpers/stream.js'
 import { createPlugin, freePort, type TestPlugin } from '../helpers/plugin-http.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis.js'
 
 /**
- * Two farms, A on one Redis and B on a Redis Cluster (3 masters, loopback), peered with each other over
+ * Two farms, each with its own Redis, peered with each other over
  * ILP-over-HTTP with route announcements both ways and no static route to
  * each other: each learns the other's address (its children behind it), and
  * a STREAM payment from a child of A to a child of B crosses both.
@@ -20,7 +16,7 @@ import { startTestRedis, type TestRedis } from '../helpers/redis.js'
 const INTERVAL = 300
 
 let redisA: TestRedis
-let clusterB: LocalCluster
+let redisB: TestRedis
 let farmA: TestFarm
 let farmB: TestFarm
 const plugins: TestPlugin[] = []
@@ -31,7 +27,7 @@ let bobPort = 0
 
 beforeAll(async () => {
   redisA = await startTestRedis()
-  clusterB = await startLocalCluster({ dataDir: mkdtempSync(join(tmpdir(), 'ilp-farm-ccp-b-')), masters: 3, replicasPerMaster: 0 })
+  redisB = await startTestRedis()
   const [portA, portB] = [await freePort(), await freePort()]
   alicePort = await freePort()
   bobPort = await freePort()
@@ -51,7 +47,7 @@ beforeAll(async () => {
     { ilpAddress: 'test.farma', http: { host: '127.0.0.1', port: portA }, routing },
   )
   farmB = await startTestFarm(
-    { cluster: [...clusterB.seeds] },
+    redisB.url,
     [
       account('bob', { outgoing: { url: `http://127.0.0.1:${bobPort}/`, token: 'farm-to-bob' } }),
       account('farma', {
@@ -74,7 +70,7 @@ afterAll(async () => {
   await farmB?.close()
   await Promise.allSettled(plugins.map((p) => p.close()))
   await redisA?.close()
-  await clusterB?.stop()
+  await redisB?.close()
 })
 
 async function eventually(check: () => boolean, withinMs: number): Promise<void> {
