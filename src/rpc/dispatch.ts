@@ -1,7 +1,4 @@
-import type { AccountConfig } from '../config/schema.js'
-import type { PacketServices } from '../packet/context.js'
-import type { Onboarding } from '../onboarding/onboarding.js'
-import { type AnyRpcMethod, rpcMethods } from './methods.js'
+import { rpcMethods } from './methods.js'
 import {
   errorResponse,
   INTERNAL_ERROR,
@@ -14,21 +11,7 @@ import {
   type RpcId,
   type RpcResponse,
 } from './protocol.js'
-
-/** Who is calling: the account its bearer token belongs to, if any; and the onboarding service. */
-export interface CallerContext {
-  readonly account?: AccountConfig
-  readonly services: PacketServices
-  /** Tickets and sign-up (absent: those methods answer that onboarding is not available). */
-  readonly onboarding?: Onboarding
-  /** The caller's IP address as the server sees it: sign-up limits count per address. */
-  readonly ip?: string
-}
-
-/** A caller with an account: methods act on this account only. */
-export interface RpcContext extends CallerContext {
-  readonly account: AccountConfig
-}
+import type { AnyRpcMethod, CallerContext } from './types.js'
 
 const methodsByName: ReadonlyMap<string, AnyRpcMethod> = new Map(rpcMethods.map((m) => [m.name, m]))
 

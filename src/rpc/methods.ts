@@ -5,47 +5,11 @@ import { handlePrepare } from '../packet/pipeline.js'
 import { quote, QuoteError, type QuoteRequest } from '../rates/quote.js'
 import { isValidIlpAddress } from '../util/address.js'
 import { isUInt64String } from '../util/amount.js'
-import type { CallerContext, RpcContext } from './dispatch.js'
 import { onboardingMethods } from './onboarding-methods.js'
 import { openRpcDocument } from './openrpc.js'
 import { ILP_ERROR, INTERNAL_ERROR, invalidParams, RpcError } from './protocol.js'
+import type { AnyRpcMethod, JsonSchema, PublicRpcMethod, RpcMethod } from './types.js'
 import { MAX_RPC_URL_LENGTH, parseRpcUrl } from './user-rpc.js'
-
-/** A JSON Schema (as OpenRPC embeds it). */
-export type JsonSchema = Record<string, unknown>
-
-export interface ParamSpec {
-  readonly name: string
-  readonly required: boolean
-  readonly description: string
-  readonly schema: JsonSchema
-}
-
-/**
- * One JSON-RPC method: what rpc.discover says about it and what it does.
- * `invoke` gets named params already checked for unknown and missing names;
- * it checks their values itself (throwing -32602) and throws RpcError for
- * application errors.
- */
-export interface RpcMethod {
-  /** Callable without a token (onboarding, discovery); `invoke` then gets no account. */
-  readonly public?: false
-  readonly name: string
-  readonly summary: string
-  readonly params: readonly ParamSpec[]
-  readonly result: { readonly name: string; readonly schema: JsonSchema }
-  /** Application errors it can answer with (beyond the standard ones). */
-  readonly errors?: ReadonlyArray<{ code: number; message: string }>
-  invoke(ctx: RpcContext, params: Record<string, unknown>): Promise<unknown>
-}
-
-/** A method anyone may call, without an account: what it needs comes in its params. */
-export interface PublicRpcMethod extends Omit<RpcMethod, 'public' | 'invoke'> {
-  readonly public: true
-  invoke(ctx: CallerContext, params: Record<string, unknown>): Promise<unknown>
-}
-
-export type AnyRpcMethod = RpcMethod | PublicRpcMethod
 
 const decimal: JsonSchema = { type: 'string', pattern: '^-?[0-9]+$' }
 const uint64: JsonSchema = { type: 'string', pattern: '^[0-9]+$', description: 'a UInt64 as a decimal string' }

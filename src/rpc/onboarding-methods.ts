@@ -1,7 +1,6 @@
 import { OnboardingError } from '../onboarding/onboarding.js'
-import type { CallerContext } from './dispatch.js'
-import type { JsonSchema, PublicRpcMethod } from './methods.js'
 import { invalidParams, ONBOARDING_REFUSED, RpcError } from './protocol.js'
+import type { CallerContext, JsonSchema, PublicRpcMethod } from './types.js'
 
 const newAccount: JsonSchema = {
   type: 'object',

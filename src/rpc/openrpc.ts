@@ -1,4 +1,4 @@
-import type { AnyRpcMethod } from './methods.js'
+import type { AnyRpcMethod } from './types.js'
 
 const VERSION = '0.1.0'
 
