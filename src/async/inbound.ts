@@ -4,7 +4,7 @@ import { handlePrepare } from '../packet/pipeline.js'
 import { IlpRejection, rejectBuffer } from '../packet/reject.js'
 import { NotAPrepareError, parsePrepare } from '../packet/steps/parse.js'
 import type { CallbackOutcome, CallbackSender } from './callbacks.js'
-import { TooManyRequestIds } from './request-ids.js'
+import { TooManyRequestIds } from '../store/request-ids.js'
 import { normalizeRequestId } from './headers.js'
 import { outgoingToken } from '../accounts/outgoing-token.js'
 

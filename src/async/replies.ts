@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { AccountConfig } from '../config/schema.js'
-import { OutgoingError, type OutgoingClient } from '../http/outgoing.js'
+import { OutgoingError, type OutgoingClient } from '../peers/outgoing.js'
 import { IlpRejection } from '../packet/reject.js'
 import type { Keys } from '../store/keys.js'
 import { openSubscriber, publish, type RedisClient, type RedisTarget, type Subscriber } from '../store/redis.js'

@@ -1,6 +1,6 @@
 import { deserializeIlpReject } from 'ilp-packet'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { REQUEST_ID_MARGIN_MS } from '../../src/async/request-ids.js'
+import { REQUEST_ID_MARGIN_MS } from '../../src/store/request-ids.js'
 import { account, FARM_ADDRESS, prepareTo, sendIlp, startTestFarm, type TestFarm } from '../helpers/farm.js'
 import { fulfillKnown, knownCondition, startTestPeer, type TestPeer } from '../helpers/peer.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis.js'

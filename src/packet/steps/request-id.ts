@@ -1,4 +1,4 @@
-import { SYNC_TOMBSTONE, TooManyRequestIds } from '../../async/request-ids.js'
+import { SYNC_TOMBSTONE, TooManyRequestIds } from '../../store/request-ids.js'
 import type { PacketServices, RoutedPacket } from '../context.js'
 import { IlpRejection } from '../reject.js'
 

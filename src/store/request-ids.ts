@@ -1,5 +1,5 @@
-import type { Keys } from '../store/keys.js'
-import type { RedisClient } from '../store/redis.js'
+import type { Keys } from './keys.js'
+import type { RedisClient } from './redis.js'
 
 /** How long a Request-Id stays claimed after the farm is done with its packet: covers the sweeper's delay and clock skew. */
 export const REQUEST_ID_MARGIN_MS = 60_000
