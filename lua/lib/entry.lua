@@ -19,6 +19,9 @@
 -- and a reject releases the outgoing record before it refunds the sender. So
 -- an outgoing record without its incoming record was fulfilled (credit it),
 -- and an incoming record without its outgoing record was not (refund it).
+-- On one Redis, where a step's transitions run as one call, the outgoing
+-- record is written only to hold a next hop's maxBalance headroom: the
+-- fulfill chain credits the outAmount of the incoming record otherwise.
 
 local INCOMING = '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$'
 local OUTGOING = '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$'

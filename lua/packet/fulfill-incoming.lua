@@ -10,7 +10,8 @@
 --   it): only where the sweeper's refund is one call (a chain on one Redis),
 --   so a fulfill can never land between the refund's two steps.
 --
--- Returns 'OK'; 'GONE' when this reservation's record is not there (already
+-- Returns 'OK' and the record as parsed (a chain credits from it when the
+-- packet has no outgoing record); 'GONE' when this reservation's record is not there (already
 -- settled, or refunded by the sweeper); 'EXPIRED' when Redis' clock is past
 -- the packet's expiry: a fulfill that late is not honoured (the sweeper may
 -- be refunding it), nothing changes and the caller rejects the packet.
@@ -25,4 +26,4 @@ end
 if ARGV[5] ~= '1' and now_ms() >= tonumber(e.expiresAt) then return 'EXPIRED' end
 
 redis.call('HDEL', KEYS[1], ARGV[1])
-return 'OK'
+return 'OK', e

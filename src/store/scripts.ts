@@ -60,20 +60,23 @@ const luaName = (t: string) => `transition_${t.replace('-', '_')}`
  * keeps a packet's two records consistent (lua/lib/entry.lua).
  */
 const CHAIN_FUNCTIONS = `
+-- On one Redis a packet's records are written, decided and released in one
+-- call each, so nothing can see one record without the other: the outgoing
+-- record is written only where it reserves the next hop's maxBalance, and a
+-- fulfill without one credits the outgoing amount its incoming record holds.
 -- With a maxBalance, the outgoing side is checked before either side is
 -- written (one call: nothing runs in between), so a prepare refused for the
--- next hop's limit changes nothing. Without one, the outgoing side can refuse
--- only a packet expired by now or an id whose earlier credit is still owed:
--- rare, and undone by the refund. The undo also runs when the two accounts
--- are one, whose incoming write the outgoing check then sees.
+-- next hop's limit changes nothing; its write can then refuse only an id
+-- whose earlier credit is still owed: rare, and undone by the refund. The
+-- undo also runs when the two accounts are one, whose incoming write the
+-- outgoing check then sees.
 local function chain_prepare(keys, args)
+  local incoming = { args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8], args[9], args[10], args[11], args[12], args[13] }
+  if args[15] == '' then return transition_prepare_incoming({ keys[1], keys[2], keys[5] }, incoming) end
   local outgoing = { args[14], args[3], args[4], args[5], args[8], args[15], '1', '1' }
-  local result
-  if args[15] ~= '' then
-    result = transition_prepare_outgoing({ keys[3], keys[4] }, outgoing)
-    if result ~= 'OK' then return result end
-  end
-  result = transition_prepare_incoming({ keys[1], keys[2], keys[5] }, { args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8], args[9], args[10], args[11], args[12], args[13] })
+  local result = transition_prepare_outgoing({ keys[3], keys[4] }, outgoing)
+  if result ~= 'OK' then return result end
+  result = transition_prepare_incoming({ keys[1], keys[2], keys[5] }, incoming)
   if result ~= 'OK' then return result end
   outgoing[7] = ''
   result = transition_prepare_outgoing({ keys[3], keys[4] }, outgoing)
@@ -90,12 +93,9 @@ end
 -- An outgoing record without its incoming one is a fulfilled packet: a
 -- retried fulfill whose first try landed (its answer lost) still credits it.
 local function chain_fulfill(keys, args)
-  local result = transition_fulfill_incoming({ keys[2] }, { args[1], args[2], args[3], args[4], '1' })
-  if result == 'EXPIRED' then
-    chain_reject(keys, { args[1], args[2], args[3], args[5], '' })
-    return result
-  end
+  local result, record = transition_fulfill_incoming({ keys[2] }, { args[1], args[2], args[3], args[4], '1' })
   local credited = transition_fulfill_outgoing({ keys[3], keys[4] }, { args[5], args[2], args[3] })
+  if result == 'OK' and credited ~= 'OK' then hash_add(keys[3], 'cold', record.outAmount) end
   if result == 'GONE' and credited == 'OK' then return 'OK' end
   return result
 end

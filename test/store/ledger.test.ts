@@ -103,6 +103,26 @@ describe.each([
     expect(await ledger.hotSet()).toEqual([])
   })
 
+  it('writes the outgoing record where it is needed: always split, chained only for a next hop with a maxBalance; fulfill credits the outgoing amount either way', async () => {
+    const plain = reservation({ inAmount: '100', outAmount: '93' })
+    const capped = reservation({ inAmount: '100', outAmount: '91', maxBalance: '1000' })
+    expect(await ledger.prepare(plain)).toBe('ok')
+    expect(await ledger.prepare(capped)).toBe('ok')
+    const credits = (await ledger.pendingCredits()).map((c) => c.packetId).sort()
+    expect(credits).toEqual(splitMode ? [plain.packetId, capped.packetId].sort() : [capped.packetId])
+    expect((await ledger.hotSet()).map((e) => e.packetId).sort()).toEqual([plain.packetId, capped.packetId].sort())
+    expect(await ledger.fulfill('alice', plain.packetId, 'bob')).toBe('ok')
+    expect((await ledger.balance('bob')).balance).toBe('93')
+    expect(await ledger.fulfill('alice', capped.packetId, 'bob')).toBe('ok')
+    expect(await ledger.balance('bob')).toMatchObject({ balance: '184', creditsInFlight: '0' })
+    expect((await ledger.balance('alice')).balance).toBe('-200')
+    expect(await ledger.pendingCredits()).toEqual([])
+    expect(await ledger.hotSet()).toEqual([])
+    // settled once, with or without the record
+    expect(await ledger.fulfill('alice', plain.packetId, 'bob')).toBe('gone')
+    expect((await ledger.balance('bob')).balance).toBe('184')
+  })
+
   it('batches the calls of one event-loop turn into one FCALL; each packet gets its own result, errors included', async () => {
     await client.config('RESETSTAT')
     const packets = Array.from({ length: 20 }, () => reservation({ inAmount: '10', outAmount: '10' }))
