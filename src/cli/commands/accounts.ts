@@ -126,7 +126,7 @@ export const accountsCommand: FarmCommand = {
   summary: ['accounts list|add|update|import|remove|token', 'list, add (flags or --file), update (some fields), import (JSON Lines), remove accounts, renew a token'],
   usage: USAGE,
   options: { ...OPTIONS, ...LIST_OPTIONS, ...IMPORT_OPTIONS },
-  // The issue's `accounts add --token T` is the new account's incoming token, so there the admin token
+  // In `accounts add`, --token T is the new account's incoming token, so there the admin token
   // comes from --admin-token, ILP_FARM_ADMIN_TOKEN or --config; elsewhere --token is the admin token.
   scopes: { list: ['read'], add: ['accounts'], update: ['read', 'accounts'], import: ['accounts'], remove: ['accounts'], token: ['accounts'] },
   adminTokenFlag: (args) => (args[0] === 'add' ? 'admin-token' : 'token'),
