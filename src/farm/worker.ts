@@ -20,6 +20,7 @@ import { Resolver } from '../packet/resolver.js'
 import { Rates } from '../rates/rates.js'
 import { AddressMapper } from '../routing/address-mapper.js'
 import { RouteAnnouncer } from '../routing/ccp.js'
+import { CcpResponder } from '../routing/ccp-responder.js'
 import { UserRpc } from '../rpc/user-rpc.js'
 import { Ledger, newBootId } from '../store/ledger.js'
 import { renameFarmKeys } from '../store/migrate.js'
@@ -111,7 +112,8 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     sendsAsync,
   })
   // route announcements (CCP): every worker answers peer.route.*, the leader announces (a leader duty, below)
-  const ccp = new RouteAnnouncer({ config, accounts: registry, mapper: routes, redis, outgoing, bootId: ledger.bootId, log })
+  const ccp = new CcpResponder({ config, redis, log })
+  const announcer = new RouteAnnouncer({ config, accounts: registry, mapper: routes, redis, outgoing, bootId: ledger.bootId, log })
   const { webhookUrl, webhookToken } = config.settlement
   const settlements = new Settlements(redis, ledger.keys, log, webhookUrl ? { url: webhookUrl, ...(webhookToken ? { token: webhookToken } : {}) } : undefined)
   const services: PacketServices = {
@@ -145,7 +147,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   // a swept async inbound packet gets its reject POSTed to the caller's Callback-Url
   coordinator.onRefund = (entry) =>
     void asyncInbound.rejectSweptAsyncPacket(entry).catch((err: unknown) => log.warn({ err }, 'could not send the reject of a swept async packet'))
-  coordinator.addLeaderDuty(ccp)
+  coordinator.addLeaderDuty(announcer)
   coordinator.addLeaderDuty(settlements.leaderDuty()) // settlement webhooks, in order, from one worker
   await coordinator.start()
   const onboarding = new Onboarding(redis, ledger.keys, accountService, config)

@@ -9,7 +9,7 @@ import type { OutgoingClient } from '../peers/outgoing.js'
 import type { FarmMetrics } from '../metrics/farm-metrics.js'
 import type { Rates } from '../rates/rates.js'
 import type { AddressMapper } from '../routing/address-mapper.js'
-import type { RouteAnnouncer } from '../routing/ccp.js'
+import type { CcpResponder } from '../routing/ccp-responder.js'
 import type { Candidate } from '../routing/routing-table.js'
 import type { UserRpc } from '../rpc/user-rpc.js'
 import type { Ledger, SendingLimits } from '../store/ledger.js'
@@ -30,7 +30,7 @@ export interface PacketServices {
   /** The address mapper: routing table, policy, outcome counters. */
   readonly routes: AddressMapper
   /** Route announcements (CCP): answers peer.route.control / peer.route.update; absent: those get F02. */
-  readonly ccp?: RouteAnnouncer
+  readonly ccp?: CcpResponder
   /** Exchange rates between the accounts' assets (config `rates`), precomputed per asset pair. */
   readonly rates: Rates
   readonly ledger: Ledger
