@@ -1,10 +1,8 @@
 import type { AccountConfig } from '../config/schema.js'
 import type { PacketServices } from '../packet/context.js'
-import { handlePrepare } from '../packet/pipeline.js'
+import { admitAsyncPrepare } from '../packet/pipeline.js'
 import { IlpRejection, rejectBuffer } from '../packet/reject.js'
-import { NotAPrepareError, parsePrepare } from '../packet/steps/parse.js'
 import type { CallbackOutcome, CallbackSender } from './callbacks.js'
-import { TooManyRequestIds } from '../store/request-ids.js'
 import { normalizeRequestId } from './headers.js'
 import { outgoingToken } from '../accounts/outgoing-token.js'
 
@@ -42,10 +40,11 @@ export interface SweptEntry {
 }
 
 /**
- * Inbound async ILP-over-HTTP (RFC 35 draft 3). `accept` claims the
- * Request-Id (its tombstone records the Callback-Url) and starts the packet
- * through the same pipeline as a sync one, with the Request-Id as packet id;
- * the caller answers 202 at once. The Fulfill or Reject is then POSTed to the
+ * Inbound async ILP-over-HTTP (RFC 35 draft 3). `accept` hands the packet to
+ * the pipeline's async entry, which claims the Request-Id first (its
+ * tombstone records the Callback-Url) and then takes the packet the rest of
+ * the way as a sync one, with the Request-Id as packet id; the caller answers
+ * 202 as soon as the claim is made. The Fulfill or Reject is then POSTed to the
  * Callback-Url by the CallbackSender.
  */
 export class AsyncInbound {
@@ -84,27 +83,13 @@ export class AsyncInbound {
     if (packetId === undefined) throw new Error('accept: the Request-Id must be checked first')
     // Each accepted prepare ends in one delivery; refusing here keeps an account's retry loops bounded.
     if (this.callbacks.pendingFor(req.from.id) + this.inFlightFor(req.from.id) >= this.limits.maxPendingPerAccount) return 'too-many-callbacks'
-    let expiresAtMs: number
-    try {
-      expiresAtMs = parsePrepare(req.raw).expiresAt.getTime()
-    } catch (err) {
-      if (err instanceof NotAPrepareError) throw err
-      expiresAtMs = Date.now() // F01: the pipeline words the reject; one callback attempt
-    }
-    let claimed: boolean
-    try {
-      claimed = await this.services.requestIds.claim(req.from.id, packetId, expiresAtMs, req.callbackUrl)
-    } catch (err) {
-      if (err instanceof TooManyRequestIds) return 'too-many-request-ids'
-      this.services.log.error({ err }, 'request id claim failed')
-      const reply = rejectBuffer(this.services.ilpAddress, new IlpRejection('T00', 'internal error: balance store unavailable'))
-      void this.callback(req, reply, expiresAtMs)
-      return 'accepted'
-    }
-    if (!claimed) return 'replayed'
+    const admission = await admitAsyncPrepare(req.from, req.raw, packetId, req.callbackUrl, this.services)
+    if (admission.claim === 'replayed') return 'replayed'
+    if (admission.claim === 'too-many') return 'too-many-request-ids'
+    const { expiresAtMs } = admission
     const accountId = req.from.id
     this.pipelined.set(accountId, this.inFlightFor(accountId) + 1)
-    const run: Promise<void> = handlePrepare(req.from, req.raw, packetId, this.services, { requestIdClaimed: true })
+    const run: Promise<void> = admission.answer
       .then((reply) => void this.callback(req, reply, expiresAtMs))
       .catch((err: unknown) => this.services.log.error({ err }, 'async packet failed'))
       .finally(() => {

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { AccountConfig } from '../config/schema.js'
-import { OutgoingError, type OutgoingClient } from '../peers/outgoing.js'
+import type { OutgoingClient } from '../peers/outgoing.js'
+import { type NextHopTransport, OutgoingError, type RoutedPacket } from '../packet/ports.js'
 import { IlpRejection } from '../packet/reject.js'
-import type { Keys } from '../store/keys.js'
+import { Keys } from '../store/keys.js'
 import { openSubscriber, publish, type RedisClient, type RedisTarget, type Subscriber } from '../store/redis.js'
 
 /** How a callback carrying a reply was taken. */
@@ -50,7 +51,7 @@ export interface AsyncRepliesOptions {
  * reply to the owner: directly if it is itself, else by PUBLISH on the
  * owner's channel, to which every worker subscribes on its own connection.
  */
-export class AsyncReplies {
+export class AsyncReplies implements NextHopTransport {
   readonly ownerId: string
   private readonly redis: RedisClient
   private readonly keys: Keys
@@ -99,6 +100,11 @@ export class AsyncReplies {
   /** Async prepares sent and still waiting for their reply. */
   get inFlight(): number {
     return this.waiting.size
+  }
+
+  /** The packet core's async transport: the request names the packet's record, which a reply finds it by. */
+  forward(packet: RoutedPacket, bytes: Buffer): Promise<Buffer> {
+    return this.send(packet.nextHop, bytes, packet.outExpiresAt.getTime(), Keys.hotSetField(packet.from.id, packet.packetId))
   }
 
   /**

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify'
 import { callbackUrlAllowed } from '../async/callback-policy.js'
 import { isRequestId, normalizeRequestId, parseCallbackUrl, prefersAsync, singleHeader } from '../async/headers.js'
 import type { AsyncInbound } from '../async/inbound.js'
+import type { AsyncReplies } from '../async/replies.js'
 import type { PacketServices } from '../packet/context.js'
 import { handlePrepare } from '../packet/pipeline.js'
 import { NotAPrepareError } from '../packet/steps/parse.js'
@@ -43,7 +44,7 @@ function isReply(body: Buffer): boolean {
  *   async prepares: 200 handed to the owner, 400 unknown/answered/expired,
  *   503 owner not reachable right now (retry).
  */
-export function ilpOverHttp(services: PacketServices, asyncInbound: AsyncInbound) {
+export function ilpOverHttp(services: PacketServices, asyncInbound: AsyncInbound, asyncReplies: AsyncReplies) {
   return async function plugin(app: FastifyInstance): Promise<void> {
     app.addContentTypeParser(ILP_CONTENT_TYPES, { parseAs: 'buffer', bodyLimit: MAX_ILP_BODY_BYTES }, (_req, body, done) =>
       done(null, body),
@@ -113,7 +114,7 @@ export function ilpOverHttp(services: PacketServices, asyncInbound: AsyncInbound
         if (!Buffer.isBuffer(request.body) || !isReply(request.body)) return badRequest(reply, 'body must be an ILP Fulfill or Reject')
         let outcome
         try {
-          outcome = await services.asyncReplies.accept(account.id, requestId, request.body)
+          outcome = await asyncReplies.accept(account.id, requestId, request.body)
         } catch (err) {
           services.log.error({ err }, 'could not take an async reply')
           return reply.code(503).send({ error: 'store unavailable, retry' })

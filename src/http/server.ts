@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import type { AccountService } from '../accounts/service.js'
 import type { FarmConfig } from '../config/schema.js'
 import type { AsyncInbound } from '../async/inbound.js'
+import type { AsyncReplies } from '../async/replies.js'
 import type { Onboarding } from '../onboarding/onboarding.js'
 import type { PacketServices } from '../packet/context.js'
 import { adminApi } from './admin.js'
@@ -23,6 +24,8 @@ export interface ServerDeps {
   onboarding: Onboarding
   /** Inbound async ILP-over-HTTP (202 now, the reply to the Callback-Url later). */
   asyncInbound: AsyncInbound
+  /** Outbound async ILP-over-HTTP: takes the callbacks of next hops with `outgoing.mode: async`. */
+  asyncReplies: AsyncReplies
   /** Timeouts and the connection cap of the listening socket (http.*). */
   http: Pick<FarmConfig['http'], 'requestTimeoutMs' | 'headersTimeoutMs' | 'connectionTimeoutMs' | 'keepAliveTimeoutMs' | 'maxConnections'>
   /** What one POST /rpc may ask for (rpc.*). */
@@ -77,7 +80,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     if (closing) reply.header('connection', 'close')
     done(null, payload)
   })
-  await app.register(ilpOverHttp(deps.services, deps.asyncInbound))
+  await app.register(ilpOverHttp(deps.services, deps.asyncInbound, deps.asyncReplies))
   await app.register(jsonRpc(deps.services, deps.rpc, deps.onboarding))
   await app.register(
     adminApi({ tokens: deps.tokens, services: deps.services, accountService: deps.accountService, onboarding: deps.onboarding, failedAuth: deps.failedAuth }),

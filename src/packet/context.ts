@@ -1,21 +1,31 @@
-import type { IlpPrepare } from 'ilp-packet'
+/**
+ * The services of a worker, as the HTTP, JSON-RPC, admin and dashboard parts
+ * use them. The packet pipeline takes the part of them it needs
+ * (PipelineDeps, pipeline.ts), each step its own (the steps' *Deps types).
+ * Everything here is typed from the packet core's own interfaces (ports.ts)
+ * or from the folders below it: the transports, which sit above, are wired
+ * in by src/farm/worker.ts.
+ */
 import type { Logger } from 'pino'
 import type { AccountDirectory, AccountRegistry } from '../accounts/registry.js'
 import type { Settlements } from '../accounts/settlement.js'
-import type { AsyncReplies } from '../async/replies.js'
-import type { RequestIds } from '../store/request-ids.js'
-import type { AccountConfig } from '../config/schema.js'
-import type { OutgoingClient } from '../peers/outgoing.js'
 import type { FarmMetrics } from '../metrics/farm-metrics.js'
 import type { Rates } from '../rates/rates.js'
 import type { AddressMapper } from '../routing/address-mapper.js'
-import type { CcpResponder } from '../routing/ccp-responder.js'
-import type { Candidate } from '../routing/routing-table.js'
-import type { UserRpc } from '../rpc/user-rpc.js'
 import type { Ledger, SendingLimits } from '../store/ledger.js'
+import type { RequestIds } from '../store/request-ids.js'
+import type { CcpHandler, NextHopTransports } from './ports.js'
 import type { Resolver } from './resolver.js'
 
-/** What the packet path needs from the worker it runs in. */
+/** The users' own JSON-RPC URLs (ilp_setRpcUrl), stored with their accounts: UserRpc (src/rpc/user-rpc.ts). */
+export interface RpcUrls {
+  /** The stored RPC URL (read now, not from the cache). */
+  get(accountId: string): Promise<string | null>
+  /** Stores (or with null, clears) an account's RPC URL; throws for a URL that is not an http(s) URL without credentials. */
+  set(accountId: string, url: string | null): Promise<boolean>
+}
+
+/** What the worker's parts (the packet path among them) need from the worker they run in. */
 export interface PacketServices {
   readonly ilpAddress: string
   readonly shard: number
@@ -30,41 +40,20 @@ export interface PacketServices {
   /** The address mapper: routing table, policy, outcome counters. */
   readonly routes: AddressMapper
   /** Route announcements (CCP): answers peer.route.control / peer.route.update; absent: those get F02. */
-  readonly ccp?: CcpResponder
+  readonly ccp?: CcpHandler
   /** Exchange rates between the accounts' assets (config `rates`), precomputed per asset pair. */
   readonly rates: Rates
   readonly ledger: Ledger
-  readonly outgoing: OutgoingClient
+  /** The ways of reaching a next hop: sync or async ILP-over-HTTP, or a user's own RPC URL. */
+  readonly transports: NextHopTransports
   readonly resolver: Resolver
   /** Replay guard of incoming Request-Ids (only packets that carry one touch it). */
   readonly requestIds: RequestIds
-  /** Outbound async ILP-over-HTTP: sends to `outgoing.mode: async` next hops and takes their callbacks. */
-  readonly asyncReplies: AsyncReplies
   /** Settlement requests: checked after a fulfill credits an account with a settleThreshold. */
   readonly settlements?: Settlements
-  /** The users' own JSON-RPC URLs (ilp_setRpcUrl) and delivery of prepares to them; absent: never used. */
-  readonly userRpc?: UserRpc
+  /** The users' own JSON-RPC URLs; absent: ilp_setRpcUrl and ilp_getRpcUrl are not available. */
+  readonly userRpc?: RpcUrls
   /** Farm-wide metrics: handlePrepare reports each packet answered; absent: nothing is counted. */
   readonly metrics?: FarmMetrics
   readonly log: Logger
-}
-
-/** One packet as it arrived, before routing. */
-export interface PacketContext {
-  readonly from: AccountConfig
-  readonly raw: Buffer
-  readonly prepare: IlpPrepare
-  /** Unique per incoming account while in flight: the Request-Id, or a hash of the packet. */
-  readonly packetId: string
-}
-
-/** A context after routing and the expiry check: everything needed to reserve and forward. */
-export interface RoutedPacket extends PacketContext {
-  readonly nextHop: AccountConfig
-  /** The next hop's user's own JSON-RPC URL, when it receives through one. */
-  readonly nextHopRpcUrl: string | undefined
-  /** The route candidate chosen: the settle step records the outcome against it. */
-  readonly candidate: Candidate
-  readonly outAmount: string
-  readonly outExpiresAt: Date
 }

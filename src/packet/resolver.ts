@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import { DurabilityError } from '../store/durability.js'
-import type { Ledger, ResolveOutcome } from '../store/ledger.js'
+import type { ResolveOutcome } from '../store/ledger.js'
+import type { PacketLedger } from './ports.js'
 
 interface PendingResolution {
   kind: 'fulfill' | 'reject'
@@ -24,7 +25,7 @@ export class Resolver {
   private closed = false
 
   constructor(
-    private readonly ledger: Ledger,
+    private readonly ledger: Pick<PacketLedger, 'fulfill' | 'reject' | 'durabilityTimeoutMs'>,
     private readonly log: Logger,
   ) {}
 

@@ -1,22 +1,13 @@
+/**
+ * The client side of the peers' protocol, ILP-over-HTTP (RFC 35): the
+ * packet core's sync transport (NextHopTransport) and what CCP and async
+ * ILP-over-HTTP send with.
+ */
 import { Pool } from 'undici'
 import { LruMap } from '../accounts/account-cache.js'
 import type { AccountConfig } from '../config/schema.js'
 import { outgoingToken } from '../accounts/outgoing-token.js'
-
-/**
- * Why a packet did not get an answer from the next hop: `timeout` (R00), `unavailable` for an HTTP 5xx
- * (T00: the hop says it cannot serve now), `unreachable` for anything else (T01). The message names what
- * happened (addresses, the hop's own error text): for the log, never for the packet.
- */
-export class OutgoingError extends Error {
-  constructor(
-    readonly reason: 'timeout' | 'unavailable' | 'unreachable',
-    message: string,
-  ) {
-    super(message)
-    this.name = 'OutgoingError'
-  }
-}
+import { type NextHopTransport, OutgoingError, type RoutedPacket } from '../packet/ports.js'
 
 interface Target {
   pool: Pool
@@ -35,7 +26,7 @@ const MAX_TARGETS = 50_000
  * token, a hard deadline per packet. Both maps are bounded: a farm of many
  * accounts keeps the ones in use.
  */
-export class OutgoingClient {
+export class OutgoingClient implements NextHopTransport {
   private readonly pools = new LruMap<string, Pool>(MAX_POOLS, (_origin, pool) => void pool.close().catch(() => undefined))
   private readonly targets = new LruMap<string, Target>(MAX_TARGETS)
 
@@ -58,6 +49,11 @@ export class OutgoingClient {
       this.targets.set(account.id, target)
     }
     return target
+  }
+
+  /** The packet core's sync transport: the answer in the response, by the packet's outgoing expiry. */
+  forward(packet: RoutedPacket, bytes: Buffer): Promise<Buffer> {
+    return this.send(packet.nextHop, bytes, packet.outExpiresAt.getTime() - Date.now())
   }
 
   /**

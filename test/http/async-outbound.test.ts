@@ -82,7 +82,7 @@ async function balances(): Promise<{ alice: bigint; carol: bigint }> {
 async function nothingInFlight(): Promise<void> {
   expect((await adminGet<unknown[]>(owner.url, '/admin/hotset')).json).toEqual([])
   expect(await redis.client.keys(`${owner.config.redis.keyPrefix}req:*`)).toEqual([])
-  expect(owner.worker.services.asyncReplies.inFlight).toBe(0)
+  expect(owner.worker.asyncReplies.inFlight).toBe(0)
 }
 
 function rejectOf(res: { status: number; packet?: { type: number; data: unknown } }): IlpReject {
@@ -95,7 +95,7 @@ const callbackUrlAt = (farm: TestFarm) => `${farm.url}/accounts/carol/ilp/callba
 
 describe('outbound async ILP-over-HTTP, reply on another worker', () => {
   it('sends Prefer, a fresh Request-Id and a Callback-Url on worker 1; the owner (worker 0) completes the packet', async () => {
-    expect(owner.worker.services.asyncReplies.ownerId).not.toBe(other.worker.services.asyncReplies.ownerId)
+    expect(owner.worker.asyncReplies.ownerId).not.toBe(other.worker.asyncReplies.ownerId)
     const before = await balances()
     const res = await sendIlp(owner.url, 'alice', prepareTo('test.carol.ok', '100', knownCondition()))
     expect(res.status).toBe(200)

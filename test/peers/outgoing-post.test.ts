@@ -2,7 +2,8 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Pool } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { MAX_REPLY_BYTES, OutgoingError, post } from '../../src/peers/outgoing.js'
+import { OutgoingError } from '../../src/packet/ports.js'
+import { MAX_REPLY_BYTES, post } from '../../src/peers/outgoing.js'
 
 /** The forward step's one POST: status, body, size limit and deadline, against a real HTTP server. */
 let server: Server

@@ -1,15 +1,26 @@
-import type { PacketServices, RoutedPacket } from '../context.js'
+import type { Logger } from 'pino'
+import type { SendingLimits } from '../../store/ledger.js'
 import { parallelismOf } from '../parallelism.js'
+import type { PacketLedger, RoutedPacket } from '../ports.js'
 import { IlpRejection } from '../reject.js'
 
+/** What reserving takes: the ledger, this worker's shard, the farm's default sending limits. */
+export interface ReserveDeps {
+  readonly ledger: Pick<PacketLedger, 'prepare'>
+  readonly shard: number
+  /** Defaults of the accounts' sending limits (config `limits`); an account's own field wins. */
+  readonly limits?: SendingLimits | undefined
+  readonly log: Logger
+}
+
 /** Claims the packet id and reserves both sides (one chained call, or two on a cluster): T04, or F00 for a duplicate id. */
-export async function reserve(ctx: RoutedPacket, services: PacketServices): Promise<void> {
+export async function reserve(ctx: RoutedPacket, deps: ReserveDeps): Promise<void> {
   let outcome
   try {
-    outcome = await services.ledger.prepare({
+    outcome = await deps.ledger.prepare({
       incomingAccount: ctx.from.id,
       packetId: ctx.packetId,
-      shard: services.shard,
+      shard: deps.shard,
       inAmount: ctx.prepare.amount,
       outgoingAccount: ctx.nextHop.id,
       outAmount: ctx.outAmount,
@@ -18,13 +29,13 @@ export async function reserve(ctx: RoutedPacket, services: PacketServices): Prom
       maxBalance: ctx.nextHop.maxBalance,
       parallelism: parallelismOf(ctx.from),
       limits: {
-        maxInFlight: ctx.from.maxInFlight ?? services.limits?.maxInFlight,
-        maxPacketsPerSecond: ctx.from.maxPacketsPerSecond ?? services.limits?.maxPacketsPerSecond,
-        maxAmountPerSecond: ctx.from.maxAmountPerSecond ?? services.limits?.maxAmountPerSecond,
+        maxInFlight: ctx.from.maxInFlight ?? deps.limits?.maxInFlight,
+        maxPacketsPerSecond: ctx.from.maxPacketsPerSecond ?? deps.limits?.maxPacketsPerSecond,
+        maxAmountPerSecond: ctx.from.maxAmountPerSecond ?? deps.limits?.maxAmountPerSecond,
       },
     })
   } catch (err) {
-    services.log.error({ err }, 'prepare script failed')
+    deps.log.error({ err }, 'prepare script failed')
     throw new IlpRejection('T00', 'internal error: balance store unavailable')
   }
   switch (outcome) {

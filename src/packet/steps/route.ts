@@ -1,8 +1,15 @@
 import type { AccountConfig } from '../../config/schema.js'
 import { convertForHop } from '../../rates/rates.js'
 import type { RouteChoice } from '../../routing/address-mapper.js'
-import type { PacketContext, PacketServices } from '../context.js'
+import type { Rates } from '../../rates/rates.js'
+import type { PacketContext, RouteChooser } from '../ports.js'
 import { amountTooLargeData, IlpRejection } from '../reject.js'
+
+/** What routing takes: the route chooser, and the rates for the amount the next hop gets. */
+export interface RouteDeps {
+  readonly routes: Pick<RouteChooser, 'choose'>
+  readonly rates: Pick<Rates, 'between'>
+}
 
 /**
  * Picks the next hop through the address mapper (longest prefix, or a child
@@ -10,10 +17,10 @@ import { amountTooLargeData, IlpRejection } from '../reject.js'
  * there is none, when the only one is the sender, or for peer.*. A next hop
  * not in this worker's cache costs one Redis round trip.
  */
-export function route(ctx: PacketContext, services: Pick<PacketServices, 'routes'>): RouteChoice | Promise<RouteChoice> {
+export function route(ctx: PacketContext, deps: Pick<RouteDeps, 'routes'>): RouteChoice | Promise<RouteChoice> {
   const { destination } = ctx.prepare
   if (destination.startsWith('peer.')) throw new IlpRejection('F02', `no route to ${destination}: peer.* is never forwarded`)
-  return services.routes.choose(destination, ctx.from.id, ctx.prepare.amount)
+  return deps.routes.choose(destination, ctx.from.id, ctx.prepare.amount)
 }
 
 /**
@@ -24,9 +31,9 @@ export function route(ctx: PacketContext, services: Pick<PacketServices, 'routes
  * (data: the incoming amount and the limit in incoming units, rounded down);
  * R01 when a non-zero amount converts to zero.
  */
-export function outgoingAmount(ctx: PacketContext, hop: AccountConfig, services: Pick<PacketServices, 'rates'>): string {
+export function outgoingAmount(ctx: PacketContext, hop: AccountConfig, deps: Pick<RouteDeps, 'rates'>): string {
   const amount = ctx.prepare.amount
-  const rate = services.rates.between(ctx.from, hop)
+  const rate = deps.rates.between(ctx.from, hop)
   // the usual case, same asset and no limit: the amount passes as it came
   if (rate?.identity === true && hop.maxPacketAmount === undefined) return amount
   const result = convertForHop(BigInt(amount), rate, ctx.from, hop)

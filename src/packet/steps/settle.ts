@@ -1,10 +1,18 @@
 import type { HopOutcome } from '../../routing/stats.js'
-import type { PacketServices, RoutedPacket } from '../context.js'
+import type { RouteChooser, RoutedPacket } from '../ports.js'
 import { IlpRejection, rejectBuffer } from '../reject.js'
+import type { Resolver } from '../resolver.js'
 import type { ForwardResult } from './forward.js'
 
 /** Time kept for the answer to reach the sender before its packet expires. */
 const ANSWER_MARGIN_MS = 500
+
+/** What settling takes: the route chooser's counters, the resolver, the farm's address for its own rejects. */
+export interface SettleDeps {
+  readonly routes: Pick<RouteChooser, 'record'>
+  readonly resolver: Pick<Resolver, 'resolve'>
+  readonly ilpAddress: string
+}
 
 /**
  * The ledger finishes the packet (one chained call, or one per account on a
@@ -12,19 +20,19 @@ const ANSWER_MARGIN_MS = 500
  * own Fulfill or Reject unchanged, or the farm's reject. The outcome is
  * counted for the route candidate first (in memory: no Redis call here).
  */
-export async function settle(ctx: RoutedPacket, result: ForwardResult, services: PacketServices): Promise<Buffer> {
-  services.routes.record(ctx.candidate, hopOutcome(result))
+export async function settle(ctx: RoutedPacket, result: ForwardResult, deps: SettleDeps): Promise<Buffer> {
+  deps.routes.record(ctx.candidate, hopOutcome(result))
   const kind = result.kind === 'fulfill' ? 'fulfill' : 'reject'
   // a fulfill whose landing is not confirmed may be retried until shortly before the sender gives up
-  const outcome = await services.resolver.resolve(kind, ctx.from.id, ctx.packetId, ctx.nextHop.id, { answerByMs: ctx.prepare.expiresAt.getTime() - ANSWER_MARGIN_MS })
+  const outcome = await deps.resolver.resolve(kind, ctx.from.id, ctx.packetId, ctx.nextHop.id, { answerByMs: ctx.prepare.expiresAt.getTime() - ANSWER_MARGIN_MS })
   if (result.kind === 'fulfill') {
     // 'gone': the entry was already refunded (expired and swept); the sender got its money back.
-    if (outcome === 'gone') return rejectBuffer(services.ilpAddress, new IlpRejection('R00', 'packet expired before it settled'))
-    if (outcome === 'unreplicated') return rejectBuffer(services.ilpAddress, new IlpRejection('T00', 'the balance store did not confirm the payment in time; try again'))
+    if (outcome === 'gone') return rejectBuffer(deps.ilpAddress, new IlpRejection('R00', 'packet expired before it settled'))
+    if (outcome === 'unreplicated') return rejectBuffer(deps.ilpAddress, new IlpRejection('T00', 'the balance store did not confirm the payment in time; try again'))
     return result.raw
   }
   if (result.kind === 'reject') return result.raw
-  return rejectBuffer(services.ilpAddress, result.rejection)
+  return rejectBuffer(deps.ilpAddress, result.rejection)
 }
 
 /**

@@ -1,5 +1,5 @@
 import { isValidIlpAddress } from '../../util/address.js'
-import type { PacketContext } from '../context.js'
+import type { PacketContext } from '../ports.js'
 import { amountTooLargeData, IlpRejection } from '../reject.js'
 
 /** Semantic checks on the packet and the sender's own packet limit: F01, F08. */
