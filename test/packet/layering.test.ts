@@ -1,0 +1,66 @@
+// The packet core sits below the parts that carry packets to it and from it
+// (HTTP, async ILP-over-HTTP, JSON-RPC) and below the worker that wires them:
+// it declares what it needs (src/packet/ports.ts) and never imports them.
+// Type-only imports count: they tie the core to those rooms as much as values do.
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join, relative, resolve, sep } from 'node:path'
+import ts from 'typescript'
+import { afterAll, describe, expect, it } from 'vitest'
+import { packageRoot } from '../../src/util/package-root.js'
+
+/** The folders of src/ above the packet core. */
+const HIGHER = ['http', 'async', 'rpc', 'farm', 'cli']
+
+function tsFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const path = join(dir, e.name)
+    if (e.isDirectory()) return tsFiles(path)
+    return e.name.endsWith('.ts') && !e.name.endsWith('.d.ts') ? [path] : []
+  })
+}
+
+/**
+ * Each import of a file under `core` (static, type-only, re-export or dynamic)
+ * that names a file in one of src's higher folders, as `file -> specifier`.
+ */
+function upwardImports(src: string, core: string): string[] {
+  const higher = HIGHER.map((folder) => join(src, folder) + sep)
+  return tsFiles(core).flatMap((file) =>
+    ts
+      .preProcessFile(readFileSync(file, 'utf8'), true, true)
+      .importedFiles.map((f) => f.fileName)
+      .filter((specifier) => specifier.startsWith('.'))
+      .filter((specifier) => {
+        const target = resolve(dirname(file), specifier)
+        return higher.some((h) => target.startsWith(h))
+      })
+      .map((specifier) => `${relative(src, file)} -> ${specifier}`),
+  )
+}
+
+describe('packet core layering', () => {
+  const scratch = mkdtempSync(join(tmpdir(), 'ilp-farm-layering-'))
+  afterAll(() => rmSync(scratch, { recursive: true, force: true }))
+
+  it('finds an import of a higher folder, type-only, re-exported or dynamic, and none of a lower one', () => {
+    const src = join(scratch, 'src')
+    mkdirSync(join(src, 'packet', 'steps'), { recursive: true })
+    writeFileSync(join(src, 'packet', 'a.ts'), "import type { Server } from '../http/server.js'\nimport { x } from '../store/x.js'\n")
+    writeFileSync(join(src, 'packet', 'steps', 'b.ts'), "export { y } from '../../rpc/y.js'\n")
+    writeFileSync(join(src, 'packet', 'c.ts'), "export const c = () => import('../farm/worker.js')\n// import '../cli/main.js'\n")
+    writeFileSync(join(src, 'packet', 'd.ts'), "import { a } from './a.js'\nimport { z } from '../async-like/z.js'\n")
+    expect(upwardImports(src, join(src, 'packet')).sort()).toEqual([
+      `${join('packet', 'a.ts')} -> ../http/server.js`,
+      `${join('packet', 'c.ts')} -> ../farm/worker.js`,
+      `${join('packet', 'steps', 'b.ts')} -> ../../rpc/y.js`,
+    ])
+  })
+
+  it('no file under src/packet/ imports from http/, async/, rpc/, farm/ or cli/', () => {
+    const src = join(packageRoot(), 'src')
+    const core = join(src, 'packet')
+    expect(tsFiles(core).length).toBeGreaterThan(10)
+    expect(upwardImports(src, core)).toEqual([])
+  })
+})
