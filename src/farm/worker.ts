@@ -49,6 +49,8 @@ export interface Worker {
   readonly coordinator: Coordinator
   /** Inbound async ILP-over-HTTP; `rejectSweptAsyncPacket` is the sweeper's refund hook for it. */
   readonly asyncInbound: AsyncInbound
+  /** Outbound async ILP-over-HTTP: prepares sent to `outgoing.mode: async` next hops, waiting for their callbacks. */
+  readonly asyncReplies: AsyncReplies
   /** Listens on the configured host and port (port 0: a free port); returns the base URL. */
   listen(): Promise<string>
   close(): Promise<void>
@@ -129,10 +131,10 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     ccp,
     rates: new Rates(config),
     ledger,
-    outgoing,
+    // the packet core's next-hop transports; the forward step picks one per next hop
+    transports: { sync: outgoing, async: asyncReplies, userRpc },
     resolver,
     requestIds: new RequestIds(redis, ledger.keys, { maxHoldTimeMs: config.maxHoldTimeMs, maxPerAccount: config.async.maxRequestIdsPerAccount }),
-    asyncReplies,
     userRpc,
     metrics,
     log,
@@ -156,6 +158,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     accountService,
     onboarding,
     asyncInbound,
+    asyncReplies,
     redis,
     http: config.http,
     rpc: config.rpc,
@@ -173,6 +176,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     redis,
     coordinator,
     asyncInbound,
+    asyncReplies,
     async listen() {
       await app.listen({ host: config.http.host, port: config.http.port })
       const address = app.server.address()
