@@ -1,13 +1,17 @@
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { type Connection, createConnection, type Server } from 'ilp-protocol-stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import '../../src/client/stream-compat.js'
+import { type LocalCluster, startLocalCluster } from '../../src/farm/local-cluster.js'
 import { account, adminGet, balanceOf, startTestFarm, type TestFarm } from '../helpers/farm.js'
 import { startStreamReceiver } from '../helpers/stream.js'
 import { createPlugin, freePort, type TestPlugin } from '../helpers/plugin-http.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis.js'
 
 /**
- * Two farms, each with its own Redis, peered with each other over
+ * Two farms, A on one Redis and B on a Redis Cluster (3 masters, loopback), peered with each other over
  * ILP-over-HTTP with route announcements both ways and no static route to
  * each other: each learns the other's address (its children behind it), and
  * a STREAM payment from a child of A to a child of B crosses both.
@@ -16,7 +20,7 @@ import { startTestRedis, type TestRedis } from '../helpers/redis.js'
 const INTERVAL = 300
 
 let redisA: TestRedis
-let redisB: TestRedis
+let clusterB: LocalCluster
 let farmA: TestFarm
 let farmB: TestFarm
 const plugins: TestPlugin[] = []
@@ -27,7 +31,7 @@ let bobPort = 0
 
 beforeAll(async () => {
   redisA = await startTestRedis()
-  redisB = await startTestRedis()
+  clusterB = await startLocalCluster({ dataDir: mkdtempSync(join(tmpdir(), 'ilp-farm-ccp-b-')), masters: 3, replicasPerMaster: 0 })
   const [portA, portB] = [await freePort(), await freePort()]
   alicePort = await freePort()
   bobPort = await freePort()
@@ -47,9 +51,11 @@ beforeAll(async () => {
     { ilpAddress: 'test.farma', http: { host: '127.0.0.1', port: portA }, routing },
   )
   farmB = await startTestFarm(
-    redisB.url,
+    { cluster: [...clusterB.seeds] },
     [
-      account('bob', { outgoing: { url: `http://127.0.0.1:${bobPort}/`, token: 'farm-to-bob' } }),
+      // Credit for bob: his STREAM server probes the exchange rate back to alice as soon as she connects,
+      // and with no balance yet every probe would get T04 until her money arrived (the connection then fails).
+      account('bob', { minBalance: '-5000000', outgoing: { url: `http://127.0.0.1:${bobPort}/`, token: 'farm-to-bob' } }),
       account('farma', {
         relation: 'peer',
         minBalance: '-5000000',
@@ -70,7 +76,7 @@ afterAll(async () => {
   await farmB?.close()
   await Promise.allSettled(plugins.map((p) => p.close()))
   await redisA?.close()
-  await redisB?.close()
+  await clusterB?.stop()
 })
 
 async function eventually(check: () => boolean, withinMs: number): Promise<void> {
