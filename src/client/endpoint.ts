@@ -2,7 +2,7 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { IlpPrepare } from 'ilp-packet'
-import { localReject, PacketJsonError, prepareFromJson, type ReplyJson, replyToJson } from './packet-json.js'
+import { localReject, PacketJsonError, prepareFromJson, type ReplyJson, replyToJson } from '@ilp-farm/protocol'
 
 /** What an SPSP query (RFC 9) answers: a fresh STREAM address and its shared secret. */
 export interface SpspDetails {

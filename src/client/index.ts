@@ -27,7 +27,7 @@ export { type DataHandler, IncomingRouter, type PrepareSender, RpcPlugin, type R
 export { type AccountInfo, type Balance, FarmRpc, FarmRpcError, FarmTransportError } from './rpc.js'
 export { resolveSpsp, spspUrlOf, type StreamDestination } from './spsp.js'
 export { startTunnelServer, type TunnelInfo, type TunnelServer, type TunnelServerOptions } from './tunnel-server.js'
-export { type FulfillJson, type PrepareJson, type RejectJson, type ReplyJson } from './packet-json.js'
+export { type FulfillJson, type PrepareJson, type RejectJson, type ReplyJson } from '@ilp-farm/protocol'
 export { type NewAccount, redeemTicket, signUp } from './onboarding.js'
 export { solvePow } from '../onboarding/pow-solver.js'
 export { verifyPow } from '../onboarding/pow.js'

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { deserializeIlpPrepare, deserializeIlpReject, type IlpPrepare, type IlpReject, serializeIlpPrepare, Type } from 'ilp-packet'
 import { type IldcpResponse, serve as serveIldcp } from 'ilp-protocol-ildcp'
-import { localReject } from './packet-json.js'
+import { localReject } from '@ilp-farm/protocol'
 import { FarmRpcError } from './rpc.js'
 
 /** What an ILP plugin (v2) calls with each incoming Prepare: resolves with the serialized Fulfill or Reject. */

@@ -1,7 +1,7 @@
 import type { IlpPrepare } from 'ilp-packet'
 import { Pool } from 'undici'
 import { z } from 'zod'
-import { prepareToJson, replyFromJson } from './packet-json.js'
+import { prepareToJson, replyFromJson } from '@ilp-farm/protocol'
 
 /** The farm answered with a JSON-RPC error object (docs/JSON-RPC.md, "Errors"). */
 export class FarmRpcError extends Error {

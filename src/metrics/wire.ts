@@ -3,6 +3,7 @@
  * prepare's amount, a reject's code) so that counting a packet never decodes
  * it again nor allocates a string per packet.
  */
+import { contentOffset } from '@ilp-farm/protocol'
 
 const TYPE_PREPARE = 12
 const TYPE_FULFILL = 13
@@ -24,13 +25,6 @@ const codeKey = (a: number, b: number, c: number): number => (a << 16) | (b << 8
 const CODE_INDEX = new Map<number, number>(
   REJECT_CODES.slice(0, OTHER_CODE).map((code, i) => [codeKey(code.charCodeAt(0), code.charCodeAt(1), code.charCodeAt(2)), i]),
 )
-
-/** Offset of the envelope's content: after the type byte and the OER length prefix. */
-function contentOffset(packet: Buffer): number {
-  const first = packet[1]
-  if (first === undefined) return packet.length
-  return first < 0x80 ? 2 : 2 + (first & 0x7f)
-}
 
 export function isFulfill(reply: Buffer): boolean {
   return reply[0] === TYPE_FULFILL

@@ -1,4 +1,5 @@
-import { deserializeIlpPacket, type IlpPrepare, serializeIlpPrepare, Type } from 'ilp-packet'
+import { PacketJsonError, prepareFromJson, replyToJson } from '@ilp-farm/protocol'
+import { type IlpPrepare, serializeIlpPrepare } from 'ilp-packet'
 import { rotateToken } from '../accounts/service.js'
 import { allowedCallbackPrefixes, callbackUrlAllowed } from '../async/callback-policy.js'
 import { handlePrepare } from '../packet/pipeline.js'
@@ -132,24 +133,6 @@ const quoteMethod: RpcMethod = {
   },
 }
 
-/** 32 bytes as 64 hex digits or as base64 (standard or url-safe), else undefined. */
-export function decodeCondition(value: string): Buffer | undefined {
-  if (/^[0-9a-fA-F]{64}$/.test(value)) return Buffer.from(value, 'hex')
-  if (/^[A-Za-z0-9+/_-]{43}=?$/.test(value)) {
-    const bytes = Buffer.from(value, 'base64')
-    if (bytes.length === 32) return bytes
-  }
-  return undefined
-}
-
-function decodeBase64(value: string): Buffer | undefined {
-  if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(value) || value.replace(/=+$/, '').length % 4 === 1) return undefined
-  return Buffer.from(value, 'base64')
-}
-
-const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/
-const MAX_DATA_BYTES = 32767
-
 const sendPrepare: RpcMethod = {
   name: 'ilp_sendPrepare',
   summary: 'Sends a Prepare from the calling account through the packet path (as ILP-over-HTTP does) and returns the Fulfill or Reject.',
@@ -174,35 +157,23 @@ const sendPrepare: RpcMethod = {
     },
   },
   async invoke({ account, services }, params) {
-    const prepare = prepareFrom(params)
-    const answer = deserializeIlpPacket(await handlePrepare(account, serializeIlpPrepare(prepare), undefined, services))
-    if (answer.type === Type.TYPE_ILP_FULFILL) {
-      return { type: 'fulfill', fulfillment: answer.data.fulfillment.toString('base64'), data: answer.data.data.toString('base64') }
+    const reply = await handlePrepare(account, serializeIlpPrepare(prepareFrom(params)), undefined, services)
+    try {
+      return replyToJson(reply)
+    } catch {
+      throw new RpcError(INTERNAL_ERROR, 'the packet path answered with neither a Fulfill nor a Reject')
     }
-    if (answer.type === Type.TYPE_ILP_REJECT) {
-      const r = answer.data
-      return { type: 'reject', code: r.code, triggeredBy: r.triggeredBy, message: r.message, data: r.data.toString('base64') }
-    }
-    throw new RpcError(INTERNAL_ERROR, 'the packet path answered with neither a Fulfill nor a Reject')
   },
 }
 
+/** The params as a Prepare (its JSON form); -32602 naming the field that is not right. */
 function prepareFrom(params: Record<string, unknown>): IlpPrepare {
-  const { amount, destination, executionCondition, expiresAt, data } = params
-  if (typeof amount !== 'string' || !isUInt64String(amount)) throw invalidParams('amount must be a decimal string, a UInt64')
-  if (typeof destination !== 'string' || !isValidIlpAddress(destination)) throw invalidParams('destination must be an ILP address (RFC 15)')
-  const condition = typeof executionCondition === 'string' ? decodeCondition(executionCondition) : undefined
-  if (condition === undefined) throw invalidParams('executionCondition must be 32 bytes as 64 hex digits or base64')
-  const expiry = typeof expiresAt === 'string' && ISO_DATE.test(expiresAt) ? new Date(expiresAt) : undefined
-  if (expiry === undefined || Number.isNaN(expiry.getTime())) throw invalidParams('expiresAt must be an ISO 8601 timestamp such as 2030-01-01T00:00:00.000Z')
-  let bytes: Buffer = Buffer.alloc(0)
-  if (data !== undefined) {
-    const decoded = typeof data === 'string' ? decodeBase64(data) : undefined
-    if (decoded === undefined) throw invalidParams('data must be base64')
-    if (decoded.length > MAX_DATA_BYTES) throw invalidParams(`data must be at most ${MAX_DATA_BYTES} bytes`)
-    bytes = decoded
+  try {
+    return prepareFromJson(params)
+  } catch (err) {
+    if (err instanceof PacketJsonError) throw invalidParams(err.message)
+    throw err
   }
-  return { amount, destination, executionCondition: condition, expiresAt: expiry, data: bytes }
 }
 
 const rpcUrlResult = {

@@ -1,11 +1,11 @@
-import { type IlpPrepare, serializeIlpFulfill, serializeIlpReject } from 'ilp-packet'
+import { PacketJsonError, prepareToJson, replyFromJson } from '@ilp-farm/protocol'
+import type { IlpPrepare } from 'ilp-packet'
 import { Pool } from 'undici'
 import { LruMap } from '../accounts/account-cache.js'
 import { callbackUrlAllowed } from '../async/callback-policy.js'
 import type { AccountRegistry } from '../accounts/registry.js'
 import type { AccountConfig } from '../config/schema.js'
 import { OutgoingError, post } from '../http/outgoing.js'
-import { isValidIlpAddress } from '../util/address.js'
 import { parseHttpUrl } from '../util/url.js'
 import { outgoingToken } from '../accounts/outgoing-token.js'
 
@@ -23,12 +23,6 @@ export const MAX_RPC_URL_LENGTH = 2_048
 export function parseRpcUrl(value: string): URL | undefined {
   if (value.length > MAX_RPC_URL_LENGTH || !/^[\x21-\x5b\x5d-\x7e]+$/.test(value)) return undefined
   return parseHttpUrl(value)
-}
-
-function decodeBase64(value: unknown): Buffer | undefined {
-  if (value === undefined) return Buffer.alloc(0)
-  if (typeof value !== 'string' || !/^[A-Za-z0-9+/_-]*={0,2}$/.test(value) || value.replace(/=+$/, '').length % 4 === 1) return undefined
-  return Buffer.from(value, 'base64')
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -96,18 +90,7 @@ export class UserRpc {
     const token = outgoingToken(account)
     if (token) headers.authorization = `Bearer ${token}`
     const id = this.nextId++
-    const body = JSON.stringify({
-      jsonrpc: '2.0',
-      id,
-      method: 'ilp_receivePrepare',
-      params: {
-        amount: prepare.amount,
-        destination: prepare.destination,
-        executionCondition: prepare.executionCondition.toString('base64'),
-        expiresAt: prepare.expiresAt.toISOString(),
-        data: prepare.data.toString('base64'),
-      },
-    })
+    const body = JSON.stringify({ jsonrpc: '2.0', id, method: 'ilp_receivePrepare', params: prepareToJson(prepare) })
     const answer = await post(pool, `${url.pathname}${url.search}`, headers, Buffer.from(body), timeoutMs, 200)
     return toPacket(answer, id)
   }
@@ -132,27 +115,10 @@ export function toPacket(body: Buffer, id: number): Buffer {
     const message = isPlainObject(parsed.error) && typeof parsed.error.message === 'string' ? parsed.error.message : 'no message'
     throw bad(`answered with a JSON-RPC error: ${message.slice(0, 200)}`)
   }
-  const result = parsed.result
-  if (!isPlainObject(result)) throw bad('the result is not an object')
-  const data = decodeBase64(result.data)
-  if (data === undefined || data.length > 32767) throw bad('data must be base64, at most 32767 bytes')
-  if (result.type === 'fulfill') {
-    const fulfillment = typeof result.fulfillment === 'string' ? decodeBase64(result.fulfillment) : undefined
-    if (fulfillment === undefined || fulfillment.length !== 32) throw bad('fulfillment must be 32 bytes as base64')
-    return serializeIlpFulfill({ fulfillment, data })
+  try {
+    return replyFromJson(parsed.result)
+  } catch (err) {
+    if (err instanceof PacketJsonError) throw bad(`result: ${err.message}`)
+    throw err
   }
-  if (result.type === 'reject') {
-    const { code, triggeredBy, message } = result
-    if (typeof code !== 'string' || !/^[A-Z][0-9A-Z]{2}$/.test(code)) throw bad('code must be an ILP error code such as F99')
-    if (triggeredBy !== undefined && (typeof triggeredBy !== 'string' || (triggeredBy !== '' && !isValidIlpAddress(triggeredBy)))) {
-      throw bad('triggeredBy must be an ILP address')
-    }
-    if (message !== undefined && typeof message !== 'string') throw bad('message must be a string')
-    try {
-      return serializeIlpReject({ code, triggeredBy: triggeredBy ?? '', message: message ?? '', data })
-    } catch {
-      throw bad('the reject cannot be serialized')
-    }
-  }
-  throw bad('result.type must be "fulfill" or "reject"')
 }

@@ -58,7 +58,8 @@ export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
  * `input` is written to its standard input, which is then closed; without it there is none.
  */
 export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; script?: string; input?: string } = {}): CliRun {
-  const child = spawn(process.execPath, ['--import', 'tsx', opts.script ?? CLI, ...args], {
+  // The workspace packages as their TypeScript source, as vitest and tsc read them (package.json "exports").
+  const child = spawn(process.execPath, ['--conditions=ilp-farm-source', '--import', 'tsx', opts.script ?? CLI, ...args], {
     cwd: opts.cwd ?? ROOT,
     env: opts.env ?? cleanEnv(),
     stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],

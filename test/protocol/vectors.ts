@@ -1,0 +1,25 @@
+/**
+ * The test vectors of ../shared/ILP-REFERENCE.md (from the ilp-packet and
+ * ilp-protocol-ildcp test suites), as bytes.
+ */
+export const VECTORS = {
+  /** amount 107, expiresAt 2017-12-23T01:21:40.549Z, destination example.alice, 32 bytes of data. */
+  prepare: Buffer.from(
+    '0c68000000000000006b323031373132323330313231343035343974e1136dc71c9e5f283bec83461cbf1261c4014f72d48f8dd65453a0b84e7de10d6578616d706c652e616c696365205db343fdc41898f6df4202329139dc242dd0f558a811b46b28918fdab37c6cb0',
+    'hex',
+  ),
+  fulfill: Buffer.from('0d41c3866b48749ccf113b2e15c25d2407fbfc14476fe7296bb1bf1bcd9e6e41665020673febd78a33b28e1c0db14c9a06251a05fa831ed4ed91ebcd150e7249c2e600', 'hex'),
+  /** F01, triggeredBy example.us.bob. */
+  reject: Buffer.from(
+    '0e414630310e6578616d706c652e75732e626f62276d697373696e672064657374696e6174696f6e2e206c65646765723d6578616d706c652e75732e06000000041041',
+    'hex',
+  ),
+  ildcpRequest: Buffer.from(
+    '0c460000000000000000323031353036313630303031303030303066687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f29250b706565722e636f6e66696700',
+    'hex',
+  ),
+  /** example.client, scale 13, XAM. */
+  ildcpResponse: Buffer.from('0d350000000000000000000000000000000000000000000000000000000000000000140e6578616d706c652e636c69656e740d0358414d', 'hex'),
+  /** triggeredBy test.connector, received 255, max 65535. */
+  f08Reject: Buffer.from('0e244630380e746573742e636f6e6e6563746f72001000000000000000ff000000000000ffff', 'hex'),
+}
