@@ -42,7 +42,10 @@ import { Redis } from 'ioredis'
 import { Agent, request } from 'undici'
 import { type EmbeddedRedis, freePort, startEmbeddedRedis } from '../src/farm/embedded-redis.js'
 import { Ledger } from '../src/store/ledger.js'
-import { childPids, fulfillmentFor, percentile, stopFarm, untilListening } from './bench.js'
+import { percentile } from '../src/bench/drive.js'
+import { stopFarm, untilListening } from '../src/bench/farms.js'
+import { childPids } from '../src/bench/measure.js'
+import { fulfillmentFor } from '../src/bench/packets.js'
 
 const SELF = fileURLToPath(import.meta.url)
 const RUNNING_TS = SELF.endsWith('.ts')

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { cleanEnv, descendantsOf, killAllClis, ROOT, runCli } from '../helpers/cli.js'
 
 /**
- * `ilp-farm bench` and `npm run bench` (scripts/bench.ts), short runs: each
+ * `ilp-farm bench` and `npm run bench` (src/bench/main.ts), short runs: each
  * starts its own redis-server, receiver, floor and a one-worker farm.
  */
 
@@ -75,9 +75,9 @@ describe('ilp-farm bench', () => {
   })
 })
 
-/** `node --import tsx scripts/bench.ts ...args`: its exit code, stdout and stderr; killed (its group and what it started) if still running after timeoutMs. */
+/** `node --import tsx src/bench/main.ts ...args`: its exit code, stdout and stderr; killed (its group and what it started) if still running after timeoutMs. */
 async function runScript(args: string[], timeoutMs: number): Promise<{ code: number | null; out: string; err: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', 'bench.ts'), ...args], {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'bench', 'main.ts'), ...args], {
     cwd: ROOT,
     env: cleanEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -111,7 +111,7 @@ async function runScript(args: string[], timeoutMs: number): Promise<{ code: num
   }
 }
 
-describe('npm run bench (scripts/bench.ts as a script)', () => {
+describe('npm run bench (src/bench/main.ts as a script)', () => {
   it(
     'prints its plain table and the summary line, as before',
     async () => {

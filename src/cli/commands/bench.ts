@@ -2,14 +2,18 @@ import cliProgress from 'cli-progress'
 import { print, printError, UsageError } from '../command.js'
 import { table } from '../format.js'
 
-/** scripts/bench.ts, loaded only for this command: the others need none of its packet and process machinery. */
-type BenchModule = typeof import('../../../scripts/bench.js')
-type BenchProgress = import('../../../scripts/bench.js').BenchProgress
+/** The bench (src/bench/), loaded only for this command: the others need none of its packet and process machinery. */
+interface BenchModules {
+  options: typeof import('../../bench/options.js')
+  bench: typeof import('../../bench/bench.js')
+  report: typeof import('../../bench/report.js')
+}
+type BenchProgress = import('../../bench/bench.js').BenchProgress
 
 export const BENCH_SUMMARY: [string, string] = ['bench [options]', 'the benchmark (starts its own farm), with a progress bar']
 
 export async function benchUsage(): Promise<string> {
-  const { BENCH_OPTIONS_HELP } = await loadBench()
+  const { BENCH_OPTIONS_HELP } = (await loadBench()).options
   return `Usage: ilp-farm bench [options]
 
 The project's benchmark (the same as npm run bench): starts its own Redis, a
@@ -21,16 +25,17 @@ runs on stderr; the results go to stdout (a table, or --json as npm run bench --
 ${BENCH_OPTIONS_HELP}`
 }
 
-function loadBench(): Promise<BenchModule> {
-  return import('../../../scripts/bench.js')
+async function loadBench(): Promise<BenchModules> {
+  const [options, bench, report] = await Promise.all([import('../../bench/options.js'), import('../../bench/bench.js'), import('../../bench/report.js')])
+  return { options, bench, report }
 }
 
 /** `ilp-farm bench [options]`: exit 0 done, 1 failed, 2 bad options, 130 interrupted. */
 export async function runBenchCommand(argv: string[]): Promise<number> {
-  const bench = await loadBench()
-  let opts: ReturnType<BenchModule['parseBenchOptions']>
+  const { options, bench, report: output } = await loadBench()
+  let opts: ReturnType<BenchModules['options']['parseBenchOptions']>
   try {
-    opts = bench.parseBenchOptions(argv)
+    opts = options.parseBenchOptions(argv)
   } catch (err) {
     throw new UsageError((err as Error).message, 'bench')
   }
@@ -46,14 +51,14 @@ export async function runBenchCommand(argv: string[]): Promise<number> {
   }
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
-  let report: Awaited<ReturnType<BenchModule['runBench']>>
+  let report: Awaited<ReturnType<BenchModules['bench']['runBench']>>
   try {
     report = await bench.runBench(opts, { onProgress: (p) => bar.update(p), log: (line) => bar.log(line) })
   } finally {
     bar.stop()
   }
   if (!report) return 130
-  print(opts.json ? bench.benchJson(report) : bench.benchText(report, (head, rows) => table(head.map((h, i) => ({ header: h, align: i <= 1 ? 'left' : 'right' })), rows)))
+  print(opts.json ? output.benchJson(report) : output.benchText(report, (head, rows) => table(head.map((h, i) => ({ header: h, align: i <= 1 ? 'left' : 'right' })), rows)))
   return 0
 }
 

@@ -22,18 +22,23 @@
  * farm started as `npm start` does, with its embedded Redis on the same data:
  * the start-up then includes Redis loading N accounts.
  */
-import { type ChildProcess, fork, spawn } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import { serializeIlpPrepare } from 'ilp-packet'
 import { Redis } from 'ioredis'
 import { Pool, request } from 'undici'
-import { type EmbeddedRedis, freePort, startEmbeddedRedis } from '../src/farm/embedded-redis.js'
-import { childPids, cpuOf, ENV_SECRET, fulfillmentFor, median, outcomeOf, percentile, RECEIVER_TOKEN, untilListening } from './bench.js'
+import { type EmbeddedRedis, freePort, startEmbeddedRedis } from '../farm/embedded-redis.js'
+import { percentile } from './drive.js'
+import { FARM_MAIN, untilListening } from './farms.js'
+import { childPids, cpuOf } from './measure.js'
+import { ENV_SECRET, fulfillmentFor, outcomeOf, RECEIVER_TOKEN } from './packets.js'
+import { median } from './report.js'
+import { startRole } from './roles.js'
 
 const ADMIN_TOKEN = 'bench-admin-token'
 const IMPORT_BATCH = 10_000
@@ -139,7 +144,7 @@ interface SizeResult {
   nonFulfill: Record<string, number>
 }
 
-export async function accountsBenchMain(argv: string[], benchScript: string): Promise<number> {
+export async function accountsBenchMain(argv: string[]): Promise<number> {
   let opts: AccountsBenchOptions
   try {
     opts = parseAccountsOptions(argv)
@@ -147,7 +152,7 @@ export async function accountsBenchMain(argv: string[], benchScript: string): Pr
     process.stderr.write(`bench: ${(err as Error).message}\n\n${ACCOUNTS_USAGE}`)
     return 2
   }
-  const farmMain = join(dirname(dirname(benchScript)), 'src', 'cli', 'main.js')
+  const farmMain = FARM_MAIN
   const tmp = mkdtempSync(join(tmpdir(), 'ilp-farm-bench-accounts-'))
   const children: ChildProcess[] = []
   let redis: EmbeddedRedis | undefined
@@ -170,8 +175,7 @@ export async function accountsBenchMain(argv: string[], benchScript: string): Pr
     await client.config('SET', 'slowlog-max-len', '10000')
     log(`bench: redis-server at ${redis.url}`)
     const secret = randomBytes(32)
-    const receiver = await startReceiver(benchScript, secret)
-    children.push(receiver.child)
+    const receiver = await startRole('receiver', { [ENV_SECRET]: secret.toString('hex') }, children)
 
     const sizes = [opts.baseline, opts.accounts]
     const farms: Farm[] = []
@@ -298,18 +302,6 @@ function renderText(opts: AccountsBenchOptions, results: SizeResult[], ratio: nu
 }
 
 // ---- pieces
-
-async function startReceiver(benchScript: string, secret: Buffer): Promise<{ child: ChildProcess; url: string }> {
-  const child = fork(benchScript, ['--role', 'receiver'], { env: { ...process.env, [ENV_SECRET]: secret.toString('hex') }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('receiver did not start within 10 s')), 10_000)
-    child.once('message', (m: { url: string }) => {
-      clearTimeout(timer)
-      resolve(m.url)
-    })
-  })
-  return { child, url }
-}
 
 async function startFarm(
   farmMain: string,

@@ -1,0 +1,249 @@
+/**
+ * One whole bench: it starts Redis (and a local Redis Cluster), the
+ * receiver, the floor and the farms, checks each with one packet, measures
+ * (measure.ts), builds the report (report.ts), and stops everything it
+ * started, also on error or interruption. `npm run bench` (main.ts) and
+ * `ilp-farm bench` (src/cli/commands/bench.ts) both run it.
+ */
+import type { ChildProcess } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { deserializeIlpFulfill, deserializeIlpPrepare } from 'ilp-packet'
+import { Redis } from 'ioredis'
+import { Pool } from 'undici'
+import { type EmbeddedRedis, startEmbeddedRedis } from '../farm/embedded-redis.js'
+import { type LocalCluster, startLocalCluster } from '../farm/local-cluster.js'
+import type { Target } from './drive.js'
+import {
+  CLUSTER_MASTERS,
+  CLUSTER_NODE_TIMEOUT_MS,
+  CLUSTER_REPLICAS_PER_MASTER,
+  exited,
+  type FarmHandle,
+  farmLabel,
+  type FarmSpec,
+  type RedisProbe,
+  startFarm,
+  stopFarm,
+  waitExit,
+} from './farms.js'
+import { type BenchProgress, clusterProbe, load, LoadProgress, singleProbe, type TargetName } from './measure.js'
+import type { BenchOptions } from './options.js'
+import { ENV_SECRET, OCTET, outcomeOf, PacketFactory, SENDER_TOKEN } from './packets.js'
+import { type BenchReport, type LevelResult, report } from './report.js'
+import { floorEnv, startRole } from './roles.js'
+
+export type { BenchProgress } from './measure.js'
+
+const stderrLog = (line: string): void => void process.stderr.write(`${line}\n`)
+/** Where progress lines go: stderr as a script, the caller's sink under runBench(hooks.log). */
+let log = stderrLog
+
+// -- resources, all released by cleanup()
+
+const resources: {
+  tmp?: string
+  redis?: EmbeddedRedis
+  redisClient?: Redis
+  cluster?: LocalCluster
+  /** One client per cluster node, for INFO. */
+  clusterClients: Redis[]
+  children: ChildProcess[]
+  farms: ChildProcess[]
+  pools: Pool[]
+} = { children: [], farms: [], pools: [], clusterClients: [] }
+let cleaningUp: Promise<void> | undefined
+let aborted = false
+/** One bench per process: its processes and temp folder live in the module state above. */
+let running = false
+
+function cleanup(): Promise<void> {
+  cleaningUp ??= (async () => {
+    aborted = true
+    await Promise.allSettled(resources.pools.map((p) => p.destroy()))
+    await Promise.allSettled(resources.farms.map((farm) => stopFarm(farm)))
+    await Promise.allSettled(
+      resources.children.map(async (child) => {
+        if (exited(child)) return
+        child.kill('SIGTERM')
+        if (!(await waitExit(child, 5_000))) child.kill('SIGKILL')
+      }),
+    )
+    resources.redisClient?.disconnect()
+    for (const client of resources.clusterClients) client.disconnect()
+    if (resources.redis) await resources.redis.stop().catch(() => undefined)
+    if (resources.cluster) await resources.cluster.stop().catch(() => undefined)
+    if (resources.tmp) rmSync(resources.tmp, { recursive: true, force: true })
+  })()
+  return cleaningUp
+}
+
+export interface BenchHooks {
+  /** Called at each step and about every 250 ms while load runs. */
+  onProgress?: (progress: BenchProgress) => void
+  /** The bench's progress lines (default: stderr). */
+  log?: (line: string) => void
+}
+
+/**
+ * Runs the whole bench: starts Redis, receiver, floor and farms, measures,
+ * and stops them all (also on error). Resolves with the report, or undefined
+ * when stopBench() interrupted it. One at a time per process.
+ */
+export async function runBench(opts: BenchOptions, hooks: BenchHooks = {}): Promise<BenchReport | undefined> {
+  if (running) throw new Error('a bench is already running in this process')
+  running = true
+  resources.children = []
+  resources.farms = []
+  resources.pools = []
+  cleaningUp = undefined
+  aborted = false
+  log = hooks.log ?? stderrLog
+  try {
+    const levels = await setUpAndMeasure(opts, hooks.onProgress ?? (() => undefined))
+    return levels === undefined ? undefined : report(opts, levels)
+  } finally {
+    await cleanup()
+    running = false
+  }
+}
+
+/** Interrupts a running bench and releases its processes and files (for a signal handler). */
+export function stopBench(): Promise<void> {
+  return cleanup()
+}
+
+/** The farms to measure: per --workers entry, the single-Redis one, then (--redis cluster) cluster and cluster with durability replica. */
+function farmSpecs(opts: BenchOptions): FarmSpec[] {
+  const kinds: Array<FarmSpec['redis']> = opts.redis.includes('cluster') ? ['single', 'cluster', 'cluster-replica'] : ['single']
+  return kinds.flatMap((redis) => opts.workers.map((workers) => ({ workers, redis })))
+}
+
+/** The bench's local cluster, in its temp dir, stopped by cleanup(). */
+async function startBenchCluster(tmp: string): Promise<LocalCluster> {
+  const local = await startLocalCluster({
+    dataDir: join(tmp, 'cluster'),
+    masters: CLUSTER_MASTERS,
+    replicasPerMaster: CLUSTER_REPLICAS_PER_MASTER,
+    nodeTimeoutMs: CLUSTER_NODE_TIMEOUT_MS,
+  })
+  resources.cluster = local
+  if (aborted) await local.stop() // cleanup() ran while it started
+  return local
+}
+
+async function setUpAndMeasure(opts: BenchOptions, onProgress: (p: BenchProgress) => void): Promise<LevelResult[] | undefined> {
+  const perRun = opts.warmupMs + opts.durationMs
+  const specs = farmSpecs(opts)
+  const targetCount = 1 + specs.length
+  const totalMs = opts.concurrency.length * opts.runs * targetCount * perRun
+  const step = (name: string) => onProgress({ doneMs: 0, totalMs, step: name })
+
+  const tmp = mkdtempSync(join(tmpdir(), 'ilp-farm-bench-'))
+  resources.tmp = tmp
+  const secret = randomBytes(32)
+
+  step('starting redis-server')
+  const redis = await startEmbeddedRedis({ dataDir: join(tmp, 'redis'), appendonly: true, appendfsync: 'everysec' })
+  resources.redis = redis
+  const redisClient = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 })
+  resources.redisClient = redisClient
+  await redisClient.connect()
+  log(`bench: redis-server at ${redis.url} (appendonly yes, appendfsync everysec)`)
+
+  // the cluster comes up (node start, redis-cli --cluster create, replicas syncing) while the rest starts
+  const clusterStarting = opts.redis.includes('cluster') ? startBenchCluster(tmp) : undefined
+  clusterStarting?.catch(() => undefined) // awaited below; a failure meanwhile is not unhandled
+
+  step('starting receiver and floor')
+  const receiver = await startRole('receiver', { [ENV_SECRET]: secret.toString('hex') }, resources.children)
+  log(`bench: receiver (pid ${receiver.child.pid}) at ${receiver.url}`)
+  const floor = await startRole('floor', floorEnv(receiver.url), resources.children)
+  log(`bench: floor (pid ${floor.child.pid}) at ${floor.url}`)
+  const single = singleProbe(redis, redisClient)
+  let cluster: { seeds: readonly string[]; probe: RedisProbe } | undefined
+  if (clusterStarting) {
+    step('starting the Redis Cluster')
+    const local = await clusterStarting
+    cluster = { seeds: local.seeds, probe: await clusterProbe(local, resources.clusterClients) }
+    log(`bench: Redis Cluster of ${CLUSTER_MASTERS} masters x ${CLUSTER_REPLICAS_PER_MASTER} replica at ${local.seeds.join(',')} (appendonly no)`)
+  }
+  // the farms start side by side: each is idle until its turn under load
+  step(`starting ${specs.length === 1 ? farmLabel(specs[0]!) : `${specs.length} farms`}`)
+  const started = await Promise.all(
+    specs.map((spec) => {
+      const target = spec.redis === 'single' ? { url: redis.url } : { cluster: cluster!.seeds }
+      return startFarm(tmp, target, receiver.url, spec, spec.redis === 'single' ? single : cluster!.probe, resources.farms)
+    }),
+  )
+  const farms = new Map<TargetName, FarmHandle>()
+  for (const farm of started) {
+    const { spec } = farm
+    farms.set(farmLabel(spec), farm)
+    const what = spec.redis === 'single' ? '' : spec.redis === 'cluster' ? ', Redis Cluster' : ', Redis Cluster, durability replica'
+    log(`bench: farm (pid ${farm.child.pid}, ${spec.workers} worker${spec.workers === 1 ? '' : 's'}${what}) at ${farm.url}`)
+  }
+
+  const maxConcurrency = Math.max(...opts.concurrency)
+  const pool = (url: string) => {
+    const p = new Pool(new URL(url).origin, {
+      connections: maxConcurrency,
+      keepAliveTimeout: 30_000,
+      headersTimeout: 15_000,
+      bodyTimeout: 15_000,
+    })
+    resources.pools.push(p)
+    return p
+  }
+  const headers = { 'content-type': OCTET, authorization: `Bearer ${SENDER_TOKEN}` }
+  const targets = new Map<TargetName, Target>([['floor', { name: 'floor', pool: pool(floor.url), path: new URL(floor.url).pathname, headers }]])
+  for (const [name, farm] of farms) {
+    targets.set(name, { name: 'farm', pool: pool(farm.url), path: '/accounts/sender/ilp', headers })
+  }
+  const packets = new PacketFactory(secret)
+  const farmOutput = () => [...farms.values()].map((f) => f.output()).join('\n')
+
+  step('preflight')
+  await preflight(targets, packets, farmOutput)
+
+  const estimate = Math.ceil((opts.concurrency.length * opts.runs * targets.size * perRun) / 1000)
+  log(
+    `bench: concurrency ${opts.concurrency.join(',')}, farms of ${opts.workers.join(',')} worker(s)` +
+      `${cluster ? ' on a single Redis and on the Redis Cluster (durability none, replica)' : ''}, ${opts.runs} run(s) x ` +
+      `${opts.durationMs / 1000} s (+${opts.warmupMs / 1000} s warm-up) per target; about ${estimate} s of load`,
+  )
+
+  const progress = new LoadProgress(perRun, totalMs, onProgress)
+  let levels: LevelResult[] | undefined
+  try {
+    levels = await load(opts, { targets, farms, floor, packets }, progress, { log, stopped: () => aborted })
+  } finally {
+    progress.stop()
+  }
+  if (levels === undefined) return undefined
+  onProgress({ doneMs: totalMs, totalMs, step: 'done' })
+
+  const farmTail = farmOutput().trim()
+  if (farmTail.split('\n').some((l) => l !== '' && !l.startsWith('ilp-farm:') && !l.includes('"msg":"Server listening'))) {
+    log(`bench: farm output (last lines):\n${farmTail}`)
+  }
+  return levels
+}
+
+/** One packet through each target, the fulfillment checked end to end. */
+async function preflight(targets: Map<TargetName, Target>, packets: PacketFactory, farmOutput: () => string): Promise<void> {
+  for (const [name, target] of targets) {
+    const body = packets.next()
+    const prepare = deserializeIlpPrepare(body)
+    const res = await target.pool.request({ method: 'POST', path: target.path, headers: target.headers, body })
+    const answer = Buffer.from(await res.body.arrayBuffer())
+    const outcome = outcomeOf(res.statusCode, answer)
+    if (outcome !== 'fulfill') throw new Error(`preflight: ${name} answered ${outcome}; farm output:\n${farmOutput()}`)
+    const { fulfillment } = deserializeIlpFulfill(answer)
+    if (!createHash('sha256').update(fulfillment).digest().equals(prepare.executionCondition)) {
+      throw new Error(`preflight: ${name} returned a fulfillment that does not match the condition`)
+    }
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * The bench's options (`npm run bench -- ...` and `ilp-farm bench ...`):
+ * which concurrencies, farm sizes and Redis kinds to measure, for how long
+ * and how often, and their help text.
+ */
+import { availableParallelism } from 'node:os'
+import { parseArgs } from 'node:util'
+
+/** Which Redis the farms run on: one redis-server, or a local Redis Cluster (besides the single one, its baseline). */
+export type RedisMode = 'single' | 'cluster'
+export const REDIS_MODES: readonly RedisMode[] = ['single', 'cluster']
+
+export interface BenchOptions {
+  concurrency: number[]
+  /** Farm sizes to measure, each a separate farm process with that many workers. */
+  workers: number[]
+  /** 'cluster' adds the farms on a local Redis Cluster (durability none and replica) next to the single-Redis ones. */
+  redis: RedisMode[]
+  durationMs: number
+  warmupMs: number
+  runs: number
+  json: boolean
+}
+
+/** The options' help, shared with `ilp-farm bench --help`. */
+export const BENCH_OPTIONS_HELP = `  --concurrency LIST   comma-separated in-flight request counts (default 1,10,50,100)
+  --workers LIST       farm sizes to measure, comma-separated (default 1,2, plus the core count when larger)
+  --redis LIST         single, cluster or single,cluster (default single); cluster adds, per farm size, a farm
+                       on a local 3-master Redis Cluster (1 replica each) and one with redis.durability replica,
+                       compared with the single-Redis farm measured in the same run
+  --duration SECONDS   measured time per run and target (default 5)
+  --warmup SECONDS     unmeasured load before each measured run (default 1)
+  --runs N             runs per concurrency and target; medians are reported (default 3)
+  --json               print machine-readable results instead of the table
+  -h, --help           show this help
+`
+
+
+/** The script's usage (`npm run bench -- --help`). */
+export const BENCH_USAGE = `Usage: npm run bench -- [options]\n\n${BENCH_OPTIONS_HELP}`
+
+export class BenchUsageError extends Error {}
+
+/** The options from argv; undefined for --help. Throws BenchUsageError (or parseArgs' TypeError for an unknown flag). */
+export function parseBenchOptions(argv: string[]): BenchOptions | undefined {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      concurrency: { type: 'string', default: '1,10,50,100' },
+      workers: { type: 'string', default: [...new Set([1, 2, availableParallelism()])].join(',') },
+      redis: { type: 'string', default: 'single' },
+      duration: { type: 'string', default: '5' },
+      warmup: { type: 'string', default: '1' },
+      runs: { type: 'string', default: '3' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  })
+  if (values.help) return undefined
+  const concurrency = values.concurrency.split(',').map((s) => Number(s.trim()))
+  if (concurrency.length === 0 || concurrency.some((c) => !Number.isInteger(c) || c < 1 || c > 1000)) {
+    throw new BenchUsageError(`--concurrency must be a list of integers 1..1000, got "${values.concurrency}"`)
+  }
+  const workers = values.workers.split(',').map((s) => Number(s.trim()))
+  if (workers.length === 0 || workers.some((w) => !Number.isInteger(w) || w < 1 || w > 64)) {
+    throw new BenchUsageError(`--workers must be a list of integers 1..64, got "${values.workers}"`)
+  }
+  const redis = values.redis.split(',').map((s) => s.trim())
+  if (redis.length === 0 || redis.some((r) => !REDIS_MODES.includes(r as RedisMode))) {
+    throw new BenchUsageError(`--redis must be single, cluster or single,cluster, got "${values.redis}"`)
+  }
+  const seconds = (name: string, raw: string, min: number, max: number): number => {
+    const n = Number(raw)
+    if (!Number.isFinite(n) || n < min || n > max) throw new BenchUsageError(`--${name} must be between ${min} and ${max} seconds, got "${raw}"`)
+    return Math.round(n * 1000)
+  }
+  const runs = Number(values.runs)
+  if (!Number.isInteger(runs) || runs < 1 || runs > 20) throw new BenchUsageError(`--runs must be an integer 1..20, got "${values.runs}"`)
+  return {
+    concurrency,
+    workers: [...new Set(workers)],
+    redis: REDIS_MODES.filter((m) => redis.includes(m)),
+    durationMs: seconds('duration', values.duration, 0.2, 120),
+    warmupMs: seconds('warmup', values.warmup, 0, 30),
+    runs,
+    json: values.json,
+  }
+}
