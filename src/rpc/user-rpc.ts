@@ -5,7 +5,8 @@ import { LruMap } from '../accounts/account-cache.js'
 import { callbackUrlAllowed } from '../async/callback-policy.js'
 import type { AccountRegistry } from '../accounts/registry.js'
 import type { AccountConfig } from '../config/schema.js'
-import { OutgoingError, post } from '../http/outgoing.js'
+import { type NextHopTransport, OutgoingError, type RoutedPacket } from '../packet/ports.js'
+import { post } from '../peers/outgoing.js'
 import { parseHttpUrl } from '../util/url.js'
 import { outgoingToken } from '../accounts/outgoing-token.js'
 
@@ -39,7 +40,7 @@ function bad(message: string): OutgoingError {
  * nothing polls; and the delivery of a prepare to such a URL as an
  * `ilp_receivePrepare` call (docs/JSON-RPC.md).
  */
-export class UserRpc {
+export class UserRpc implements NextHopTransport {
   /** Keep-alive pools per origin; the least recently used is closed past MAX_POOLS. */
   private readonly pools = new LruMap<string, Pool>(MAX_POOLS, (_origin, pool) => void pool.close().catch(() => undefined))
   private nextId = 1
@@ -66,6 +67,13 @@ export class UserRpc {
     const parsed = parseRpcUrl(url)
     if (parsed === undefined) throw new Error('not an http(s) URL without credentials')
     return this.registry.setRpcUrl(accountId, parsed.href)
+  }
+
+  /** The packet core's transport to a next hop whose user set an RPC URL: the prepare with the farm's amount and expiry. */
+  forward(packet: RoutedPacket): Promise<Buffer> {
+    if (packet.nextHopRpcUrl === undefined) return Promise.reject(bad('none set'))
+    const prepare = { ...packet.prepare, amount: packet.outAmount, expiresAt: packet.outExpiresAt }
+    return this.deliver(packet.nextHop, packet.nextHopRpcUrl, prepare, packet.outExpiresAt.getTime() - Date.now())
   }
 
   /**

@@ -1,9 +1,8 @@
 import { hash } from 'node:crypto'
 import { fulfillmentOf, outgoingPrepare } from '@ilp-farm/protocol'
 import { deserializeIlpReject, Type } from 'ilp-packet'
-import { OutgoingError } from '../../http/outgoing.js'
-import { Keys } from '../../store/keys.js'
-import type { PacketServices, RoutedPacket } from '../context.js'
+import type { Logger } from 'pino'
+import { type NextHopTransport, type NextHopTransports, OutgoingError, type RoutedPacket } from '../ports.js'
 import { IlpRejection } from '../reject.js'
 
 /** What came back from the next hop, already checked. */
@@ -12,25 +11,32 @@ export type ForwardResult =
   | { kind: 'reject'; raw: Buffer; code: string }
   | { kind: 'failed'; rejection: IlpRejection }
 
+/** What forwarding takes: the transports, and the log for what went wrong at a next hop. */
+export interface ForwardDeps {
+  readonly transports: NextHopTransports
+  readonly log: Logger
+}
+
 /**
  * Sends the prepare with the farm's amount and expiry (condition and data
- * untouched). The reply comes in the HTTP response (sync), or, for a next hop
- * with `outgoing.mode: async`, after a 202 through the callback endpoint,
- * maybe via another worker (src/async/replies.ts). Either way the answer is
+ * untouched) through the next hop's transport (transportOf). The reply comes
+ * in the HTTP response (sync), or, for a next hop with `outgoing.mode:
+ * async`, after a 202 through the callback endpoint, maybe via another
+ * worker, or in a user's JSON-RPC response. Either way the answer is
  * classified the same: R00 for no answer in time or a late fulfill, T00 for
  * an HTTP 5xx, T01 for an unreachable or misbehaving hop, F05 for a
  * fulfillment that does not hash to the condition.
  */
-export async function forward(ctx: RoutedPacket, services: PacketServices): Promise<ForwardResult> {
+export async function forward(ctx: RoutedPacket, deps: ForwardDeps): Promise<ForwardResult> {
   let reply: Buffer
   try {
-    reply = await send(ctx, services)
+    reply = await transportOf(ctx, deps.transports).forward(ctx, outgoingPrepare(ctx.raw, ctx.prepare, ctx.outAmount, ctx.outExpiresAt))
   } catch (err) {
     if (err instanceof OutgoingError) {
       if (err.reason === 'timeout') return { kind: 'failed', rejection: new IlpRejection('R00', err.message) }
       // What went wrong names the farm's network (a refused address) or is the hop's own text (an RPC URL's
       // error message): the operator reads it in the log, the sender gets a message of the farm's own.
-      services.log.warn({ nextHop: ctx.nextHop.id, reason: err.reason, detail: err.message }, 'next hop failed')
+      deps.log.warn({ nextHop: ctx.nextHop.id, reason: err.reason, detail: err.message }, 'next hop failed')
       return {
         kind: 'failed',
         rejection:
@@ -45,21 +51,13 @@ export async function forward(ctx: RoutedPacket, services: PacketServices): Prom
 }
 
 /**
- * The transport of this next hop: its own JSON-RPC URL when one is set
- * (ilp_setRpcUrl; a cache lookup only), else ILP-over-HTTP, async or sync.
+ * The transport of this next hop: its user's own JSON-RPC URL when one is set
+ * (ilp_setRpcUrl; the route step read it from the cache), else
+ * ILP-over-HTTP, async for `outgoing.mode: async`, else sync.
  */
-function send(ctx: RoutedPacket, services: PacketServices): Promise<Buffer> {
-  const deadline = ctx.outExpiresAt.getTime()
-  const rpcUrl = ctx.nextHopRpcUrl
-  if (rpcUrl !== undefined && services.userRpc !== undefined) {
-    const prepare = { ...ctx.prepare, amount: ctx.outAmount, expiresAt: ctx.outExpiresAt }
-    return services.userRpc.deliver(ctx.nextHop, rpcUrl, prepare, deadline - Date.now())
-  }
-  const packet = outgoingPrepare(ctx.raw, ctx.prepare, ctx.outAmount, ctx.outExpiresAt)
-  if (ctx.nextHop.outgoing?.mode === 'async') {
-    return services.asyncReplies.send(ctx.nextHop, packet, deadline, Keys.hotSetField(ctx.from.id, ctx.packetId))
-  }
-  return services.outgoing.send(ctx.nextHop, packet, deadline - Date.now())
+export function transportOf(ctx: RoutedPacket, transports: NextHopTransports): NextHopTransport {
+  if (ctx.nextHopRpcUrl !== undefined && transports.userRpc !== undefined) return transports.userRpc
+  return ctx.nextHop.outgoing?.mode === 'async' ? transports.async : transports.sync
 }
 
 function checkReply(ctx: RoutedPacket, reply: Buffer): ForwardResult {
