@@ -30,7 +30,14 @@ export interface AccountDetail extends AccountState {
 
 export interface RouteView {
   readonly prefix: string
-  readonly candidates: Array<{ account: string; source: string; successes: number; failures: number; dead: boolean }>
+  /**
+   * Each next hop: farm-wide packets it fulfilled and failed (those it is to
+   * blame for: no answer in time, a wrong fulfillment, T01/T02), and `score`,
+   * what the success-rate policy of the serving worker ranks it by: a
+   * smoothed, decaying (fulfilled + 1) / (all + 2), 0.5 with no packets, not
+   * a share of the counts.
+   */
+  readonly candidates: Array<{ account: string; source: string; successes: number; failures: number; score: number; dead: boolean }>
 }
 
 /** What the dashboard receives every second over SSE. */
@@ -122,7 +129,14 @@ export async function buildSnapshot(services: PacketServices, metrics: FarmMetri
     accountCount,
     routes: routes.map((r) => ({
       prefix: r.prefix,
-      candidates: r.candidates.map((c) => ({ account: c.account, source: c.source, successes: c.successes, failures: c.failures, dead: c.dead })),
+      candidates: r.candidates.map((c) => ({
+        account: c.account,
+        source: c.source,
+        successes: c.successes,
+        failures: c.failures,
+        score: c.successRate,
+        dead: c.dead,
+      })),
     })),
     packets: packetTotals(totals),
     inFlight: state.inFlight,

@@ -55,16 +55,20 @@ afterAll(async () => {
   await redis?.close()
 })
 
-/** A page that records every script error and console error (a CSP violation shows up as one). */
-async function openDashboard(farm: TestFarm): Promise<{ page: Page; errors: string[] }> {
+/** A page that records every script error and console error (a CSP violation shows up as one), and every URL answered 404. */
+async function openDashboard(farm: TestFarm): Promise<{ page: Page; errors: string[]; notFound: string[] }> {
   const page = await browser.newPage({ viewport: { width: 1280, height: 1100 } })
   const errors: string[] = []
+  const notFound: string[] = []
   page.on('console', (m) => {
     if (m.type() === 'error') errors.push(m.text())
   })
   page.on('pageerror', (e) => errors.push(e.message))
+  page.on('response', (r) => {
+    if (r.status() === 404) notFound.push(new URL(r.url()).pathname)
+  })
   await page.goto(`${farm.url}/dashboard`)
-  return { page, errors }
+  return { page, errors, notFound }
 }
 
 async function logIn(page: Page, token: string): Promise<void> {
@@ -100,7 +104,9 @@ describe('dashboard', () => {
   })
 
   it('logs in, finds a new account by id, shows it as recently active with its balance change live, without reloading', async () => {
-    const { page, errors } = await openDashboard(a)
+    const { page, errors, notFound } = await openDashboard(a)
+    // the page names its icon inline: the browser asks the farm for no /favicon.ico (a 404)
+    expect(await page.locator('link[rel="icon"]').getAttribute('href')).toBe('data:,')
     await logIn(page, ADMIN_TOKEN)
     // the peer is pinned: always listed; alice, a plain child, only once she sends packets
     await page.locator('#accounts tr[data-account="good"]').waitFor({ timeout: 8000 })
@@ -174,10 +180,28 @@ describe('dashboard', () => {
     await expect.poll(() => page.locator('#workers tbody tr').count(), poll).toBe(2)
     expect(await page.locator('#leader').textContent()).not.toBe('none')
 
+    // the routes table: a next hop's packets as "fulfilled of counted" (carol's payment and this one; the F99 above
+    // is the receiver's answer, not the hop's fault, and is not counted), and the policy's score apart, as a score
+    const second = await sendIlp(b.url, 'alice', prepareTo('test.good.shop', '1000', knownCondition()))
+    expect(outcome(second)).toBe('fulfilled')
+    expect(await page.locator('#routes thead th').allTextContents()).toEqual(['Prefix', 'Next hop', 'Source', 'Fulfilled', 'Score', 'State'])
+    const route = page.locator('#routes tr[data-prefix="test.good"][data-account="good"]')
+    await expect.poll(() => route.locator('[data-field="fulfilled"]').textContent().catch(() => null), poll).toBe('2 of 2')
+    expect(await route.locator('[data-field="prefix"]').textContent()).toBe('test.good')
+    expect(await route.locator('[data-field="state"]').textContent()).toBe('ok')
+    // (2 + 1) / (2 + 2) at most, on the worker that saw both; 0.50 on one that weighs no packets of a lone next hop
+    const score = await route.locator('[data-field="score"]').textContent()
+    expect(score).toMatch(/^0\.\d\d$/)
+    expect(Number(score)).toBeGreaterThanOrEqual(0.5)
+    expect(Number(score)).toBeLessThanOrEqual(0.75)
+    expect(await page.locator('#routes').textContent()).not.toContain('%')
+
     expect(await page.evaluate(() => (globalThis as { noReloadMarker?: string }).noReloadMarker)).toBe('still the same page')
     mkdirSync(ARTIFACTS, { recursive: true })
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard.png'), fullPage: true })
     expect(errors).toEqual([])
+    // the account lookup of "nobody" is the one 404 the page met: no icon, script or style was missing
+    expect(notFound).toEqual(['/dashboard/accounts/nobody'])
 
     // logging out ends the session on every worker
     await page.locator('#logout').click()

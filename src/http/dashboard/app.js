@@ -165,6 +165,7 @@
     renderAccounts($('recent'), s.recent, (row, a) => cell(row, 'active', ago(a.activeAt, s.at), { num: true, quiet: true }))
     $('recent-none').hidden = s.recent.length > 0
     renderGraph(s)
+    renderRoutes(s)
     renderPackets(s)
     renderWorkers(s)
   }
@@ -269,6 +270,42 @@
       list.append(text('dt', label), dd)
     }
     out.replaceChildren(list)
+  }
+
+  /**
+   * One row per next hop of the first prefixes (as many as the graph draws): its
+   * counts as "fulfilled of counted", the policy's score apart and named so.
+   */
+  function renderRoutes(s) {
+    const shown = s.routes.slice(0, GRAPH_PREFIXES)
+    $('routes').tBodies[0].replaceChildren(
+      ...shown.flatMap((r) =>
+        r.candidates.map((c, i) => {
+          const row = document.createElement('tr')
+          row.dataset.prefix = r.prefix
+          row.dataset.account = c.account
+          if (c.dead) row.classList.add('down')
+          const counted = c.successes + c.failures
+          const cells = [
+            ['prefix', i === 0 ? r.prefix : ''],
+            ['hop', c.account],
+            ['source', c.source],
+            ['fulfilled', `${c.successes} of ${counted}`, true],
+            ['score', c.score.toFixed(2), true],
+            ['state', c.dead ? 'dead' : 'ok'],
+          ]
+          for (const [field, value, num] of cells) {
+            const td = text('td', value, num ? 'num' : '')
+            td.dataset.field = field
+            row.appendChild(td)
+          }
+          return row
+        }),
+      ),
+    )
+    const more = s.routes.length - shown.length
+    $('routes-more').hidden = more <= 0
+    $('routes-more').textContent = more > 0 ? `and ${more} more prefixes (ilp-farm routes lists them all)` : ''
   }
 
   function renderWorkers(s) {
