@@ -389,6 +389,17 @@ export const configSchema = z.strictObject({
       rpcUrlPrefixes: z.array(callbackUrlPrefix).default([]),
     })
     .prefault({}),
+  /**
+   * The farm-hosted STREAM receiver: every child account's payment pointer, answered by the farm (money arrives
+   * while its user is offline). `secret` (64 hex digits) derives every connection's keys; without one, the first
+   * worker makes one and shares it through Redis. Changing it ends the connections made with the old one.
+   */
+  receiver: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      secret: z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex digits (32 bytes)').optional(),
+    })
+    .prefault({}),
   /** How many accounts each worker keeps at hand (besides parents, peers and route carriers, always kept). */
   accountCache: z
     .strictObject({ size: z.number().int('must be a whole number').min(100, 'must be at least 100').max(10_000_000).default(50_000) })

@@ -18,6 +18,7 @@ import { FarmMetrics } from '../metrics/farm-metrics.js'
 import type { PacketServices } from '../packet/context.js'
 import { Resolver } from '../packet/resolver.js'
 import { Rates } from '../rates/rates.js'
+import { HostedReceiver } from '../receiver/hosted-receiver.js'
 import { AddressMapper } from '../routing/address-mapper.js'
 import { RouteAnnouncer } from '../routing/ccp.js'
 import { CcpResponder } from '../routing/ccp-responder.js'
@@ -116,6 +117,8 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   // route announcements (CCP): every worker answers peer.route.*, the leader announces (a leader duty, below)
   const ccp = new CcpResponder({ config, redis, log })
   const announcer = new RouteAnnouncer({ config, accounts: registry, mapper: routes, redis, outgoing, bootId: ledger.bootId, log })
+  // the farm's own STREAM receiver for its children: stateless, its secret shared farm-wide
+  const receiver = config.receiver.enabled ? await HostedReceiver.open(redis, ledger.keys, config) : undefined
   const { webhookUrl, webhookToken } = config.settlement
   const settlements = new Settlements(redis, ledger.keys, log, webhookUrl ? { url: webhookUrl, ...(webhookToken ? { token: webhookToken } : {}) } : undefined)
   const services: PacketServices = {
@@ -132,7 +135,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     rates: new Rates(config),
     ledger,
     // the packet core's next-hop transports; the forward step picks one per next hop
-    transports: { sync: outgoing, async: asyncReplies, userRpc },
+    transports: { sync: outgoing, async: asyncReplies, userRpc, ...(receiver ? { hosted: receiver } : {}) },
     resolver,
     requestIds: new RequestIds(redis, ledger.keys, { maxHoldTimeMs: config.maxHoldTimeMs, maxPerAccount: config.async.maxRequestIdsPerAccount }),
     userRpc,
@@ -163,6 +166,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     http: config.http,
     rpc: config.rpc,
     tls: config.http.tls,
+    ...(receiver ? { receiver } : {}),
     tokens: new OperatorTokens(config.admin.token, config.admin.tokens),
     failedAuth: new FailedAuth(redis, ledger.keys, config.admin.failedAuth),
     // behind a TLS proxy (an https publicUrl) the browser sees https too

@@ -14,6 +14,8 @@ import { dashboard } from './dashboard.js'
 import { ilpOverHttp } from './ilp-over-http.js'
 import { metricsEndpoint } from './metrics.js'
 import { jsonRpc } from './rpc.js'
+import { spspEndpoint } from './spsp.js'
+import type { HostedReceiver } from '../receiver/hosted-receiver.js'
 import type { RedisClient } from '../store/redis.js'
 
 export interface ServerDeps {
@@ -30,6 +32,8 @@ export interface ServerDeps {
   http: Pick<FarmConfig['http'], 'requestTimeoutMs' | 'headersTimeoutMs' | 'connectionTimeoutMs' | 'keepAliveTimeoutMs' | 'maxConnections'>
   /** What one POST /rpc may ask for (rpc.*). */
   rpc: FarmConfig['rpc']
+  /** The farm's own STREAM receiver: the accounts' SPSP endpoints; absent (receiver.enabled false): none. */
+  receiver?: HostedReceiver
   /** PEM file paths; with them the worker serves HTTPS only. */
   tls?: { cert: string; key: string }
   redis: RedisClient
@@ -82,6 +86,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   })
   await app.register(ilpOverHttp(deps.services, deps.asyncInbound, deps.asyncReplies))
   await app.register(jsonRpc(deps.services, deps.rpc, deps.onboarding))
+  if (deps.receiver) await app.register(spspEndpoint({ receiver: deps.receiver, accounts: deps.services.accounts }))
   await app.register(
     adminApi({ tokens: deps.tokens, services: deps.services, accountService: deps.accountService, onboarding: deps.onboarding, failedAuth: deps.failedAuth }),
   )

@@ -5,8 +5,9 @@
  *
  * - NextHopTransport: `OutgoingClient` (src/peers/outgoing.ts, sync
  *   ILP-over-HTTP), `AsyncReplies` (src/async/replies.ts, async
- *   ILP-over-HTTP) and `UserRpc` (src/rpc/user-rpc.ts, a user's own
- *   JSON-RPC URL); the forward step picks one per next hop.
+ *   ILP-over-HTTP), `UserRpc` (src/rpc/user-rpc.ts, a user's own
+ *   JSON-RPC URL) and `HostedReceiver` (src/receiver/, the farm's own
+ *   STREAM receiver for an account); the forward step picks one per packet.
  * - PacketLedger: `Ledger` (src/store/ledger.ts).
  * - RouteChooser: `AddressMapper` (src/routing/address-mapper.ts).
  * - RequestIdClaims: `RequestIds` (src/store/request-ids.ts).
@@ -77,6 +78,14 @@ export interface NextHopTransports {
   readonly async: NextHopTransport
   /** A user's own JSON-RPC URL (ilp_setRpcUrl); absent: never used. */
   readonly userRpc?: NextHopTransport
+  /** The farm's own receiver for its accounts (packets under an account's hosted address); absent: never used. */
+  readonly hosted?: HostedTransport
+}
+
+/** A next hop the farm answers for itself: the packets it takes are addressed to it. */
+export interface HostedTransport extends NextHopTransport {
+  /** Whether `packet` is addressed to the farm-hosted receiver of its next hop. */
+  receives(packet: RoutedPacket): boolean
 }
 
 /** The balances: a reservation before the packet goes out, its fulfill or refund after. */

@@ -7,6 +7,7 @@ import { openSubscriber, type RedisClient, type RedisTarget, type Subscriber } f
 import { choose, type HopLiquidity, type RoutingPolicy } from './policy.js'
 import { RouteStore } from './route-store.js'
 import { type Candidate, configRoutes, type RouteEntry, RoutingTable, statsKey } from './routing-table.js'
+import { isHostedReceiverDestination } from '../util/address.js'
 import { CandidateStats, type HopOutcome } from './stats.js'
 
 /** Child route entries kept for reuse; past this the set starts over (they are cheap to make). */
@@ -94,6 +95,9 @@ export class AddressMapper {
   private closed = false
   private readonly changeListeners = new Set<() => void>()
 
+  /** The farm answers for its children at their hosted receiving address (config `receiver.enabled`). */
+  private readonly hostsReceivers: boolean
+  private readonly ilpAddress: string
   private readonly usable: (accountId: string) => boolean
   private readonly liquidityOf = (accountId: string): HopLiquidity | undefined => this.liquidity.get(accountId)
 
@@ -102,6 +106,8 @@ export class AddressMapper {
     this.store = new RouteStore(opts.redis, opts.config.redis.keyPrefix)
     this.accounts = opts.accounts
     this.childPrefix = `${opts.config.ilpAddress}.`
+    this.ilpAddress = opts.config.ilpAddress
+    this.hostsReceivers = opts.config.receiver.enabled
     // an account not at hand counts as usable here: it is loaded, and checked, once chosen
     this.usable = (accountId) => {
       const known = opts.accounts.peek(accountId)
@@ -169,16 +175,25 @@ export class AddressMapper {
   choose(destination: string, fromId: string, amount: string): RouteChoice | Promise<RouteChoice> {
     const entry = this.lookup(destination)
     if (entry === undefined) throw new IlpRejection('F02', `no route to ${destination}`)
-    const candidate = this.pick(entry, destination, fromId, amount)
+    const hosted = this.hostedCandidate(entry, destination, fromId)
+    const candidate = hosted ?? this.pick(entry, destination, fromId, amount)
     const known = this.accounts.peek(candidate.accountId)
-    const choice = known === undefined ? undefined : this.accept(entry, candidate, known, amount)
-    return choice ?? this.chooseLoading(entry, candidate, destination, fromId, amount)
+    const choice = known === undefined ? undefined : this.accept(entry, candidate, known, amount, hosted !== undefined)
+    return choice ?? this.chooseLoading(entry, candidate, destination, fromId, amount, hosted !== undefined)
+  }
+
+  /** A child's own candidate when the packet is addressed to its farm-hosted receiver: reachable while its user is offline. */
+  private hostedCandidate(entry: RouteEntry, destination: string, fromId: string): Candidate | undefined {
+    if (!this.hostsReceivers || entry.candidates.length !== 1) return undefined
+    const candidate = entry.candidates[0]!
+    if (candidate.info.source !== 'address' || candidate.accountId === fromId) return undefined
+    return isHostedReceiverDestination(destination, this.ilpAddress, candidate.accountId) ? candidate : undefined
   }
 
   /** The chosen hop read from Redis; a child's address that names no child falls back to the table's own route. */
-  private async chooseLoading(entry: RouteEntry, candidate: Candidate, destination: string, fromId: string, amount: string): Promise<RouteChoice> {
+  private async chooseLoading(entry: RouteEntry, candidate: Candidate, destination: string, fromId: string, amount: string, hosted: boolean): Promise<RouteChoice> {
     const hop = await this.accounts.load(candidate.accountId)
-    const choice = hop === undefined ? undefined : this.accept(entry, candidate, hop, amount)
+    const choice = hop === undefined ? undefined : this.accept(entry, candidate, hop, amount, hosted)
     if (choice !== undefined) return choice
     const table = candidate.info.source === 'address' ? this.table.lookup(destination) : undefined
     if (table !== undefined) {
@@ -213,9 +228,9 @@ export class AddressMapper {
   }
 
   /** The choice with its account; undefined when a child's address names an account that is no child; T01 when it cannot receive. */
-  private accept(entry: RouteEntry, candidate: Candidate, hop: LoadedAccount, amount: string): RouteChoice | undefined {
+  private accept(entry: RouteEntry, candidate: Candidate, hop: LoadedAccount, amount: string, hosted = false): RouteChoice | undefined {
     if (candidate.info.source === 'address' && hop.account.relation !== 'child') return undefined
-    if (!canReceive(hop)) throw offlineReject(candidate.accountId)
+    if (!hosted && !canReceive(hop)) throw offlineReject(candidate.accountId)
     if (entry.candidates.length > 1) this.assumeSent(candidate.accountId, amount)
     return { hop, candidate }
   }

@@ -116,6 +116,11 @@ export class Keys {
     return `${this.prefix}signup:hmac-key`
   }
 
+  /** The hosted STREAM receiver's secret when the config gives none: made once by the first worker (SET NX). */
+  get receiverSecret(): string {
+    return `${this.prefix}receiver:secret`
+  }
+
   /** A sign-up challenge that was used, by its SHA-256: set NX at sign-up, expiring with the challenge. */
   signupUsed(digestHex: string): string {
     return `${this.prefix}signup:used:${digestHex}`

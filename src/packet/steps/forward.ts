@@ -51,11 +51,13 @@ export async function forward(ctx: RoutedPacket, deps: ForwardDeps): Promise<For
 }
 
 /**
- * The transport of this next hop: its user's own JSON-RPC URL when one is set
- * (ilp_setRpcUrl; the route step read it from the cache), else
+ * The transport of this packet: the farm's own receiver when it is addressed
+ * to the next hop's hosted address, else its user's own JSON-RPC URL when one
+ * is set (ilp_setRpcUrl; the route step read it from the cache), else
  * ILP-over-HTTP, async for `outgoing.mode: async`, else sync.
  */
 export function transportOf(ctx: RoutedPacket, transports: NextHopTransports): NextHopTransport {
+  if (transports.hosted?.receives(ctx) === true) return transports.hosted
   if (ctx.nextHopRpcUrl !== undefined && transports.userRpc !== undefined) return transports.userRpc
   return ctx.nextHop.outgoing?.mode === 'async' ? transports.async : transports.sync
 }

@@ -1,0 +1,85 @@
+import { randomBytes } from 'node:crypto'
+import { StreamServer } from '@interledger/stream-receiver'
+import { type IlpPrepare, serializeIlpFulfill, serializeIlpReply } from 'ilp-packet'
+import type { AccountConfig, FarmConfig } from '../config/schema.js'
+import type { HostedTransport, RoutedPacket } from '../packet/ports.js'
+import type { Keys } from '../store/keys.js'
+import type { RedisClient } from '../store/redis.js'
+import { hostedReceiverAddress, isHostedReceiverDestination } from '../util/address.js'
+
+/** An SPSP answer (RFC 9): where to send, and the key the packets are encrypted and conditioned with. */
+export interface SpspDetails {
+  destination_account: string
+  shared_secret: string
+  receipts_enabled: boolean
+}
+
+/** Receivers kept at hand; each is two HMAC keys, made again on demand past this. */
+const MAX_SERVERS = 10_000
+
+/**
+ * The farm's own STREAM receiver for its child accounts: a packet addressed
+ * under `<ilpAddress>.<id>.~stream.` is answered here, and fulfilled like a
+ * packet to any other next hop, so the ledger credits the account while its
+ * user is offline. Stateless (@interledger/stream-receiver): a connection's
+ * keys are derived from one farm-wide secret and its address, so any worker
+ * on any host answers any packet, and nothing per connection is kept.
+ */
+export class HostedReceiver implements HostedTransport {
+  private readonly servers = new Map<string, StreamServer>()
+
+  constructor(
+    private readonly ilpAddress: string,
+    private readonly secret: Buffer,
+  ) {}
+
+  /** The receiver with the secret of `config.receiver`, else the farm's own, made once and shared through Redis. */
+  static async open(redis: RedisClient, keys: Keys, config: Pick<FarmConfig, 'ilpAddress' | 'receiver'>): Promise<HostedReceiver> {
+    if (config.receiver.secret !== undefined) return new HostedReceiver(config.ilpAddress, Buffer.from(config.receiver.secret, 'hex'))
+    // the first SET NX wins: every worker of every host then reads the same secret
+    await redis.set(keys.receiverSecret, randomBytes(32).toString('hex'), 'NX')
+    const stored = await redis.get(keys.receiverSecret)
+    if (stored === null) throw new Error('the receiver secret vanished from Redis')
+    return new HostedReceiver(config.ilpAddress, Buffer.from(stored, 'hex'))
+  }
+
+  /** The account's receiving address: every connection's address starts with it. */
+  address(accountId: string): string {
+    return hostedReceiverAddress(this.ilpAddress, accountId)
+  }
+
+  receives(packet: RoutedPacket): boolean {
+    return isHostedReceiverDestination(packet.prepare.destination, this.ilpAddress, packet.nextHop.id)
+  }
+
+  /** New connection details for a payment to `account`, in its asset (told to the sender over STREAM). */
+  spsp(account: AccountConfig): SpspDetails {
+    const { ilpAddress, sharedSecret } = this.server(account.id).generateCredentials({
+      asset: { code: account.assetCode, scale: account.assetScale },
+    })
+    return { destination_account: ilpAddress, shared_secret: sharedSecret.toString('base64'), receipts_enabled: false }
+  }
+
+  /**
+   * Answers the packet as the account's receiver, for the amount the account
+   * gets (`outAmount`): a Fulfill when its STREAM data are authentic and the
+   * amount meets the sender's minimum, else the receiver's Reject (F99 with
+   * STREAM data for a sender's exchange-rate probe, F06 for a connection of
+   * another secret, F05 for an unfulfillable condition).
+   */
+  forward(packet: RoutedPacket): Promise<Buffer> {
+    const prepare: IlpPrepare = { ...packet.prepare, amount: packet.outAmount, expiresAt: packet.outExpiresAt }
+    const reply = this.server(packet.nextHop.id).createReply(prepare)
+    return Promise.resolve('accept' in reply ? serializeIlpFulfill(reply.accept()) : serializeIlpReply(reply))
+  }
+
+  private server(accountId: string): StreamServer {
+    let server = this.servers.get(accountId)
+    if (server === undefined) {
+      if (this.servers.size >= MAX_SERVERS) this.servers.clear()
+      server = new StreamServer({ serverSecret: this.secret, serverAddress: this.address(accountId) })
+      this.servers.set(accountId, server)
+    }
+    return server
+  }
+}
