@@ -11,7 +11,7 @@
  * - PacketLedger: `Ledger` (src/store/ledger.ts).
  * - RouteChooser: `AddressMapper` (src/routing/address-mapper.ts).
  * - RequestIdClaims: `RequestIds` (src/store/request-ids.ts).
- * - CcpHandler: the CCP responder (src/routing/).
+ * - CcpHandler: `CcpResponder` (src/routing/ccp-responder.ts).
  * - SettlementCheck: `Settlements`; PacketObserver: `FarmMetrics`.
  *
  * src/farm/worker.ts wires the implementations.
