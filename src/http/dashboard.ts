@@ -10,21 +10,20 @@ import type { FarmMetrics } from '../metrics/farm-metrics.js'
 import type { PacketServices } from '../packet/context.js'
 import { isValidAddressSegment } from '../util/address.js'
 import { packageRoot } from '../util/package-root.js'
-import { type FailedAuth, tooManyFailures } from './failed-auth.js'
-import { grants, lacksScope, type OperatorToken, type OperatorTokens, type Scope } from './scopes.js'
+import { tooManyFailures } from './failed-auth.js'
+import type { OperatorAuth } from './operator-auth.js'
+import { grants, lacksScope, type Scope } from './scopes.js'
 
 export interface DashboardDeps {
   services: PacketServices
   metrics: FarmMetrics
-  /** admin.token and admin.tokens: logging in takes a token with VIEW_SCOPE. */
-  tokens: OperatorTokens
+  /** The operator-token check (admin.token and admin.tokens, failed logins per IP): logging in takes DASHBOARD_SCOPES.login. */
+  auth: OperatorAuth
   /**
    * The farm serves HTTPS, itself or behind a TLS proxy (an https publicUrl): the session cookie gets
    * `Secure` and the `__Host-` name (so no other site or subdomain can set or shadow it; Path=/).
    */
   secureCookie: boolean
-  /** Failed logins per IP, farm-wide. */
-  failedAuth?: FailedAuth
 }
 
 const COOKIE = 'ilpfarm_dashboard'
@@ -97,12 +96,10 @@ export const DASHBOARD_SCOPES: Readonly<Record<'login' | 'events' | 'account', S
   account: 'read',
 }
 
-/** The operator token of a login body `{ "token": "..." }`, compared as digests in constant time. */
-function loginToken(body: unknown, tokens: OperatorTokens): OperatorToken | undefined {
-  if (body === null || typeof body !== 'object') return undefined
-  const token = (body as Record<string, unknown>).token
-  if (typeof token !== 'string' || token.length === 0 || token.length > 4096) return undefined
-  return tokens.find(token)
+/** The token of a login body `{ "token": "..." }`; undefined when there is none (it guessed nothing). */
+function loginToken(body: unknown): string | undefined {
+  const token = body !== null && typeof body === 'object' ? (body as Record<string, unknown>).token : undefined
+  return typeof token === 'string' ? token : undefined
 }
 
 /**
@@ -115,7 +112,7 @@ function loginToken(body: unknown, tokens: OperatorTokens): OperatorToken | unde
  * recently active accounts, never every account.
  */
 export function dashboard(deps: DashboardDeps) {
-  const { services, metrics, tokens } = deps
+  const { services, metrics, auth } = deps
 
   return async function plugin(app: FastifyInstance): Promise<void> {
     const dir = assetsDir()
@@ -154,17 +151,16 @@ export function dashboard(deps: DashboardDeps) {
     for (const path of assets.keys()) app.get(path, serve(path))
     app.get('/dashboard/', serve('/dashboard'))
 
+    // the token comes in the form's body, not a header: the check is operatorAuth's, with this page's answers
     app.post<{ Body: unknown }>('/dashboard/login', async (request, reply) => {
-      const wait = await deps.failedAuth?.blockedFor(request.ip)
-      if (wait !== undefined) return tooManyFailures(reply, wait)
-      const entry = loginToken(request.body, tokens)
-      if (entry === undefined) {
-        if (typeof (request.body as { token?: unknown } | null)?.token === 'string') await deps.failedAuth?.failed(request.ip)
+      const checked = await auth.check(request.ip, loginToken(request.body), DASHBOARD_SCOPES.login)
+      if (!checked.ok && checked.status === 429) return tooManyFailures(reply, checked.retryAfterMs)
+      if (!checked.ok && checked.status === 401) {
         await new Promise((resolve) => setTimeout(resolve, FAILED_LOGIN_DELAY_MS))
         return reply.code(401).header('cache-control', 'no-store').send({ error: 'wrong admin token' })
       }
-      if (!grants(entry.scopes, DASHBOARD_SCOPES.login)) return reply.code(403).header('cache-control', 'no-store').send(lacksScope(DASHBOARD_SCOPES.login))
-      const id = await sessions.create(entry.scopes)
+      if (!checked.ok) return reply.code(403).header('cache-control', 'no-store').send(lacksScope(DASHBOARD_SCOPES.login))
+      const id = await sessions.create(checked.token.scopes)
       return reply.code(204).header('cache-control', 'no-store').header('set-cookie', sessionCookie(id, SESSION_TTL_MS / 1000, deps.secureCookie)).send()
     })
 

@@ -1,7 +1,5 @@
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply } from 'fastify'
 import type { Keys } from '../store/keys.js'
-import { bearerToken } from './auth.js'
-import { grants, lacksScope, type OperatorTokens, type Scope } from './scopes.js'
 import type { RedisClient } from '../store/redis.js'
 
 export interface FailedAuthLimits {
@@ -59,30 +57,4 @@ export function tooManyFailures(reply: FastifyReply, retryAfterMs: number): Fast
     .header('retry-after', String(Math.ceil(retryAfterMs / 1000)))
     .header('cache-control', 'no-store')
     .send({ error: `too many failed logins from this address; retry in ${Math.ceil(retryAfterMs / 1000)} s` })
-}
-
-/**
- * The operator-token check of /admin and /metrics: undefined when the request
- * may go on; else the reply already sent (429 for an address over its
- * failed-login limit, 401 for a missing or unknown token, a wrong one being
- * counted; 403 naming the scope for a known token without it, not counted:
- * it guessed nothing).
- */
-export async function requireScope(
-  request: FastifyRequest,
-  reply: FastifyReply,
-  tokens: OperatorTokens,
-  scope: Scope,
-  failedAuth: FailedAuth | undefined,
-): Promise<FastifyReply | undefined> {
-  const wait = await failedAuth?.blockedFor(request.ip)
-  if (wait !== undefined) return tooManyFailures(reply, wait)
-  const entry = tokens.fromHeader(request.headers.authorization)
-  if (entry === undefined) {
-    // A request with no token at all guesses nothing (a probe, a scraper not set up yet): not counted.
-    if (bearerToken(request.headers.authorization) !== undefined) await failedAuth?.failed(request.ip)
-    return reply.code(401).send({ error: 'unauthorized' })
-  }
-  if (!grants(entry.scopes, scope)) return reply.code(403).send(lacksScope(scope))
-  return undefined
 }

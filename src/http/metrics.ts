@@ -3,16 +3,11 @@ import { readFarmState } from '../metrics/farm-state.js'
 import type { FarmMetrics } from '../metrics/farm-metrics.js'
 import { PrometheusView } from '../metrics/prometheus.js'
 import type { PacketServices } from '../packet/context.js'
-import { type FailedAuth, requireScope } from './failed-auth.js'
-import type { OperatorTokens, Scope } from './scopes.js'
+import type { Scope } from './scopes.js'
 
 export interface MetricsDeps {
   services: PacketServices
   metrics: FarmMetrics
-  /** admin.token and admin.tokens: /metrics needs METRICS_SCOPE. */
-  tokens: OperatorTokens
-  /** Failed admin-token checks per IP, farm-wide. */
-  failedAuth?: FailedAuth
 }
 
 /**
@@ -22,7 +17,8 @@ export interface MetricsDeps {
  * It names accounts and their balances, so it takes an operator token with
  * the scope `metrics` (`Authorization: Bearer`, Prometheus' `authorization`
  * scrape setting); `read` alone does not reach it, so a scraper's token can
- * hold `metrics` and nothing else.
+ * hold `metrics` and nothing else. It is registered inside operatorAuth,
+ * whose hook checks the token before the route runs.
  * 503 while Redis cannot be read: Prometheus then records the scrape as failed.
  */
 export const METRICS_SCOPE: Scope = 'metrics'
@@ -31,9 +27,7 @@ export function metricsEndpoint(deps: MetricsDeps) {
   const view = new PrometheusView()
 
   return async function plugin(app: FastifyInstance): Promise<void> {
-    app.get('/metrics', async (request, reply) => {
-      const refused = await requireScope(request, reply, deps.tokens, METRICS_SCOPE, deps.failedAuth)
-      if (refused) return refused
+    app.get('/metrics', { config: { scope: METRICS_SCOPE } }, async (_request, reply) => {
       let text: string
       try {
         const [totals, state] = await Promise.all([deps.metrics.totals(), readFarmState(deps.services)])

@@ -1,6 +1,6 @@
 // Operator tokens and their scopes: which token may do what on /admin, /metrics and the dashboard.
 import { timingSafeEqual } from 'node:crypto'
-import { bearerToken, tokenDigest } from './auth.js'
+import { tokenDigest } from './auth.js'
 
 /**
  * What an operator token may do. `admin` holds every scope; the others are
@@ -30,6 +30,14 @@ export interface OperatorTokenConfig {
   scopes: Scope[]
 }
 
+/**
+ * The SHA-256 digest an operator token is kept as: of its token, or its tokenHash as given (empty when it
+ * has neither). The farm's check and the config's one-token-one-entry check both use it.
+ */
+export function operatorDigest(entry: { token?: string; tokenHash?: string }): Buffer {
+  return entry.token !== undefined ? tokenDigest(entry.token) : Buffer.from(entry.tokenHash ?? '', 'hex')
+}
+
 /** The name `admin.token` goes by among the scoped tokens. */
 export const ADMIN_TOKEN_NAME = 'admin.token'
 
@@ -50,9 +58,9 @@ export class OperatorTokens {
 
   constructor(adminToken: string | undefined, scoped: readonly OperatorTokenConfig[] = []) {
     this.tokens = []
-    if (adminToken !== undefined) this.tokens.push({ name: ADMIN_TOKEN_NAME, digest: tokenDigest(adminToken), scopes: new Set<Scope>(['admin']) })
+    if (adminToken !== undefined) this.tokens.push({ name: ADMIN_TOKEN_NAME, digest: operatorDigest({ token: adminToken }), scopes: new Set<Scope>(['admin']) })
     for (const t of scoped) {
-      const digest = t.token !== undefined ? tokenDigest(t.token) : Buffer.from(t.tokenHash ?? '', 'hex')
+      const digest = operatorDigest(t)
       if (digest.length !== 32) throw new Error(`admin.tokens ${t.name}: no token or tokenHash`)
       this.tokens.push({ name: t.name, digest, scopes: new Set(t.scopes) })
     }
@@ -66,12 +74,6 @@ export class OperatorTokens {
       if (timingSafeEqual(digest, entry.digest) && found === undefined) found = entry
     }
     return found
-  }
-
-  /** The entry of an `Authorization: Bearer` header, or undefined (no header, unknown token). */
-  fromHeader(header: string | undefined): OperatorToken | undefined {
-    const token = bearerToken(header)
-    return token === undefined || token === '' ? undefined : this.find(token)
   }
 }
 

@@ -13,6 +13,7 @@ import type { OperatorTokens } from './scopes.js'
 import { dashboard } from './dashboard.js'
 import { ilpOverHttp } from './ilp-over-http.js'
 import { metricsEndpoint } from './metrics.js'
+import { OperatorAuth, operatorAuth } from './operator-auth.js'
 import { jsonRpc } from './rpc.js'
 import { spspEndpoint } from './spsp.js'
 import type { HostedReceiver } from '../receiver/hosted-receiver.js'
@@ -87,16 +88,20 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   await app.register(ilpOverHttp(deps.services, deps.asyncInbound, deps.asyncReplies))
   await app.register(jsonRpc(deps.services, deps.rpc, deps.onboarding))
   if (deps.receiver) await app.register(spspEndpoint({ receiver: deps.receiver, accounts: deps.services.accounts }))
+  // the operator's routes, in the one plugin that checks operator tokens
+  const auth = new OperatorAuth(deps.tokens, deps.failedAuth)
   await app.register(
-    adminApi({ tokens: deps.tokens, services: deps.services, accountService: deps.accountService, onboarding: deps.onboarding, failedAuth: deps.failedAuth }),
+    operatorAuth(auth, async (operator) => {
+      await operator.register(adminApi({ services: deps.services, accountService: deps.accountService, onboarding: deps.onboarding }), { prefix: '/admin' })
+      // metrics and dashboard: only where the worker made its FarmMetrics
+      const metrics = deps.services.metrics
+      if (metrics) {
+        await operator.register(metricsEndpoint({ services: deps.services, metrics }))
+        const secureCookie = deps.secureCookie ?? deps.tls !== undefined
+        await operator.register(dashboard({ services: deps.services, metrics, auth, secureCookie }))
+      }
+    }),
   )
-  // metrics and dashboard: only where the worker made its FarmMetrics
-  const metrics = deps.services.metrics
-  if (metrics) {
-    await app.register(metricsEndpoint({ services: deps.services, metrics, tokens: deps.tokens, failedAuth: deps.failedAuth }))
-    const secureCookie = deps.secureCookie ?? deps.tls !== undefined
-    await app.register(dashboard({ services: deps.services, metrics, tokens: deps.tokens, secureCookie, failedAuth: deps.failedAuth }))
-  }
   app.get('/health', async (_request, reply) => {
     const redisUp = await deps.redis.ping().then(
       () => true,
