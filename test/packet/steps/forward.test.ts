@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { deserializeIlpFulfill, deserializeIlpReject, type IlpPrepare, serializeIlpFulfill, serializeIlpReject } from 'ilp-packet'
@@ -5,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { RoutedPacket } from '../../../src/packet/ports.js'
 import { forward, type ForwardResult, transportOf } from '../../../src/packet/steps/forward.js'
 import { OutgoingClient } from '../../../src/peers/outgoing.js'
+import { HostedReceiver } from '../../../src/receiver/hosted-receiver.js'
 import { UserRpc } from '../../../src/rpc/user-rpc.js'
 import { fulfillKnown, knownCondition, readBody, startTestPeer, type TestPeer } from '../../helpers/peer.js'
 import { startTestRedis, type TestRedis } from '../../helpers/redis.js'
@@ -152,5 +154,16 @@ describe('transport of a next hop', () => {
     const withRpcUrl = { ...ctx, nextHopRpcUrl: rpcUrl }
     expect(transportOf(withRpcUrl, transports)).toBe(userRpc)
     expect(transportOf(withRpcUrl, { sync, async })).toBe(sync)
+  })
+
+  it('the farm’s own receiver takes only the packets under the next hop’s hosted address, before its RPC URL', async () => {
+    const hosted = new HostedReceiver('test.farm', randomBytes(32))
+    const transports = { ...deps().transports, hosted }
+    const ctx = await packet('test.farm.bob.fulfill')
+    expect(transportOf({ ...ctx, nextHopRpcUrl: rpcUrl }, transports)).toBe(userRpc)
+    const toReceiver = { ...ctx, prepare: { ...ctx.prepare, destination: `${hosted.address('bob')}.conn1` }, nextHopRpcUrl: rpcUrl }
+    expect(transportOf(toReceiver, transports)).toBe(hosted)
+    // another account's hosted address is not bob's
+    expect(transportOf({ ...toReceiver, prepare: { ...ctx.prepare, destination: `${hosted.address('ursula')}.conn1` } }, transports)).toBe(userRpc)
   })
 })
