@@ -147,6 +147,11 @@ describe('reading the farm', () => {
     const upstream = row(table.stdout, 'test.upstream')
     expect(upstream.slice(0, 7)).toEqual(['test.upstream', 'upstream', 'static (config)', 'unbounded', '250', '1', '0'])
     expect(upstream[8]).toBe('ok')
+    // the policy's smoothed score, under its own name beside the counts: (1 + 1) / (1 + 2) at most, never a percentage
+    expect(row(table.stdout, 'prefix').slice(5, 8)).toEqual(['fulfilled', 'failed', 'score'])
+    expect(upstream[7]).toMatch(/^0\.\d\d$/)
+    expect(Number(upstream[7])).toBeGreaterThanOrEqual(0.5)
+    expect(Number(upstream[7])).toBeLessThanOrEqual(0.67)
     // children are routed by address, in no table row
     expect(table.stdout).toContain('children: test.farm.<id> goes to child <id> by its address')
     expect(table.stdout).not.toContain('test.farm.alice')
