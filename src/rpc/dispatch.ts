@@ -4,7 +4,6 @@ import {
   INTERNAL_ERROR,
   INVALID_REQUEST,
   UNAUTHORIZED,
-  invalidParams,
   METHOD_NOT_FOUND,
   PARSE_ERROR,
   RpcError,
@@ -12,8 +11,11 @@ import {
   type RpcResponse,
 } from './protocol.js'
 import type { AnyRpcMethod, CallerContext } from './types.js'
+import { ParamsChecker } from './params.js'
 
 const methodsByName: ReadonlyMap<string, AnyRpcMethod> = new Map(rpcMethods.map((m) => [m.name, m]))
+/** Each method's params schema (the one rpc.discover publishes), compiled once. */
+const paramsChecker = new ParamsChecker(rpcMethods)
 
 function isId(value: unknown): value is RpcId {
   return value === null || typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value))
@@ -128,26 +130,8 @@ export async function dispatchOne(request: unknown, ctx: CallerContext): Promise
 
 /** A public method runs for anyone; any other needs the caller's account (-32001 without one). */
 function invoke(method: AnyRpcMethod, ctx: CallerContext, params: unknown): Promise<unknown> {
-  if (method.public) return method.invoke(ctx, checkParams(method, params))
+  if (method.public) return method.invoke(ctx, paramsChecker.check(method, params))
   const { account } = ctx
   if (account === undefined) throw new RpcError(UNAUTHORIZED, 'Unauthorized: Authorization: Bearer <the account token> is required')
-  return method.invoke({ ...ctx, account }, checkParams(method, params))
-}
-
-/** Named params only (an empty array or no params for a method without any); unknown names and missing required ones are -32602. */
-function checkParams(method: AnyRpcMethod, params: unknown): Record<string, unknown> {
-  if (params === undefined || params === null) params = {}
-  if (Array.isArray(params)) {
-    if (params.length > 0) throw invalidParams('params must be given by name (an object)')
-    params = {}
-  }
-  const named = params as Record<string, unknown>
-  const known = new Set(method.params.map((p) => p.name))
-  for (const name of Object.keys(named)) {
-    if (!known.has(name)) throw invalidParams(`unknown param "${name}" (${method.name} takes ${method.params.length === 0 ? 'none' : [...known].join(', ')})`)
-  }
-  for (const p of method.params) {
-    if (p.required && named[p.name] === undefined) throw invalidParams(`"${p.name}" is required`)
-  }
-  return named
+  return method.invoke({ ...ctx, account }, paramsChecker.check(method, params))
 }

@@ -4,8 +4,6 @@ import { rotateToken } from '../accounts/service.js'
 import { allowedCallbackPrefixes, callbackUrlAllowed } from '../async/callback-policy.js'
 import { handlePrepare } from '../packet/pipeline.js'
 import { quote, QuoteError, type QuoteRequest } from '../rates/quote.js'
-import { isValidIlpAddress } from '../util/address.js'
-import { isUInt64String } from '../util/amount.js'
 import { onboardingMethods } from './onboarding-methods.js'
 import { openRpcDocument } from './openrpc.js'
 import { ILP_ERROR, INTERNAL_ERROR, invalidParams, RpcError } from './protocol.js'
@@ -13,9 +11,11 @@ import type { AnyRpcMethod, JsonSchema, PublicRpcMethod, RpcMethod } from './typ
 import { MAX_RPC_URL_LENGTH, parseRpcUrl } from './user-rpc.js'
 
 const decimal: JsonSchema = { type: 'string', pattern: '^-?[0-9]+$' }
-const uint64: JsonSchema = { type: 'string', pattern: '^[0-9]+$', description: 'a UInt64 as a decimal string' }
+// Params are checked against these schemas as rpc.discover publishes them (params.ts); the formats are the
+// farm's own (util/json-schema.ts): uint64 bounds the value, ilp-address is RFC 15's form.
+const uint64: JsonSchema = { type: 'string', pattern: '^(0|[1-9][0-9]*)$', format: 'uint64', description: 'a UInt64 as a decimal string' }
 const base64: JsonSchema = { type: 'string', contentEncoding: 'base64' }
-const ilpAddress: JsonSchema = { type: 'string', description: 'an ILP address (RFC 15)' }
+const ilpAddress: JsonSchema = { type: 'string', format: 'ilp-address', description: 'an ILP address (RFC 15)' }
 const asset: JsonSchema = { type: 'object', properties: { code: { type: 'string' }, scale: { type: 'integer' } } }
 const ILP_ERRORS = [{ code: ILP_ERROR, message: 'ILP error: data.ilpCode is the code a packet would get' }]
 
@@ -115,15 +115,12 @@ const quoteMethod: RpcMethod = {
     },
   },
   errors: ILP_ERRORS,
-  async invoke({ account, services }, params) {
+  async invoke({ account, services }, params: { destination?: string; sourceAmount?: string; destinationAmount?: string }) {
     const { destination, sourceAmount, destinationAmount } = params
-    if (typeof destination !== 'string' || !isValidIlpAddress(destination)) throw invalidParams('destination must be an ILP address (RFC 15)')
+    // OpenRPC describes params one by one: a rule over two of them is the method's to check
     if ((sourceAmount === undefined) === (destinationAmount === undefined)) throw invalidParams('give exactly one of sourceAmount and destinationAmount')
-    const amount = sourceAmount ?? destinationAmount
-    if (typeof amount !== 'string' || !isUInt64String(amount)) {
-      throw invalidParams(`${sourceAmount === undefined ? 'destinationAmount' : 'sourceAmount'} must be a decimal string, a UInt64`)
-    }
-    const req: QuoteRequest = sourceAmount === undefined ? { from: account, destination, destinationAmount: amount } : { from: account, destination, sourceAmount: amount }
+    const req: QuoteRequest =
+      sourceAmount === undefined ? { from: account, destination: destination!, destinationAmount: destinationAmount! } : { from: account, destination: destination!, sourceAmount }
     try {
       return await quote(req, services)
     } catch (err) {
@@ -139,9 +136,25 @@ const sendPrepare: RpcMethod = {
   params: [
     { name: 'amount', required: true, description: "in the caller's base units", schema: uint64 },
     { name: 'destination', required: true, description: 'where the packet goes', schema: ilpAddress },
-    { name: 'executionCondition', required: true, description: '32 bytes: 64 hex digits or base64', schema: { type: 'string' } },
-    { name: 'expiresAt', required: true, description: 'ISO 8601 timestamp with a time zone', schema: { type: 'string', format: 'date-time' } },
-    { name: 'data', required: false, description: 'at most 32767 bytes; default empty', schema: base64 },
+    {
+      name: 'executionCondition',
+      required: true,
+      description: '32 bytes: 64 hex digits or base64',
+      schema: { type: 'string', pattern: '^([0-9a-fA-F]{64}|[A-Za-z0-9+/_-]{43}=?)$', description: '32 bytes as 64 hex digits or base64' },
+    },
+    {
+      name: 'expiresAt',
+      required: true,
+      description: 'ISO 8601 timestamp with a time zone',
+      schema: { type: 'string', format: 'date-time', description: 'an ISO 8601 timestamp with a time zone, such as 2030-01-01T00:00:00.000Z' },
+    },
+    {
+      name: 'data',
+      required: false,
+      description: 'at most 32767 bytes; default empty',
+      // the length bounds the base64 text; the decoded bytes are counted where the Prepare is made
+      schema: { ...base64, format: 'base64', maxLength: 43_692, description: 'base64 of at most 32767 bytes' },
+    },
   ],
   result: {
     name: 'reply',
@@ -194,14 +207,18 @@ const setRpcUrl: RpcMethod = {
       name: 'url',
       required: true,
       description: `an http(s) URL without credentials, at most ${MAX_RPC_URL_LENGTH} characters; null clears it`,
-      schema: { oneOf: [{ type: 'string', format: 'uri' }, { type: 'null' }] },
+      schema: {
+        oneOf: [{ type: 'string', format: 'uri', maxLength: MAX_RPC_URL_LENGTH }, { type: 'null' }],
+        description: `an http(s) URL without credentials, at most ${MAX_RPC_URL_LENGTH} characters, or null`,
+      },
     },
   ],
   result: rpcUrlResult,
   async invoke({ account, services }, params) {
-    const { url } = params
-    if (url !== null && (typeof url !== 'string' || parseRpcUrl(url) === undefined)) {
-      throw invalidParams(`url must be an http(s) URL without credentials, at most ${MAX_RPC_URL_LENGTH} characters, or null`)
+    const url = params.url as string | null
+    // the schema takes any URL: the scheme and the credentials are the farm's policy, checked as it parses
+    if (url !== null && parseRpcUrl(url) === undefined) {
+      throw invalidParams(`url: must be an http(s) URL without credentials, at most ${MAX_RPC_URL_LENGTH} characters, or null`)
     }
     // The farm only calls addresses the operator allows for the account: no request forgery towards internal services.
     if (url !== null && !callbackUrlAllowed(account, parseRpcUrl(url)!.href)) {

@@ -1,5 +1,5 @@
 import { OnboardingError } from '../onboarding/onboarding.js'
-import { invalidParams, ONBOARDING_REFUSED, RpcError } from './protocol.js'
+import { ONBOARDING_REFUSED, RpcError } from './protocol.js'
 import type { CallerContext, JsonSchema, PublicRpcMethod } from './types.js'
 
 const newAccount: JsonSchema = {
@@ -20,19 +20,10 @@ const REFUSED = [
       'refused: data.reason is invalid-ticket, invalid-challenge, wrong-solution, id-taken, invalid-account, signup-disabled, rate-limited (with data.retryAfterMs) or signup-full',
   },
 ]
-const wantedId = { name: 'id', required: false, description: 'the account id wanted (1-64 of a-z A-Z 0-9 _ ~ -); default: one is made', schema: { type: 'string' } }
-
-function optionalId(value: unknown): string | undefined {
-  if (value === undefined) return undefined
-  if (typeof value !== 'string') throw invalidParams('id must be a string')
-  return value
-}
-
-function requiredString(params: Record<string, unknown>, name: string): string {
-  const value = params[name]
-  if (typeof value !== 'string' || value === '' || value.length > 200) throw invalidParams(`${name} must be a non-empty string`)
-  return value
-}
+// the id is checked by the onboarding service (reserved, taken, its form): a refusal there is error 2 with a reason
+const wantedId = { name: 'id', required: false, description: 'the account id wanted (1-64 of a-z A-Z 0-9 _ ~ -); default: one is made', schema: { type: 'string', description: 'a string' } }
+/** A ticket or a challenge as the farm gave it. */
+const token = (what: string): JsonSchema => ({ type: 'string', minLength: 1, maxLength: 200, description: `a non-empty string of at most 200 characters (${what})` })
 
 /** Runs an onboarding step; a refusal becomes error 2 with its reason. */
 async function onboard<T>(ctx: CallerContext, step: (o: NonNullable<CallerContext['onboarding']>) => Promise<T>): Promise<T> {
@@ -51,10 +42,10 @@ const redeemTicket: PublicRpcMethod = {
   public: true,
   name: 'ilp_redeemTicket',
   summary: 'Redeems an invitation ticket (issued by the operator): creates its account and returns the token. No Authorization needed; a ticket works once, before it expires.',
-  params: [{ name: 'ticket', required: true, description: 'the ticket as the operator gave it', schema: { type: 'string' } }, wantedId],
+  params: [{ name: 'ticket', required: true, description: 'the ticket as the operator gave it', schema: token('the ticket as the operator gave it') }, wantedId],
   result: { name: 'account', schema: newAccount },
   errors: REFUSED,
-  invoke: (ctx, params) => onboard(ctx, (o) => o.redeemTicket(requiredString(params, 'ticket'), optionalId(params.id))),
+  invoke: (ctx, params: { ticket?: string; id?: string }) => onboard(ctx, (o) => o.redeemTicket(params.ticket!, params.id)),
 }
 
 const getSignupChallenge: PublicRpcMethod = {
@@ -75,13 +66,13 @@ const signUp: PublicRpcMethod = {
   name: 'ilp_signUp',
   summary: 'Open sign-up: a solved challenge gets a child account with the farm’s sign-up limits. Each challenge works once.',
   params: [
-    { name: 'challenge', required: true, description: 'from ilp_getSignupChallenge', schema: { type: 'string' } },
-    { name: 'nonce', required: true, description: 'the solution, a decimal string', schema: { type: 'string', pattern: '^[0-9]{1,20}$' } },
+    { name: 'challenge', required: true, description: 'from ilp_getSignupChallenge', schema: token('the challenge ilp_getSignupChallenge gave') },
+    { name: 'nonce', required: true, description: 'the solution, a decimal string', schema: { type: 'string', pattern: '^[0-9]{1,20}$', description: 'a decimal string of 1 to 20 digits' } },
     wantedId,
   ],
   result: { name: 'account', schema: newAccount },
   errors: REFUSED,
-  invoke: (ctx, params) => onboard(ctx, (o) => o.signUp(requiredString(params, 'challenge'), requiredString(params, 'nonce'), optionalId(params.id), ctx.ip)),
+  invoke: (ctx, params: { challenge?: string; nonce?: string; id?: string }) => onboard(ctx, (o) => o.signUp(params.challenge!, params.nonce!, params.id, ctx.ip)),
 }
 
 export const onboardingMethods: readonly PublicRpcMethod[] = [redeemTicket, getSignupChallenge, signUp]

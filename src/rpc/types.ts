@@ -35,8 +35,10 @@ export interface ParamSpec {
 
 /**
  * One JSON-RPC method: what rpc.discover says about it and what it does.
- * `invoke` gets named params already checked for unknown and missing names;
- * it checks their values itself (throwing -32602) and throws RpcError for
+ * `invoke` gets named params already checked against the params' schemas
+ * (rpc/params.ts): no unknown name, none missing, each value of its schema.
+ * It checks only what a schema cannot say (a rule over two params, the
+ * farm's state or policy), throwing -32602, and throws RpcError for
  * application errors.
  */
 export interface RpcMethod {
