@@ -3,8 +3,7 @@ import { z } from 'zod'
 import { isDecimalString, isIntString, isUInt64String } from '../util/amount.js'
 import { isValidAddressSegment, isValidIlpAddress, isValidRoutePrefix } from '../util/address.js'
 import { HOST_ID_PATTERN } from './host-id.js'
-import { SCOPES } from '../http/scopes.js'
-import { createHash } from 'node:crypto'
+import { operatorDigest, SCOPES } from '../http/scopes.js'
 
 const uint64Amount = z
   .string({ error: 'must be a decimal string in quotes (a non-negative integer)' })
@@ -55,8 +54,9 @@ const operatorTokenSchema = z
 
 /** The SHA-256 hex of each operator token of the admin block, admin.token first; for the duplicate check. */
 function operatorDigests(admin: { token?: string; tokens: { token?: string; tokenHash?: string }[] }): (string | undefined)[] {
-  const hex = (token: string) => createHash('sha256').update(token).digest('hex')
-  return [admin.token === undefined ? undefined : hex(admin.token), ...admin.tokens.map((t) => (t.token !== undefined ? hex(t.token) : t.tokenHash))]
+  // the digest the farm keeps (operatorDigest); an entry with neither form has none
+  const hex = (t: { token?: string; tokenHash?: string }) => (t.token === undefined && t.tokenHash === undefined ? undefined : operatorDigest(t).toString('hex'))
+  return [hex({ token: admin.token }), ...admin.tokens.map(hex)]
 }
 
 /** What a seed node of `redis.cluster` must be. */
