@@ -2,20 +2,13 @@
 // module's exports undefined while the cycle is still loading, and ties two
 // rooms together so that neither can be read or moved alone. Type-only
 // imports count too: they tie the rooms together as much as values do.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, relative, resolve } from 'node:path'
 import ts from 'typescript'
 import { afterAll, describe, expect, it } from 'vitest'
 import { packageRoot } from '../../src/util/package-root.js'
-
-function tsFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-    const path = join(dir, e.name)
-    if (e.isDirectory()) return tsFiles(path)
-    return e.name.endsWith('.ts') && !e.name.endsWith('.d.ts') ? [path] : []
-  })
-}
+import { tsFiles } from '../helpers/source-files.js'
 
 /** The file a relative specifier names, as NodeNext resolves it from TypeScript sources ('./x.js' is './x.ts'). */
 function resolveRelative(from: string, specifier: string): string | undefined {

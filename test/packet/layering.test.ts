@@ -2,23 +2,16 @@
 // (HTTP, async ILP-over-HTTP, JSON-RPC) and below the worker that wires them:
 // it declares what it needs (src/packet/ports.ts) and never imports them.
 // Type-only imports count: they tie the core to those rooms as much as values do.
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, relative, resolve, sep } from 'node:path'
 import ts from 'typescript'
 import { afterAll, describe, expect, it } from 'vitest'
 import { packageRoot } from '../../src/util/package-root.js'
+import { tsFiles } from '../helpers/source-files.js'
 
 /** The folders of src/ above the packet core. */
 const HIGHER = ['http', 'async', 'rpc', 'farm', 'cli']
-
-function tsFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-    const path = join(dir, e.name)
-    if (e.isDirectory()) return tsFiles(path)
-    return e.name.endsWith('.ts') && !e.name.endsWith('.d.ts') ? [path] : []
-  })
-}
 
 /**
  * Each import of a file under `core` (static, type-only, re-export or dynamic)
