@@ -20,7 +20,7 @@ import { createServer as createNetServer } from 'node:net'
 import PluginHttpModule from 'ilp-plugin-http'
 import { createConnection, createServer, DataAndMoneyStream } from 'ilp-protocol-stream'
 import { request } from 'undici'
-import '../src/client/stream-compat.js'
+import 'ilp-farm-client/stream-compat'
 
 const PluginHttp = PluginHttpModule.default
 type PluginHttp = InstanceType<typeof PluginHttp>

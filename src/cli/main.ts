@@ -16,6 +16,7 @@ import { inspectCommand } from './commands/inspect.js'
 import { routesCommand } from './commands/routes.js'
 import { ticketsCommand } from './commands/tickets.js'
 import { depositCommand, withdrawCommand } from './commands/transfer.js'
+import { runTunnelServerCommand, TUNNEL_SERVER_SUMMARY, TUNNEL_SERVER_USAGE } from './commands/tunnel-server.js'
 import { workersCommand } from './commands/workers.js'
 import { ENV_TOKEN, ENV_URL, resolveTarget } from './target.js'
 
@@ -58,6 +59,9 @@ ${FARM_COMMANDS.map((c) => line(c.summary)).join('\n')}
 
 Measure:
 ${line(BENCH_SUMMARY)}
+
+Serve users behind NAT:
+${line(TUNNEL_SERVER_SUMMARY)}
 
 Options:
   -c, --config FILE       YAML or JSON config
@@ -252,6 +256,7 @@ async function main(argv: string[]): Promise<number> {
   if (found === undefined || found.name === 'start' || found.name === 'check') return runFarmProcess(argv)
   if (found.name === 'help') return help(found.rest)
   if (found.name === 'bench') return runBenchCommand(found.rest)
+  if (found.name === 'tunnel-server') return runTunnelServerCommand(found.rest)
   const cmd = FARM_COMMANDS.find((c) => c.name === found.name)
   if (!cmd) {
     printError(`unknown command: ${found.name}\n\n${USAGE}`)
@@ -265,6 +270,7 @@ async function help(args: string[]): Promise<number> {
   const [name] = args
   if (name === undefined) print(USAGE)
   else if (name === 'bench') print(await benchUsage())
+  else if (name === 'tunnel-server') print(TUNNEL_SERVER_USAGE)
   else {
     const cmd = FARM_COMMANDS.find((c) => c.name === name)
     if (!cmd) throw new UsageError(`unknown command: ${name}`)

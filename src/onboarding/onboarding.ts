@@ -5,17 +5,11 @@ import { parseNewAccount } from '../config/load.js'
 import { type AccountConfig, callbackUrlPrefix, type FarmConfig } from '../config/schema.js'
 import type { Keys } from '../store/keys.js'
 import { isValidAddressSegment } from '../util/address.js'
-import { verifyPow } from './pow.js'
+import { type NewAccount, verifyPow } from '@ilp-farm/protocol'
 import type { RedisClient } from '../store/redis.js'
 
-/** What a redeemed ticket or a sign-up gives the user: the account and its token, shown once. */
-export interface NewAccount {
-  id: string
-  token: string
-  ilpAddress: string
-  assetCode: string
-  assetScale: number
-}
+/** What a redeemed ticket or a sign-up gives the user (its JSON shape is shared with the client). */
+export type { NewAccount }
 
 /** A refused redemption or sign-up, with the reason the user is told. */
 export class OnboardingError extends Error {

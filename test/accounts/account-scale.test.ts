@@ -1,7 +1,7 @@
 import { Type } from 'ilp-packet'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { solvePow } from '../../src/onboarding/pow-solver.js'
+import { solvePow } from 'ilp-farm-client'
 import { account, adminGet, adminSend, balanceOf, prepareTo, sendIlp, startTestFarm, type TestFarm } from '../helpers/farm.js'
 import { fulfillKnown, knownCondition, startTestPeer, type TestPeer } from '../helpers/peer.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis.js'

@@ -1,7 +1,7 @@
 import { IlpPacketType } from 'ilp-packet'
 import { request } from 'undici'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { redeemTicket, signUp } from '../../src/client/onboarding.js'
+import { redeemTicket, signUp } from 'ilp-farm-client'
 import { cleanEnv, killAllClis, runCli } from '../helpers/cli.js'
 import { account, ADMIN_TOKEN, adminGet, prepareTo, sendIlp, startTestFarm, type TestFarm } from '../helpers/farm.js'
 import { fulfillKnown, knownCondition, startTestPeer, type TestPeer } from '../helpers/peer.js'

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { FarmRpc } from '../../src/client/rpc.js'
+import { FarmRpc } from 'ilp-farm-client'
 import { account, balanceOf, FARM_ADDRESS, startTestFarm, type TestFarm } from '../helpers/farm.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis.js'
 import { type ClientCli, runClientCli, startTunnelServerProcess } from './processes.js'

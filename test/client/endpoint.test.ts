@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { deserializeIlpFulfill, deserializeIlpReject, type IlpPrepare, serializeIlpFulfill, serializeIlpReject } from 'ilp-packet'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { LocalEndpoint } from '../../src/client/endpoint.js'
+import { LocalEndpoint } from 'ilp-farm-client'
 import { toPacket } from '../../src/rpc/user-rpc.js'
 
 /**

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { FarmClient, type MoneyEvent, type PaymentProgress } from '../../src/client/index.js'
+import { FarmClient, type MoneyEvent, type PaymentProgress } from 'ilp-farm-client'
 import { eventually } from '../helpers/async.js'
 import { account, adminGet, balanceOf, FARM_ADDRESS, startTestFarm, type TestFarm } from '../helpers/farm.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis.js'
@@ -194,7 +194,7 @@ describe('FarmClient through a local tunnel server', () => {
   it('clears the RPC URL on stop', async () => {
     await receiver.stop()
     expect(await sender.rpc.getRpcUrl()).not.toBeNull() // the sender's own stays
-    const { FarmRpc } = await import('../../src/client/rpc.js')
+    const { FarmRpc } = await import('ilp-farm-client')
     const rpc = new FarmRpc(`${farm.url}/rpc`, 'receiver-token')
     expect(await rpc.getRpcUrl()).toBeNull()
     await rpc.close()

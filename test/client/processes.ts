@@ -1,8 +1,8 @@
 import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { cleanEnv, runCli } from '../helpers/cli.js'
+import { type CliRun, cleanEnv, runCli } from '../helpers/cli.js'
 
-const CLIENT_CLI = fileURLToPath(new URL('../../src/client/cli.ts', import.meta.url))
+const CLIENT_CLI = fileURLToPath(new URL('../../packages/client/src/cli.ts', import.meta.url))
 
 export interface ClientCli {
   readonly child: ChildProcess
@@ -15,9 +15,12 @@ export interface ClientCli {
   kill(signal?: NodeJS.Signals): Promise<void>
 }
 
-/** Runs `node --import tsx src/client/cli.ts ...args` (the ilp-farm-client CLI from source), through the CLI helper. */
+/** Runs `node --import tsx packages/client/src/cli.ts ...args` (the ilp-farm-client CLI from source), through the CLI helper. */
 export function runClientCli(args: string[], env: NodeJS.ProcessEnv = {}): ClientCli {
-  const run = runCli(args, { script: CLIENT_CLI, env: cleanEnv(env) })
+  return asClientCli(runCli(args, { script: CLIENT_CLI, env: cleanEnv(env) }))
+}
+
+function asClientCli(run: CliRun): ClientCli {
   return {
     child: run.child,
     stdout: run.stdout,
@@ -32,9 +35,9 @@ export function runClientCli(args: string[], env: NodeJS.ProcessEnv = {}): Clien
   }
 }
 
-/** The tunnel server as a child process, so a test can really kill it. */
+/** The farm's tunnel server (`ilp-farm tunnel-server`) as a child process, so a test can really kill it. */
 export async function startTunnelServerProcess(port = 0): Promise<{ cli: ClientCli; url: string; port: number }> {
-  const cli = runClientCli(['tunnel-server', '--port', String(port)])
+  const cli = asClientCli(runCli(['tunnel-server', '--port', String(port)], { env: cleanEnv() }))
   const match = await cli.waitFor(/tunnel server listening on (http:\/\/127\.0\.0\.1:(\d+))/)
   return { cli, url: match[1]!, port: Number(match[2]) }
 }

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module'
 import { type Connection, createConnection, type Server } from 'ilp-protocol-stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import '../../src/client/stream-compat.js'
+import 'ilp-farm-client/stream-compat'
 import { account, adminGet, balanceOf, FARM_ADDRESS, startTestFarm, type TestFarm } from '../helpers/farm.js'
 import { startStreamReceiver } from '../helpers/stream.js'
 import { createPlugin, freePort, PluginHttp, type TestPlugin } from '../helpers/plugin-http.js'

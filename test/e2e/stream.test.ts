@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { account, adminGet, balanceOf, FARM_ADDRESS, startTestFarm, type TestFarm } from '../helpers/farm.js'
 import { startStreamReceiver } from '../helpers/stream.js'
 import { createPlugin, freePort, type SentPacket, type TestPlugin } from '../helpers/plugin-http.js'
-import '../../src/client/stream-compat.js'
+import 'ilp-farm-client/stream-compat'
 import { startTestRedis, type TestRedis } from '../helpers/redis.js'
 
 /**

@@ -1,5 +1,5 @@
 import { type Connection, createServer, type DataAndMoneyStream, type Server } from 'ilp-protocol-stream'
-import '../../src/client/stream-compat.js'
+import 'ilp-farm-client/stream-compat'
 
 /** A STREAM server that accepts one connection and counts every unit of money it receives. */
 export interface StreamReceiver {

@@ -1,6 +1,6 @@
 import { Agent, request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { searchPow } from '../../src/onboarding/pow.js'
+import { searchPow } from '@ilp-farm/protocol'
 import { account, startTestFarm, type TestFarm } from '../helpers/farm.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis.js'
 

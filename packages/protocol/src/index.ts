@@ -34,3 +34,5 @@ export {
   replyFromJson,
   replyToJson,
 } from './json.js'
+export { leadingZeroBits, type NewAccount, powDigest, searchPow, verifyPow } from './onboarding.js'
+export { TUNNEL_SECRET_HEADER } from './tunnel.js'

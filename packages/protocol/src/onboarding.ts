@@ -1,10 +1,24 @@
+/**
+ * Open sign-up and ticket redemption as farm and client both see them: the
+ * account a redemption or sign-up answers with, and the proof of work.
+ */
 import { createHash } from 'node:crypto'
+
+/** What a redeemed ticket or a sign-up gives the user (ilp_redeemTicket, ilp_signUp): the account and its token, shown once. */
+export interface NewAccount {
+  id: string
+  token: string
+  ilpAddress: string
+  assetCode: string
+  assetScale: number
+}
 
 /**
  * Proof of work for open sign-up (Mediachain's answer to spam): find a nonce
  * such that SHA-256(challenge || nonce) starts with `difficulty` zero bits.
  * Finding one takes about 2^difficulty hashes; checking it takes one.
- * The nonce is a decimal string (what the client sends as is).
+ * The nonce is a decimal string (what the client sends as is). The farm
+ * checks (verifyPow) what the client searched for (searchPow): one digest.
  */
 export function leadingZeroBits(digest: Buffer): number {
   let bits = 0

@@ -2,8 +2,8 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http'
 import { type AddressInfo, connect, type Socket } from 'node:net'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTunnelServer, type TunnelServer } from '../../src/client/tunnel-server.js'
-import { TunnelClient } from '../../src/client/tunnel.js'
+import { startTunnelServer, type TunnelServer } from '../../src/tunnel/server.js'
+import { TunnelClient } from '../../packages/client/src/tunnel.js'
 import { eventually, sleep } from '../helpers/async.js'
 
 /**

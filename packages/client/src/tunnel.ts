@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { connect, type Socket } from 'node:net'
+import { TUNNEL_SECRET_HEADER } from '@ilp-farm/protocol'
 import { request } from 'undici'
-import { TUNNEL_SECRET_HEADER } from './tunnel-server.js'
 
 export interface TunnelOptions {
   /** The tunnel server's URL (a localtunnel server's `host`), e.g. https://localtunnel.me. */

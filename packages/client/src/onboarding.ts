@@ -1,5 +1,5 @@
-import type { NewAccount } from '../onboarding/onboarding.js'
-import { solvePow } from '../onboarding/pow-solver.js'
+import type { NewAccount } from '@ilp-farm/protocol'
+import { solvePow } from './pow-solver.js'
 import { FarmRpc } from './rpc.js'
 
 export type { NewAccount }
@@ -24,7 +24,7 @@ export async function redeemTicket(rpcUrl: string, ticket: string, opts: { id?: 
 
 /**
  * Open sign-up: gets a challenge, solves the proof of work on worker threads
- * (piscina; the caller's event loop stays free), and signs up with it.
+ * (the caller's event loop stays free), and signs up with it.
  */
 export async function signUp(
   rpcUrl: string,

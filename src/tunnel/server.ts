@@ -2,11 +2,14 @@ import { randomBytes, timingSafeEqual } from 'node:crypto'
 import { Agent, type ClientRequestArgs, createServer, type IncomingHttpHeaders, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http'
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net'
 import { type Duplex, pipeline } from 'node:stream'
+import { TUNNEL_SECRET_HEADER } from '@ilp-farm/protocol'
 
 /**
  * A small tunnel server speaking the protocol of the npm `localtunnel`
- * client (the one of localtunnel/server), so users can run their own and
- * tests can run on loopback.
+ * client (the one of localtunnel/server), so operators can run their own
+ * (`ilp-farm tunnel-server`) for their users' clients and tests can run on
+ * loopback. It is a server: it lives with the farm; the client package
+ * (ilp-farm-client) has only the tunnel's client side.
  *
  * The protocol, as `localtunnel` 2.0.2 (lib/Tunnel.js, lib/TunnelCluster.js) uses it:
  * 1. The client asks `GET <host>/?new` (any id) or `GET <host>/<id>` (that
@@ -15,7 +18,7 @@ import { type Duplex, pipeline } from 'node:stream'
  * 2. It opens `max_conn_count` TCP connections to `port` on the server's host
  *    name and pipes each one to its local HTTP server; a connection that
  *    dies is opened again. Here each connection must first send the line
- *    `<secret>\n` (the client in tunnel.ts does; the stock `localtunnel`
+ *    `<secret>\n` (ilp-farm-client's tunnel.ts does; the stock `localtunnel`
  *    client cannot, so this server does not serve it): the port is open to
  *    anyone, and a connection adopted without proof would receive the
  *    tunnel's public requests (its secret paths, the farm's bearer token)
@@ -79,8 +82,6 @@ export interface TunnelServer {
 /** Ids a client may ask for (those of localtunnel/server); `api` is kept for the status endpoint. */
 const ID_RE = /^[a-z0-9][a-z0-9-]{2,62}$/
 const RESERVED_IDS = new Set(['api'])
-/** Header of a registration that proves it owns the requested id. */
-export const TUNNEL_SECRET_HEADER = 'x-tunnel-secret'
 const SECRET_RE = /^[0-9a-f]{64}$/
 /** Connections of one tunnel that may be proving themselves at once (beyond: closed at once). */
 const MAX_HANDSHAKES_PER_TUNNEL = 32

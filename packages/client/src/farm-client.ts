@@ -19,8 +19,8 @@ export interface FarmClientOptions {
   token: string
   /**
    * The tunnel that makes the local endpoint reachable for the farm: `host`
-   * is the tunnel server (default https://localtunnel.me; run your own with
-   * `ilp-farm-client tunnel-server`). `false`: no tunnel, the local
+   * is the tunnel server (default https://localtunnel.me; a farm's operator
+   * runs one with `ilp-farm tunnel-server`). `false`: no tunnel, the local
    * endpoint's own URL is registered (a farm on this host or network).
    */
   tunnel?: { host?: string; subdomain?: string } | false

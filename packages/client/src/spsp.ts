@@ -1,17 +1,12 @@
+import { isValidIlpAddress } from 'ilp-packet'
+import { decodeBase64 } from '@ilp-farm/protocol'
 import { request } from 'undici'
-import { z } from 'zod'
-import { isValidIlpAddress } from '../util/address.js'
 
 /** Where a STREAM payment goes: what SPSP (RFC 9) or a receiver hands out. */
 export interface StreamDestination {
   destinationAccount: string
   sharedSecret: Buffer
 }
-
-const spspSchema = z.object({
-  destination_account: z.string().refine(isValidIlpAddress, 'must be an ILP address'),
-  shared_secret: z.string().min(1),
-})
 
 /**
  * A payment pointer (`$wallet.example/alice`, RFC payment-pointers: https,
@@ -37,9 +32,12 @@ export async function resolveSpsp(pointerOrUrl: string, timeoutMs = 10_000): Pro
   } catch {
     throw new Error(`SPSP query of ${url}: the answer is not JSON`)
   }
-  const parsed = spspSchema.safeParse(json)
-  if (!parsed.success) throw new Error(`SPSP query of ${url}: ${parsed.error.issues[0]?.message ?? 'not an SPSP answer'}`)
-  const sharedSecret = Buffer.from(parsed.data.shared_secret, 'base64')
-  if (sharedSecret.length !== 32) throw new Error(`SPSP query of ${url}: shared_secret must be 32 bytes`)
-  return { destinationAccount: parsed.data.destination_account, sharedSecret }
+  const answer = (json !== null && typeof json === 'object' ? json : {}) as { destination_account?: unknown; shared_secret?: unknown }
+  const destinationAccount = answer.destination_account
+  if (typeof destinationAccount !== 'string' || !isValidIlpAddress(destinationAccount)) {
+    throw new Error(`SPSP query of ${url}: destination_account must be an ILP address`)
+  }
+  const secret = typeof answer.shared_secret === 'string' ? decodeBase64(answer.shared_secret) : undefined
+  if (secret === undefined || secret.length !== 32) throw new Error(`SPSP query of ${url}: shared_secret must be 32 bytes as base64`)
+  return { destinationAccount, sharedSecret: secret }
 }

@@ -1,6 +1,5 @@
 import type { IlpPrepare } from 'ilp-packet'
 import { Pool } from 'undici'
-import { z } from 'zod'
 import { prepareToJson, replyFromJson } from '@ilp-farm/protocol'
 
 /** The farm answered with a JSON-RPC error object (docs/JSON-RPC.md, "Errors"). */
@@ -26,35 +25,63 @@ export class FarmTransportError extends Error {
   }
 }
 
-const accountInfoSchema = z.object({
-  accountId: z.string(),
-  relation: z.enum(['parent', 'peer', 'child']),
-  ilpAddress: z.string().nullable(),
-  connectorAddress: z.string(),
-  assetCode: z.string(),
-  assetScale: z.number().int(),
+/** The calling account as `ilp_getAccountInfo` describes it. */
+export interface AccountInfo {
+  accountId: string
+  relation: 'parent' | 'peer' | 'child'
+  ilpAddress: string | null
+  connectorAddress: string
+  assetCode: string
+  assetScale: number
   /** What ilp_setRpcUrl accepts: URLs starting with one of these (absent from farms that do not say). */
-  allowedUrlPrefixes: z.array(z.string()).optional(),
-})
-export type AccountInfo = z.infer<typeof accountInfoSchema>
+  allowedUrlPrefixes?: string[]
+}
 
-const balanceSchema = z.object({
-  balance: z.string(),
-  minBalance: z.string(),
-  maxBalance: z.string().nullable(),
-  maxPacketAmount: z.string().nullable(),
-})
-export type Balance = z.infer<typeof balanceSchema>
+/** The calling account's balance and limits (`ilp_getBalance`), in its base units. */
+export interface Balance {
+  balance: string
+  minBalance: string
+  maxBalance: string | null
+  maxPacketAmount: string | null
+}
 
-const rpcUrlSchema = z.object({ url: z.string().nullable() })
-const newTokenSchema = z.object({ token: z.string().min(1) })
+type Check = (value: unknown) => boolean
+const isString: Check = (v) => typeof v === 'string'
+const isStringOrNull: Check = (v) => v === null || typeof v === 'string'
 
-const responseSchema = z.object({
-  jsonrpc: z.literal('2.0'),
-  id: z.union([z.string(), z.number(), z.null()]),
-  result: z.unknown().optional(),
-  error: z.object({ code: z.number(), message: z.string(), data: z.unknown().optional() }).optional(),
-})
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+}
+
+/**
+ * A farm's result as T when every field passes its check (other fields are
+ * dropped); FarmTransportError naming the first field that does not.
+ */
+function shaped<T>(method: string, value: unknown, fields: Record<string, Check>, optional: Record<string, Check> = {}): T {
+  if (!isRecord(value)) throw new FarmTransportError(`${method}: the result is not an object`)
+  const out: Record<string, unknown> = {}
+  for (const [name, check] of Object.entries(fields)) {
+    if (!check(value[name])) throw new FarmTransportError(`${method}: the result's ${name} is missing or of the wrong type`)
+    out[name] = value[name]
+  }
+  for (const [name, check] of Object.entries(optional)) {
+    if (value[name] === undefined) continue
+    if (!check(value[name])) throw new FarmTransportError(`${method}: the result's ${name} is of the wrong type`)
+    out[name] = value[name]
+  }
+  return out as T
+}
+
+const ACCOUNT_INFO = {
+  accountId: isString,
+  relation: (v: unknown) => v === 'parent' || v === 'peer' || v === 'child',
+  ilpAddress: isStringOrNull,
+  connectorAddress: isString,
+  assetCode: isString,
+  assetScale: Number.isInteger,
+}
+const ACCOUNT_INFO_OPTIONAL = { allowedUrlPrefixes: (v: unknown) => Array.isArray(v) && v.every(isString) }
+const BALANCE = { balance: isString, minBalance: isString, maxBalance: isStringOrNull, maxPacketAmount: isStringOrNull }
 
 const DEFAULT_TIMEOUT_MS = 30_000
 /** A prepare's call gets until its expiry plus this: the farm answers at the latest when the packet expires. */
@@ -114,30 +141,29 @@ export class FarmRpc {
     } catch {
       throw new FarmTransportError(`${method}: HTTP ${status}, body is not JSON`, status)
     }
-    const parsed = responseSchema.safeParse(json)
-    if (!parsed.success) throw new FarmTransportError(`${method}: HTTP ${status}, not a JSON-RPC response`, status)
-    const { error, result } = parsed.data
+    if (!isResponse(json)) throw new FarmTransportError(`${method}: HTTP ${status}, not a JSON-RPC response`, status)
+    const { error, result } = json
     // A 401 carries a JSON-RPC error with id null: report it as what it is.
     if (error !== undefined) throw new FarmRpcError(error.code, `${method}: ${error.message}`, error.data)
-    if (status !== 200 || parsed.data.id !== id) throw new FarmTransportError(`${method}: HTTP ${status}, answer to another call`, status)
+    if (status !== 200 || json.id !== id) throw new FarmTransportError(`${method}: HTTP ${status}, answer to another call`, status)
     return result
   }
 
   async getAccountInfo(): Promise<AccountInfo> {
-    return accountInfoSchema.parse(await this.call('ilp_getAccountInfo'))
+    return shaped<AccountInfo>('ilp_getAccountInfo', await this.call('ilp_getAccountInfo'), ACCOUNT_INFO, ACCOUNT_INFO_OPTIONAL)
   }
 
   async getBalance(): Promise<Balance> {
-    return balanceSchema.parse(await this.call('ilp_getBalance'))
+    return shaped<Balance>('ilp_getBalance', await this.call('ilp_getBalance'), BALANCE)
   }
 
   /** Registers (or with null, clears) the account's RPC URL; resolves with the URL as stored. */
   async setRpcUrl(url: string | null): Promise<string | null> {
-    return rpcUrlSchema.parse(await this.call('ilp_setRpcUrl', { url })).url
+    return shaped<{ url: string | null }>('ilp_setRpcUrl', await this.call('ilp_setRpcUrl', { url }), { url: isStringOrNull }).url
   }
 
   async getRpcUrl(): Promise<string | null> {
-    return rpcUrlSchema.parse(await this.call('ilp_getRpcUrl')).url
+    return shaped<{ url: string | null }>('ilp_getRpcUrl', await this.call('ilp_getRpcUrl'), { url: isStringOrNull }).url
   }
 
   /**
@@ -146,7 +172,7 @@ export class FarmRpc {
    * one stops working at the farm.
    */
   async rotateToken(): Promise<string> {
-    const { token } = newTokenSchema.parse(await this.call('ilp_rotateToken'))
+    const { token } = shaped<{ token: string }>('ilp_rotateToken', await this.call('ilp_rotateToken'), { token: (v) => typeof v === 'string' && v !== '' })
     this.token = token
     return token
   }
@@ -161,4 +187,19 @@ export class FarmRpc {
   async close(): Promise<void> {
     await this.pool.close()
   }
+}
+
+interface RpcResponse {
+  jsonrpc: '2.0'
+  id: string | number | null
+  result?: unknown
+  error?: { code: number; message: string; data?: unknown }
+}
+
+/** A JSON-RPC 2.0 response: its id, and a result or an error object with a numeric code and a message. */
+function isResponse(value: unknown): value is RpcResponse {
+  if (!isRecord(value) || value.jsonrpc !== '2.0') return false
+  const { id, error } = value
+  if (id !== null && typeof id !== 'string' && typeof id !== 'number') return false
+  return error === undefined || (isRecord(error) && typeof error.code === 'number' && typeof error.message === 'string')
 }

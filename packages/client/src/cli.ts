@@ -3,7 +3,6 @@ import cliProgress from 'cli-progress'
 import { FarmClient, type FarmClientOptions, PaymentError, type PaymentProgress, type PaymentTarget } from './farm-client.js'
 import { redeemTicket, signUp } from './onboarding.js'
 import { FarmRpc, FarmRpcError } from './rpc.js'
-import { startTunnelServer } from './tunnel-server.js'
 
 const USAGE = `Usage: ilp-farm-client <command> [options]
 
@@ -12,7 +11,6 @@ Commands:
                  destination and shared secret, then every payment that arrives
   pay            send a STREAM payment (with a progress bar)
   balance        print the account's balance and limits
-  tunnel-server  run a tunnel server (the localtunnel protocol, plus a secret per tunnel)
   redeem         redeem an invitation ticket: prints the new account and its token
   signup         open sign-up (when the farm enables it): solves the proof of
                  work on worker threads, prints the new account and its token
@@ -22,7 +20,8 @@ Farm options (receive, pay, balance):
   --token T            the account's token       (env ILP_FARM_TOKEN)
 
 receive:
-  --tunnel-host URL    tunnel server (env ILP_FARM_TUNNEL_HOST; default https://localtunnel.me)
+  --tunnel-host URL    tunnel server, such as one a farm runs with ilp-farm tunnel-server
+                       (env ILP_FARM_TUNNEL_HOST; default https://localtunnel.me)
   --subdomain ID       ask the tunnel server for this id
   --no-tunnel          register the local endpoint's own URL (a farm on this host)
   --port N             port of the local endpoint (default: a free one)
@@ -39,13 +38,6 @@ redeem:
   --rpc URL --ticket T [--id ID]
 signup:
   --rpc URL [--id ID] [--threads N]
-
-tunnel-server:
-  --port N             HTTP port (default 0: a free one)
-  --host H             address to listen on (default 127.0.0.1; 0.0.0.0 for everyone)
-  --domain D           also serve tunnels as <id>.D (needs wildcard DNS)
-  --public-url URL     the server's URL as clients see it (behind a TLS proxy)
-  --max-sockets N      connections per tunnel (default 10)
 
   -h, --help           show this help
 `
@@ -176,30 +168,6 @@ async function balance(args: string[]): Promise<number> {
   }
 }
 
-async function tunnelServer(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      port: { type: 'string' },
-      host: { type: 'string' },
-      domain: { type: 'string' },
-      'public-url': { type: 'string' },
-      'max-sockets': { type: 'string' },
-    },
-  })
-  const server = await startTunnelServer({
-    port: positiveInteger(values.port, 'port'),
-    host: values.host,
-    domain: values.domain,
-    publicUrl: values['public-url'],
-    maxSockets: positiveInteger(values['max-sockets'], 'max-sockets'),
-  })
-  console.log(`tunnel server listening on ${server.url}`)
-  await untilSignal()
-  await server.close()
-  return 0
-}
-
 async function redeem(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { rpc: { type: 'string' }, ticket: { type: 'string' }, id: { type: 'string' } } })
   const account = await redeemTicket(required(values.rpc, 'rpc', 'ILP_FARM_RPC_URL'), required(values.ticket, 'ticket'), { id: values.id })
@@ -218,7 +186,7 @@ async function signup(args: string[]): Promise<number> {
   return 0
 }
 
-const commands: Record<string, (args: string[]) => Promise<number>> = { receive, pay, balance, redeem, signup, 'tunnel-server': tunnelServer }
+const commands: Record<string, (args: string[]) => Promise<number>> = { receive, pay, balance, redeem, signup }
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv
