@@ -57,9 +57,14 @@ export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
  * Runs `node --import tsx src/cli/main.ts ...args` (or another `script` of the package) in its own process group.
  * `input` is written to its standard input, which is then closed; without it there is none.
  */
-export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; script?: string; input?: string } = {}): CliRun {
-  // The workspace packages as their TypeScript source, as vitest and tsc read them (package.json "exports").
-  const child = spawn(process.execPath, ['--conditions=ilp-farm-source', '--import', 'tsx', opts.script ?? CLI, ...args], {
+export function runCli(
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; script?: string; input?: string; nodeArgs?: string[] } = {},
+): CliRun {
+  // By default TypeScript through tsx, and the workspace packages as their source, as vitest and tsc read them
+  // (package.json "exports"); an installed, built script runs with nodeArgs: [].
+  const nodeArgs = opts.nodeArgs ?? ['--conditions=ilp-farm-source', '--import', 'tsx']
+  const child = spawn(process.execPath, [...nodeArgs, opts.script ?? CLI, ...args], {
     cwd: opts.cwd ?? ROOT,
     env: opts.env ?? cleanEnv(),
     stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
