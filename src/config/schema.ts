@@ -400,6 +400,20 @@ export const configSchema = z.strictObject({
       secret: z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex digits (32 bytes)').optional(),
     })
     .prefault({}),
+  /**
+   * Paying from an account over JSON-RPC (ilp_pay): the farm runs the STREAM sender. The SPSP server of a
+   * payment pointer is a URL a user names, so the farm fetches none on a loopback, private or link-local address,
+   * nor over plain http, unless told to here (a test farm, an internal network).
+   */
+  payments: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      allowPrivateSpsp: z.boolean().default(false),
+      allowHttpSpsp: z.boolean().default(false),
+      /** Below the rates' prices, what a payment's sender accepts as exchange rate (0 to 1). */
+      slippage: z.number().min(0).max(1).default(0.01),
+    })
+    .prefault({}),
   /** How many accounts each worker keeps at hand (besides parents, peers and route carriers, always kept). */
   accountCache: z
     .strictObject({ size: z.number().int('must be a whole number').min(100, 'must be at least 100').max(10_000_000).default(50_000) })

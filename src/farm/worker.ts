@@ -19,6 +19,10 @@ import type { PacketServices } from '../packet/context.js'
 import { Resolver } from '../packet/resolver.js'
 import { Rates } from '../rates/rates.js'
 import { HostedReceiver } from '../receiver/hosted-receiver.js'
+import { PaymentHistory } from '../payments/history.js'
+import { Payer } from '../payments/payer.js'
+import { SpspClient } from '../payments/spsp-client.js'
+import { handlePrepare } from '../packet/pipeline.js'
 import { AddressMapper } from '../routing/address-mapper.js'
 import { RouteAnnouncer } from '../routing/ccp.js'
 import { CcpResponder } from '../routing/ccp-responder.js'
@@ -117,8 +121,10 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   // route announcements (CCP): every worker answers peer.route.*, the leader announces (a leader duty, below)
   const ccp = new CcpResponder({ config, redis, log })
   const announcer = new RouteAnnouncer({ config, accounts: registry, mapper: routes, redis, outgoing, bootId: ledger.bootId, log })
+  // the accounts' payment histories: the hosted receiver adds incoming payments, ilp_pay outgoing ones
+  const history = new PaymentHistory(redis, ledger.keys)
   // the farm's own STREAM receiver for its children: stateless, its secret shared farm-wide
-  const receiver = config.receiver.enabled ? await HostedReceiver.open(redis, ledger.keys, config) : undefined
+  const receiver = config.receiver.enabled ? await HostedReceiver.open(redis, ledger.keys, config, history, log) : undefined
   const { webhookUrl, webhookToken } = config.settlement
   const settlements = new Settlements(redis, ledger.keys, log, webhookUrl ? { url: webhookUrl, ...(webhookToken ? { token: webhookToken } : {}) } : undefined)
   const services: PacketServices = {
@@ -142,6 +148,16 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     metrics,
     log,
   }
+  // ilp_pay: the STREAM sender runs here, its packets enter the packet path as the account's own
+  const spspClient = new SpspClient({ allowPrivate: config.payments.allowPrivateSpsp, allowHttp: config.payments.allowHttpSpsp })
+  const payer = new Payer({
+    send: (account, prepare) => handlePrepare(account, prepare, undefined, services),
+    history,
+    spsp: spspClient,
+    prices: Object.fromEntries(Object.entries(config.rates.prices).map(([code, price]) => [code, Number(price)])),
+    slippage: config.payments.slippage,
+    log,
+  })
   const asyncInbound = new AsyncInbound(services, new CallbackSender(log), {
     maxCallbackUrlLength: config.async.maxCallbackUrlLength,
     maxPendingPerAccount: config.async.maxPendingCallbacksPerAccount,
@@ -167,6 +183,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     rpc: config.rpc,
     tls: config.http.tls,
     ...(receiver ? { receiver } : {}),
+    ...(config.payments.enabled ? { payments: { payer, history } } : {}),
     tokens: new OperatorTokens(config.admin.token, config.admin.tokens),
     failedAuth: new FailedAuth(redis, ledger.keys, config.admin.failedAuth),
     // behind a TLS proxy (an https publicUrl) the browser sees https too
@@ -202,6 +219,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
       await coordinator.stop() // crash safety: lease released, heartbeat deleted
       await outgoing.close()
       await userRpc.close()
+      await spspClient.close()
       await registry.close()
       await metrics.close() // the last counts into Redis
       redis.disconnect()

@@ -4,6 +4,7 @@ import type { Onboarding } from '../onboarding/onboarding.js'
 import type { PacketServices } from '../packet/context.js'
 import { dispatchBody } from '../rpc/dispatch.js'
 import { errorResponse, INVALID_REQUEST, UNAUTHORIZED } from '../rpc/protocol.js'
+import type { CallerContext } from '../rpc/types.js'
 import { bearerToken } from './auth.js'
 
 /** A batch or a full-size sendPrepare (32767 bytes of data as base64) fits well within this. */
@@ -22,7 +23,7 @@ const NOT_JSON = Symbol('not JSON')
  * Content-Type (none, text/plain, a form...) is refused with HTTP 415 and a
  * JSON-RPC error before anything is read from it as a request.
  */
-export function jsonRpc(services: PacketServices, limits: FarmConfig['rpc'], onboarding?: Onboarding) {
+export function jsonRpc(services: PacketServices, limits: FarmConfig['rpc'], onboarding?: Onboarding, payments?: CallerContext['payments']) {
   return async function plugin(app: FastifyInstance): Promise<void> {
     // keep the body as text: a body that is not JSON is a JSON-RPC parse error (-32700), not fastify's 400
     // and text/plain (which fastify reads by default) goes to the catch-all below
@@ -46,7 +47,7 @@ export function jsonRpc(services: PacketServices, limits: FarmConfig['rpc'], onb
       if (token !== undefined && account === undefined) {
         return reply.code(401).send(errorResponse(null, { code: UNAUTHORIZED, message: 'Unauthorized: the bearer token is not valid (no account has it, or it was rotated)' }))
       }
-      const answer = await dispatchBody(typeof request.body === 'string' ? request.body : '', { account, services, onboarding, ip: request.ip }, limits)
+      const answer = await dispatchBody(typeof request.body === 'string' ? request.body : '', { account, services, onboarding, ...(payments ? { payments } : {}), ip: request.ip }, limits)
       if (answer === undefined) return reply.code(204).send()
       const answers = Array.isArray(answer) ? answer : [answer]
       const status = answers.every((a) => a.error?.code === UNAUTHORIZED) ? 401 : 200

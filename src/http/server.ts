@@ -16,6 +16,7 @@ import { metricsEndpoint } from './metrics.js'
 import { OperatorAuth, operatorAuth } from './operator-auth.js'
 import { jsonRpc } from './rpc.js'
 import { spspEndpoint } from './spsp.js'
+import type { CallerContext } from '../rpc/types.js'
 import type { HostedReceiver } from '../receiver/hosted-receiver.js'
 import type { RedisClient } from '../store/redis.js'
 
@@ -33,6 +34,8 @@ export interface ServerDeps {
   http: Pick<FarmConfig['http'], 'requestTimeoutMs' | 'headersTimeoutMs' | 'connectionTimeoutMs' | 'keepAliveTimeoutMs' | 'maxConnections'>
   /** What one POST /rpc may ask for (rpc.*). */
   rpc: FarmConfig['rpc']
+  /** ilp_pay and the payment histories (JSON-RPC); absent (payments.enabled false): those methods are off. */
+  payments?: CallerContext['payments']
   /** The farm's own STREAM receiver: the accounts' SPSP endpoints; absent (receiver.enabled false): none. */
   receiver?: HostedReceiver
   /** PEM file paths; with them the worker serves HTTPS only. */
@@ -86,7 +89,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     done(null, payload)
   })
   await app.register(ilpOverHttp(deps.services, deps.asyncInbound, deps.asyncReplies))
-  await app.register(jsonRpc(deps.services, deps.rpc, deps.onboarding))
+  await app.register(jsonRpc(deps.services, deps.rpc, deps.onboarding, deps.payments))
   if (deps.receiver) await app.register(spspEndpoint({ receiver: deps.receiver, accounts: deps.services.accounts }))
   // the operator's routes, in the one plugin that checks operator tokens
   const auth = new OperatorAuth(deps.tokens, deps.failedAuth)

@@ -148,7 +148,11 @@ async function runPipeline(
     rejection: asRejection(err, deps),
   }))
   const answer = await settle(ctx, result, deps)
-  if (ctx.nextHop.settleThreshold !== undefined && answer[0] === Type.TYPE_ILP_FULFILL) checkSettlement(ctx.nextHop, deps)
+  if (answer[0] === Type.TYPE_ILP_FULFILL) {
+    if (ctx.nextHop.settleThreshold !== undefined) checkSettlement(ctx.nextHop, deps)
+    // a Fulfill here means the ledger credited the next hop: the hosted receiver's history counts it
+    if (result.kind === 'fulfill' && deps.transports.hosted?.receives(ctx) === true) deps.transports.hosted.credited(ctx)
+  }
   return answer
 }
 

@@ -86,6 +86,8 @@ export interface NextHopTransports {
 export interface HostedTransport extends NextHopTransport {
   /** Whether `packet` is addressed to the farm-hosted receiver of its next hop. */
   receives(packet: RoutedPacket): boolean
+  /** The packet was fulfilled and its next hop credited (off the packet's path: never awaited). */
+  credited(packet: RoutedPacket): void
 }
 
 /** The balances: a reservation before the packet goes out, its fulfill or refund after. */

@@ -1,8 +1,9 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { StreamServer } from '@interledger/stream-receiver'
 import { type IlpPrepare, serializeIlpFulfill, serializeIlpReply } from 'ilp-packet'
 import type { AccountConfig, FarmConfig } from '../config/schema.js'
 import type { HostedTransport, RoutedPacket } from '../packet/ports.js'
+import type { PaymentHistory } from '../payments/history.js'
 import type { Keys } from '../store/keys.js'
 import type { RedisClient } from '../store/redis.js'
 import { hostedReceiverAddress, isHostedReceiverDestination } from '../util/address.js'
@@ -31,16 +32,25 @@ export class HostedReceiver implements HostedTransport {
   constructor(
     private readonly ilpAddress: string,
     private readonly secret: Buffer,
+    /** Where each credited packet is added to its account's incoming payment; absent: no history. */
+    private readonly history?: PaymentHistory,
+    private readonly log?: { warn(obj: object, msg: string): void },
   ) {}
 
   /** The receiver with the secret of `config.receiver`, else the farm's own, made once and shared through Redis. */
-  static async open(redis: RedisClient, keys: Keys, config: Pick<FarmConfig, 'ilpAddress' | 'receiver'>): Promise<HostedReceiver> {
-    if (config.receiver.secret !== undefined) return new HostedReceiver(config.ilpAddress, Buffer.from(config.receiver.secret, 'hex'))
+  static async open(
+    redis: RedisClient,
+    keys: Keys,
+    config: Pick<FarmConfig, 'ilpAddress' | 'receiver'>,
+    history?: PaymentHistory,
+    log?: { warn(obj: object, msg: string): void },
+  ): Promise<HostedReceiver> {
+    if (config.receiver.secret !== undefined) return new HostedReceiver(config.ilpAddress, Buffer.from(config.receiver.secret, 'hex'), history, log)
     // the first SET NX wins: every worker of every host then reads the same secret
     await redis.set(keys.receiverSecret, randomBytes(32).toString('hex'), 'NX')
     const stored = await redis.get(keys.receiverSecret)
     if (stored === null) throw new Error('the receiver secret vanished from Redis')
-    return new HostedReceiver(config.ilpAddress, Buffer.from(stored, 'hex'))
+    return new HostedReceiver(config.ilpAddress, Buffer.from(stored, 'hex'), history, log)
   }
 
   /** The account's receiving address: every connection's address starts with it. */
@@ -71,6 +81,27 @@ export class HostedReceiver implements HostedTransport {
     const prepare: IlpPrepare = { ...packet.prepare, amount: packet.outAmount, expiresAt: packet.outExpiresAt }
     const reply = this.server(packet.nextHop.id).createReply(prepare)
     return Promise.resolve('accept' in reply ? serializeIlpFulfill(reply.accept()) : serializeIlpReply(reply))
+  }
+
+  /**
+   * Adds the credited packet to the account's incoming payment: one per
+   * STREAM connection, named by its address (the same on every worker).
+   */
+  credited(packet: RoutedPacket): void {
+    if (this.history === undefined) return
+    const from = packet.from
+    const connection = createHash('sha256').update(packet.prepare.destination.slice(this.address(packet.nextHop.id).length + 1)).digest('base64url').slice(0, 22)
+    const now = new Date().toISOString()
+    this.history
+      .credit(packet.nextHop.id, connection, packet.outAmount, {
+        direction: 'incoming',
+        state: 'received',
+        counterpart: from.relation === 'child' ? `${this.ilpAddress}.${from.id}` : from.id,
+        assetCode: packet.nextHop.assetCode,
+        assetScale: packet.nextHop.assetScale,
+        startedAt: now,
+      })
+      .catch((err: unknown) => this.log?.warn({ err, accountId: packet.nextHop.id }, 'could not add a received packet to the payment history'))
   }
 
   private server(accountId: string): StreamServer {

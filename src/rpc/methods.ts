@@ -5,6 +5,7 @@ import { allowedCallbackPrefixes, callbackUrlAllowed } from '../async/callback-p
 import { handlePrepare } from '../packet/pipeline.js'
 import { quote, QuoteError, type QuoteRequest } from '../rates/quote.js'
 import { onboardingMethods } from './onboarding-methods.js'
+import { paymentMethods } from './payment-methods.js'
 import { openRpcDocument } from './openrpc.js'
 import { ILP_ERROR, INTERNAL_ERROR, invalidParams, RpcError } from './protocol.js'
 import type { AnyRpcMethod, JsonSchema, PublicRpcMethod, RpcMethod } from './types.js'
@@ -282,5 +283,6 @@ export const rpcMethods: readonly AnyRpcMethod[] = [
   getRpcUrl,
   rotateTokenMethod,
   ...onboardingMethods,
+  ...paymentMethods,
   discover,
 ]

@@ -11,6 +11,8 @@ export const UNAUTHORIZED = -32001
 export const ILP_ERROR = 1
 /** An account could not be made: bad or used ticket, wrong proof of work, id taken (data.reason says which). */
 export const ONBOARDING_REFUSED = 2
+/** A payment (ilp_pay, ilp_getPayment) could not be made or found; `data.reason` says why. */
+export const PAYMENT_ERROR = 3
 
 export type RpcId = string | number | null
 

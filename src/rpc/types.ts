@@ -6,6 +6,8 @@
  */
 import type { AccountConfig } from '../config/schema.js'
 import type { Onboarding } from '../onboarding/onboarding.js'
+import type { PaymentHistory } from '../payments/history.js'
+import type { Payer } from '../payments/payer.js'
 import type { PacketServices } from '../packet/context.js'
 
 /** Who is calling: the account its bearer token belongs to, if any; and the onboarding service. */
@@ -14,6 +16,8 @@ export interface CallerContext {
   readonly services: PacketServices
   /** Tickets and sign-up (absent: those methods answer that onboarding is not available). */
   readonly onboarding?: Onboarding
+  /** Paying from an account (ilp_pay) and the accounts' payment histories; absent: those methods answer that they are off. */
+  readonly payments?: { readonly payer: Payer; readonly history: PaymentHistory }
   /** The caller's IP address as the server sees it: sign-up limits count per address. */
   readonly ip?: string
 }

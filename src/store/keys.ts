@@ -116,6 +116,16 @@ export class Keys {
     return `${this.prefix}signup:hmac-key`
   }
 
+  /** An account's payment history, newest last: entry id → its start (ms × 1000 + a tiebreak); bounded. */
+  payments(accountId: string): string {
+    return `${this.account(accountId)}:payments`
+  }
+
+  /** The data of an account's payment history: entry id → JSON. */
+  paymentEntries(accountId: string): string {
+    return `${this.account(accountId)}:payments:data`
+  }
+
   /** The hosted STREAM receiver's secret when the config gives none: made once by the first worker (SET NX). */
   get receiverSecret(): string {
     return `${this.prefix}receiver:secret`
