@@ -39,9 +39,9 @@ const pay: RpcMethod = {
   summary:
     'Pays a payment pointer (or SPSP URL) from the calling account: the farm runs the STREAM sender (@interledger/pay) and its packets go through the farm like the account’s own. With wait (default true) the answer is the finished payment; else the running one, whose id ilp_getPayment follows.',
   params: [
-    { name: 'paymentPointer', required: true, description: '$host/path, or an https SPSP URL', schema: { type: 'string', minLength: 2, maxLength: 2048 } },
+    { name: 'paymentPointer', required: true, description: '$host/path, or an https SPSP URL', schema: { type: 'string', minLength: 2, maxLength: 2048, description: 'a payment pointer or an SPSP URL' } },
     { name: 'sourceAmount', required: true, description: 'what to send, in the caller’s base units', schema: { ...uint64, pattern: '^[1-9][0-9]{0,19}$' } },
-    { name: 'wait', required: false, description: 'answer once the payment has ended (default true; at most 60 s)', schema: { type: 'boolean' } },
+    { name: 'wait', required: false, description: 'answer once the payment has ended (default true; at most 60 s)', schema: { type: 'boolean', description: 'true or false' } },
   ],
   result: { name: 'payment', schema: payment },
   errors: [{ code: PAYMENT_ERROR, message: 'the payment could not start: data.reason is disabled or bad-pointer (the pointer or its SPSP server)' }],
@@ -60,7 +60,7 @@ const pay: RpcMethod = {
 const getPayment: RpcMethod = {
   name: 'ilp_getPayment',
   summary: 'One payment of the calling account, by id: an ilp_pay still running, or any entry of its history.',
-  params: [{ name: 'id', required: true, description: 'as ilp_pay or ilp_getPayments gave it', schema: { type: 'string', minLength: 1, maxLength: 100 } }],
+  params: [{ name: 'id', required: true, description: 'as ilp_pay or ilp_getPayments gave it', schema: { type: 'string', minLength: 1, maxLength: 100, description: 'a payment id' } }],
   result: { name: 'payment', schema: payment },
   errors: [{ code: PAYMENT_ERROR, message: 'no such payment: data.reason is not-found' }],
   async invoke(ctx, params: { id?: string }) {
@@ -74,8 +74,8 @@ const getPayments: RpcMethod = {
   name: 'ilp_getPayments',
   summary: `The calling account’s payments, newest first: outgoing ones (ilp_pay) and incoming ones (its payment pointer, one per STREAM connection). The farm keeps the last ${MAX_HISTORY}.`,
   params: [
-    { name: 'cursor', required: false, description: 'from the page before: the next page has older payments', schema: { type: 'string', pattern: '^[0-9]{1,20}$' } },
-    { name: 'limit', required: false, description: 'at most this many (1 to 100, default 20)', schema: { type: 'integer', minimum: 1, maximum: 100 } },
+    { name: 'cursor', required: false, description: 'from the page before: the next page has older payments', schema: { type: 'string', pattern: '^[0-9]{1,20}$', description: 'a cursor ilp_getPayments gave' } },
+    { name: 'limit', required: false, description: 'at most this many (1 to 100, default 20)', schema: { type: 'integer', minimum: 1, maximum: 100, description: 'a whole number from 1 to 100' } },
   ],
   result: {
     name: 'page',
