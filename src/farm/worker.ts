@@ -133,6 +133,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     minMessageWindowMs: config.minMessageWindowMs,
     maxHoldTimeMs: config.maxHoldTimeMs,
     limits: config.limits,
+    ...(config.http.publicUrl ? { publicUrl: config.http.publicUrl } : {}),
     accounts: registry,
     registry,
     settlements,

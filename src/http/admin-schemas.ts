@@ -96,6 +96,8 @@ const accountView: JsonSchema = {
       properties: { url: string, mode: string, hasToken: { type: 'boolean' }, tokenEnv: string, tokenFile: string },
     },
     rpcUrl: nullableString,
+    paymentPointer: { ...nullableString, description: 'a child’s payment pointer, received by the farm; null for a parent or peer' },
+    spspUrl: { ...nullableString, description: 'the SPSP URL of that pointer, as this request reached the farm' },
     routes: strings,
     sendRoutes: { type: 'boolean' },
     receiveRoutes: { type: 'boolean' },

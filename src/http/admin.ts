@@ -11,6 +11,7 @@ import type {
   RouteHandlerMethod,
 } from 'fastify'
 import { Adjustments, type AdjustmentKind } from '../accounts/adjustments.js'
+import { baseUrlOf, receivingAddress } from '../receiver/payment-pointer.js'
 import { SettlementRelay } from '../accounts/settlement-relay.js'
 import { type AccountService, rotateToken } from '../accounts/service.js'
 import type { Onboarding } from '../onboarding/onboarding.js'
@@ -86,7 +87,10 @@ export function adminApi(deps: AdminDeps) {
   const relay = services.settlements?.relay ?? new SettlementRelay(ledger.redis, ledger.keys, services.log)
   const adjustments = new Adjustments(ledger.redis, ledger.keys, relay, ledger.durabilityTimeoutMs)
 
-  const describe = async ({ account, origin, rpcUrl }: LoadedAccount) => {
+  // a child's payment pointer, where the farm receives for it; null for others, or with no hosted receiver
+  const receiving = (accountId: string, relation: string, request: FastifyRequest) =>
+    relation === 'child' && services.transports.hosted !== undefined ? receivingAddress(baseUrlOf(services.publicUrl, request), accountId) : { paymentPointer: null, spspUrl: null }
+  const describe = async ({ account, origin, rpcUrl }: LoadedAccount, request: FastifyRequest) => {
     const b = await ledger.balance(account.id)
     return {
       id: account.id,
@@ -111,6 +115,7 @@ export function adminApi(deps: AdminDeps) {
       allowedUrlPrefixes: allowedCallbackPrefixes(account),
       outgoing: account.outgoing ? { url: account.outgoing.url, mode: account.outgoing.mode, hasToken: account.outgoing.token !== undefined || account.outgoing.tokenEnv !== undefined || account.outgoing.tokenFile !== undefined, ...(account.outgoing.tokenEnv ? { tokenEnv: account.outgoing.tokenEnv } : {}), ...(account.outgoing.tokenFile ? { tokenFile: account.outgoing.tokenFile } : {}) } : null,
       rpcUrl: rpcUrl ?? null,
+      ...receiving(account.id, account.relation, request),
       routes: account.routes,
       sendRoutes: account.sendRoutes,
       receiveRoutes: account.receiveRoutes,
@@ -187,13 +192,13 @@ export function adminApi(deps: AdminDeps) {
     // One page of the accounts in id order: ?cursor=<the last id of the previous page>&limit=<1..1000>.
     route<{ Querystring: { cursor?: string; limit: number } }>('GET /accounts', async (request) => {
       const page = await registry.list(request.query.cursor, request.query.limit)
-      return { accounts: await Promise.all(page.accounts.map(describe)), nextCursor: page.next ?? null }
+      return { accounts: await Promise.all(page.accounts.map((a) => describe(a, request))), nextCursor: page.next ?? null }
     })
 
     route<{ Params: { id: string } }>('GET /accounts/:id', async (request, reply) => {
       const loaded = await registry.readNow(request.params.id)
       if (!loaded) return reply.code(404).send({ error: `no account ${request.params.id}` })
-      return describe(loaded)
+      return describe(loaded, request)
     })
 
     // Runtime accounts: validated like the config file (its checks name each field); every worker has the
@@ -204,7 +209,7 @@ export function adminApi(deps: AdminDeps) {
       const result = await accountService.create(request.body, 'admin', { reuseDeletedId })
       if (!result.ok) return reply.code(result.status).send({ error: result.error, ...(result.issues ? { issues: result.issues } : {}) })
       const loaded = await registry.readNow(result.account.id)
-      const view = loaded ? await describe(loaded) : { id: result.account.id }
+      const view = loaded ? await describe(loaded, request) : { id: result.account.id }
       const inherited = reuseDeletedId && result.reusedDeletedId ? { inherited: { balance: 'balance' in view ? view.balance : '0', note: 'the id belonged to a deleted account: its recorded balance is now this account\'s' } } : {}
       return reply.code(201).send({ account: view, ...inherited, ...(result.token ? { token: result.token } : {}) })
     })
@@ -220,7 +225,7 @@ export function adminApi(deps: AdminDeps) {
       const result = await accountService.update(request.params.id, request.body)
       if (!result.ok) return reply.code(result.status).send({ error: result.error, ...(result.issues ? { issues: result.issues } : {}) })
       const loaded = await registry.readNow(result.account.id)
-      return loaded ? describe(loaded) : reply.code(404).send({ error: `no account ${request.params.id}` })
+      return loaded ? describe(loaded, request) : reply.code(404).send({ error: `no account ${request.params.id}` })
     })
 
     // Revokes the account's token by replacing it: the new one is answered once, the old one stops on every worker within a round trip.

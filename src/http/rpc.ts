@@ -5,6 +5,7 @@ import type { PacketServices } from '../packet/context.js'
 import { dispatchBody } from '../rpc/dispatch.js'
 import { errorResponse, INVALID_REQUEST, UNAUTHORIZED } from '../rpc/protocol.js'
 import type { CallerContext } from '../rpc/types.js'
+import { baseUrlOf } from '../receiver/payment-pointer.js'
 import { bearerToken } from './auth.js'
 
 /** A batch or a full-size sendPrepare (32767 bytes of data as base64) fits well within this. */
@@ -47,7 +48,7 @@ export function jsonRpc(services: PacketServices, limits: FarmConfig['rpc'], onb
       if (token !== undefined && account === undefined) {
         return reply.code(401).send(errorResponse(null, { code: UNAUTHORIZED, message: 'Unauthorized: the bearer token is not valid (no account has it, or it was rotated)' }))
       }
-      const answer = await dispatchBody(typeof request.body === 'string' ? request.body : '', { account, services, onboarding, ...(payments ? { payments } : {}), ip: request.ip }, limits)
+      const answer = await dispatchBody(typeof request.body === 'string' ? request.body : '', { account, services, onboarding, ...(payments ? { payments } : {}), baseUrl: baseUrlOf(services.publicUrl, request), ip: request.ip }, limits)
       if (answer === undefined) return reply.code(204).send()
       const answers = Array.isArray(answer) ? answer : [answer]
       const status = answers.every((a) => a.error?.code === UNAUTHORIZED) ? 401 : 200

@@ -53,6 +53,8 @@ export interface PacketServices {
   readonly settlements?: Settlements
   /** The users' own JSON-RPC URLs; absent: ilp_setRpcUrl and ilp_getRpcUrl are not available. */
   readonly userRpc?: RpcUrls
+  /** The farm's address for its users (http.publicUrl); absent: the origin each request came to stands for it. */
+  readonly publicUrl?: string
   /** Farm-wide metrics: handlePrepare reports each packet answered; absent: nothing is counted. */
   readonly metrics?: FarmMetrics
   readonly log: Logger

@@ -4,6 +4,7 @@ import { rotateToken } from '../accounts/service.js'
 import { allowedCallbackPrefixes, callbackUrlAllowed } from '../async/callback-policy.js'
 import { handlePrepare } from '../packet/pipeline.js'
 import { quote, QuoteError, type QuoteRequest } from '../rates/quote.js'
+import { receivingAddress } from '../receiver/payment-pointer.js'
 import { onboardingMethods } from './onboarding-methods.js'
 import { paymentMethods } from './payment-methods.js'
 import { openRpcDocument } from './openrpc.js'
@@ -50,7 +51,8 @@ const getBalance: RpcMethod = {
 
 const getAccountInfo: RpcMethod = {
   name: 'ilp_getAccountInfo',
-  summary: "The calling account's ILP address, asset code and scale (what ILDCP gives a child), and the URL prefixes its RPC URL may have.",
+  summary:
+    "The calling account's ILP address, asset code and scale (what ILDCP gives a child), the URL prefixes its RPC URL may have, and a child's payment pointer, where the farm receives for it while its user is offline.",
   params: [],
   result: {
     name: 'accountInfo',
@@ -69,10 +71,14 @@ const getAccountInfo: RpcMethod = {
           items: { type: 'string' },
           description: 'ilp_setRpcUrl takes only a URL starting with one of these (set by the operator); empty: none',
         },
+        paymentPointer: { type: ['string', 'null'], description: '$host/…/accounts/<id>/spsp for a child (the farm receives for it); else null' },
+        spspUrl: { type: ['string', 'null'], description: 'the SPSP URL of that pointer, as this request reached the farm' },
       },
     },
   },
-  async invoke({ account, services }) {
+  async invoke({ account, services, baseUrl }) {
+    const receiving =
+      account.relation === 'child' && services.transports.hosted !== undefined && baseUrl !== undefined ? receivingAddress(baseUrl, account.id) : { paymentPointer: null, spspUrl: null }
     return {
       accountId: account.id,
       relation: account.relation,
@@ -81,6 +87,7 @@ const getAccountInfo: RpcMethod = {
       assetCode: account.assetCode,
       assetScale: account.assetScale,
       allowedUrlPrefixes: allowedCallbackPrefixes(account),
+      ...receiving,
     }
   },
 }

@@ -18,6 +18,8 @@ export interface CallerContext {
   readonly onboarding?: Onboarding
   /** Paying from an account (ilp_pay) and the accounts' payment histories; absent: those methods answer that they are off. */
   readonly payments?: { readonly payer: Payer; readonly history: PaymentHistory }
+  /** The farm as the caller reached it (http.publicUrl, else the request's origin): payment pointers start with it. */
+  readonly baseUrl?: string
   /** The caller's IP address as the server sees it: sign-up limits count per address. */
   readonly ip?: string
 }

@@ -56,6 +56,22 @@ describe('the farm-hosted receiver', () => {
     for (const id of ['nobody', 'upstream', 'a.b', '..']) expect((await spsp(farms[0]!, id)).status).toBe(404)
   })
 
+  it('the account view and ilp_getAccountInfo show a child its payment pointer and SPSP URL; null for a peer', async () => {
+    const farm = farms[0]!
+    const host = new URL(farm.url).host
+    const expected = { paymentPointer: `$${host}/accounts/bob/spsp`, spspUrl: `${farm.url}/accounts/bob/spsp` }
+    expect((await adminGet<Record<string, unknown>>(farm.url, '/admin/accounts/bob')).json).toMatchObject(expected)
+    expect((await adminGet<Record<string, unknown>>(farm.url, '/admin/accounts/upstream')).json).toMatchObject({ paymentPointer: null, spspUrl: null })
+    const res = await request(`${farm.url}/rpc`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer bob-token' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ilp_getAccountInfo' }),
+    })
+    expect(((await res.body.json()) as { result: unknown }).result).toMatchObject(expected)
+    // the URL it names answers SPSP
+    expect((await request(expected.spspUrl)).statusCode).toBe(200)
+  })
+
   it('an offline user is paid over STREAM through any worker: balances exact, nothing left in flight', async () => {
     const { json } = await spsp(farms[0]!, 'bob')
     const port = await freePort()

@@ -212,8 +212,11 @@ describe('POST /rpc: methods', () => {
       assetScale: 6,
       // no incoming.callbackUrls, no outgoing.url: the farm calls it at no URL (ilp_setRpcUrl refuses all)
       allowedUrlPrefixes: [],
+      // the farm receives for it while it is offline
+      paymentPointer: `$${new URL(farm.url).host}/accounts/alice/spsp`,
+      spspUrl: `${farm.url}/accounts/alice/spsp`,
     })
-    expect((await call('ilp_getAccountInfo', {}, 'dave-token')).result).toMatchObject({ relation: 'peer', ilpAddress: null })
+    expect((await call('ilp_getAccountInfo', {}, 'dave-token')).result).toMatchObject({ relation: 'peer', ilpAddress: null, paymentPointer: null })
     expect((await call('ilp_getAccountInfo', {}, 'bob-token')).result).toMatchObject({ allowedUrlPrefixes: [`${new URL(bob.url).origin}/`] })
   })
 
