@@ -75,9 +75,12 @@ describe('ilp-farm bench', () => {
   })
 })
 
-/** `node --import tsx src/bench/main.ts ...args`: its exit code, stdout and stderr; killed (its group and what it started) if still running after timeoutMs. */
+/**
+ * `node --import tsx src/bench/main.ts ...args` (the workspace packages as source, as the other CLIs under test:
+ * test/helpers/cli.ts): its exit code, stdout and stderr; killed (its group and what it started) if still running after timeoutMs.
+ */
 async function runScript(args: string[], timeoutMs: number): Promise<{ code: number | null; out: string; err: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'bench', 'main.ts'), ...args], {
+  const child = spawn(process.execPath, ['--conditions=ilp-farm-source', '--import', 'tsx', join(ROOT, 'src', 'bench', 'main.ts'), ...args], {
     cwd: ROOT,
     env: cleanEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
