@@ -3,6 +3,7 @@
 --
 -- KEYS[1] the account's history (sorted set: entry id -> start, ms x 1000 + a tiebreak)
 -- KEYS[2] the entries' data (hash: entry id -> JSON)
+-- KEYS[3] the account's payment events (sharded channel): each entry as stored
 -- ARGV[1] 'put' (an outgoing payment, written whole as it changes) or
 --         'credit' (a fulfilled packet of an incoming payment: its amount added)
 -- ARGV[2] entry id   ARGV[3] score   ARGV[4] at most this many entries
@@ -10,7 +11,7 @@
 -- credit: ARGV[5] amount (decimal string)   ARGV[6] at (ISO time)
 --         ARGV[7] the entry to start with, when there is none (JSON)
 --
--- Returns the entry as stored (JSON).
+-- Returns the entry as stored (JSON), which is also published on KEYS[3].
 
 local id, score, max = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local entry
@@ -40,4 +41,5 @@ if over > 0 then
   redis.call('ZREMRANGEBYRANK', KEYS[1], 0, over - 1)
   redis.call('HDEL', KEYS[2], unpack(dropped))
 end
+redis.call('SPUBLISH', KEYS[3], entry)
 return entry

@@ -21,6 +21,7 @@ import { Rates } from '../rates/rates.js'
 import { HostedReceiver } from '../receiver/hosted-receiver.js'
 import { PaymentHistory } from '../payments/history.js'
 import { Payer } from '../payments/payer.js'
+import { PaymentFeed } from '../payments/feed.js'
 import { SpspClient } from '../payments/spsp-client.js'
 import { handlePrepare } from '../packet/pipeline.js'
 import { AddressMapper } from '../routing/address-mapper.js'
@@ -121,8 +122,10 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   // route announcements (CCP): every worker answers peer.route.*, the leader announces (a leader duty, below)
   const ccp = new CcpResponder({ config, redis, log })
   const announcer = new RouteAnnouncer({ config, accounts: registry, mapper: routes, redis, outgoing, bootId: ledger.bootId, log })
-  // the accounts' payment histories: the hosted receiver adds incoming payments, ilp_pay outgoing ones
+  // the accounts' payment histories: the hosted receiver adds incoming payments, ilp_pay outgoing ones;
+  // each change is published on the account's channel, which GET /rpc/events follows while someone listens
   const history = new PaymentHistory(redis, ledger.keys)
+  const feed = await PaymentFeed.open(opts.redisTarget, ledger.keys, { perAccount: 5, total: 1_000 })
   // the farm's own STREAM receiver for its children: stateless, its secret shared farm-wide
   const receiver = config.receiver.enabled ? await HostedReceiver.open(redis, ledger.keys, config, history, log) : undefined
   const { webhookUrl, webhookToken } = config.settlement
@@ -185,6 +188,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     tls: config.http.tls,
     ...(receiver ? { receiver } : {}),
     ...(config.payments.enabled ? { payments: { payer, history } } : {}),
+    feed,
     tokens: new OperatorTokens(config.admin.token, config.admin.tokens),
     failedAuth: new FailedAuth(redis, ledger.keys, config.admin.failedAuth),
     // behind a TLS proxy (an https publicUrl) the browser sees https too
@@ -221,6 +225,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
       await outgoing.close()
       await userRpc.close()
       await spspClient.close()
+      await feed.close()
       await registry.close()
       await metrics.close() // the last counts into Redis
       redis.disconnect()

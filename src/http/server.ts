@@ -16,6 +16,8 @@ import { metricsEndpoint } from './metrics.js'
 import { OperatorAuth, operatorAuth } from './operator-auth.js'
 import { jsonRpc } from './rpc.js'
 import { spspEndpoint } from './spsp.js'
+import { paymentEvents } from './events.js'
+import type { PaymentFeed } from '../payments/feed.js'
 import type { CallerContext } from '../rpc/types.js'
 import type { HostedReceiver } from '../receiver/hosted-receiver.js'
 import type { RedisClient } from '../store/redis.js'
@@ -36,6 +38,8 @@ export interface ServerDeps {
   rpc: FarmConfig['rpc']
   /** ilp_pay and the payment histories (JSON-RPC); absent (payments.enabled false): those methods are off. */
   payments?: CallerContext['payments']
+  /** The accounts' payment events (GET /rpc/events); absent: no feed. */
+  feed?: PaymentFeed
   /** The farm's own STREAM receiver: the accounts' SPSP endpoints; absent (receiver.enabled false): none. */
   receiver?: HostedReceiver
   /** PEM file paths; with them the worker serves HTTPS only. */
@@ -91,6 +95,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   await app.register(ilpOverHttp(deps.services, deps.asyncInbound, deps.asyncReplies))
   await app.register(jsonRpc(deps.services, deps.rpc, deps.onboarding, deps.payments))
   if (deps.receiver) await app.register(spspEndpoint({ receiver: deps.receiver, accounts: deps.services.accounts }))
+  if (deps.feed) await app.register(paymentEvents({ feed: deps.feed, registry: deps.services.registry }))
   // the operator's routes, in the one plugin that checks operator tokens
   const auth = new OperatorAuth(deps.tokens, deps.failedAuth)
   await app.register(

@@ -61,7 +61,7 @@ export class PaymentHistory {
 
   /** Writes an outgoing payment's entry (new, or as it changes: its place in the history stays). */
   async put(accountId: string, entry: PaymentEntry): Promise<void> {
-    await RECORD.run(this.redis, [this.keys.payments(accountId), this.keys.paymentEntries(accountId)], [
+    await RECORD.run(this.redis, [this.keys.payments(accountId), this.keys.paymentEntries(accountId), this.keys.paymentEvents(accountId)], [
       'put',
       entry.id,
       scoreOf(Date.parse(entry.startedAt)),
@@ -73,7 +73,7 @@ export class PaymentHistory {
   /** Adds a credited packet to the incoming payment `connectionId` of `accountId`, starting it if new. */
   async credit(accountId: string, connectionId: string, amount: string, start: Omit<PaymentEntry, 'id' | 'amount' | 'packets' | 'lastAt'>): Promise<void> {
     const id = `in-${connectionId}`
-    await RECORD.run(this.redis, [this.keys.payments(accountId), this.keys.paymentEntries(accountId)], [
+    await RECORD.run(this.redis, [this.keys.payments(accountId), this.keys.paymentEntries(accountId), this.keys.paymentEvents(accountId)], [
       'credit',
       id,
       scoreOf(Date.parse(start.startedAt)),

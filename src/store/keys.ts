@@ -121,6 +121,11 @@ export class Keys {
     return `${this.account(accountId)}:payments`
   }
 
+  /** The sharded pub/sub channel of an account's payment events (its history's changes), in its slot. */
+  paymentEvents(accountId: string): string {
+    return `${this.account(accountId)}:events`
+  }
+
   /** The data of an account's payment history: entry id → JSON. */
   paymentEntries(accountId: string): string {
     return `${this.account(accountId)}:payments:data`

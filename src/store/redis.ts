@@ -227,3 +227,58 @@ export async function openSubscriber(target: string | RedisTarget, channel: stri
     },
   }
 }
+
+/** A connection subscribed to channels that come and go (see openChannelSubscriber). */
+export interface ChannelSubscriber {
+  /** Subscribes to `channel` (SSUBSCRIBE); resolves once Redis has it. */
+  subscribe(channel: string): Promise<void>
+  unsubscribe(channel: string): Promise<void>
+  close(): Promise<void>
+}
+
+/**
+ * One connection subscribed to any number of channels, added and dropped
+ * while it runs (per-account feeds that exist only while someone listens),
+ * by SSUBSCRIBE as openSubscriber: on a cluster one connection per master
+ * that owns a subscribed slot. ioredis resubscribes after a reconnect; the
+ * listeners learn of it, since messages published meanwhile are gone.
+ */
+export async function openChannelSubscriber(
+  target: string | RedisTarget,
+  opts: { onMessage: (channel: string, message: string) => void; onReconnect?: () => void },
+): Promise<ChannelSubscriber> {
+  const t = asTarget(target)
+  let connectedOnce = false
+  const ready = () => {
+    if (connectedOnce) opts.onReconnect?.()
+    connectedOnce = true
+  }
+  let subscriber: Redis | Cluster
+  if ('cluster' in t) {
+    const { nodes, node } = clusterSeeds(t)
+    subscriber = new Cluster(nodes, clusterOptions(node, { shardedSubscribers: true }))
+    subscriber.on('subscribersReady', ready)
+    subscriber.on('node error', () => undefined)
+  } else {
+    subscriber = new Redis(t.url, { lazyConnect: true, retryStrategy })
+    subscriber.on('ready', ready)
+  }
+  subscriber.on('error', () => {
+    // connection errors: ioredis reconnects and resubscribes
+  })
+  subscriber.on('smessage', (channel: string, message: string) => opts.onMessage(channel, message))
+  await connectOrGiveUp(subscriber)
+  connectedOnce = true
+  return {
+    async subscribe(channel) {
+      await subscriber.ssubscribe(channel)
+    },
+    async unsubscribe(channel) {
+      await subscriber.sunsubscribe(channel)
+    },
+    async close() {
+      if (subscriber instanceof Redis) await subscriber.quit().catch(() => undefined)
+      subscriber.disconnect()
+    },
+  }
+}
