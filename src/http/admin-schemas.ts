@@ -10,6 +10,7 @@
 import type { FastifySchema } from 'fastify'
 import { MAX_IDEMPOTENCY_KEY_LENGTH } from '../accounts/adjustments.js'
 import { DEFAULT_TICKET_LIFETIME_MS, MAX_TICKET_LIFETIME_MS } from '../onboarding/onboarding.js'
+import { QUOTE_SCHEMA } from '../rates/quote.js'
 import type { JsonSchema } from '../util/json-schema.js'
 
 /** Accounts per page of GET /admin/accounts: by default, and at most. */
@@ -107,7 +108,6 @@ const accountView: JsonSchema = {
 const candidates = { type: 'object', properties: { prefix: string, candidates: strings } }
 
 const quoteAmount = { type: 'string', format: 'uint64', description: UINT64_TEXT }
-const asset = { type: 'object', properties: { code: string, scale: { type: 'integer' } } }
 
 /** Each admin route's schema and the operator scope it needs, by `METHOD url` as registered under /admin. */
 export const ADMIN_SCHEMAS = {
@@ -306,25 +306,7 @@ export const ADMIN_SCHEMAS = {
       ],
     },
     response: responses(
-      {
-        200: {
-          type: 'object',
-          properties: {
-            sourceAmount: string,
-            destinationAmount: string,
-            nextHop: string,
-            prefix: string,
-            sourceAsset: asset,
-            destinationAsset: asset,
-            rate: string,
-            rateFraction: { type: 'object', properties: { numerator: string, denominator: string } },
-            policy: string,
-            liquidity: { type: 'object', properties: { headroom: nullableString, senderAvailable: string, sufficient: { type: 'boolean' } } },
-            maxPacketAmount: nullableString,
-          },
-          additionalProperties: true,
-        },
-      },
+      { 200: QUOTE_SCHEMA },
       { 400: 'bad input, or an unknown sender', 422: 'a packet would be refused: code F02 (no route or rate), R01 (rounds to zero) or F08 (beyond UInt64)' },
     ),
   },

@@ -50,6 +50,37 @@ export interface Quote {
   maxPacketAmount: string | null
 }
 
+const text = { type: 'string' }
+const nullableText = { type: ['string', 'null'] }
+const asset = { type: 'object', properties: { code: text, scale: { type: 'integer' } } }
+
+/**
+ * A Quote as a JSON Schema: the answer of POST /admin/quote and of ilp_quote, so both documents (OpenAPI,
+ * OpenRPC) describe it alike. Plain types only: fastify serializes the admin answer with it, and drops
+ * what a schema does not declare.
+ */
+export const QUOTE_SCHEMA = {
+  type: 'object',
+  properties: {
+    sourceAmount: { ...text, description: "in the sender's base units" },
+    destinationAmount: { ...text, description: "in the next hop's base units: what a packet of sourceAmount delivers to it" },
+    nextHop: text,
+    prefix: { ...text, description: 'the route prefix that matched' },
+    sourceAsset: asset,
+    destinationAsset: asset,
+    rate: { ...text, description: 'next-hop base units per source base unit, spread included, rounded down to 18 decimals' },
+    rateFraction: { type: 'object', properties: { numerator: text, denominator: text } },
+    policy: text,
+    liquidity: {
+      type: 'object',
+      properties: { headroom: { ...nullableText, description: 'null: no maxBalance' }, senderAvailable: text, sufficient: { type: 'boolean', description: 'false: a packet would get T04' } },
+    },
+    maxPacketAmount: { ...nullableText, description: 'the largest source amount one packet may carry on this hop; null: only UInt64' },
+  },
+  // a field added to Quote reaches the admin answer even before it is described here
+  additionalProperties: true,
+} as const
+
 /** A quote the farm cannot give: `code` is the ILP code a packet would get (F02, R01, F08). */
 export class QuoteError extends Error {
   constructor(

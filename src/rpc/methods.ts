@@ -3,7 +3,7 @@ import { type IlpPrepare, serializeIlpPrepare } from 'ilp-packet'
 import { rotateToken } from '../accounts/service.js'
 import { allowedCallbackPrefixes, callbackUrlAllowed } from '../async/callback-policy.js'
 import { handlePrepare } from '../packet/pipeline.js'
-import { quote, QuoteError, type QuoteRequest } from '../rates/quote.js'
+import { quote, QUOTE_SCHEMA, QuoteError, type QuoteRequest } from '../rates/quote.js'
 import { receivingAddress } from '../receiver/payment-pointer.js'
 import { onboardingMethods } from './onboarding-methods.js'
 import { paymentMethods } from './payment-methods.js'
@@ -18,7 +18,6 @@ const decimal: JsonSchema = { type: 'string', pattern: '^-?[0-9]+$' }
 const uint64: JsonSchema = { type: 'string', pattern: '^(0|[1-9][0-9]*)$', format: 'uint64', description: 'a UInt64 as a decimal string' }
 const base64: JsonSchema = { type: 'string', contentEncoding: 'base64' }
 const ilpAddress: JsonSchema = { type: 'string', format: 'ilp-address', description: 'an ILP address (RFC 15)' }
-const asset: JsonSchema = { type: 'object', properties: { code: { type: 'string' }, scale: { type: 'integer' } } }
 const ILP_ERRORS = [{ code: ILP_ERROR, message: 'ILP error: data.ilpCode is the code a packet would get' }]
 
 const getBalance: RpcMethod = {
@@ -100,28 +99,7 @@ const quoteMethod: RpcMethod = {
     { name: 'sourceAmount', required: false, description: "in the caller's base units; give exactly one of sourceAmount and destinationAmount", schema: uint64 },
     { name: 'destinationAmount', required: false, description: "in the next hop's base units", schema: uint64 },
   ],
-  result: {
-    name: 'quote',
-    schema: {
-      type: 'object',
-      properties: {
-        sourceAmount: uint64,
-        destinationAmount: uint64,
-        nextHop: { type: 'string' },
-        prefix: { type: 'string' },
-        sourceAsset: asset,
-        destinationAsset: asset,
-        rate: { type: 'string' },
-        rateFraction: { type: 'object', properties: { numerator: { type: 'string' }, denominator: { type: 'string' } } },
-        policy: { type: 'string' },
-        liquidity: {
-          type: 'object',
-          properties: { headroom: { oneOf: [decimal, { type: 'null' }] }, senderAvailable: decimal, sufficient: { type: 'boolean' } },
-        },
-        maxPacketAmount: { oneOf: [uint64, { type: 'null' }] },
-      },
-    },
-  },
+  result: { name: 'quote', schema: QUOTE_SCHEMA },
   errors: ILP_ERRORS,
   async invoke({ account, services }, params: { destination?: string; sourceAmount?: string; destinationAmount?: string }) {
     const { destination, sourceAmount, destinationAmount } = params
