@@ -147,6 +147,20 @@ describe('the documented schemas are the ones requests are checked with', () => 
     expect(checked).toBeGreaterThanOrEqual(7)
   })
 
+  it('the token is checked first: a refused one hears 401 or 403 whatever its body', async () => {
+    const post = async (token: string | undefined) => {
+      const res = await request(`${farm.url}/admin/accounts/alice/deposits`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
+        body: '[1, 2]',
+      })
+      return { status: res.statusCode, json: await res.body.json() }
+    }
+    expect(await post(undefined)).toEqual({ status: 401, json: { error: 'unauthorized' } })
+    expect(await post(READ_TOKEN)).toEqual({ status: 403, json: { error: 'this token lacks the scope money', scope: 'money' } })
+    expect((await post(ADMIN_TOKEN)).status).toBe(400)
+  })
+
   it('query and header parameters are checked as documented', async () => {
     const get = async (path: string, headers: Record<string, string> = {}, method: 'GET' | 'POST' | 'DELETE' = 'GET', body?: unknown) => {
       const res = await request(`${farm.url}${path}`, {
