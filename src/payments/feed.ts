@@ -57,7 +57,7 @@ export class PaymentFeed {
     }
     set.add(listener)
     this.count++
-    if (set.size === 1) await this.subscriber!.subscribe(channel)
+    if (set.size === 1) await this.subscriber!.join(channel)
     let stopped = false
     return async () => {
       if (stopped) return
@@ -66,7 +66,7 @@ export class PaymentFeed {
       set.delete(listener)
       if (set.size === 0 && this.listeners.get(channel) === set) {
         this.listeners.delete(channel)
-        await this.subscriber!.unsubscribe(channel).catch(() => undefined)
+        await this.subscriber!.leave(channel).catch(() => undefined)
       }
     }
   }

@@ -230,9 +230,10 @@ export async function openSubscriber(target: string | RedisTarget, channel: stri
 
 /** A connection subscribed to channels that come and go (see openChannelSubscriber). */
 export interface ChannelSubscriber {
-  /** Subscribes to `channel` (SSUBSCRIBE); resolves once Redis has it. */
-  subscribe(channel: string): Promise<void>
-  unsubscribe(channel: string): Promise<void>
+  /** Starts listening to `channel` (SSUBSCRIBE); resolves once Redis has it. */
+  join(channel: string): Promise<void>
+  /** Stops listening to `channel` (SUNSUBSCRIBE). */
+  leave(channel: string): Promise<void>
   close(): Promise<void>
 }
 
@@ -270,10 +271,10 @@ export async function openChannelSubscriber(
   await connectOrGiveUp(subscriber)
   connectedOnce = true
   return {
-    async subscribe(channel) {
+    async join(channel) {
       await subscriber.ssubscribe(channel)
     },
-    async unsubscribe(channel) {
+    async leave(channel) {
       await subscriber.sunsubscribe(channel)
     },
     async close() {
