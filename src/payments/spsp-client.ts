@@ -1,7 +1,7 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns'
 import { BlockList, isIP } from 'node:net'
+import { spspFromJson } from '@ilp-farm/protocol'
 import { Agent, request } from 'undici'
-import { isValidIlpAddress } from '../util/address.js'
 
 /** Connection details an SPSP server handed out (RFC 9). */
 export interface SpspConnection {
@@ -95,17 +95,17 @@ export class SpspClient {
       const cause = (err as { cause?: unknown }).cause
       throw new SpspError(cause instanceof SpspError ? cause.message : `the SPSP server could not be reached (${(err as Error).message})`)
     }
-    let body: { destination_account?: unknown; shared_secret?: unknown }
+    let body: unknown
     try {
-      body = JSON.parse(text) as typeof body
+      body = JSON.parse(text)
     } catch {
       throw new SpspError('the SPSP server answered no JSON')
     }
-    const secret = typeof body.shared_secret === 'string' ? Buffer.from(body.shared_secret, 'base64') : undefined
-    if (typeof body.destination_account !== 'string' || !isValidIlpAddress(body.destination_account) || secret?.length !== 32) {
+    try {
+      return spspFromJson(body)
+    } catch {
       throw new SpspError('the SPSP server answered no destination_account and 32-byte shared_secret')
     }
-    return { destinationAccount: body.destination_account, sharedSecret: secret }
   }
 
   close(): Promise<void> {

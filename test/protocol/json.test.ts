@@ -9,6 +9,8 @@ import {
   prepareToJson,
   replyFromJson,
   replyToJson,
+  SpspJsonError,
+  spspFromJson,
 } from '@ilp-farm/protocol'
 import { deserializeIlpPrepare, deserializeIlpReject, serializeIlpPrepare } from 'ilp-packet'
 import { describe, expect, it } from 'vitest'
@@ -159,5 +161,33 @@ describe('field readers', () => {
   it('isUInt64String takes canonical decimals from 0 to 2^64 - 1', () => {
     expect(['0', '1', '18446744073709551615'].map(isUInt64String)).toEqual([true, true, true])
     expect(['', '01', '-1', '+1', '1e3', '1.0', '18446744073709551616', '99999999999999999999999'].map(isUInt64String)).toEqual(Array(8).fill(false))
+  })
+})
+
+describe('SPSP answers', () => {
+  const secret = Buffer.alloc(32, 5)
+
+  it('reads a destination and a 32-byte secret, other fields ignored', () => {
+    expect(spspFromJson({ destination_account: 'g.farm.bob.x', shared_secret: secret.toString('base64'), receipts_enabled: false })).toEqual({
+      destinationAccount: 'g.farm.bob.x',
+      sharedSecret: secret,
+    })
+    expect(spspFromJson({ destination_account: 'g.farm.bob.x', shared_secret: secret.toString('base64url') }).sharedSecret).toEqual(secret)
+  })
+
+  it('refuses a bad address, a bad or short secret, and what is no object', () => {
+    const cases: Array<[unknown, RegExp]> = [
+      [{ destination_account: 'bob', shared_secret: secret.toString('base64') }, /^destination_account must be an ILP address/],
+      [{ destination_account: 7, shared_secret: secret.toString('base64') }, /^destination_account/],
+      [{ destination_account: 'g.farm.bob', shared_secret: secret.subarray(1).toString('base64') }, /^shared_secret must be 32 bytes/],
+      [{ destination_account: 'g.farm.bob', shared_secret: `${secret.toString('hex')}` }, /^shared_secret must be 32 bytes/],
+      [{ destination_account: 'g.farm.bob' }, /^shared_secret/],
+      [null, /^destination_account/],
+      ['g.farm.bob', /^destination_account/],
+    ]
+    for (const [value, message] of cases) {
+      expect(() => spspFromJson(value)).toThrow(SpspJsonError)
+      expect(() => spspFromJson(value)).toThrow(message)
+    }
   })
 })

@@ -1,12 +1,7 @@
-import { isValidIlpAddress } from 'ilp-packet'
-import { decodeBase64 } from '@ilp-farm/protocol'
+import { SpspJsonError, spspFromJson, type StreamDestination } from '@ilp-farm/protocol'
 import { request } from 'undici'
 
-/** Where a STREAM payment goes: what SPSP (RFC 9) or a receiver hands out. */
-export interface StreamDestination {
-  destinationAccount: string
-  sharedSecret: Buffer
-}
+export type { StreamDestination }
 
 /**
  * A payment pointer (`$wallet.example/alice`, RFC payment-pointers: https,
@@ -32,12 +27,10 @@ export async function resolveSpsp(pointerOrUrl: string, timeoutMs = 10_000): Pro
   } catch {
     throw new Error(`SPSP query of ${url}: the answer is not JSON`)
   }
-  const answer = (json !== null && typeof json === 'object' ? json : {}) as { destination_account?: unknown; shared_secret?: unknown }
-  const destinationAccount = answer.destination_account
-  if (typeof destinationAccount !== 'string' || !isValidIlpAddress(destinationAccount)) {
-    throw new Error(`SPSP query of ${url}: destination_account must be an ILP address`)
+  try {
+    return spspFromJson(json)
+  } catch (err) {
+    if (err instanceof SpspJsonError) throw new Error(`SPSP query of ${url}: ${err.message}`)
+    throw err
   }
-  const secret = typeof answer.shared_secret === 'string' ? decodeBase64(answer.shared_secret) : undefined
-  if (secret === undefined || secret.length !== 32) throw new Error(`SPSP query of ${url}: shared_secret must be 32 bytes as base64`)
-  return { destinationAccount, sharedSecret: secret }
 }

@@ -36,3 +36,4 @@ export {
 } from './json.js'
 export { leadingZeroBits, type NewAccount, powDigest, searchPow, verifyPow } from './onboarding.js'
 export { TUNNEL_SECRET_HEADER } from './tunnel.js'
+export { SpspJsonError, spspFromJson, type StreamDestination } from './spsp.js'
