@@ -8,14 +8,12 @@
  * not) says itself what is wrong in its `description`. So the text a 400 or
  * a -32602 shows is the text the published document shows.
  */
+import { decodeBase64, ISO_DATE } from '@ilp-farm/protocol'
 import { Ajv, type ErrorObject } from 'ajv'
 import { isValidAddressSegment, isValidIlpAddress, isValidRoutePrefix } from './address.js'
 import { isUInt64String } from './amount.js'
 
 export type JsonSchema = Record<string, unknown>
-
-/** RFC 3339 with a time zone, as ILP's JSON forms write expiries. */
-const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/
 
 /**
  * What `format` may name in the farm's schemas. Amounts are strings (a UInt64
@@ -33,9 +31,10 @@ export const FORMATS: Readonly<Record<string, (value: string) => boolean>> = {
   'ilp-prefix': isValidRoutePrefix,
   /** One segment of an ILP address: what an account id is. */
   'account-id': isValidAddressSegment,
-  'date-time': (s) => DATE_TIME.test(s) && !Number.isNaN(new Date(s).getTime()),
-  /** Standard or url-safe base64, padded or not. */
-  base64: (s) => /^[A-Za-z0-9+/_-]*={0,2}$/.test(s) && s.replace(/=+$/, '').length % 4 !== 1,
+  /** RFC 3339 with a time zone, as ILP's JSON forms write expiries (@ilp-farm/protocol's ISO_DATE). */
+  'date-time': (s) => ISO_DATE.test(s) && !Number.isNaN(new Date(s).getTime()),
+  /** Standard or url-safe base64, padded or not, as @ilp-farm/protocol reads it. */
+  base64: (s) => decodeBase64(s) !== undefined,
   // an http(s) URL; what the farm will call is checked further by the method that takes it
   uri: (s) => URL.canParse(s),
 }
