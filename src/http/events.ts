@@ -28,6 +28,7 @@ export function paymentEvents(deps: { feed: PaymentFeed; registry: AccountRegist
         return reply.code(401).send({ error: token === undefined ? 'Authorization: Bearer <the account token> is required' : 'the bearer token is not valid (no account has it, or it was rotated)' })
       }
       const raw = reply.raw
+      const socket = request.raw.socket
       const write = (text: string) => {
         if (!raw.writableEnded) raw.write(text)
       }
@@ -48,10 +49,13 @@ export function paymentEvents(deps: { feed: PaymentFeed; registry: AccountRegist
         clearInterval(ping)
         open.delete(end)
         void stop()
+        // an event stream ends with its connection: nothing else is ever sent on it
         if (!raw.writableEnded) raw.end()
+        socket.destroy()
       }
       open.add(end)
-      request.raw.on('close', end)
+      // the response's close: the listener went away (or the feed ended)
+      raw.on('close', end)
     })
   }
 }
@@ -59,6 +63,7 @@ export function paymentEvents(deps: { feed: PaymentFeed; registry: AccountRegist
 /** Takes the response over from fastify and sends the headers of an event stream. */
 function startStream(reply: FastifyReply): void {
   reply.hijack()
-  reply.raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' })
+  // connection: close, so that the end of the feed (the worker closing) ends its connection too
+  reply.raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no', connection: 'close' })
   reply.raw.flushHeaders()
 }
