@@ -3,7 +3,7 @@ import { z } from 'zod'
 import { isDecimalString, isIntString, isUInt64String } from '../util/amount.js'
 import { isValidAddressSegment, isValidIlpAddress, isValidRoutePrefix } from '../util/address.js'
 import { HOST_ID_PATTERN } from './host-id.js'
-import { operatorDigest, SCOPES } from '../http/scopes.js'
+import { operatorDigest, SCOPES } from './operator-scopes.js'
 
 const uint64Amount = z
   .string({ error: 'must be a decimal string in quotes (a non-negative integer)' })

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import { Coordination } from '../store/coordination.js'
+import { Coordination, type LeaderDuty } from '../store/coordination.js'
 import type { Ledger } from '../store/ledger.js'
 import { Heartbeat } from './heartbeat.js'
 import { LeaderLease } from './leader.js'
@@ -21,12 +21,6 @@ export interface CoordinatorOptions {
   sweepIntervalMs?: number
   /** The sweeper refunded an entry of a dead worker (e.g. POST the reject to an async caller). */
   onRefund?: RefundHook
-}
-
-/** A farm-wide job only the leader runs: started when this worker takes the lease, stopped when it loses it. */
-export interface LeaderDuty {
-  start(): void
-  stop(): Promise<void>
 }
 
 /**

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os'
 import type { Logger } from 'pino'
 import type { Coordination } from '../store/coordination.js'
-import { Repeater } from './repeat.js'
+import { Repeater } from '../util/repeat.js'
 
 export interface HeartbeatOptions {
   coordination: Coordination

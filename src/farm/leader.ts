@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import type { Coordination } from '../store/coordination.js'
-import { Repeater } from './repeat.js'
+import { Repeater } from '../util/repeat.js'
 
 export interface LeaderLeaseOptions {
   coordination: Coordination

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino'
 import type { Coordination } from '../store/coordination.js'
 import { type HotSetEntry, type Ledger, parseIncomingRecord, parseOutgoingRecord, type PendingCredit } from '../store/ledger.js'
-import { Repeater } from './repeat.js'
+import { Repeater } from '../util/repeat.js'
 
 /** Called once for each packet the sweeper refunded (e.g. to send the reject to an async caller's callback). */
 export type RefundHook = (entry: HotSetEntry) => void

@@ -1,19 +1,9 @@
 // Operator tokens and their scopes: which token may do what on /admin, /metrics and the dashboard.
 import { timingSafeEqual } from 'node:crypto'
+import { operatorDigest, type Scope } from '../config/operator-scopes.js'
 import { tokenDigest } from './auth.js'
 
-/**
- * What an operator token may do. `admin` holds every scope; the others are
- * separate (a token needing two lists both):
- * - `read`: every GET of /admin and the dashboard's views;
- * - `metrics`: GET /metrics (a Prometheus scraper needs nothing else);
- * - `accounts`: create, update, delete, import accounts, rotate their tokens, issue tickets;
- * - `money`: deposits, withdrawals (and the settlements they trigger);
- * - `routes`: add and remove static routes;
- * - `admin`: all of the above and whatever names no narrower scope.
- */
-export const SCOPES = ['read', 'metrics', 'accounts', 'money', 'routes', 'admin'] as const
-export type Scope = (typeof SCOPES)[number]
+export { operatorDigest, SCOPES, type Scope } from '../config/operator-scopes.js'
 
 /** One operator token as the farm keeps it: a name for logs and messages, the SHA-256 digest, the scopes. */
 export interface OperatorToken {
@@ -28,14 +18,6 @@ export interface OperatorTokenConfig {
   token?: string
   tokenHash?: string
   scopes: Scope[]
-}
-
-/**
- * The SHA-256 digest an operator token is kept as: of its token, or its tokenHash as given (empty when it
- * has neither). The farm's check and the config's one-token-one-entry check both use it.
- */
-export function operatorDigest(entry: { token?: string; tokenHash?: string }): Buffer {
-  return entry.token !== undefined ? tokenDigest(entry.token) : Buffer.from(entry.tokenHash ?? '', 'hex')
 }
 
 /** The name `admin.token` goes by among the scoped tokens. */

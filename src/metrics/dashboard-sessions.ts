@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { Keys } from '../store/keys.js'
-import { SCOPES, type Scope } from '../http/scopes.js'
+import { SCOPES, type Scope } from '../config/operator-scopes.js'
 import type { RedisClient } from '../store/redis.js'
 
 /** How long a dashboard login lasts. */

@@ -10,7 +10,7 @@
 import type { Logger } from 'pino'
 import type { AccountRegistry } from '../accounts/registry.js'
 import type { FarmConfig } from '../config/schema.js'
-import { Repeater } from '../farm/repeat.js'
+import { Repeater } from '../util/repeat.js'
 import type { OutgoingClient } from '../peers/outgoing.js'
 import type { RedisClient } from '../store/redis.js'
 import type { AddressMapper } from './address-mapper.js'

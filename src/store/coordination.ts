@@ -199,3 +199,9 @@ export class Coordination {
     }
   }
 }
+
+/** A farm-wide job only the leader runs: started when this worker takes the lease, stopped when it loses it. */
+export interface LeaderDuty {
+  start(): void
+  stop(): Promise<void>
+}

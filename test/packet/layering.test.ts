@@ -32,6 +32,39 @@ function upwardImports(src: string, core: string): string[] {
   )
 }
 
+/** The relative imports of `file`, resolved to .ts files (what `.js` specifiers name in this source tree). */
+function importsOf(file: string): string[] {
+  return ts
+    .preProcessFile(readFileSync(file, 'utf8'), true, true)
+    .importedFiles.map((f) => f.fileName)
+    .filter((specifier) => specifier.startsWith('.'))
+    .map((specifier) => resolve(dirname(file), specifier).replace(/\.js$/, '.ts'))
+}
+
+/** Every file the packet core reaches through imports, itself included, that lies in a higher folder: `via -> file`. */
+function reachedHigher(src: string, core: string): string[] {
+  const higher = HIGHER.map((folder) => join(src, folder) + sep)
+  const seen = new Set<string>()
+  const found: string[] = []
+  const visit = (file: string, via: string) => {
+    if (seen.has(file)) return
+    seen.add(file)
+    if (higher.some((h) => file.startsWith(h))) {
+      found.push(`${relative(src, via)} -> ${relative(src, file)}`)
+      return
+    }
+    let next: string[] = []
+    try {
+      next = importsOf(file)
+    } catch {
+      return // a package's file, or one that is not there
+    }
+    for (const target of next) visit(target, file)
+  }
+  for (const file of tsFiles(core)) visit(file, file)
+  return found.sort()
+}
+
 describe('packet core layering', () => {
   const scratch = mkdtempSync(join(tmpdir(), 'ilp-farm-layering-'))
   afterAll(() => rmSync(scratch, { recursive: true, force: true }))
@@ -55,5 +88,16 @@ describe('packet core layering', () => {
     const core = join(src, 'packet')
     expect(tsFiles(core).length).toBeGreaterThan(10)
     expect(upwardImports(src, core)).toEqual([])
+  })
+
+  it('nothing the packet core imports, however indirectly, imports from them either', () => {
+    const src = join(scratch, 'src2')
+    mkdirSync(join(src, 'packet'), { recursive: true })
+    mkdirSync(join(src, 'accounts'), { recursive: true })
+    writeFileSync(join(src, 'packet', 'a.ts'), "import type { S } from '../accounts/s.js'\n")
+    writeFileSync(join(src, 'accounts', 's.ts'), "import type { Duty } from '../farm/coordinator.js'\n")
+    expect(reachedHigher(src, join(src, 'packet'))).toEqual([`${join('accounts', 's.ts')} -> ${join('farm', 'coordinator.ts')}`])
+    const real = join(packageRoot(), 'src')
+    expect(reachedHigher(real, join(real, 'packet'))).toEqual([])
   })
 })

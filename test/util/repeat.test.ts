@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { Repeater } from '../../src/farm/repeat.js'
+import { Repeater } from '../../src/util/repeat.js'
 import { sleep } from '../helpers/async.js'
 
 describe('Repeater', () => {
