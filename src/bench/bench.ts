@@ -1,6 +1,6 @@
 /**
  * One whole bench: it starts Redis (and a local Redis Cluster), the
- * receiver, the floor and the farms, checks each with one packet, measures
+ * receiver, the floor, ilp-connector and the farms, checks each with one packet, measures
  * (measure.ts), builds the report (report.ts), and stops everything it
  * started, also on error or interruption. `npm run bench` (main.ts) and
  * `ilp-farm bench` (src/cli/commands/bench.ts) both run it.
@@ -32,8 +32,8 @@ import {
 import { type BenchProgress, clusterProbe, load, LoadProgress, singleProbe, type TargetName } from './measure.js'
 import type { BenchOptions } from './options.js'
 import { ENV_SECRET, OCTET, outcomeOf, PacketFactory, SENDER_TOKEN } from './packets.js'
-import { type BenchReport, type LevelResult, report } from './report.js'
-import { floorEnv, startRole } from './roles.js'
+import { type BenchReport, CONNECTOR, type LevelResult, report } from './report.js'
+import { connectorVersion, floorEnv, type RoleHandle, startRole } from './roles.js'
 
 export type { BenchProgress } from './measure.js'
 
@@ -102,8 +102,11 @@ export async function runBench(opts: BenchOptions, hooks: BenchHooks = {}): Prom
   aborted = false
   log = hooks.log ?? stderrLog
   try {
+    // before anything starts: without the devDependency, say how to run without it
+    const version = opts.connector ? connectorVersion() : undefined
+    if (opts.connector && version === undefined) throw new Error(`${CONNECTOR} is not installed (it is a devDependency): run the bench with --no-connector`)
     const levels = await setUpAndMeasure(opts, hooks.onProgress ?? (() => undefined))
-    return levels === undefined ? undefined : report(opts, levels)
+    return levels === undefined ? undefined : report(opts, levels, version)
   } finally {
     await cleanup()
     running = false
@@ -137,7 +140,7 @@ async function startBenchCluster(tmp: string): Promise<LocalCluster> {
 async function setUpAndMeasure(opts: BenchOptions, onProgress: (p: BenchProgress) => void): Promise<LevelResult[] | undefined> {
   const perRun = opts.warmupMs + opts.durationMs
   const specs = farmSpecs(opts)
-  const targetCount = 1 + specs.length
+  const targetCount = 1 + (opts.connector ? 1 : 0) + specs.length
   const totalMs = opts.concurrency.length * opts.runs * targetCount * perRun
   const step = (name: string) => onProgress({ doneMs: 0, totalMs, step: name })
 
@@ -157,11 +160,16 @@ async function setUpAndMeasure(opts: BenchOptions, onProgress: (p: BenchProgress
   const clusterStarting = opts.redis.includes('cluster') ? startBenchCluster(tmp) : undefined
   clusterStarting?.catch(() => undefined) // awaited below; a failure meanwhile is not unhandled
 
-  step('starting receiver and floor')
+  step(opts.connector ? `starting receiver, floor and ${CONNECTOR}` : 'starting receiver and floor')
   const receiver = await startRole('receiver', { [ENV_SECRET]: secret.toString('hex') }, resources.children)
   log(`bench: receiver (pid ${receiver.child.pid}) at ${receiver.url}`)
   const floor = await startRole('floor', floorEnv(receiver.url), resources.children)
   log(`bench: floor (pid ${floor.child.pid}) at ${floor.url}`)
+  let connector: RoleHandle | undefined
+  if (opts.connector) {
+    connector = await startRole('connector', floorEnv(receiver.url), resources.children)
+    log(`bench: ${CONNECTOR} ${connectorVersion()} (pid ${connector.child.pid}, in-memory balances, rate limit off) at ${connector.url}`)
+  }
   const single = singleProbe(redis, redisClient)
   let cluster: { seeds: readonly string[]; probe: RedisProbe } | undefined
   if (clusterStarting) {
@@ -199,18 +207,20 @@ async function setUpAndMeasure(opts: BenchOptions, onProgress: (p: BenchProgress
   }
   const headers = { 'content-type': OCTET, authorization: `Bearer ${SENDER_TOKEN}` }
   const targets = new Map<TargetName, Target>([['floor', { name: 'floor', pool: pool(floor.url), path: new URL(floor.url).pathname, headers }]])
+  if (connector) targets.set(CONNECTOR, { name: CONNECTOR, pool: pool(connector.url), path: new URL(connector.url).pathname, headers })
   for (const [name, farm] of farms) {
     targets.set(name, { name: 'farm', pool: pool(farm.url), path: '/accounts/sender/ilp', headers })
   }
   const packets = new PacketFactory(secret)
   const farmOutput = () => [...farms.values()].map((f) => f.output()).join('\n')
+  const outputOf = (name: TargetName) => (name === CONNECTOR ? `${CONNECTOR} output:\n${connector!.output()}` : `farm output:\n${farmOutput()}`)
 
   step('preflight')
-  await preflight(targets, packets, farmOutput)
+  await preflight(targets, packets, outputOf)
 
   const estimate = Math.ceil((opts.concurrency.length * opts.runs * targets.size * perRun) / 1000)
   log(
-    `bench: concurrency ${opts.concurrency.join(',')}, farms of ${opts.workers.join(',')} worker(s)` +
+    `bench: concurrency ${opts.concurrency.join(',')}, floor${connector ? `, ${CONNECTOR}` : ''}, farms of ${opts.workers.join(',')} worker(s)` +
       `${cluster ? ' on a single Redis and on the Redis Cluster (durability none, replica)' : ''}, ${opts.runs} run(s) x ` +
       `${opts.durationMs / 1000} s (+${opts.warmupMs / 1000} s warm-up) per target; about ${estimate} s of load`,
   )
@@ -218,7 +228,7 @@ async function setUpAndMeasure(opts: BenchOptions, onProgress: (p: BenchProgress
   const progress = new LoadProgress(perRun, totalMs, onProgress)
   let levels: LevelResult[] | undefined
   try {
-    levels = await load(opts, { targets, farms, floor, packets }, progress, { log, stopped: () => aborted })
+    levels = await load(opts, { targets, farms, floor, ...(connector ? { connector } : {}), packets }, progress, { log, stopped: () => aborted })
   } finally {
     progress.stop()
   }
@@ -232,15 +242,15 @@ async function setUpAndMeasure(opts: BenchOptions, onProgress: (p: BenchProgress
   return levels
 }
 
-/** One packet through each target, the fulfillment checked end to end. */
-async function preflight(targets: Map<TargetName, Target>, packets: PacketFactory, farmOutput: () => string): Promise<void> {
+/** One packet through each target, the fulfillment checked end to end; `outputOf` is what a target that fails printed. */
+async function preflight(targets: Map<TargetName, Target>, packets: PacketFactory, outputOf: (name: TargetName) => string): Promise<void> {
   for (const [name, target] of targets) {
     const body = packets.next()
     const prepare = deserializeIlpPrepare(body)
     const res = await target.pool.request({ method: 'POST', path: target.path, headers: target.headers, body })
     const answer = Buffer.from(await res.body.arrayBuffer())
     const outcome = outcomeOf(res.statusCode, answer)
-    if (outcome !== 'fulfill') throw new Error(`preflight: ${name} answered ${outcome}; farm output:\n${farmOutput()}`)
+    if (outcome !== 'fulfill') throw new Error(`preflight: ${name} answered ${outcome}; ${outputOf(name)}`)
     const { fulfillment } = deserializeIlpFulfill(answer)
     if (!createHash('sha256').update(fulfillment).digest().equals(prepare.executionCondition)) {
       throw new Error(`preflight: ${name} returned a fulfillment that does not match the condition`)

@@ -1,6 +1,6 @@
 /**
  * The load: C lanes, each sending one unique prepare after another to a
- * target (the floor or a farm) over a warm-up and a measured window, timing
+ * target (the floor, ilp-connector or a farm) over a warm-up and a measured window, timing
  * every answer that lands in the window.
  */
 import { performance } from 'node:perf_hooks'
@@ -8,7 +8,7 @@ import type { Pool } from 'undici'
 import { outcomeOf, type PacketFactory } from './packets.js'
 
 export interface Target {
-  name: 'floor' | 'farm'
+  name: 'floor' | 'ilp-connector' | 'farm'
   pool: Pool
   path: string
   headers: Record<string, string>

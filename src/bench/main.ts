@@ -1,9 +1,9 @@
 /**
  * `npm run bench`: the farm (real processes, real Redis) with 1, 2 and N
- * workers against the floor of one pass-through Node HTTP hop, under the
- * same load in the same run.
+ * workers against the floor of one pass-through Node HTTP hop and against
+ * ilp-connector, the reference connector, under the same load in the same run.
  *
- *   npm run bench -- [--concurrency 1,10,50,100] [--workers 1,2] [--duration 5] [--runs 3] [--warmup 1] [--json]
+ *   npm run bench -- [--concurrency 1,10,50,100] [--workers 1,2] [--duration 5] [--runs 3] [--warmup 1] [--no-connector] [--json]
  *   npm run bench -- --accounts N [...]   (the account dimension: accounts.ts)
  *
  * Processes (all on 127.0.0.1, all stopped on exit, Ctrl+C or error):
@@ -11,6 +11,9 @@
  *   - receiver: this module with --role receiver; fulfills every prepare with
  *     fulfillment = sha256(secret || prepare.data) (roles.ts)
  *   - floor: this module with --role floor; forwards each body unchanged to the receiver
+ *   - ilp-connector: this module with --role connector; ilp-connector 23 (createApp) with
+ *     the sender a child and the receiver a peer over ilp-plugin-http, in-memory
+ *     balances, its rate limit off, one-to-one rates (roles.ts); not with --no-connector
  *   - farms: `node dist/src/cli/main.js start --config <tmp>.json` with REDIS_URL set,
  *     one per --workers entry (each its own key prefix in the same Redis; farms.ts)
  *   - with --redis cluster: a local Redis Cluster (startLocalCluster: 3 masters,

@@ -14,9 +14,9 @@ import { drive, type RunResult, type Target } from './drive.js'
 import { CLUSTER_MASTERS, exited, type FarmHandle, farmLabel, type FarmSpec, type RedisProbe } from './farms.js'
 import type { BenchOptions } from './options.js'
 import type { PacketFactory } from './packets.js'
-import { fmt, type LevelResult, summarize, summarizeCluster, summarizeFarm } from './report.js'
+import { CONNECTOR, fmt, type LevelResult, levelTargets, summarize, summarizeCluster, summarizeConnector, summarizeFarm } from './report.js'
 
-/** 'floor', or a farm's label (farmLabel). */
+/** 'floor', 'ilp-connector' (CONNECTOR), or a farm's label (farmLabel). */
 export type TargetName = string
 
 /** Where the load's lines go, and whether the bench was interrupted. */
@@ -197,6 +197,8 @@ export interface LoadSetup {
   targets: Map<TargetName, Target>
   farms: Map<TargetName, FarmHandle>
   floor: { child: ChildProcess }
+  /** ilp-connector's process; absent with --no-connector. */
+  connector?: { child: ChildProcess; output: () => string }
   packets: PacketFactory
 }
 
@@ -222,10 +224,13 @@ export async function load(opts: BenchOptions, setup: LoadSetup, progress: LoadP
       }
     }
     const floorSummary = summarize(runs.get('floor')!)
+    const connector = setup.connector ? summarizeConnector(runs.get(CONNECTOR)!, floorSummary) : undefined
     const farmsOf = (kind: FarmSpec['redis']) =>
-      opts.workers.map((workers) => summarizeFarm(workers, runs.get(farmLabel({ workers, redis: kind }))!, floorSummary))
+      opts.workers.map((workers) => summarizeFarm(workers, runs.get(farmLabel({ workers, redis: kind }))!, floorSummary, connector))
     const farms = farmsOf('single')
-    const level: LevelResult = { concurrency, floor: floorSummary, farms }
+    const level: LevelResult = { concurrency, floor: floorSummary, ...(connector ? { connector } : {}), farms }
+    const targets = levelTargets(level)
+    if (targets) level.targets = targets
     if (opts.redis.includes('cluster')) level.cluster = summarizeCluster(farms, farmsOf('cluster'), farmsOf('cluster-replica'))
     levels.push(level)
   }
@@ -234,10 +239,13 @@ export async function load(opts: BenchOptions, setup: LoadSetup, progress: LoadP
 
 /** One run against one target, with its CPU time and (farms) Redis command counts. */
 async function measureRun(name: TargetName, concurrency: number, opts: BenchOptions, setup: LoadSetup, ctx: RunContext): Promise<RunResult | undefined> {
-  const farm = name === 'floor' ? undefined : setup.farms.get(name)!
+  const farm = setup.farms.get(name)
   if (farm && exited(farm.child)) throw new Error(`a farm exited during the bench:\n${farm.output()}`)
+  const connector = name === CONNECTOR ? setup.connector! : undefined
+  if (connector && exited(connector.child)) throw new Error(`ilp-connector exited during the bench:\n${connector.output()}`)
   const before = farm ? await farm.probe.commandStats() : undefined
-  const hopPids = farm ? childPids(farm.child.pid!) : [setup.floor.child.pid!]
+  // the farm's workers are its supervisor's children; the floor and ilp-connector are each one process
+  const hopPids = farm ? childPids(farm.child.pid!) : [(connector ?? setup.floor).child.pid!]
   const hopCpuBefore = cpuOf(hopPids)
   const redisCpuBefore = farm?.probe.cpu()
   const result = await drive(setup.targets.get(name)!, setup.packets, concurrency, opts.warmupMs, opts.durationMs, ctx.stopped)

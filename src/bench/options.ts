@@ -1,7 +1,8 @@
 /**
  * The bench's options (`npm run bench -- ...` and `ilp-farm bench ...`):
- * which concurrencies, farm sizes and Redis kinds to measure, for how long
- * and how often, and their help text.
+ * which concurrencies, farm sizes and Redis kinds to measure, whether
+ * ilp-connector is measured too, for how long and how often, and their help
+ * text.
  */
 import { availableParallelism } from 'node:os'
 import { parseArgs } from 'node:util'
@@ -16,6 +17,8 @@ export interface BenchOptions {
   workers: number[]
   /** 'cluster' adds the farms on a local Redis Cluster (durability none and replica) next to the single-Redis ones. */
   redis: RedisMode[]
+  /** ilp-connector (a devDependency) measured beside the floor and the farms; off with --no-connector. */
+  connector: boolean
   durationMs: number
   warmupMs: number
   runs: number
@@ -28,6 +31,9 @@ export const BENCH_OPTIONS_HELP = `  --concurrency LIST   comma-separated in-fli
   --redis LIST         single, cluster or single,cluster (default single); cluster adds, per farm size, a farm
                        on a local 3-master Redis Cluster (1 replica each) and one with redis.durability replica,
                        compared with the single-Redis farm measured in the same run
+  --no-connector       leave out ilp-connector, the reference connector (measured by default, in its own process,
+                       with in-memory balances and its rate limit off; it is a devDependency, so an install
+                       without devDependencies needs this flag)
   --duration SECONDS   measured time per run and target (default 5)
   --warmup SECONDS     unmeasured load before each measured run (default 1)
   --runs N             runs per concurrency and target; medians are reported (default 3)
@@ -49,6 +55,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions | undefined {
       concurrency: { type: 'string', default: '1,10,50,100' },
       workers: { type: 'string', default: [...new Set([1, 2, availableParallelism()])].join(',') },
       redis: { type: 'string', default: 'single' },
+      'no-connector': { type: 'boolean', default: false },
       duration: { type: 'string', default: '5' },
       warmup: { type: 'string', default: '1' },
       runs: { type: 'string', default: '3' },
@@ -80,6 +87,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions | undefined {
     concurrency,
     workers: [...new Set(workers)],
     redis: REDIS_MODES.filter((m) => redis.includes(m)),
+    connector: !values['no-connector'],
     durationMs: seconds('duration', values.duration, 0.2, 120),
     warmupMs: seconds('warmup', values.warmup, 0, 30),
     runs,

@@ -1,8 +1,9 @@
 /**
  * What the bench reports: each target's runs summarized by their medians,
- * the farms against the floor (and, on a cluster, against the single Redis),
- * and the output: the tables, the lines that explain them, the summary
- * lines and the `--json` document.
+ * the farms against the floor and ilp-connector (and, on a cluster, against
+ * the single Redis), the one-worker farm against its targets, and the
+ * output: the tables, the lines that explain them, the summary lines and
+ * the `--json` document.
  */
 import { availableParallelism } from 'node:os'
 import type { RunResult } from './drive.js'
@@ -11,6 +12,19 @@ import type { BenchOptions } from './options.js'
 import { AMOUNT, DESTINATION, EXPIRY_MS } from './packets.js'
 
 const SCRIPT_COMMANDS = new Set(['eval', 'evalsha', 'eval_ro', 'evalsha_ro', 'fcall', 'fcall_ro'])
+
+/** ilp-connector's name as a target: in the runs, the logs and the tables. */
+export const CONNECTOR = 'ilp-connector'
+
+/** What a one-worker farm is held to, each against a baseline measured in the same run. */
+export const TARGETS = {
+  /** farm pkt/s / floor pkt/s, at least */
+  vsFloor: 0.8,
+  /** farm pkt/s / ilp-connector pkt/s, at least */
+  vsConnector: 3,
+  /** farm p99 / floor p99, at most */
+  p99VsFloor: 1.5,
+} as const
 
 // -- aggregation
 
@@ -49,11 +63,19 @@ export interface FarmRedis {
   breakdownPerPacket: Record<string, number>
 }
 
+/** ilp-connector, the reference connector, between the same sender and receiver. */
+export interface ConnectorResult extends TargetSummary {
+  /** median ilp-connector pps / median floor pps */
+  ratio: number
+}
+
 export interface FarmResult extends TargetSummary {
   workers: number
   redis: FarmRedis
   /** median farm pps / median floor pps */
   ratio: number
+  /** median farm pps / median ilp-connector pps; null when ilp-connector is not measured (--no-connector) */
+  vsConnector: number | null
 }
 
 /** A farm on the local Redis Cluster, against the single-Redis farm of its size measured in the same run. */
@@ -69,10 +91,36 @@ export interface ClusterFarmResult extends FarmResult {
   nonFulfillPct: number
 }
 
+/** One target: the value measured, the bound, and whether the value is within it. */
+export interface TargetCheck {
+  value: number
+  target: number
+  meets: boolean
+}
+
+/** The one-worker farm at one concurrency against TARGETS. */
+export interface LevelTargets {
+  workers: 1
+  vsFloor: TargetCheck
+  /** null when ilp-connector is not measured (--no-connector) */
+  vsConnector: TargetCheck | null
+  p99VsFloor: TargetCheck
+  /** Non-fulfilled % of all answered packets, per target of the comparison (connector null when not measured). */
+  nonFulfilledPct: { floor: number; connector: number | null; farm: number }
+  /** No packet to any of them was answered with anything but a Fulfill. */
+  allFulfilled: boolean
+  /** Every check meets, and allFulfilled; false when ilp-connector is not measured, as that target cannot be shown met. */
+  meets: boolean
+}
+
 export interface LevelResult {
   concurrency: number
   floor: TargetSummary
+  /** absent with --no-connector */
+  connector?: ConnectorResult
   farms: FarmResult[]
+  /** absent when no one-worker farm is measured */
+  targets?: LevelTargets
   /** --redis cluster: per farm size, durability none then replica. */
   cluster?: ClusterFarmResult[]
 }
@@ -109,7 +157,12 @@ export function summarizeCluster(single: FarmResult[], none: FarmResult[], repli
   return none.flatMap((f, i) => [row(f, i, 'none'), row(replica[i]!, i, 'replica')])
 }
 
-export function summarizeFarm(workers: number, runs: RunResult[], floor: TargetSummary): FarmResult {
+export function summarizeConnector(runs: RunResult[], floor: TargetSummary): ConnectorResult {
+  const summary = summarize(runs)
+  return { ...summary, ratio: summary.pps / floor.pps }
+}
+
+export function summarizeFarm(workers: number, runs: RunResult[], floor: TargetSummary, connector: TargetSummary | undefined): FarmResult {
   const fulfilled = runs.reduce((a, r) => a + r.fulfilledTotal, 0)
   const perPacket = (calls: number) => (fulfilled > 0 ? calls / fulfilled : NaN)
   const total = sumCounts(runs.map((r) => r.redisCommands ?? {}))
@@ -130,6 +183,29 @@ export function summarizeFarm(workers: number, runs: RunResult[], floor: TargetS
       breakdownPerPacket,
     },
     ratio: summary.pps / floor.pps,
+    vsConnector: connector ? summary.pps / connector.pps : null,
+  }
+}
+
+/** The one-worker farm of a level against TARGETS; undefined without one. */
+export function levelTargets(l: LevelResult): LevelTargets | undefined {
+  const one = l.farms.find((f) => f.workers === 1)
+  if (!one) return undefined
+  const atLeast = (value: number, target: number): TargetCheck => ({ value, target, meets: value >= target })
+  const atMost = (value: number, target: number): TargetCheck => ({ value, target, meets: value <= target })
+  const vsFloor = atLeast(one.ratio, TARGETS.vsFloor)
+  const vsConnector = one.vsConnector === null ? null : atLeast(one.vsConnector, TARGETS.vsConnector)
+  const p99VsFloor = atMost(one.p99Ms / l.floor.p99Ms, TARGETS.p99VsFloor)
+  const nonFulfilled = { floor: nonFulfillPct(l.floor), connector: l.connector ? nonFulfillPct(l.connector) : null, farm: nonFulfillPct(one) }
+  const allFulfilled = l.floor.nonFulfill === 0 && one.nonFulfill === 0 && (l.connector?.nonFulfill ?? 0) === 0
+  return {
+    workers: 1,
+    vsFloor,
+    vsConnector,
+    p99VsFloor,
+    nonFulfilledPct: nonFulfilled,
+    allFulfilled,
+    meets: vsFloor.meets && vsConnector !== null && vsConnector.meets && p99VsFloor.meets && allFulfilled,
   }
 }
 
@@ -141,16 +217,26 @@ export const fmt = (n: number, digits = 0): string => (Number.isFinite(n) ? n.to
 /** Renders the results table from a header and rows; `ilp-farm bench` passes a cli-table3 one. */
 export type TableRenderer = (head: string[], rows: string[][]) => string
 
-/** The results table's cells: one row for the floor, then one per farm size, for each concurrency. */
+/**
+ * The results table's cells: for each concurrency, one row for the floor,
+ * one for ilp-connector, then one per farm size. The vs ilp-connector column
+ * is there only when ilp-connector was measured.
+ */
 export function levelRows(levels: LevelResult[]): { head: string[]; rows: string[][] } {
-  const head = ['conc', 'target', 'pkt/s', 'vs floor', 'p50', 'p99', 'cpu/pkt', 'redis cpu/pkt', 'non-fulfill', 'redis RT/pkt', 'redis cmds/pkt']
+  const withConnector = levels.some((l) => l.connector)
+  const vsConnector = (cell: string) => (withConnector ? [cell] : [])
+  const head = ['conc', 'target', 'pkt/s', 'vs floor', ...vsConnector(`vs ${CONNECTOR}`), 'p50', 'p99', 'cpu/pkt', 'redis cpu/pkt', 'non-fulfill', 'redis RT/pkt', 'redis cmds/pkt']
   const rows: string[][] = []
+  const latencies = (t: TargetSummary) => [`${fmt(t.p50Ms, 2)} ms`, `${fmt(t.p99Ms, 2)} ms`, `${fmt(t.cpuUsPerPacket)} us`]
   for (const l of levels) {
-    rows.push([String(l.concurrency), 'floor', fmt(l.floor.pps), '', `${fmt(l.floor.p50Ms, 2)} ms`, `${fmt(l.floor.p99Ms, 2)} ms`,
-      `${fmt(l.floor.cpuUsPerPacket)} us`, '', String(l.floor.nonFulfill), '', ''])
+    rows.push([String(l.concurrency), 'floor', fmt(l.floor.pps), '', ...vsConnector(''), ...latencies(l.floor), '', String(l.floor.nonFulfill), '', ''])
+    if (l.connector) {
+      const c = l.connector
+      rows.push(['', CONNECTOR, fmt(c.pps), fmt(c.ratio, 2), ...vsConnector(''), ...latencies(c), '', String(c.nonFulfill), '', ''])
+    }
     for (const f of l.farms) {
-      rows.push(['', workersLabel(f.workers), fmt(f.pps), fmt(f.ratio, 2), `${fmt(f.p50Ms, 2)} ms`, `${fmt(f.p99Ms, 2)} ms`,
-        `${fmt(f.cpuUsPerPacket)} us`, `${fmt(f.redis.cpuUsPerPacket)} us`, String(f.nonFulfill),
+      rows.push(['', workersLabel(f.workers), fmt(f.pps), fmt(f.ratio, 2), ...vsConnector(f.vsConnector === null ? '' : fmt(f.vsConnector, 2)),
+        ...latencies(f), `${fmt(f.redis.cpuUsPerPacket)} us`, String(f.nonFulfill),
         fmt(f.redis.scriptCallsPerPacket, 2), fmt(f.redis.commandsPerPacket, 2)])
     }
   }
@@ -193,11 +279,6 @@ const plainTable: TableRenderer = (head, rows) => {
 
 function summaryLevel(levels: LevelResult[]): LevelResult {
   return levels.reduce((best, l) => (Math.abs(l.concurrency - 50) < Math.abs(best.concurrency - 50) ? l : best))
-}
-
-function meetsGoal(l: LevelResult): boolean {
-  const one = l.farms.find((f) => f.workers === 1)
-  return one !== undefined && one.ratio >= 0.6 && one.redis.scriptCallsPerPacket <= 2 && one.nonFulfill === 0 && l.floor.nonFulfill === 0
 }
 
 /** What the cluster summary says: the headline level's farm of 1 worker (else the smallest) on the cluster against the single Redis. */
@@ -249,17 +330,42 @@ function clusterSummaryLine(c: ClusterSummary): string {
   )
 }
 
+const mark = (c: TargetCheck) => (c.meets ? 'MEETS' : 'BELOW')
+
+/** The one-worker farm's targets, each marked: `farm/floor 0.83 MEETS (target >= 0.8), ...`. */
+function targetsText(t: LevelTargets): string {
+  const pct = (name: string, n: number | null) => (n === null ? [] : [`${name} ${n === 0 ? '0' : fmt(n, 2)}%`])
+  const { floor, connector, farm } = t.nonFulfilledPct
+  const nonFulfilled = [...pct('floor', floor), ...pct(CONNECTOR, connector), ...pct(workersLabel(t.workers), farm)]
+  return [
+    `farm/floor ${fmt(t.vsFloor.value, 2)} ${mark(t.vsFloor)} (target >= ${t.vsFloor.target})`,
+    t.vsConnector
+      ? `farm/${CONNECTOR} ${fmt(t.vsConnector.value, 2)} ${mark(t.vsConnector)} (target >= ${t.vsConnector.target})`
+      : `farm/${CONNECTOR} not measured (--no-connector)`,
+    `p99 farm/floor ${fmt(t.p99VsFloor.value, 2)} ${mark(t.p99VsFloor)} (target <= ${t.p99VsFloor.target})`,
+    `non-fulfilled ${nonFulfilled.join(' ')} ${t.allFulfilled ? 'MEETS' : 'BELOW'} (target 0%)`,
+  ].join(', ')
+}
+
+/** Whether the one-worker farm meets its targets; said only when all were measured. */
+const verdict = (t: LevelTargets) => (t.vsConnector === null ? '' : ` ${t.meets ? 'MEETS' : 'is BELOW'} the targets`)
+
+/** One concurrency's line: the baselines, each farm against both, and the one-worker farm's targets. */
 function summaryLine(l: LevelResult): string {
   const one = l.farms.find((f) => f.workers === 1)
-  const parts = l.farms.map((f) => `${workersLabel(f.workers)} ${fmt(f.pps)} pkt/s (${fmt(f.ratio, 2)} of floor)`)
+  const parts = l.farms.map(
+    (f) => `${workersLabel(f.workers)} ${fmt(f.pps)} pkt/s (${fmt(f.ratio, 2)} of floor${f.vsConnector === null ? '' : `, ${fmt(f.vsConnector, 2)}x ${CONNECTOR}`})`,
+  )
   const scaling = l.farms
     .filter((f) => one && f.workers > 1)
     .map((f) => `${f.workers}w/1w x${fmt(f.pps / one!.pps, 2)}`)
   return (
-    `summary @${l.concurrency} concurrent: floor ${fmt(l.floor.pps)} pkt/s; ${parts.join('; ')}` +
+    `summary @${l.concurrency} concurrent: floor ${fmt(l.floor.pps)} pkt/s` +
+    (l.connector ? `; ${CONNECTOR} ${fmt(l.connector.pps)} pkt/s` : '') +
+    `; ${parts.join('; ')}` +
     (scaling.length > 0 ? `; scaling ${scaling.join(', ')}` : '') +
     (one ? `; ${fmt(one.redis.scriptCallsPerPacket, 2)} Redis round trips/packet (goal <= 2)` : '') +
-    ` -> 1 worker ${meetsGoal(l) ? 'MEETS' : 'is BELOW'} the goal (>= 0.60 of floor)`
+    (l.targets ? ` -> 1 worker${verdict(l.targets)}: ${targetsText(l.targets)}` : '')
   )
 }
 
@@ -267,38 +373,48 @@ function summaryLine(l: LevelResult): string {
 export interface BenchReport {
   node: string
   cores: number
+  /** ilp-connector's version; null when it is not measured (--no-connector) */
+  ilpConnector: string | null
   options: BenchOptions
   packet: { amount: string; destination: string; expiryMs: number }
   levels: LevelResult[]
+  /** The level nearest 50 concurrent. */
   summary: {
     concurrency: number
     floorPps: number
-    farms: Array<{ workers: number; pps: number; ratio: number; cpuUsPerPacket: number }>
+    connectorPps: number | null
+    farms: Array<{ workers: number; pps: number; ratio: number; vsConnector: number | null; cpuUsPerPacket: number }>
     redisRoundTripsPerPacket: number | null
     redisCommandsPerPacket: number | null
+    /** The one-worker farm against TARGETS; null without one. */
+    targets: LevelTargets | null
+    /** targets.meets */
     meetsGoal: boolean
     /** --redis cluster only */
     cluster?: ClusterSummary
   }
 }
 
-export function report(opts: BenchOptions, levels: LevelResult[]): BenchReport {
+export function report(opts: BenchOptions, levels: LevelResult[], connectorVersion: string | undefined): BenchReport {
   const headline = summaryLevel(levels)
   const one = headline.farms.find((f) => f.workers === 1)
   const cluster = clusterSummary(headline)
   return {
     node: process.version,
     cores: availableParallelism(),
+    ilpConnector: opts.connector ? (connectorVersion ?? null) : null,
     options: opts,
     packet: { amount: AMOUNT, destination: DESTINATION, expiryMs: EXPIRY_MS },
     levels,
     summary: {
       concurrency: headline.concurrency,
       floorPps: headline.floor.pps,
-      farms: headline.farms.map((f) => ({ workers: f.workers, pps: f.pps, ratio: f.ratio, cpuUsPerPacket: f.cpuUsPerPacket })),
+      connectorPps: headline.connector?.pps ?? null,
+      farms: headline.farms.map((f) => ({ workers: f.workers, pps: f.pps, ratio: f.ratio, vsConnector: f.vsConnector, cpuUsPerPacket: f.cpuUsPerPacket })),
       redisRoundTripsPerPacket: one?.redis.scriptCallsPerPacket ?? null,
       redisCommandsPerPacket: one?.redis.commandsPerPacket ?? null,
-      meetsGoal: meetsGoal(headline),
+      targets: headline.targets ?? null,
+      meetsGoal: headline.targets?.meets ?? false,
       ...(cluster ? { cluster } : {}),
     },
   }
@@ -318,12 +434,16 @@ export function benchText(r: BenchReport, renderTable: TableRenderer = plainTabl
   const { head, rows } = levelRows(levels)
   const lines = [
     '',
-    `ilp-farm bench: medians of ${opts.runs} run(s) x ${opts.durationMs / 1000} s per level (node ${r.node}, ${r.cores} cores; latencies per packet, end to end)`,
+    `ilp-farm bench: medians of ${opts.runs} run(s) x ${opts.durationMs / 1000} s per level (node ${r.node}, ${r.cores} cores` +
+      `${r.ilpConnector ? `, ${CONNECTOR} ${r.ilpConnector}` : ''}; latencies per packet, end to end)`,
     '',
     renderTable(head, rows),
     '',
-    'vs floor = farm pkt/s / floor pkt/s in the same run; non-fulfill = packets answered with anything but a Fulfill (warm-up included)',
-    'cpu/pkt = CPU time per fulfilled packet of the floor process or of all the farm\'s workers; redis cpu/pkt = redis-server (Linux /proc)',
+    'vs floor = pkt/s / floor pkt/s in the same run; non-fulfill = packets answered with anything but a Fulfill (warm-up included)',
+    ...(r.ilpConnector
+      ? [`${CONNECTOR} = the reference connector in its own process (in-memory balances, rate limit off); vs ${CONNECTOR} = farm pkt/s / its pkt/s`]
+      : []),
+    `cpu/pkt = CPU time per fulfilled packet of the floor process, ${r.ilpConnector ? `${CONNECTOR}'s process ` : ''}or all the farm's workers; redis cpu/pkt = redis-server (Linux /proc)`,
     'redis RT/pkt = fcall/evalsha/eval calls per fulfilled packet; cmds/pkt = every Redis command per fulfilled packet, inside scripts too',
   ]
   if (one) {
@@ -351,11 +471,13 @@ export function benchText(r: BenchReport, renderTable: TableRenderer = plainTabl
   }
   const reasons = levels.flatMap((l) => [
     ...Object.entries(l.floor.nonFulfillByReason).map(([k, v]) => `  c=${l.concurrency} floor: ${k} x${v}`),
+    ...Object.entries(l.connector?.nonFulfillByReason ?? {}).map(([k, v]) => `  c=${l.concurrency} ${CONNECTOR}: ${k} x${v}`),
     ...l.farms.flatMap((f) => Object.entries(f.nonFulfillByReason).map(([k, v]) => `  c=${l.concurrency} ${workersLabel(f.workers)}: ${k} x${v}`)),
     ...(l.cluster ?? []).flatMap((f) => Object.entries(f.nonFulfillByReason).map(([k, v]) => `  c=${l.concurrency} ${clusterLabel(f)}: ${k} x${v}`)),
   ])
   if (reasons.length > 0) lines.push('non-fulfill reasons:', ...reasons)
-  lines.push('', summaryLine(headline))
+  // one line per concurrency: the targets hold at each measured level, not only the headline one
+  lines.push('', ...levels.map(summaryLine))
   if (r.summary.cluster) lines.push(clusterSummaryLine(r.summary.cluster))
   return `${lines.join('\n')}\n`
 }

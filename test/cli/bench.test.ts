@@ -5,7 +5,8 @@ import { cleanEnv, descendantsOf, killAllClis, ROOT, runCli } from '../helpers/c
 
 /**
  * `ilp-farm bench` and `npm run bench` (src/bench/main.ts), short runs: each
- * starts its own redis-server, receiver, floor and a one-worker farm.
+ * starts its own redis-server, receiver, floor, ilp-connector and a
+ * one-worker farm.
  */
 
 const SHORT = ['--duration', '1', '--warmup', '0', '--runs', '1', '--concurrency', '5', '--workers', '1']
@@ -15,27 +16,63 @@ afterEach(async () => {
   await killAllClis()
 })
 
+interface Check {
+  value: number
+  target: number
+  meets: boolean
+}
+
 interface Report {
   node: string
   cores: number
-  options: { concurrency: number[]; workers: number[]; durationMs: number; runs: number }
-  levels: Array<{ concurrency: number; floor: { pps: number; nonFulfill: number }; farms: Array<{ workers: number; pps: number; ratio: number; redis: { scriptCallsPerPacket: number } }> }>
-  summary: { concurrency: number; floorPps: number; farms: Array<{ workers: number; pps: number }>; meetsGoal: boolean }
+  ilpConnector: string | null
+  options: { concurrency: number[]; workers: number[]; connector: boolean; durationMs: number; runs: number }
+  levels: Array<{
+    concurrency: number
+    floor: { pps: number; nonFulfill: number }
+    connector?: { pps: number; ratio: number; cpuUsPerPacket: number; nonFulfill: number }
+    farms: Array<{ workers: number; pps: number; ratio: number; vsConnector: number | null; redis: { scriptCallsPerPacket: number } }>
+  }>
+  summary: {
+    concurrency: number
+    floorPps: number
+    connectorPps: number | null
+    farms: Array<{ workers: number; pps: number }>
+    targets: { vsFloor: Check; vsConnector: Check | null; p99VsFloor: Check; allFulfilled: boolean; meets: boolean } | null
+    meetsGoal: boolean
+  }
 }
 
 function checkReport(report: Report): void {
-  expect(Object.keys(report)).toEqual(['node', 'cores', 'options', 'packet', 'levels', 'summary'])
-  expect(report.options).toMatchObject({ concurrency: [5], workers: [1], durationMs: 1000, runs: 1 })
+  expect(Object.keys(report)).toEqual(['node', 'cores', 'ilpConnector', 'options', 'packet', 'levels', 'summary'])
+  expect(report.ilpConnector).toMatch(/^23\./)
+  expect(report.options).toMatchObject({ concurrency: [5], workers: [1], connector: true, durationMs: 1000, runs: 1 })
   expect(report.levels).toHaveLength(1)
   const [level] = report.levels
   expect(level!.concurrency).toBe(5)
   expect(level!.floor.pps).toBeGreaterThan(0)
   expect(level!.floor.nonFulfill).toBe(0)
+  // ilp-connector forwarded every packet, and its own process's CPU was read
+  expect(level!.connector!.pps).toBeGreaterThan(0)
+  expect(level!.connector!.nonFulfill).toBe(0)
+  expect(level!.connector!.cpuUsPerPacket).toBeGreaterThan(0)
+  // --json rounds fractions to 3 digits
+  expect(level!.connector!.ratio).toBeCloseTo(level!.connector!.pps / level!.floor.pps, 2)
   expect(level!.farms.map((f) => f.workers)).toEqual([1])
-  expect(level!.farms[0]!.pps).toBeGreaterThan(0)
-  expect(level!.farms[0]!.redis.scriptCallsPerPacket).toBeGreaterThan(0)
-  expect(report.summary).toMatchObject({ concurrency: 5, farms: [{ workers: 1 }] })
-  expect(typeof report.summary.meetsGoal).toBe('boolean')
+  const farm = level!.farms[0]!
+  expect(farm.pps).toBeGreaterThan(0)
+  expect(farm.vsConnector).toBeCloseTo(farm.pps / level!.connector!.pps, 2)
+  expect(farm.redis.scriptCallsPerPacket).toBeGreaterThan(0)
+  expect(report.summary).toMatchObject({ concurrency: 5, connectorPps: level!.connector!.pps, farms: [{ workers: 1 }] })
+  const targets = report.summary.targets!
+  expect(targets.vsFloor).toMatchObject({ value: farm.ratio, target: 0.8 })
+  expect(targets.vsConnector).toMatchObject({ value: farm.vsConnector, target: 3 })
+  expect(targets.p99VsFloor.target).toBe(1.5)
+  for (const check of [targets.vsFloor, targets.vsConnector!]) {
+    // the value is rounded: only a clear margin says which side of the target it was on
+    if (Math.abs(check.value - check.target) > 0.001) expect(check.meets).toBe(check.value >= check.target)
+  }
+  expect(report.summary.meetsGoal).toBe(targets.vsFloor.meets && targets.vsConnector!.meets && targets.p99VsFloor.meets && targets.allFulfilled)
 }
 
 describe('ilp-farm bench', () => {
@@ -45,9 +82,10 @@ describe('ilp-farm bench', () => {
       const run = runCli(['bench', ...SHORT, '--json'])
       expect(await run.waitForExit(BENCH_TIMEOUT_MS)).toEqual({ code: 0, signal: null })
       // Not a terminal here: cli-progress prints the bar as a line at each tick, and a last one at the end.
-      const bars = run.stderr().match(/^bench \[[=-]+\] \d+% \| [\d.]+\/2 s of load \| .*$/gm) ?? []
+      // 1 s of load for each of the floor, ilp-connector and the farm
+      const bars = run.stderr().match(/^bench \[[=-]+\] \d+% \| [\d.]+\/3 s of load \| .*$/gm) ?? []
       expect(bars.length).toBeGreaterThan(1)
-      expect(bars.at(-1)).toMatch(/ 100% \| 2\/2 s of load \| done$/)
+      expect(bars.at(-1)).toMatch(/ 100% \| 3\/3 s of load \| done$/)
       expect(run.stderr()).toMatch(/bench: farm \(pid \d+, 1 worker\) at http/)
       checkReport(JSON.parse(run.stdout()) as Report)
     },
@@ -60,10 +98,11 @@ describe('ilp-farm bench', () => {
       const run = runCli(['bench', ...SHORT])
       expect(await run.waitForExit(BENCH_TIMEOUT_MS)).toEqual({ code: 0, signal: null })
       const out = run.stdout()
-      expect(out).toMatch(/│ conc +│ target +│ +pkt\/s │ vs floor │/)
+      expect(out).toMatch(/│ conc +│ target +│ +pkt\/s │ vs floor │ vs ilp-connector │/)
       expect(out).toMatch(/│ 5 +│ floor +│ +\d+ │/)
-      expect(out).toMatch(/│ +│ farm 1w +│ +\d+ │ +\d+\.\d\d │/)
-      expect(out).toMatch(/^summary @5 concurrent: floor \d+ pkt\/s; farm 1w \d+ pkt\/s/m)
+      expect(out).toMatch(/│ +│ ilp-connector +│ +\d+ │ +\d+\.\d\d │ +│/)
+      expect(out).toMatch(/│ +│ farm 1w +│ +\d+ │ +\d+\.\d\d │ +\d+\.\d\d │/)
+      expect(out).toMatch(/^summary @5 concurrent: floor \d+ pkt\/s; ilp-connector \d+ pkt\/s; farm 1w \d+ pkt\/s/m)
     },
     BENCH_TIMEOUT_MS + 2_000,
   )
@@ -116,15 +155,28 @@ async function runScript(args: string[], timeoutMs: number): Promise<{ code: num
 
 describe('npm run bench (src/bench/main.ts as a script)', () => {
   it(
-    'prints its plain table and the summary line, as before',
+    'prints its plain table with the ilp-connector row, and the summary line with the targets marked',
     async () => {
       const { code, out, err } = await runScript(SHORT, BENCH_TIMEOUT_MS)
       expect(code, err).toBe(0)
-      expect(out).toMatch(/^conc +target +pkt\/s +vs floor +p50/m)
+      const num = String.raw`\d+(?:\.\d+)?`
+      expect(out).toMatch(/^conc +target +pkt\/s +vs floor +vs ilp-connector +p50/m)
       expect(out).toMatch(/^5 +floor +\d+/m)
-      expect(out).toMatch(/^summary @5 concurrent: /m)
+      expect(out).toMatch(new RegExp(String.raw`^ +ilp-connector +\d+ +${num} +${num} ms +${num} ms +\d+ us +0 *$`, 'm'))
+      expect(out).toMatch(new RegExp(String.raw`^ +farm 1w +\d+ +${num} +${num} +${num} ms`, 'm'))
+      const mark = '(MEETS|BELOW)'
+      expect(out).toMatch(
+        new RegExp(
+          String.raw`^summary @5 concurrent: floor \d+ pkt/s; ilp-connector \d+ pkt/s; farm 1w \d+ pkt/s \(${num} of floor, ${num}x ilp-connector\); .*` +
+            String.raw` -> 1 worker (MEETS|is BELOW) the targets: farm/floor ${num} ${mark} \(target >= 0\.8\), farm/ilp-connector ${num} ${mark} \(target >= 3\), ` +
+            String.raw`p99 farm/floor ${num} ${mark} \(target <= 1\.5\), non-fulfilled floor 0% ilp-connector 0% farm 1w 0% MEETS \(target 0%\)$`,
+          'm',
+        ),
+      )
       expect(out).not.toContain('cluster')
       expect(err).toMatch(/^ {2}c= {2}5 run 1\/1 floor +\d+ pkt\/s/m)
+      expect(err).toMatch(/^ {2}c= {2}5 run 1\/1 ilp-connector +\d+ pkt\/s .*cpu \d+ us\/pkt$/m)
+      expect(err).toMatch(/^bench: ilp-connector 23\.\S+ \(pid \d+, in-memory balances, rate limit off\) at http/m)
       expect(err).not.toContain('bench [') // no progress bar as a script
     },
     BENCH_TIMEOUT_MS + 2_000,
@@ -133,10 +185,14 @@ describe('npm run bench (src/bench/main.ts as a script)', () => {
   // a local 3-master cluster (1 replica each) and two more farms on it: about 20 s
   const CLUSTER_TIMEOUT_MS = 45_000
   it(
-    '--redis cluster: the cluster farms (durability none and replica) next to the single-Redis one, and the cluster summary line',
+    '--redis cluster: the cluster farms (durability none and replica) next to the single-Redis one, and the cluster summary line; --no-connector leaves ilp-connector out',
     async () => {
-      const { code, out, err } = await runScript([...SHORT, '--redis', 'cluster'], CLUSTER_TIMEOUT_MS)
+      const { code, out, err } = await runScript([...SHORT, '--redis', 'cluster', '--no-connector'], CLUSTER_TIMEOUT_MS)
       expect(code, err).toBe(0)
+      expect(err).not.toMatch(/^bench: ilp-connector/m)
+      expect(out).not.toMatch(/^ +ilp-connector /m)
+      expect(out).toMatch(/^conc +target +pkt\/s +vs floor +p50/m)
+      expect(out).toMatch(/, farm\/ilp-connector not measured \(--no-connector\), /)
       expect(err).toMatch(/^bench: Redis Cluster of 3 masters x 1 replica at redis:\/\/127\.0\.0\.1:\d+/m)
       expect(out).toMatch(/^conc +target +pkt\/s +vs single +vs none +p50 +p99 +redis RT\/pkt/m)
       const num = String.raw`\d+(?:\.\d+)?`

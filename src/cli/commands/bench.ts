@@ -17,9 +17,10 @@ export async function benchUsage(): Promise<string> {
   return `Usage: ilp-farm bench [options]
 
 The project's benchmark (the same as npm run bench): starts its own Redis, a
-fulfilling receiver, a pass-through floor and farms of each --workers size, drives
-the same load through each, and prints packets/s, latencies, the farm/floor ratio,
-CPU and Redis calls per packet. It does not touch a running farm. A progress bar
+fulfilling receiver, a pass-through floor, ilp-connector (the reference connector)
+and farms of each --workers size, drives the same load through each, and prints
+packets/s, latencies, the farm/floor and farm/ilp-connector ratios against their
+targets, CPU and Redis calls per packet. It does not touch a running farm. A progress bar
 runs on stderr; the results go to stdout (a table, or --json as npm run bench --json).
 
 ${BENCH_OPTIONS_HELP}`
