@@ -97,7 +97,7 @@ function runFloor(): void {
 
 // -- ilp-connector, the reference connector, as a target
 
-/** The connector's own address, and its address for the receiver's prefix (the prepares' destination starts with it). */
+/** The connector's own address, and the receiver's prefix (every prepare's destination starts with it). */
 const CONNECTOR_ADDRESS = 'test.connector'
 const RECEIVER_PREFIX = 'test.receiver'
 
@@ -127,8 +127,8 @@ export function connectorVersion(): string | undefined {
 }
 
 /**
- * ilp-connector set up as the floor is: balances kept in memory (its balance
- * middleware, unbounded), its rate limit off (its default bucket of 10,000
+ * ilp-connector as deployed, with nothing that refuses the bench's load:
+ * balances kept in memory (its balance middleware, unbounded), its rate limit off (its default bucket of 10,000
  * packets a minute per account would reject most of the load), one-to-one
  * rates between the same asset, the sender a child and the receiver a peer,
  * each over ilp-plugin-http, and a static route to the receiver's prefix.
