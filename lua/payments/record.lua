@@ -10,6 +10,9 @@
 -- put:    ARGV[5] the entry (JSON)
 -- credit: ARGV[5] amount (decimal string)   ARGV[6] at (ISO time)
 --         ARGV[7] the entry to start with, when there is none (JSON)
+--         ARGV[8] the packet's STREAM receipt ('' for none)  ARGV[9] its total:
+--         kept unless the entry has one of a higher total (packets of one
+--         connection may settle out of order)
 --
 -- Returns the entry as stored (JSON), which is also published on KEYS[3].
 
@@ -30,6 +33,10 @@ else
     e.packets = 1
   end
   e.lastAt = ARGV[6]
+  if ARGV[8] ~= '' and (e.receiptTotal == nil or big_cmp(ARGV[9], e.receiptTotal) >= 0) then
+    e.receipt = ARGV[8]
+    e.receiptTotal = ARGV[9]
+  end
   entry = cjson.encode(e)
 end
 redis.call('HSET', KEYS[2], id, entry)

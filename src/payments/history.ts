@@ -28,6 +28,9 @@ export interface PaymentEntry {
   /** Incoming: when its last packet arrived, and how many there were. */
   lastAt?: string
   packets?: number
+  /** Incoming, with receipts asked for at SPSP: the latest STREAM receipt (RFC 39, base64) and its total. */
+  receipt?: string
+  receiptTotal?: string
   /** Outgoing, failed: why (the STREAM sender's error, or the farm's reject it met). */
   error?: string
 }
@@ -70,8 +73,17 @@ export class PaymentHistory {
     ])
   }
 
-  /** Adds a credited packet to the incoming payment `connectionId` of `accountId`, starting it if new. */
-  async credit(accountId: string, connectionId: string, amount: string, start: Omit<PaymentEntry, 'id' | 'amount' | 'packets' | 'lastAt'>): Promise<void> {
+  /**
+   * Adds a credited packet to the incoming payment `connectionId` of `accountId`, starting it if new, with
+   * the receipt it carried (kept when its total is the highest yet).
+   */
+  async credit(
+    accountId: string,
+    connectionId: string,
+    amount: string,
+    receipt: { receipt: string; total: string } | undefined,
+    start: Omit<PaymentEntry, 'id' | 'amount' | 'packets' | 'lastAt'>,
+  ): Promise<void> {
     const id = `in-${connectionId}`
     await RECORD.run(this.redis, [this.keys.payments(accountId), this.keys.paymentEntries(accountId), this.keys.paymentEvents(accountId)], [
       'credit',
@@ -81,7 +93,15 @@ export class PaymentHistory {
       amount,
       new Date().toISOString(),
       JSON.stringify({ id, ...start }),
+      receipt?.receipt ?? '',
+      receipt?.total ?? '',
     ])
+  }
+
+  /** What the incoming payment `connectionId` of `accountId` has been credited so far ('0' for none yet). */
+  async received(accountId: string, connectionId: string): Promise<string> {
+    const entry = await this.get(accountId, `in-${connectionId}`)
+    return entry?.amount ?? '0'
   }
 
   async get(accountId: string, id: string): Promise<PaymentEntry | undefined> {

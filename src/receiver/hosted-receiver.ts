@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { StreamServer } from '@interledger/stream-receiver'
+import { createReceipt } from 'ilp-protocol-stream/dist/src/util/receipt.js'
 import { type IlpPrepare, serializeIlpFulfill, serializeIlpReply } from 'ilp-packet'
 import type { AccountConfig, FarmConfig } from '../config/schema.js'
 import type { HostedTransport, RoutedPacket } from '../packet/ports.js'
@@ -15,6 +16,19 @@ export interface SpspDetails {
   receipts_enabled: boolean
 }
 
+/** What a sender's verifier gives to get STREAM receipts (RFC 39): a 16-byte nonce and a 32-byte secret. */
+export interface ReceiptSetup {
+  nonce: Buffer
+  secret: Buffer
+}
+
+/** The receipt setup a connection was made with, from the payment tag spsp() gave it. */
+function receiptSetupOf(tag: string | undefined): ReceiptSetup | undefined {
+  const parts = tag?.split('.')
+  if (parts?.length !== 3 || parts[0] !== 'r') return undefined
+  return { nonce: Buffer.from(parts[1]!, 'base64url'), secret: Buffer.from(parts[2]!, 'base64url') }
+}
+
 /** Receivers kept at hand; each is two HMAC keys, made again on demand past this. */
 const MAX_SERVERS = 10_000
 
@@ -28,6 +42,8 @@ const MAX_SERVERS = 10_000
  */
 export class HostedReceiver implements HostedTransport {
   private readonly servers = new Map<string, StreamServer>()
+  /** The receipt each fulfilled packet carried, until the history has it (the packet's own flow, in this worker). */
+  private readonly receipts = new WeakMap<RoutedPacket, { receipt: string; total: string }>()
 
   constructor(
     private readonly ilpAddress: string,
@@ -62,12 +78,19 @@ export class HostedReceiver implements HostedTransport {
     return isHostedReceiverDestination(packet.prepare.destination, this.ilpAddress, packet.nextHop.id)
   }
 
-  /** New connection details for a payment to `account`, in its asset (told to the sender over STREAM). */
-  spsp(account: AccountConfig): SpspDetails {
+  /**
+   * New connection details for a payment to `account`, in its asset (told to
+   * the sender over STREAM). With a receipt nonce and secret (RFC 39, from
+   * the SPSP request), every fulfilled packet carries a receipt of the total
+   * received on the connection, signed with that secret; the nonce and secret
+   * ride in the connection's own (encrypted) address, as all its state does.
+   */
+  spsp(account: AccountConfig, receipts?: ReceiptSetup): SpspDetails {
     const { ilpAddress, sharedSecret } = this.server(account.id).generateCredentials({
       asset: { code: account.assetCode, scale: account.assetScale },
+      ...(receipts ? { receiptSetup: receipts, paymentTag: `r.${receipts.nonce.toString('base64url')}.${receipts.secret.toString('base64url')}` } : {}),
     })
-    return { destination_account: ilpAddress, shared_secret: sharedSecret.toString('base64'), receipts_enabled: false }
+    return { destination_account: ilpAddress, shared_secret: sharedSecret.toString('base64'), receipts_enabled: receipts !== undefined }
   }
 
   /**
@@ -77,10 +100,24 @@ export class HostedReceiver implements HostedTransport {
    * STREAM data for a sender's exchange-rate probe, F06 for a connection of
    * another secret, F05 for an unfulfillable condition).
    */
-  forward(packet: RoutedPacket): Promise<Buffer> {
+  async forward(packet: RoutedPacket): Promise<Buffer> {
     const prepare: IlpPrepare = { ...packet.prepare, amount: packet.outAmount, expiresAt: packet.outExpiresAt }
     const reply = this.server(packet.nextHop.id).createReply(prepare)
-    return Promise.resolve('accept' in reply ? serializeIlpFulfill(reply.accept()) : serializeIlpReply(reply))
+    if (!('accept' in reply)) return serializeIlpReply(reply)
+    const setup = receiptSetupOf(reply.paymentTag)
+    if (setup !== undefined && this.history !== undefined) {
+      // the total with this packet: what the connection's history entry has been credited so far, plus it
+      const before = await this.history.received(packet.nextHop.id, this.connectionOf(packet))
+      const total = (BigInt(before) + BigInt(packet.outAmount)).toString()
+      reply.setTotalReceived(total)
+      this.receipts.set(packet, { receipt: createReceipt({ ...setup, totalReceived: total, streamId: 1 }).toString('base64'), total })
+    }
+    return serializeIlpFulfill(reply.accept())
+  }
+
+  /** The history's name of the packet's STREAM connection: a digest of its address (the same on every worker). */
+  private connectionOf(packet: RoutedPacket): string {
+    return createHash('sha256').update(packet.prepare.destination.slice(this.address(packet.nextHop.id).length + 1)).digest('base64url').slice(0, 22)
   }
 
   /**
@@ -90,10 +127,11 @@ export class HostedReceiver implements HostedTransport {
   credited(packet: RoutedPacket): void {
     if (this.history === undefined) return
     const from = packet.from
-    const connection = createHash('sha256').update(packet.prepare.destination.slice(this.address(packet.nextHop.id).length + 1)).digest('base64url').slice(0, 22)
     const now = new Date().toISOString()
+    const receipt = this.receipts.get(packet)
+    this.receipts.delete(packet)
     this.history
-      .credit(packet.nextHop.id, connection, packet.outAmount, {
+      .credit(packet.nextHop.id, this.connectionOf(packet), packet.outAmount, receipt, {
         direction: 'incoming',
         state: 'received',
         counterpart: from.relation === 'child' ? `${this.ilpAddress}.${from.id}` : from.id,

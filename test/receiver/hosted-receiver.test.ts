@@ -1,5 +1,7 @@
 import 'ilp-farm-client/stream-compat'
+import { randomBytes } from 'node:crypto'
 import { createConnection } from 'ilp-protocol-stream'
+import { verifyReceipt } from 'ilp-protocol-stream/dist/src/util/receipt.js'
 import { Type } from 'ilp-packet'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -94,6 +96,36 @@ describe('the farm-hosted receiver', () => {
     // the exchange-rate probes were the receiver's F99 rejects, refunded; the money went in fulfilled packets
     const paid = alice.sent.filter((p) => p.result === 'fulfill' && p.destination.startsWith(`${FARM_ADDRESS}.bob.~stream.`))
     expect(paid.reduce((sum, p) => sum + BigInt(p.amount), 0n)).toBe(250_000n)
+  })
+
+  it('gives STREAM receipts (RFC 39) when SPSP is asked for them: each verifies with the secret, the last for the whole amount, and the history keeps it', async () => {
+    const nonce = randomBytes(16)
+    const secret = randomBytes(32)
+    const res = await request(`${farms[0]!.url}/accounts/bob/spsp`, { headers: { 'receipt-nonce': nonce.toString('base64'), 'receipt-secret': secret.toString('base64') } })
+    const details = (await res.body.json()) as { destination_account: string; shared_secret: string; receipts_enabled: boolean }
+    expect(details.receipts_enabled).toBe(true)
+    const alice = createPlugin({ port: await freePort(), farmUrl: farms[1]!.url, accountId: 'alice', outgoingToken: 'alice-token', incomingToken: 'farm-to-alice' })
+    plugins.push(alice)
+    const connection = await createConnection({ plugin: alice.plugin, destinationAccount: details.destination_account, sharedSecret: Buffer.from(details.shared_secret, 'base64') })
+    const stream = connection.createStream()
+    await stream.sendTotal(40_000, { timeout: 15_000 })
+    await connection.end()
+    const receipt = verifyReceipt(stream.receipt!, secret)
+    expect([receipt.nonce.equals(nonce), receipt.totalReceived.toString()]).toEqual([true, '40000'])
+    // a receipt made with another secret does not verify
+    expect(() => verifyReceipt(stream.receipt!, randomBytes(32))).toThrow()
+    const rpc = await request(`${farms[0]!.url}/rpc`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer bob-token' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ilp_getPayments', params: { limit: 1 } }),
+    })
+    const [latest] = ((await rpc.body.json()) as { result: { payments: Array<{ amount: string; receipt?: string; receiptTotal?: string }> } }).result.payments
+    expect(latest).toMatchObject({ amount: '40000', receiptTotal: '40000' })
+    expect(verifyReceipt(Buffer.from(latest!.receipt!, 'base64'), secret).totalReceived.toString()).toBe('40000')
+    // only both headers, of the right sizes
+    const half = await request(`${farms[0]!.url}/accounts/bob/spsp`, { headers: { 'receipt-nonce': nonce.toString('base64') } })
+    expect(half.statusCode).toBe(400)
+    await half.body.dump()
   })
 
   it('is told the account’s own asset, and is credited in it', async () => {
