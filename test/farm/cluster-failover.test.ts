@@ -1,15 +1,14 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Type } from 'ilp-packet'
 import { Redis } from 'ioredis'
-import { Client } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { stringify } from 'yaml'
 import { type LocalCluster, startLocalCluster } from '../../src/farm/local-cluster.js'
-import { cleanEnv, type CliRun, killAllClis, runCli } from '../helpers/cli.js'
-import { account, ADMIN_TOKEN, adminSend, prepareTo, sendIlp } from '../helpers/farm.js'
-import { fulfillKnown, knownCondition, startTestPeer, type TestPeer } from '../helpers/peer.js'
+import { cleanEnv, type CliRun, killAllClis } from '../helpers/cli.js'
+import { adminSend } from '../helpers/farm.js'
+import type { TestPeer } from '../helpers/peer.js'
+import { packetOnNewConnection, startTwoWorkerFarm } from '../helpers/two-worker-farm.js'
 
 /**
  * A farm on a Redis Cluster (3 masters, 3 replicas) whose master of the
@@ -27,22 +26,7 @@ let tmp: string
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'ilp-farm-cfail-'))
   cluster = await startLocalCluster({ dataDir: join(tmp, 'cluster'), nodeTimeoutMs: 1_000 })
-  bob = await startTestPeer(fulfillKnown)
-  const file = join(tmp, 'farm.yaml')
-  writeFileSync(
-    file,
-    stringify({
-      ilpAddress: 'test.farm',
-      http: { host: '127.0.0.1', port: 0 },
-      workers: 2,
-      redis: { keyPrefix: 'cf:' },
-      admin: { token: ADMIN_TOKEN },
-      log: { level: 'warn' },
-      accounts: [account('alice', { minBalance: '-1000000' }), account('bob', { relation: 'peer', outgoing: { url: bob.url }, routes: ['test.bob'] })],
-    }),
-  )
-  farm = runCli(['start', '--config', file], { env: cleanEnv({ REDIS_CLUSTER: cluster.seeds.join(',') }) })
-  url = (await farm.waitFor(/listening on (http:\/\/\S+)/, 60_000))[1]!
+  ;({ farm, url, bob } = await startTwoWorkerFarm(tmp, { keyPrefix: 'cf:', env: cleanEnv({ REDIS_CLUSTER: cluster.seeds.join(',') }) }))
 }, 120_000)
 
 afterAll(async () => {
@@ -51,19 +35,6 @@ afterAll(async () => {
   await cluster?.stop()
   if (tmp) rmSync(tmp, { recursive: true, force: true })
 })
-
-/** A packet from `from` on a new connection: which worker took it, and its answer's type. */
-async function packetOnNewConnection(from: string, token: string, destination: string): Promise<{ shard: string; type: number | undefined }> {
-  const client = new Client(url, { pipelining: 1 })
-  try {
-    const health = await client.request({ path: '/health', method: 'GET' })
-    await health.body.dump()
-    const answer = await sendIlp(url, from, prepareTo(destination, '10', knownCondition()), { token, dispatcher: client })
-    return { shard: String(health.headers['x-ilp-farm-shard']), type: answer.packet?.type }
-  } finally {
-    await client.close()
-  }
-}
 
 /** Until `fn` answers one of `ok` (a failover in progress answers 5xx or fails), at most 15 s. */
 async function retried<T extends { status: number }>(fn: () => Promise<T>, ok: number[]): Promise<T | undefined> {
@@ -81,7 +52,7 @@ async function retried<T extends { status: number }>(fn: () => Promise<T>, ok: n
 async function throughBothWorkers(from: string, token: string): Promise<Map<string, number | undefined>> {
   const seen = new Map<string, number | undefined>()
   for (let i = 0; i < 30 && seen.size < 2; i++) {
-    const r = await packetOnNewConnection(from, token, 'test.bob.x')
+    const r = await packetOnNewConnection(url, from, token, 'test.bob.x')
     seen.set(r.shard, r.type)
   }
   return seen

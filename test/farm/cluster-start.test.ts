@@ -1,14 +1,14 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Type } from 'ilp-packet'
 import { Client } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { stringify } from 'yaml'
 import { type LocalCluster, startLocalCluster } from '../../src/farm/local-cluster.js'
 import { cleanEnv, type CliRun, killAllClis, runCli } from '../helpers/cli.js'
-import { account, ADMIN_TOKEN, adminSend, prepareTo, sendIlp } from '../helpers/farm.js'
-import { fulfillKnown, knownCondition, startTestPeer, type TestPeer } from '../helpers/peer.js'
+import { adminSend, prepareTo, sendIlp } from '../helpers/farm.js'
+import { knownCondition, type TestPeer } from '../helpers/peer.js'
+import { startTwoWorkerFarm } from '../helpers/two-worker-farm.js'
 
 /**
  * `ilp-farm start` with REDIS_CLUSTER on a real local Redis Cluster (3
@@ -25,22 +25,8 @@ let tmp: string
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'ilp-farm-cstart-'))
   cluster = await startLocalCluster({ dataDir: join(tmp, 'cluster'), replicasPerMaster: 0 })
-  bob = await startTestPeer(fulfillKnown)
-  const file = join(tmp, 'farm.yaml')
-  writeFileSync(
-    file,
-    stringify({
-      ilpAddress: 'test.farm',
-      http: { host: '127.0.0.1', port: 0 },
-      workers: 2,
-      redis: { keyPrefix: 'cs:', dataDir: join(tmp, 'never') },
-      admin: { token: ADMIN_TOKEN },
-      log: { level: 'warn' },
-      accounts: [account('alice', { minBalance: '-1000000' }), account('bob', { relation: 'peer', outgoing: { url: bob.url }, routes: ['test.bob'] })],
-    }),
-  )
-  farm = runCli(['start', '--config', file], { env: cleanEnv({ REDIS_CLUSTER: cluster.seeds.join(',') }) })
-  url = (await farm.waitFor(/listening on (http:\/\/\S+)/, 60_000))[1]!
+  // a dataDir that must never be made: with REDIS_CLUSTER the supervisor starts no embedded Redis
+  ;({ farm, url, bob } = await startTwoWorkerFarm(tmp, { keyPrefix: 'cs:', redis: { dataDir: join(tmp, 'never') }, env: cleanEnv({ REDIS_CLUSTER: cluster.seeds.join(',') }) }))
 }, 120_000)
 
 afterAll(async () => {
@@ -50,7 +36,6 @@ afterAll(async () => {
   if (tmp) rmSync(tmp, { recursive: true, force: true })
 })
 
-/** /health on a new connection (so both workers get some), and which worker answered. */
 async function healthOnNewConnection(): Promise<{ status: number; shard: string }> {
   const client = new Client(url, { pipelining: 1 })
   try {
