@@ -3,7 +3,7 @@ import { serializeIlpReject } from 'ilp-packet'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Agent } from 'undici'
+import { Agent, Client } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { stringify } from 'yaml'
 import type { FarmConfigInput } from '../../src/config/schema.js'
@@ -56,7 +56,20 @@ beforeAll(async () => {
   const run = runCli(['start', '--config', file], { env: cleanEnv({ REDIS_URL: redis.url }) })
   const [, url] = await run.waitFor(/listening on (http:\/\/\S+)/, 45_000)
   farmUrl = url!
-})
+  // the first worker to listen says so: wait until all three answer, or a burst could find one alone
+  const shards = new Set<string>()
+  const deadline = Date.now() + 30_000
+  while (shards.size < 3 && Date.now() < deadline) {
+    const client = new Client(farmUrl, { pipelining: 1 })
+    const health = await client.request({ path: '/health', method: 'GET' }).catch(() => undefined)
+    if (health) {
+      shards.add(String(health.headers['x-ilp-farm-shard']))
+      await health.body.dump()
+    }
+    await client.close()
+  }
+  expect(shards.size).toBe(3)
+}, 90_000)
 
 afterAll(async () => {
   await killAllClis()
