@@ -126,8 +126,12 @@ async function runPipeline(
     const routed = route(base, deps)
     const { hop, candidate } = routed instanceof Promise ? await routed : routed
     const nextHop = hop.account
+    // every field written out: a spread of base costs more than the rest of the step
     ctx = {
-      ...base,
+      from,
+      raw,
+      prepare,
+      packetId: base.packetId,
       nextHop,
       nextHopRpcUrl: hop.rpcUrl,
       candidate,
