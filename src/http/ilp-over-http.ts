@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify'
 import { callbackUrlAllowed } from '../async/callback-policy.js'
 import { isRequestId, normalizeRequestId, parseCallbackUrl, prefersAsync, singleHeader } from '../async/headers.js'
 import type { AsyncInbound } from '../async/inbound.js'
+import type { AccountConfig } from '../config/schema.js'
 import type { AsyncReplies } from '../async/replies.js'
 import type { PacketServices } from '../packet/context.js'
 import { handlePrepare } from '../packet/pipeline.js'
@@ -12,7 +13,10 @@ import { authorized } from './auth.js'
 /** RFC 35 caps an ILP packet well under this; interledger-rs uses the same limit. */
 export const MAX_ILP_BODY_BYTES = 40_000
 
-const ILP_CONTENT_TYPES = ['application/octet-stream', 'application/ilp+octet-stream']
+/** The content type of the farm's ILP answers. */
+export const ILP_CONTENT_TYPE = 'application/octet-stream'
+/** The content types an ILP packet may come with. */
+export const ILP_CONTENT_TYPES = [ILP_CONTENT_TYPE, 'application/ilp+octet-stream']
 
 function unauthorized(reply: FastifyReply): FastifyReply {
   return reply.code(401).send({ error: 'unauthorized' })
@@ -20,6 +24,33 @@ function unauthorized(reply: FastifyReply): FastifyReply {
 
 function badRequest(reply: FastifyReply, error: string): FastifyReply {
   return reply.code(400).send({ error })
+}
+
+/** What a sync prepare gets: its Fulfill or Reject, or a 400 for a request that is not one. */
+export type SyncAnswer = { readonly status: 200; readonly packet: Buffer } | { readonly status: 400; readonly error: string }
+
+/**
+ * A sync prepare of an authorized account: the Request-Id, when there is
+ * one, names the packet; the pipeline answers it. Shared by the fastify route
+ * and the fast path in front of it (ilp-fast-path.ts).
+ */
+export async function answerSyncPrepare(
+  account: AccountConfig,
+  requestIdHeader: string | string[] | undefined,
+  body: Buffer,
+  services: PacketServices,
+): Promise<SyncAnswer> {
+  let packetId: string | undefined
+  if (requestIdHeader !== undefined) {
+    packetId = normalizeRequestId(singleHeader(requestIdHeader) ?? '')
+    if (packetId === undefined) return { status: 400, error: 'Request-Id must be a UUID' }
+  }
+  try {
+    return { status: 200, packet: await handlePrepare(account, body, packetId, services) }
+  } catch (err) {
+    if (err instanceof NotAPrepareError) return { status: 400, error: err.message }
+    throw err
+  }
 }
 
 /** True for a body that is a readable ILP Fulfill or Reject. */
@@ -86,18 +117,9 @@ export function ilpOverHttp(services: PacketServices, asyncInbound: AsyncInbound
           }
         }
 
-        let packetId: string | undefined
-        if (requestIdHeader !== undefined) {
-          packetId = normalizeRequestId(singleHeader(requestIdHeader) ?? '')
-          if (packetId === undefined) return badRequest(reply, 'Request-Id must be a UUID')
-        }
-        try {
-          const answer = await handlePrepare(account, request.body, packetId, services)
-          return reply.code(200).header('content-type', 'application/octet-stream').send(answer)
-        } catch (err) {
-          if (err instanceof NotAPrepareError) return badRequest(reply, err.message)
-          throw err
-        }
+        const answer = await answerSyncPrepare(account, requestIdHeader, request.body, services)
+        if (answer.status === 200) return reply.code(200).header('content-type', ILP_CONTENT_TYPE).send(answer.packet)
+        return badRequest(reply, answer.error)
       },
     )
 

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import type { Logger } from 'pino'
 import type { AccountService } from '../accounts/service.js'
@@ -12,6 +13,7 @@ import type { FailedAuth } from './failed-auth.js'
 import type { OperatorTokens } from './scopes.js'
 import { dashboard } from './dashboard.js'
 import { ilpOverHttp } from './ilp-over-http.js'
+import { syncIlpShortcut } from './ilp-fast-path.js'
 import { metricsEndpoint } from './metrics.js'
 import { OperatorAuth, operatorAuth } from './operator-auth.js'
 import { jsonRpc } from './rpc.js'
@@ -93,6 +95,15 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     done(null, payload)
   })
   await app.register(ilpOverHttp(deps.services, deps.asyncInbound, deps.asyncReplies))
+  // Sync prepares are answered ahead of fastify's router, by the same code as its route. Node calls the
+  // server's 'request' listeners, fastify's among them: it stays the listener for everything else.
+  const shortcut = syncIlpShortcut(deps.services, () => closing)
+  const [fastifyListener] = app.server.listeners('request') as Array<(req: IncomingMessage, res: ServerResponse) => void>
+  if (fastifyListener === undefined) throw new Error('fastify registered no request listener')
+  app.server.removeListener('request', fastifyListener)
+  app.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (!shortcut(req, res)) fastifyListener(req, res)
+  })
   await app.register(jsonRpc(deps.services, deps.rpc, deps.onboarding, deps.payments))
   if (deps.receiver) await app.register(spspEndpoint({ receiver: deps.receiver, accounts: deps.services.accounts }))
   if (deps.feed) await app.register(paymentEvents({ feed: deps.feed, registry: deps.services.registry }))
