@@ -97,6 +97,8 @@ local function big_sub_mag(a, b)
 end
 
 local function big_add(x, y)
+  if y == '0' then return x end
+  if x == '0' then return y end
   if big_is_small(x) and big_is_small(y) then
     return big_from_number(tonumber(x) + tonumber(y))
   end
@@ -116,6 +118,7 @@ local function big_neg(x)
 end
 
 local function big_sub(x, y)
+  if x == y then return '0' end
   return big_add(x, big_neg(y))
 end
 

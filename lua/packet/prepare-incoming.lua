@@ -94,7 +94,8 @@ if inAmount ~= '0' then
     redis.call('HSET', KEYS[1], 'cold', big_sub(big_sub(cold, takeCold), lease),
       hotField, big_add(big_sub(hot, takeHot), lease))
   else
-    redis.call('HSET', KEYS[1], hotField, big_sub(hot, takeHot))
+    -- HINCRBY: Redis' own integer arithmetic, exact; hash_add falls back to decimal strings past 64 bits
+    hash_add(KEYS[1], hotField, big_neg(takeHot))
   end
 end
 

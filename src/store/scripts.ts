@@ -71,7 +71,8 @@ const CHAIN_FUNCTIONS = `
 -- undo also runs when the two accounts are one, whose incoming write the
 -- outgoing check then sees.
 local function chain_prepare(keys, args)
-  local incoming = { args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8], args[9], args[10], args[11], args[12], args[13] }
+  -- the incoming transition reads args[1..13] only: its ARGV as they stand
+  local incoming = args
   if args[15] == '' then return transition_prepare_incoming({ keys[1], keys[2], keys[5] }, incoming) end
   local outgoing = { args[14], args[3], args[4], args[5], args[8], args[15], '1', '1' }
   local result = transition_prepare_outgoing({ keys[3], keys[4] }, outgoing)
@@ -125,7 +126,12 @@ local OPERATIONS = {
     .join(',\n  ')},
 }
 
+-- KEYS indexes as the batch writes them ('1', '2', ...): a table lookup of
+-- the string costs less than tonumber, which parses through strtod
+local KEY_INDEX = {}
+
 local function batch(keys, args)
+  for j = #KEY_INDEX + 1, #keys do KEY_INDEX[tostring(j)] = j end
   local out = {}
   local i, n = 1, 0
   while i <= #args do
@@ -139,7 +145,7 @@ local function batch(keys, args)
     -- each kind's KEYS and ARGV tables are reused: its arity is fixed, so every
     -- entry is written again for each operation, and none keeps them
     local perKeys, perArgs, k, a = t[2], t[3], t[4], t[5]
-    for j = 1, perKeys do k[j] = keys[tonumber(args[i + j])] end
+    for j = 1, perKeys do k[j] = keys[KEY_INDEX[args[i + j]]] end
     i = i + 1 + perKeys
     for j = 1, perArgs do a[j] = args[i + j - 1] end
     i = i + perArgs
