@@ -217,6 +217,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
       await asyncReplies.close()
       await routes.close() // flushes the last outcome counts
       await resolver.flush()
+      await ledger.flushCredits() // a cluster's credits still landing after their fulfills went upstream
       const unsettled = resolver.close()
       if (unsettled > 0) log.warn({ unsettled }, 'closing with unsettled packets; their records stay for the sweeper')
       const unrelayed = await settlements.close()

@@ -21,7 +21,7 @@ import type { AccountConfig } from '../config/schema.js'
 import type { RouteChoice } from '../routing/address-mapper.js'
 import type { Candidate } from '../routing/routing-table.js'
 import type { HopOutcome } from '../routing/stats.js'
-import type { PrepareOutcome, Reservation, ResolveOutcome } from '../store/ledger.js'
+import type { FulfillOptions, PrepareOutcome, Reservation, ResolveOutcome } from '../store/ledger.js'
 
 /** One packet as it arrived, before routing. */
 export interface PacketContext {
@@ -86,14 +86,14 @@ export interface NextHopTransports {
 export interface HostedTransport extends NextHopTransport {
   /** Whether `packet` is addressed to the farm-hosted receiver of its next hop. */
   receives(packet: RoutedPacket): boolean
-  /** The packet was fulfilled and its next hop credited (off the packet's path: never awaited). */
+  /** The packet was fulfilled and its next hop's credit decided (off the packet's path: never awaited). */
   credited(packet: RoutedPacket): void
 }
 
 /** The balances: a reservation before the packet goes out, its fulfill or refund after. */
 export interface PacketLedger {
   prepare(reservation: Reservation): Promise<PrepareOutcome>
-  fulfill(incomingAccount: string, packetId: string, outgoingAccount: string): Promise<ResolveOutcome>
+  fulfill(incomingAccount: string, packetId: string, outgoingAccount: string, opts?: FulfillOptions): Promise<ResolveOutcome>
   reject(incomingAccount: string, packetId: string, outgoingAccount: string): Promise<ResolveOutcome>
   /** Set under `durability: replica`: a write is confirmed only once a replica has it. */
   readonly durabilityTimeoutMs: number | undefined

@@ -71,7 +71,7 @@ export class Resolver {
 
   private run(job: PendingResolution): Promise<ResolveOutcome> {
     return job.kind === 'fulfill'
-      ? this.ledger.fulfill(job.incomingAccount, job.packetId, job.outgoingAccount)
+      ? this.ledger.fulfill(job.incomingAccount, job.packetId, job.outgoingAccount, { creditLater: true })
       : this.ledger.reject(job.incomingAccount, job.packetId, job.outgoingAccount)
   }
 

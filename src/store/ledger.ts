@@ -170,6 +170,18 @@ function slotTag(key: string): string {
   return open >= 0 && close > open + 1 ? key.slice(open + 1, close) : key
 }
 
+export interface FulfillOptions {
+  /**
+   * On a cluster, answer once the fulfill is decided (the sender's debit is
+   * final) and let the next hop's credit land after: its outgoing record
+   * holds it until then, the owner retries a credit that failed, and the
+   * sweeper credits it should the owner die. The packet path takes this: one
+   * round trip less before the Fulfill goes upstream. Default: the credit is
+   * waited for. No effect on one Redis, where both are one call.
+   */
+  creditLater?: boolean
+}
+
 export interface LedgerOptions {
   bootId?: string
   /**
@@ -218,6 +230,8 @@ export class Ledger {
   private readonly registered = new Map<string, Promise<void>>()
   /** Credits owed after a fulfill on a cluster, retried until they land (a dead process leaves them to the sweeper). */
   private readonly owedCredits: RecordRef[] = []
+  /** Credits a fulfill left to land after it answered (FulfillOptions.creditLater), until they do. */
+  private readonly crediting = new Map<RecordRef, Promise<void>>()
   private owedTimer: NodeJS.Timeout | undefined
 
   constructor(
@@ -389,7 +403,7 @@ export class Ledger {
       held.set(owner, set)
     }
     for (const r of [...this.own.reservations(), ...this.own.suspects.values()]) hold(r.bootId, r.incomingAccount, r.outgoingAccount)
-    for (const c of this.owedCredits) hold(c.bootId, c.incomingAccount, c.outgoingAccount)
+    for (const c of [...this.owedCredits, ...this.crediting.keys()]) hold(c.bootId, c.incomingAccount, c.outgoingAccount)
     await this.register(this.bootId)
     for (const [owner, accounts] of held) {
       await this.register(owner)
@@ -410,7 +424,7 @@ export class Ledger {
   async pruneIndex(idleMs = 60_000, maxIndexed = 50_000): Promise<number> {
     const busy = new Set<string>()
     for (const r of [...this.own.reservations(), ...this.own.suspects.values()]) busy.add(`${r.bootId}|${r.incomingAccount}`).add(`${r.bootId}|${r.outgoingAccount}`)
-    for (const c of this.owedCredits) busy.add(`${c.bootId}|${c.incomingAccount}`).add(`${c.bootId}|${c.outgoingAccount}`)
+    for (const c of [...this.owedCredits, ...this.crediting.keys()]) busy.add(`${c.bootId}|${c.incomingAccount}`).add(`${c.bootId}|${c.outgoingAccount}`)
     const now = Date.now()
     const over = this.indexed.size - maxIndexed
     const byAge = over > 0 ? [...this.indexed].sort((x, y) => x[1] - y[1]).slice(0, over).map(([key]) => key) : []
@@ -513,9 +527,11 @@ export class Ledger {
    * or, on a cluster, the fulfill came after the packet's expiry (it is
    * refunded then: the sweeper's refund is two calls there, which a late
    * fulfill could split). On one Redis a late fulfill is honoured until the
-   * sweeper refunds the packet, one atomic call against another.
+   * sweeper refunds the packet, one atomic call against another. With
+   * `creditLater`, a cluster's fulfill answers once it is decided (see
+   * FulfillOptions).
    */
-  async fulfill(incomingAccount: string, packetId: string, outgoingAccount: string): Promise<ResolveOutcome> {
+  async fulfill(incomingAccount: string, packetId: string, outgoingAccount: string, opts: FulfillOptions = {}): Promise<ResolveOutcome> {
     const field = Keys.hotSetField(incomingAccount, packetId)
     const r = this.own.reservation(field)
     if (!r) return 'gone'
@@ -529,7 +545,10 @@ export class Ledger {
       // On a cluster the sweeper's refund is two calls: a late fulfill could land between them, so none is honoured.
       result = await this.call('fulfill-incoming', [from.inflight], [packetId, r.bootId, r.attempt, outgoingAccount, ''])
       // decided: the credit follows, and a credit that fails is owed, not undone
-      if (result === 'OK') await this.credit(r)
+      if (result === 'OK') {
+        if (opts.creditLater) this.creditLater(r)
+        else await this.credit(r)
+      }
       else if (result === 'EXPIRED') await this.refundSteps(r, '')
       // gone: refunded, or decided by an earlier try whose answer was lost. An outgoing record
       // without its incoming one is a fulfilled packet: credit it, and the fulfill stands.
@@ -578,7 +597,13 @@ export class Ledger {
     return recordOutcome(await this.call('reject-incoming', [from.account, from.inflight], [r.packetId, r.bootId, r.attempt, notBefore]))
   }
 
-  /** A fulfilled packet's credit; one that fails is retried until it lands. */
+  /** A credit sent now and not waited for: held (for the owner index) until it lands or is owed. */
+  private creditLater(c: RecordRef): void {
+    const landing = this.credit(c).finally(() => this.crediting.delete(c))
+    this.crediting.set(c, landing)
+  }
+
+  /** A fulfilled packet's credit; one that fails is retried until it lands. Never rejects. */
   private async credit(c: RecordRef): Promise<void> {
     try {
       await this.creditRecord(c)
@@ -595,13 +620,18 @@ export class Ledger {
     if (this.owedCredits.length > 0) this.owedTimer ??= setTimeout(() => void this.retryCredits(), 1000)
   }
 
-  /** Credits still owed by this process (a cluster's fulfills whose credit has not landed yet). */
+  /** Credits still owed by this process (a cluster's fulfills whose credit has not landed yet), in flight or to retry. */
   get owedCreditCount(): number {
-    return this.owedCredits.length
+    return this.owedCredits.length + this.crediting.size
   }
 
-  /** Tries the owed credits once more (before close). */
+  /**
+   * Waits for the credits in flight, then tries the owed ones once more
+   * (before close). What still fails stays in its outgoing record for the
+   * sweeper, which credits it once this process is gone.
+   */
   async flushCredits(): Promise<void> {
+    await Promise.all(this.crediting.values())
     if (this.owedTimer) clearTimeout(this.owedTimer)
     await this.retryCredits()
     if (this.owedTimer) clearTimeout(this.owedTimer)

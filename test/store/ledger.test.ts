@@ -94,6 +94,29 @@ describe.each([
     expect((await ledger.balance('alice')).balance).toBe('-100')
   })
 
+  it('creditLater: the fulfill answers once decided; split, the credit lands after it (held, then flushed), chained, with it', async () => {
+    const r = reservation()
+    expect(await ledger.prepare(r)).toBe('ok')
+    expect(await ledger.fulfill('alice', r.packetId, 'bob', { creditLater: true })).toBe('ok')
+    // decided, and split not yet credited (the credit is sent with the next batch): its outgoing record holds it
+    expect(ledger.owedCreditCount).toBe(splitMode ? 1 : 0)
+    if (splitMode) {
+      // and the ledger keeps its accounts in its owner index until it lands
+      await ledger.pruneIndex(0)
+      expect((await client.smembers(ledger.keys.ownerAccounts(ledger.bootId))).sort()).toEqual(['alice', 'bob'])
+      await ledger.flushCredits()
+    }
+    expect(ledger.owedCreditCount).toBe(0)
+    expect(await ledger.hotSet()).toEqual([])
+    expect((await ledger.balance('bob')).balance).toBe('100')
+    expect((await ledger.balance('alice')).balance).toBe('-100')
+    expect(await ledger.pendingCredits()).toEqual([])
+    // once: the record is gone, a second fulfill finds nothing to credit
+    expect(await ledger.fulfill('alice', r.packetId, 'bob', { creditLater: true })).toBe('gone')
+    await ledger.flushCredits()
+    expect((await ledger.balance('bob')).balance).toBe('100')
+  })
+
   it('reject refunds the sender exactly and drops the entry', async () => {
     const r = reservation({ inAmount: '250', outAmount: '250' })
     await ledger.prepare(r)
