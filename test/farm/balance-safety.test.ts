@@ -3,7 +3,7 @@ import { serializeIlpReject } from 'ilp-packet'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Agent, Client } from 'undici'
+import { Client } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { stringify } from 'yaml'
 import type { FarmConfigInput } from '../../src/config/schema.js'
@@ -78,6 +78,31 @@ afterAll(async () => {
   if (tmp) rmSync(tmp, { recursive: true, force: true })
 })
 
+/** `count` open connections to each of `workers` workers (by the shard /health names), the rest closed. */
+async function connectionsPerWorker(url: string, workers: number, count: number): Promise<Client[][]> {
+  const byShard = new Map<string, Client[]>()
+  const spare: Client[] = []
+  const full = () => byShard.size === workers && [...byShard.values()].every((list) => list.length >= count)
+  const deadline = Date.now() + 60_000
+  while (!full()) {
+    if (Date.now() > deadline) throw new Error(`connections per worker after 60 s: ${[...byShard].map(([s, l]) => `${s}: ${l.length}`).join(', ')}`)
+    await Promise.all(
+      Array.from({ length: 50 }, async () => {
+        const client = new Client(url, { pipelining: 1 })
+        const health = await client.request({ path: '/health', method: 'GET' })
+        await health.body.dump()
+        const shard = String(health.headers['x-ilp-farm-shard'])
+        const list = byShard.get(shard) ?? []
+        byShard.set(shard, list)
+        if (list.length < count) list.push(client)
+        else spare.push(client)
+      }),
+    )
+  }
+  await Promise.all(spare.map((c) => c.close()))
+  return [...byShard.values()]
+}
+
 describe('balance safety across workers', () => {
   it('never lets concurrent prepares on three shards take the account below minBalance; final balances exact', async () => {
     const violations: string[] = []
@@ -102,7 +127,11 @@ describe('balance safety across workers', () => {
       }
     })()
 
-    const dispatcher = new Agent({ pipelining: 0, connections: 1000 })
+    // The workers accept connections from the shared socket themselves, so the kernel decides which one
+    // serves a connection: a burst of new ones may all land on one worker. The connections are opened
+    // first, each asking /health which worker it reached, until each worker has its share; the packets
+    // then go out at once, each on a connection of its own, the workers' turns interleaved.
+    const connections = await connectionsPerWorker(farmUrl, 3, 200)
     let fulfilled = 0n
     const codes = new Map<string, number>()
     await Promise.all(
@@ -110,8 +139,7 @@ describe('balance safety across workers', () => {
         const amount = BigInt(randomInt(1, 1001))
         const prepare = prepareTo('test.sink.x', amount.toString(), knownCondition(), 10_000)
         if (i % 5 === 0) prepare.data = Buffer.from('reject')
-        // a connection of its own per packet: the workers take them from the shared socket one at a time
-        const res = await sendIlp(farmUrl, 'tight', prepare, { dispatcher })
+        const res = await sendIlp(farmUrl, 'tight', prepare, { dispatcher: connections[i % 3]![Math.floor(i / 3)] })
         const key = res.packet?.type === 13 ? 'fulfill' : ((res.packet?.data as { code?: string })?.code ?? `http ${res.status}`)
         codes.set(key, (codes.get(key) ?? 0) + 1)
         if (res.packet?.type === 13) fulfilled += amount
@@ -119,7 +147,7 @@ describe('balance safety across workers', () => {
     )
     watching = false
     await watcher
-    await dispatcher.close()
+    await Promise.all(connections.flat().map((c) => c.close()))
 
     expect(violations).toEqual([])
     expect(observations).toBeGreaterThan(20)
@@ -132,8 +160,8 @@ describe('balance safety across workers', () => {
     expect(BigInt(tight.balance)).toBe(-fulfilled)
     expect(BigInt(sinkAccount.balance)).toBe(fulfilled)
     expect(BigInt(tight.balance)).toBeGreaterThanOrEqual(MIN_BALANCE)
-    // the packets really were spread over several workers' hot balances (the workers accept connections
-    // themselves, so the kernel, not a round robin, decides how a burst of them is shared out)
+    // the packets really were spread over several workers' hot balances (a worker whose first packets came
+    // after the others had leased all the credit has none)
     expect(Object.keys(tight.hot).length).toBeGreaterThanOrEqual(2)
     expect((await adminGet(farmUrl, '/admin/hotset')).json).toEqual([])
   })
