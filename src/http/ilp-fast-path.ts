@@ -19,12 +19,14 @@ export type RequestShortcut = (req: IncomingMessage, res: ServerResponse) => boo
  * header (async). Anything else, and every error status the route gives
  * before reading the body (415, 413, a chunked body), is fastify's.
  *
- * `closing()`: the server is closing; the answer then ends its connection,
- * as the server's onSend hook does for fastify's replies.
+ * `closing()`: the server is closing. New requests are then fastify's (503),
+ * and an answer begun before ends its connection, as the server's onSend
+ * hook does for fastify's replies.
  */
 export function syncIlpShortcut(services: PacketServices, closing: () => boolean): RequestShortcut {
   return (req, res) => {
-    if (req.method !== 'POST') return false
+    // a closing server's router answers new requests 503, as fastify does
+    if (req.method !== 'POST' || closing()) return false
     const match = SYNC_PATH.exec(req.url ?? '')
     if (match === null) return false
     const headers = req.headers
@@ -96,5 +98,7 @@ function readBody(req: IncomingMessage, length: number): Promise<Buffer> {
       else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received))
     })
     req.on('error', reject)
+    // a connection cut off mid-body (the request timeout, the client) may end with neither
+    req.on('close', () => reject(new Error('connection closed before the body ended')))
   })
 }

@@ -24,12 +24,13 @@ let bob: TestPeer
 let shortcutServer: Server
 let shortcutUrl: string
 const fellThrough: string[] = []
+let closing = false
 
 beforeAll(async () => {
   redis = await startTestRedis()
   bob = await startTestPeer(fulfillKnown)
   farm = await startTestFarm(redis.url, [account('alice', { minBalance: '-1000000' }), account('bob', { outgoing: { url: bob.url } })])
-  const shortcut = syncIlpShortcut(farm.worker.services, () => false)
+  const shortcut = syncIlpShortcut(farm.worker.services, () => closing)
   shortcutServer = createServer((req, res) => {
     if (shortcut(req, res)) return
     fellThrough.push(`${req.method} ${req.url}`)
@@ -124,7 +125,7 @@ describe('the sync ILP-over-HTTP fast path', () => {
     expect(again.body.toString('latin1')).toContain('F00')
   })
 
-  it('leaves to fastify what it does not answer the same way: async, other content types, no or chunked body, a query, other methods and paths', async () => {
+  it('leaves to fastify what it does not answer the same way: async, other content types, no or chunked body, a query, other methods and paths, and anything once the server is closing', async () => {
     const prepare = serializeIlpPrepare(prepareTo(`${FARM_ADDRESS}.bob`, '10', knownCondition()))
     // a stream of unknown length: undici sends it chunked
     const chunked = () => Readable.from([prepare.subarray(0, 10), prepare.subarray(10)])
@@ -139,6 +140,10 @@ describe('the sync ILP-over-HTTP fast path', () => {
     await post(`${shortcutUrl}/accounts/alice/ilp`, ilpHeaders(), Buffer.alloc(40_001))
     const get = await request(`${shortcutUrl}/accounts/alice/ilp`)
     await get.body.dump()
+    // a closing server: new requests are the router's (fastify answers them 503)
+    closing = true
+    await post(`${shortcutUrl}/accounts/alice/ilp`, ilpHeaders(), prepare)
+    closing = false
     expect(fellThrough.slice(before)).toEqual([
       'POST /accounts/alice/ilp',
       'POST /accounts/alice/ilp',
@@ -149,6 +154,7 @@ describe('the sync ILP-over-HTTP fast path', () => {
       'POST /accounts/alice/ilp/callbacks',
       'POST /accounts/alice/ilp',
       'GET /accounts/alice/ilp',
+      'POST /accounts/alice/ilp',
     ])
   })
 })
