@@ -52,10 +52,16 @@ function sink(id: string): AccountConfig {
   return { id, relation: 'peer', assetCode: 'USD', assetScale: 6, minBalance: '0', settleThreshold: '1000', settleTo: '200' } as AccountConfig
 }
 
-/** The master serving a key (host:port), as the cluster client routes it. */
+/**
+ * The master serving a key (host:port), from CLUSTER SLOTS. The client's own
+ * slot cache is not read: it may still be filling when the first call returns.
+ */
 async function nodeOf(key: string): Promise<string> {
   const slot = Number(await client.cluster('KEYSLOT', key))
-  return client.slots[slot]![0]!
+  const ranges = (await client.cluster('SLOTS')) as Array<[number, number, [string, number, ...unknown[]], ...unknown[]]>
+  const range = ranges.find(([from, to]) => slot >= from && slot <= to)
+  if (!range) throw new Error(`slot ${slot} is served by no master`)
+  return `${range[2][0]}:${range[2][1]}`
 }
 
 describe('settlement requests on a Redis Cluster', () => {
