@@ -167,68 +167,155 @@ export interface SubscriberOptions {
   onReconnect?: () => void
 }
 
+/** What one subscription of a process asks for on the shared connection. */
+interface Listener {
+  onMessage?: ((channel: string, message: string) => void) | undefined
+  onMessageBuffer?: ((message: Buffer) => void) | undefined
+  onReconnect?: (() => void) | undefined
+}
+
 /**
- * A connection subscribed to one channel (a subscribed connection can run no
- * other command), by SSUBSCRIBE: see `publish`. On a cluster it is a
- * connection to the master that owns the channel's slot, which the client
- * moves to the new owner after a failover or a slot migration. ioredis
- * reconnects and resubscribes by itself; whoever subscribes learns of each
- * reconnect, since messages published during the gap are gone.
+ * The one subscribed connection of a process to a target (on a cluster, one
+ * per master that owns a subscribed slot), shared by all its subscriptions:
+ * the worker's async replies, the account and route changes, and payment
+ * feeds. One connection set instead of one per subscription also means one
+ * slot-map check instead of several: ioredis compares the whole 16384-slot
+ * map of a sharded subscriber at every refresh (every 5 s, and after a
+ * failover or a migration), about 10 ms of event loop each time.
  */
-export async function openSubscriber(target: string | RedisTarget, channel: string, opts: SubscriberOptions): Promise<Subscriber> {
-  const t = asTarget(target)
-  let connectedOnce = false
-  const ready = () => {
-    if (connectedOnce) opts.onReconnect?.()
-  }
-  const listen = (emitter: Redis | Cluster) => {
-    emitter.on('error', () => {
+class SharedSubscriber {
+  private readonly channels = new Map<string, Set<Listener>>()
+  private holders = 0
+  private connectedOnce = false
+  readonly connecting: Promise<void>
+
+  constructor(
+    private readonly key: string,
+    private readonly client: Redis | Cluster,
+  ) {
+    client.on('error', () => {
       // connection errors: ioredis reconnects and resubscribes
     })
-    if (opts.onMessage) {
-      const onMessage = opts.onMessage
-      emitter.on('smessage', (_channel: string, message: string) => onMessage(message))
-    }
-    if (opts.onMessageBuffer) {
-      const onMessageBuffer = opts.onMessageBuffer
-      emitter.on('smessageBuffer', (_channel: Buffer, message: Buffer) => onMessageBuffer(message))
-    }
-  }
-  if ('cluster' in t) {
-    const { nodes, node } = clusterSeeds(t)
-    // shardedSubscribers: one subscriber connection per master that owns a subscribed slot, replaced
-    // (and the channels subscribed again) when the slot map changes or the connection is lost
-    const subscriber = new Cluster(nodes, clusterOptions(node, { shardedSubscribers: true }))
-    listen(subscriber)
     // the subscriber connections were re-made: a message published meanwhile may be lost
-    subscriber.on('subscribersReady', ready)
-    subscriber.on('node error', () => undefined)
-    await connectOrGiveUp(subscriber)
-    await subscriber.ssubscribe(channel)
-    connectedOnce = true
-    return {
-      async close() {
-        subscriber.disconnect()
-      },
+    client.on(client instanceof Redis ? 'ready' : 'subscribersReady', () => this.reconnected())
+    if (client instanceof Cluster) client.on('node error', () => undefined)
+    // smessageBuffer only: ioredis makes the text form for 'smessage' listeners alone
+    client.on('smessageBuffer', (channel: Buffer, message: Buffer) => this.deliver(channel.toString(), message))
+    this.connecting = connectOrGiveUp(client).then(() => {
+      this.connectedOnce = true
+    })
+  }
+
+  private reconnected(): void {
+    if (!this.connectedOnce) return
+    for (const listeners of [...this.channels.values()]) for (const l of [...listeners]) l.onReconnect?.()
+  }
+
+  private deliver(channel: string, message: Buffer): void {
+    const listeners = this.channels.get(channel)
+    if (!listeners) return
+    let text: string | undefined
+    for (const l of [...listeners]) {
+      if (l.onMessageBuffer) l.onMessageBuffer(message)
+      if (l.onMessage) l.onMessage(channel, (text ??= message.toString()))
     }
   }
-  const subscriber = new Redis(t.url, { lazyConnect: true, retryStrategy })
-  listen(subscriber)
-  subscriber.on('ready', () => {
-    ready()
-    connectedOnce = true
-  })
-  await connectOrGiveUp(subscriber)
-  await subscriber.ssubscribe(channel)
+
+  /** One more holder of the connection (a subscription, or a set of them): see release(). */
+  retain(): void {
+    this.holders++
+  }
+
+  /** A holder is done: the connection closes after the process's last. */
+  async release(): Promise<void> {
+    if (--this.holders > 0) return
+    if (shared.get(this.key) === this) shared.delete(this.key)
+    if (this.client instanceof Redis) await this.client.quit().catch(() => undefined)
+    this.client.disconnect()
+  }
+
+  /** Adds a listener to `channel`: SSUBSCRIBE when it is the channel's first. */
+  async add(channel: string, listener: Listener): Promise<void> {
+    let listeners = this.channels.get(channel)
+    const first = listeners === undefined
+    if (!listeners) this.channels.set(channel, (listeners = new Set()))
+    listeners.add(listener)
+    try {
+      await this.connecting
+      if (first) await this.client.ssubscribe(channel)
+    } catch (err) {
+      await this.remove(channel, listener)
+      throw err
+    }
+  }
+
+  /** Drops a listener: SUNSUBSCRIBE after the channel's last. */
+  async remove(channel: string, listener: Listener): Promise<void> {
+    const listeners = this.channels.get(channel)
+    if (!listeners?.delete(listener) || listeners.size > 0) return
+    this.channels.delete(channel)
+    const unsubscribing = this.client.sunsubscribe(channel).catch(() => undefined)
+    // while Redis is away the command waits in the offline queue: a close must not wait with it
+    if (this.client.status === 'ready') await unsubscribing
+  }
+}
+
+/** The process's shared subscriber of each target (by its description with passwords). */
+const shared = new Map<string, SharedSubscriber>()
+
+function sharedSubscriber(target: string | RedisTarget): SharedSubscriber {
+  const t = asTarget(target)
+  const key = JSON.stringify(t)
+  let subscriber = shared.get(key)
+  if (!subscriber) {
+    let client: Redis | Cluster
+    if ('cluster' in t) {
+      const { nodes, node } = clusterSeeds(t)
+      // shardedSubscribers: one subscriber connection per master that owns a subscribed slot, replaced
+      // (and the channels subscribed again) when the slot map changes or the connection is lost
+      client = new Cluster(nodes, clusterOptions(node, { shardedSubscribers: true }))
+    } else {
+      client = new Redis(t.url, { lazyConnect: true, retryStrategy })
+    }
+    subscriber = new SharedSubscriber(key, client)
+    shared.set(key, subscriber)
+    // a connection that never came up is not kept for the next subscription
+    subscriber.connecting.catch(() => {
+      if (shared.get(key) === subscriber) shared.delete(key)
+    })
+  }
+  return subscriber
+}
+
+/**
+ * A subscription to one channel, by SSUBSCRIBE: see `publish`. All the
+ * process's subscriptions to a target share one connection (a subscribed
+ * connection can run no other command); on a cluster that is one connection
+ * per master that owns a subscribed channel's slot, which the client moves
+ * to the new owner after a failover or a slot migration. ioredis reconnects
+ * and resubscribes by itself; every subscriber learns of each reconnect,
+ * since messages published during the gap are gone.
+ */
+export async function openSubscriber(target: string | RedisTarget, channel: string, opts: SubscriberOptions): Promise<Subscriber> {
+  const { onMessage, onMessageBuffer, onReconnect } = opts
+  const listener: Listener = { onMessage: onMessage && ((_channel, message) => onMessage(message)), onMessageBuffer, onReconnect }
+  const subscriber = sharedSubscriber(target)
+  subscriber.retain()
+  try {
+    await subscriber.add(channel, listener)
+  } catch (err) {
+    await subscriber.release()
+    throw err
+  }
   return {
     async close() {
-      await subscriber.quit().catch(() => undefined)
-      subscriber.disconnect()
+      await subscriber.remove(channel, listener)
+      await subscriber.release()
     },
   }
 }
 
-/** A connection subscribed to channels that come and go (see openChannelSubscriber). */
+/** Subscriptions to channels that come and go (see openChannelSubscriber). */
 export interface ChannelSubscriber {
   /** Starts listening to `channel` (SSUBSCRIBE); resolves once Redis has it. */
   join(channel: string): Promise<void>
@@ -238,48 +325,69 @@ export interface ChannelSubscriber {
 }
 
 /**
- * One connection subscribed to any number of channels, added and dropped
- * while it runs (per-account feeds that exist only while someone listens),
- * by SSUBSCRIBE as openSubscriber: on a cluster one connection per master
- * that owns a subscribed slot. ioredis resubscribes after a reconnect; the
- * listeners learn of it, since messages published meanwhile are gone.
+ * Subscriptions to any number of channels, added and dropped while they run
+ * (per-account feeds that exist only while someone listens), on the
+ * process's shared subscriber as openSubscriber. The listener learns of each
+ * reconnect, since messages published meanwhile are gone.
  */
 export async function openChannelSubscriber(
   target: string | RedisTarget,
   opts: { onMessage: (channel: string, message: string) => void; onReconnect?: () => void },
 ): Promise<ChannelSubscriber> {
-  const t = asTarget(target)
-  let connectedOnce = false
-  const ready = () => {
-    if (connectedOnce) opts.onReconnect?.()
-    connectedOnce = true
+  const subscriber = sharedSubscriber(target)
+  const joined = new Set<string>()
+  let reconnectNotice: Listener | undefined
+  // one listener per channel; onReconnect rides on one of them, since each channel's listener would call it
+  const listenerOf = new Map<string, Listener>()
+  subscriber.retain()
+  try {
+    await subscriber.connecting
+  } catch (err) {
+    await subscriber.release()
+    throw err
   }
-  let subscriber: Redis | Cluster
-  if ('cluster' in t) {
-    const { nodes, node } = clusterSeeds(t)
-    subscriber = new Cluster(nodes, clusterOptions(node, { shardedSubscribers: true }))
-    subscriber.on('subscribersReady', ready)
-    subscriber.on('node error', () => undefined)
-  } else {
-    subscriber = new Redis(t.url, { lazyConnect: true, retryStrategy })
-    subscriber.on('ready', ready)
+  const leave = async (channel: string): Promise<void> => {
+    const listener = listenerOf.get(channel)
+    if (!listener) return
+    joined.delete(channel)
+    listenerOf.delete(channel)
+    await subscriber.remove(channel, listener)
+    if (reconnectNotice === listener) {
+      reconnectNotice = undefined
+      // the notice moves to another channel still joined
+      const next = listenerOf.values().next().value
+      if (next) {
+        next.onReconnect = opts.onReconnect
+        reconnectNotice = next
+      }
+    }
   }
-  subscriber.on('error', () => {
-    // connection errors: ioredis reconnects and resubscribes
-  })
-  subscriber.on('smessage', (channel: string, message: string) => opts.onMessage(channel, message))
-  await connectOrGiveUp(subscriber)
-  connectedOnce = true
+  let closed = false
   return {
     async join(channel) {
-      await subscriber.ssubscribe(channel)
+      if (joined.has(channel)) return
+      joined.add(channel)
+      const listener: Listener = { onMessage: opts.onMessage }
+      if (!reconnectNotice) {
+        listener.onReconnect = opts.onReconnect
+        reconnectNotice = listener
+      }
+      listenerOf.set(channel, listener)
+      try {
+        await subscriber.add(channel, listener)
+      } catch (err) {
+        joined.delete(channel)
+        listenerOf.delete(channel)
+        if (reconnectNotice === listener) reconnectNotice = undefined
+        throw err
+      }
     },
-    async leave(channel) {
-      await subscriber.sunsubscribe(channel)
-    },
+    leave,
     async close() {
-      if (subscriber instanceof Redis) await subscriber.quit().catch(() => undefined)
-      subscriber.disconnect()
+      if (closed) return
+      closed = true
+      await Promise.all([...listenerOf.keys()].map(leave))
+      await subscriber.release()
     },
   }
 }

@@ -58,10 +58,10 @@ function sink(id: string): AccountConfig {
  */
 async function nodeOf(key: string): Promise<string> {
   const slot = Number(await client.cluster('KEYSLOT', key))
-  const ranges = (await client.cluster('SLOTS')) as Array<[number, number, [string, number, ...unknown[]], ...unknown[]]>
-  const range = ranges.find(([from, to]) => slot >= from && slot <= to)
-  if (!range) throw new Error(`slot ${slot} is served by no master`)
-  return `${range[2][0]}:${range[2][1]}`
+  const ranges = await client.cluster('SLOTS')
+  const master = ranges.find(([from, to]) => slot >= from && slot <= to)?.[2]
+  if (!master) throw new Error(`slot ${slot} is served by no master`)
+  return `${master[0]}:${master[1]}`
 }
 
 describe('settlement requests on a Redis Cluster', () => {
