@@ -19,7 +19,6 @@ import type { Target } from './drive.js'
 import {
   CLUSTER_MASTERS,
   CLUSTER_NODE_TIMEOUT_MS,
-  CLUSTER_REPLICAS_PER_MASTER,
   exited,
   type FarmHandle,
   farmLabel,
@@ -120,16 +119,17 @@ export function stopBench(): Promise<void> {
 
 /** The farms to measure: per --workers entry, the single-Redis one, then (--redis cluster) cluster and cluster with durability replica. */
 function farmSpecs(opts: BenchOptions): FarmSpec[] {
-  const kinds: Array<FarmSpec['redis']> = opts.redis.includes('cluster') ? ['single', 'cluster', 'cluster-replica'] : ['single']
+  const clusterKinds: Array<FarmSpec['redis']> = opts.clusterReplicas > 0 ? ['cluster', 'cluster-replica'] : ['cluster']
+  const kinds: Array<FarmSpec['redis']> = opts.redis.includes('cluster') ? ['single', ...clusterKinds] : ['single']
   return kinds.flatMap((redis) => opts.workers.map((workers) => ({ workers, redis })))
 }
 
 /** The bench's local cluster, in its temp dir, stopped by cleanup(). */
-async function startBenchCluster(tmp: string): Promise<LocalCluster> {
+async function startBenchCluster(tmp: string, replicasPerMaster: number): Promise<LocalCluster> {
   const local = await startLocalCluster({
     dataDir: join(tmp, 'cluster'),
     masters: CLUSTER_MASTERS,
-    replicasPerMaster: CLUSTER_REPLICAS_PER_MASTER,
+    replicasPerMaster,
     nodeTimeoutMs: CLUSTER_NODE_TIMEOUT_MS,
   })
   resources.cluster = local
@@ -157,7 +157,7 @@ async function setUpAndMeasure(opts: BenchOptions, onProgress: (p: BenchProgress
   log(`bench: redis-server at ${redis.url} (appendonly yes, appendfsync everysec)`)
 
   // the cluster comes up (node start, redis-cli --cluster create, replicas syncing) while the rest starts
-  const clusterStarting = opts.redis.includes('cluster') ? startBenchCluster(tmp) : undefined
+  const clusterStarting = opts.redis.includes('cluster') ? startBenchCluster(tmp, opts.clusterReplicas) : undefined
   clusterStarting?.catch(() => undefined) // awaited below; a failure meanwhile is not unhandled
 
   step(opts.connector ? `starting receiver, floor and ${CONNECTOR}` : 'starting receiver and floor')
@@ -176,7 +176,7 @@ async function setUpAndMeasure(opts: BenchOptions, onProgress: (p: BenchProgress
     step('starting the Redis Cluster')
     const local = await clusterStarting
     cluster = { seeds: local.seeds, probe: await clusterProbe(local, resources.clusterClients) }
-    log(`bench: Redis Cluster of ${CLUSTER_MASTERS} masters x ${CLUSTER_REPLICAS_PER_MASTER} replica at ${local.seeds.join(',')} (appendonly no)`)
+    log(`bench: Redis Cluster of ${CLUSTER_MASTERS} masters x ${opts.clusterReplicas} replica at ${local.seeds.join(',')} (appendonly no)`)
   }
   // the farms start side by side: each is idle until its turn under load
   step(`starting ${specs.length === 1 ? farmLabel(specs[0]!) : `${specs.length} farms`}`)
@@ -221,7 +221,7 @@ async function setUpAndMeasure(opts: BenchOptions, onProgress: (p: BenchProgress
   const estimate = Math.ceil((opts.concurrency.length * opts.runs * targets.size * perRun) / 1000)
   log(
     `bench: concurrency ${opts.concurrency.join(',')}, floor${connector ? `, ${CONNECTOR}` : ''}, farms of ${opts.workers.join(',')} worker(s)` +
-      `${cluster ? ' on a single Redis and on the Redis Cluster (durability none, replica)' : ''}, ${opts.runs} run(s) x ` +
+      `${cluster ? ` on a single Redis and on the Redis Cluster (${opts.clusterReplicas > 0 ? 'durability none, replica' : 'masters only'})` : ''}, ${opts.runs} run(s) x ` +
       `${opts.durationMs / 1000} s (+${opts.warmupMs / 1000} s warm-up) per target; about ${estimate} s of load`,
   )
 

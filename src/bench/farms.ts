@@ -14,9 +14,8 @@ import { RECEIVER_TOKEN, SENDER_TOKEN } from './packets.js'
 /** The farm's CLI beside this module: src/cli/main.ts under tsx, dist/src/cli/main.js once built. */
 export const FARM_MAIN = fileURLToPath(new URL(`../cli/main${extname(fileURLToPath(import.meta.url))}`, import.meta.url))
 
-/** The local cluster's size: 3 masters, each with a replica (so that durability replica can be measured). */
+/** The local cluster's masters; each has --cluster-replicas replicas (default 1, so that durability replica can be measured). */
 export const CLUSTER_MASTERS = 3
-export const CLUSTER_REPLICAS_PER_MASTER = 1
 /** Long enough that a node busy under the bench on a small machine is never taken for dead (a failover mid-run). */
 export const CLUSTER_NODE_TIMEOUT_MS = 15_000
 

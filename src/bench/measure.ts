@@ -231,7 +231,7 @@ export async function load(opts: BenchOptions, setup: LoadSetup, progress: LoadP
     const level: LevelResult = { concurrency, floor: floorSummary, ...(connector ? { connector } : {}), farms }
     const targets = levelTargets(level)
     if (targets) level.targets = targets
-    if (opts.redis.includes('cluster')) level.cluster = summarizeCluster(farms, farmsOf('cluster'), farmsOf('cluster-replica'))
+    if (opts.redis.includes('cluster')) level.cluster = summarizeCluster(farms, farmsOf('cluster'), opts.clusterReplicas > 0 ? farmsOf('cluster-replica') : [])
     levels.push(level)
   }
   return levels

@@ -17,6 +17,13 @@ export interface BenchOptions {
   workers: number[]
   /** 'cluster' adds the farms on a local Redis Cluster (durability none and replica) next to the single-Redis ones. */
   redis: RedisMode[]
+  /**
+   * Replicas per master of the local cluster (0 or 1, default 1). With 0 the
+   * cluster is masters only, like the single Redis, which has no replica: on
+   * one box the replicas take CPU from the farm that hosts of their own would
+   * not; durability replica cannot be measured then.
+   */
+  clusterReplicas: 0 | 1
   /** ilp-connector (a devDependency) measured beside the floor and the farms; off with --no-connector. */
   connector: boolean
   durationMs: number
@@ -31,6 +38,8 @@ export const BENCH_OPTIONS_HELP = `  --concurrency LIST   comma-separated in-fli
   --redis LIST         single, cluster or single,cluster (default single); cluster adds, per farm size, a farm
                        on a local 3-master Redis Cluster (1 replica each) and one with redis.durability replica,
                        compared with the single-Redis farm measured in the same run
+  --cluster-replicas N replicas per master of that cluster, 0 or 1 (default 1); 0: masters only, as the single
+                       Redis has no replica (the replicas share this machine's cores), and no durability replica farm
   --no-connector       leave out ilp-connector, the reference connector (measured by default, in its own process,
                        with in-memory balances and its rate limit off; it is a devDependency, so an install
                        without devDependencies needs this flag)
@@ -55,6 +64,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions | undefined {
       concurrency: { type: 'string', default: '1,10,50,100' },
       workers: { type: 'string', default: [...new Set([1, 2, availableParallelism()])].join(',') },
       redis: { type: 'string', default: 'single' },
+      'cluster-replicas': { type: 'string', default: '1' },
       'no-connector': { type: 'boolean', default: false },
       duration: { type: 'string', default: '5' },
       warmup: { type: 'string', default: '1' },
@@ -76,6 +86,8 @@ export function parseBenchOptions(argv: string[]): BenchOptions | undefined {
   if (redis.length === 0 || redis.some((r) => !REDIS_MODES.includes(r as RedisMode))) {
     throw new BenchUsageError(`--redis must be single, cluster or single,cluster, got "${values.redis}"`)
   }
+  const clusterReplicas = values['cluster-replicas']
+  if (clusterReplicas !== '0' && clusterReplicas !== '1') throw new BenchUsageError(`--cluster-replicas must be 0 or 1, got "${clusterReplicas}"`)
   const seconds = (name: string, raw: string, min: number, max: number): number => {
     const n = Number(raw)
     if (!Number.isFinite(n) || n < min || n > max) throw new BenchUsageError(`--${name} must be between ${min} and ${max} seconds, got "${raw}"`)
@@ -87,6 +99,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions | undefined {
     concurrency,
     workers: [...new Set(workers)],
     redis: REDIS_MODES.filter((m) => redis.includes(m)),
+    clusterReplicas: clusterReplicas === '0' ? 0 : 1,
     connector: !values['no-connector'],
     durationMs: seconds('duration', values.duration, 0.2, 120),
     warmupMs: seconds('warmup', values.warmup, 0, 30),

@@ -7,7 +7,7 @@
  */
 import { availableParallelism } from 'node:os'
 import type { RunResult } from './drive.js'
-import { CLUSTER_MASTERS, CLUSTER_REPLICAS_PER_MASTER, farmLabel, workersLabel } from './farms.js'
+import { CLUSTER_MASTERS, farmLabel, workersLabel } from './farms.js'
 import type { BenchOptions } from './options.js'
 import { AMOUNT, DESTINATION, EXPIRY_MS } from './packets.js'
 
@@ -154,7 +154,8 @@ export function summarizeCluster(single: FarmResult[], none: FarmResult[], repli
     vsNone: durability === 'replica' ? f.pps / none[i]!.pps : null,
     nonFulfillPct: nonFulfillPct(f),
   })
-  return none.flatMap((f, i) => [row(f, i, 'none'), row(replica[i]!, i, 'replica')])
+  // no replica farms: a cluster of masters only (--cluster-replicas 0)
+  return none.flatMap((f, i) => [row(f, i, 'none'), ...(replica[i] ? [row(replica[i], i, 'replica')] : [])])
 }
 
 export function summarizeConnector(runs: RunResult[], floor: TargetSummary): ConnectorResult {
@@ -292,20 +293,23 @@ export interface ClusterSummary {
   /** fcall/evalsha/eval calls per fulfilled packet, summed over the cluster's masters */
   roundTripsPerPacket: number
   singleRoundTripsPerPacket: number
-  replicaPps: number
-  /** What durability replica costs: 1 - replica pps / none pps, in % */
-  replicaCostPct: number
-  p99Ms: { single: number; cluster: number; replica: number }
+  /** The durability replica farm; null on a cluster of masters only (--cluster-replicas 0) */
+  replicaPps: number | null
+  /** What durability replica costs: 1 - replica pps / none pps, in %; null without it */
+  replicaCostPct: number | null
+  p99Ms: { single: number; cluster: number; replica: number | null }
+  /** Replicas per master of the cluster measured */
+  replicasPerMaster: number
   /** ratio >= 0.9, round trips <= 2, every packet fulfilled */
   meetsGoal: boolean
 }
 
-function clusterSummary(l: LevelResult): ClusterSummary | undefined {
+function clusterSummary(l: LevelResult, replicasPerMaster: number): ClusterSummary | undefined {
   if (!l.cluster || l.farms.length === 0) return undefined
   const single = l.farms.find((f) => f.workers === 1) ?? l.farms.reduce((a, b) => (b.workers < a.workers ? b : a))
   const none = l.cluster.find((c) => c.workers === single.workers && c.durability === 'none')
   const replica = l.cluster.find((c) => c.workers === single.workers && c.durability === 'replica')
-  if (!none || !replica) return undefined
+  if (!none) return undefined
   return {
     concurrency: l.concurrency,
     workers: single.workers,
@@ -314,9 +318,10 @@ function clusterSummary(l: LevelResult): ClusterSummary | undefined {
     ratio: none.vsSingle,
     roundTripsPerPacket: none.redis.scriptCallsPerPacket,
     singleRoundTripsPerPacket: single.redis.scriptCallsPerPacket,
-    replicaPps: replica.pps,
-    replicaCostPct: 100 * (1 - replica.vsNone!),
-    p99Ms: { single: single.p99Ms, cluster: none.p99Ms, replica: replica.p99Ms },
+    replicaPps: replica ? replica.pps : null,
+    replicaCostPct: replica ? 100 * (1 - replica.vsNone!) : null,
+    p99Ms: { single: single.p99Ms, cluster: none.p99Ms, replica: replica ? replica.p99Ms : null },
+    replicasPerMaster,
     meetsGoal: none.vsSingle >= 0.9 && none.redis.scriptCallsPerPacket <= 2 && none.nonFulfill === 0,
   }
 }
@@ -325,7 +330,9 @@ function clusterSummaryLine(c: ClusterSummary): string {
   return (
     `cluster summary: cluster/single ${fmt(c.ratio, 2)} at c=${c.concurrency}, ${c.workers} worker${c.workers === 1 ? '' : 's'} (goal >= 0.9); ` +
     `${fmt(c.roundTripsPerPacket, 2)} Redis round trips per fulfilled packet (goal <= 2; single ${fmt(c.singleRoundTripsPerPacket, 2)}); ` +
-    `durability replica costs ${fmt(c.replicaCostPct, 1)}% pkt/s (p99 ${fmt(c.p99Ms.cluster, 2)} -> ${fmt(c.p99Ms.replica, 2)} ms)` +
+    (c.replicaCostPct === null
+      ? 'masters only (--cluster-replicas 0): durability replica not measured'
+      : `durability replica costs ${fmt(c.replicaCostPct, 1)}% pkt/s (p99 ${fmt(c.p99Ms.cluster, 2)} -> ${fmt(c.p99Ms.replica!, 2)} ms)`) +
     ` -> the cluster ${c.meetsGoal ? 'MEETS' : 'is BELOW'} the goal`
   )
 }
@@ -398,7 +405,7 @@ export interface BenchReport {
 export function report(opts: BenchOptions, levels: LevelResult[], connectorVersion: string | undefined): BenchReport {
   const headline = summaryLevel(levels)
   const one = headline.farms.find((f) => f.workers === 1)
-  const cluster = clusterSummary(headline)
+  const cluster = clusterSummary(headline, opts.clusterReplicas)
   return {
     node: process.version,
     cores: availableParallelism(),
@@ -459,14 +466,16 @@ export function benchText(r: BenchReport, renderTable: TableRenderer = plainTabl
     const t = clusterTableRows(levels)
     lines.push(
       '',
-      `Redis Cluster (${CLUSTER_MASTERS} masters x ${CLUSTER_REPLICAS_PER_MASTER} replica, local, appendonly no) against the single Redis (appendonly everysec), same load and run:`,
+      `Redis Cluster (${CLUSTER_MASTERS} masters x ${r.options.clusterReplicas} replica, local, appendonly no) against the single Redis (appendonly everysec), same load and run:`,
       '',
       renderTable(t.head, t.rows),
       '',
       'vs single = cluster pkt/s / single-Redis pkt/s, same farm size; vs none = durability replica pkt/s / durability none pkt/s',
       'redis RT/pkt, cmds/pkt and redis cpu/pkt: summed over the cluster\'s masters; replicas cpu/pkt: its replicas\' CPU per fulfilled packet',
-      'cluster <n>w replica = redis.durability replica: each batch also waits for WAIT 1 on its master (not counted in redis RT/pkt; ' +
-        `wait/pkt @${headline.concurrency}: ${(headline.cluster ?? []).filter((c) => c.durability === 'replica').map((c) => `${c.workers}w ${fmt(c.redis.breakdownPerPacket.wait ?? 0, 2)}`).join(', ')})`,
+      r.options.clusterReplicas === 0
+        ? 'masters only (--cluster-replicas 0), as the single Redis: no replica takes CPU from the farm on this machine, and durability replica is not measured'
+        : 'cluster <n>w replica = redis.durability replica: each batch also waits for WAIT 1 on its master (not counted in redis RT/pkt; ' +
+          `wait/pkt @${headline.concurrency}: ${(headline.cluster ?? []).filter((c) => c.durability === 'replica').map((c) => `${c.workers}w ${fmt(c.redis.breakdownPerPacket.wait ?? 0, 2)}`).join(', ')})`,
     )
   }
   const reasons = levels.flatMap((l) => [

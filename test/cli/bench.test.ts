@@ -111,6 +111,9 @@ describe('ilp-farm bench', () => {
     const run = runCli(['bench', '--runs', '0'])
     expect(await run.waitForExit(20_000)).toEqual({ code: 2, signal: null })
     expect(run.stderr()).toContain('--runs must be an integer 1..20, got "0"')
+    const replicas = runCli(['bench', '--cluster-replicas', '2'])
+    expect(await replicas.waitForExit(20_000)).toEqual({ code: 2, signal: null })
+    expect(replicas.stderr()).toContain('--cluster-replicas must be 0 or 1, got "2"')
   })
 })
 
@@ -205,6 +208,24 @@ describe('npm run bench (src/bench/main.ts as a script)', () => {
             String.raw`durability replica costs -?${num}% pkt/s`,
           'm',
         ),
+      )
+    },
+    CLUSTER_TIMEOUT_MS + 2_000,
+  )
+
+  it(
+    '--cluster-replicas 0: a cluster of masters only, as the single Redis; no durability replica farm, and the summary says so',
+    async () => {
+      const { code, out, err } = await runScript([...SHORT, '--redis', 'cluster', '--cluster-replicas', '0', '--no-connector'], CLUSTER_TIMEOUT_MS)
+      expect(code, err).toBe(0)
+      expect(err).toMatch(/^bench: Redis Cluster of 3 masters x 0 replica at redis:\/\/127\.0\.0\.1:\d+/m)
+      expect(out).toMatch(/^Redis Cluster \(3 masters x 0 replica, local, appendonly no\)/m)
+      const num = String.raw`\d+(?:\.\d+)?`
+      // no replica: none of their CPU
+      expect(out).toMatch(new RegExp(String.raw`^ +cluster 1w +\d+ +${num} +${num} ms +${num} ms +${num} +${num} +\d+ us +0 us +${num}%$`, 'm'))
+      expect(out).not.toMatch(/^ +cluster 1w replica/m)
+      expect(out).toMatch(
+        new RegExp(String.raw`^cluster summary: cluster/single ${num} at c=5, 1 worker \(goal >= 0\.9\); .*masters only \(--cluster-replicas 0\): durability replica not measured`, 'm'),
       )
     },
     CLUSTER_TIMEOUT_MS + 2_000,

@@ -21,7 +21,7 @@ afterAll(async () => {
 })
 
 /** The server's subscribed connections, and the subscribers of a shard channel. */
-const pubsubConnections = async () => ((await redis.client.client('LIST', 'TYPE', 'pubsub')) as string).split('\n').filter((line) => line.trim() !== '').length
+const pubsubConnections = async () => ((await redis.client.call('CLIENT', 'LIST', 'TYPE', 'pubsub')) as string).split('\n').filter((line) => line.trim() !== '').length
 const subscribersOf = async (channel: string) => ((await redis.client.call('PUBSUB', 'SHARDNUMSUB', channel)) as [string, number])[1]
 
 describe('shared subscriber connection', () => {
@@ -73,7 +73,7 @@ describe('shared subscriber connection', () => {
     await feed.join('ch:z')
     try {
       expect(reconnects).toEqual({ x: 0, feed: 0 })
-      await redis.client.client('KILL', 'TYPE', 'pubsub')
+      await redis.client.call('CLIENT', 'KILL', 'TYPE', 'pubsub')
       await eventually(() => expect(reconnects).toEqual({ x: 1, feed: 1 }))
       await eventually(async () => expect(await subscribersOf('ch:z')).toBe(1))
       await publish(redis.client, 'ch:x', '1')
