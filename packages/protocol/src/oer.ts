@@ -90,18 +90,28 @@ export function interledgerTime(date: Date): string {
 }
 
 /**
+ * The envelope of a packet of `type`: the end of its content, which starts at
+ * contentAt, or -1 when `raw` is not one, or its content is shorter than
+ * `minLength` or runs past the end.
+ */
+function readEnvelope(raw: Buffer, type: number, minLength: number): number {
+  if (raw[0] !== type) return -1
+  const contentLength = readLengthPrefix(raw, 1, raw.length)
+  if (contentLength < minLength) return -1
+  const end = contentAt + contentLength
+  return end > raw.length ? -1 : end
+}
+
+/**
  * What ilp-packet's deserializeIlpPrepare returns for `raw`, read in one pass
  * without its reader objects; undefined where it would throw (or where this
  * reader is not sure: the caller then asks ilp-packet). Condition and data
  * are views into `raw`.
  */
 export function readPrepare(raw: Buffer): IlpPrepare | undefined {
-  if (raw[0] !== Type.TYPE_ILP_PREPARE) return undefined
-  const contentLength = readLengthPrefix(raw, 1, raw.length)
-  if (contentLength < 0) return undefined
+  const end = readEnvelope(raw, Type.TYPE_ILP_PREPARE, FIXED_FIELDS)
+  if (end < 0) return undefined
   const start = contentAt
-  const end = start + contentLength
-  if (end > raw.length || contentLength < FIXED_FIELDS) return undefined
   const high = raw.readUInt32BE(start)
   const amount = high < 0x200000 ? String(high * 0x100000000 + raw.readUInt32BE(start + 4)) : raw.readBigUInt64BE(start).toString()
   const expiresAt = interledgerTimeToDate(raw.toString('ascii', start + 8, start + 25))
@@ -151,12 +161,9 @@ export function outgoingPrepare(raw: Buffer, prepare: IlpPrepare, amount: string
  * decoding the rest; undefined for anything that would not deserialize.
  */
 export function fulfillmentOf(reply: Buffer): Buffer | undefined {
-  if (reply[0] !== Type.TYPE_ILP_FULFILL) return undefined
-  const contentLength = readLengthPrefix(reply, 1, reply.length)
-  if (contentLength < 0) return undefined
+  const end = readEnvelope(reply, Type.TYPE_ILP_FULFILL, 32)
+  if (end < 0) return undefined
   const start = contentAt
-  const end = start + contentLength
-  if (end > reply.length || contentLength < 32) return undefined
   const dataLength = readLengthPrefix(reply, start + 32, end)
   if (dataLength < 0 || contentAt + dataLength > end) return undefined
   return reply.subarray(start, start + 32)
