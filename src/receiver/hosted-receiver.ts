@@ -42,8 +42,8 @@ const MAX_SERVERS = 10_000
  */
 export class HostedReceiver implements HostedTransport {
   private readonly servers = new Map<string, StreamServer>()
-  /** The receipt each fulfilled packet carried, until the history has it (the packet's own flow, in this worker). */
-  private readonly receipts = new WeakMap<RoutedPacket, { receipt: string; total: string }>()
+  /** The receipt each fulfilled packet carried and its connection's name, until the history has it (the packet's own flow, in this worker). */
+  private readonly receipts = new WeakMap<RoutedPacket, { receipt: string; total: string; connection: string }>()
 
   constructor(
     private readonly ilpAddress: string,
@@ -107,10 +107,11 @@ export class HostedReceiver implements HostedTransport {
     const setup = receiptSetupOf(reply.paymentTag)
     if (setup !== undefined && this.history !== undefined) {
       // the total with this packet: what the connection's history entry has been credited so far, plus it
-      const before = await this.history.received(packet.nextHop.id, this.connectionOf(packet))
+      const connection = this.connectionOf(packet)
+      const before = await this.history.received(packet.nextHop.id, connection)
       const total = (BigInt(before) + BigInt(packet.outAmount)).toString()
       reply.setTotalReceived(total)
-      this.receipts.set(packet, { receipt: createReceipt({ ...setup, totalReceived: total, streamId: 1 }).toString('base64'), total })
+      this.receipts.set(packet, { receipt: createReceipt({ ...setup, totalReceived: total, streamId: 1 }).toString('base64'), total, connection })
     }
     return serializeIlpFulfill(reply.accept())
   }
@@ -131,7 +132,7 @@ export class HostedReceiver implements HostedTransport {
     const receipt = this.receipts.get(packet)
     this.receipts.delete(packet)
     this.history
-      .credit(packet.nextHop.id, this.connectionOf(packet), packet.outAmount, receipt, {
+      .credit(packet.nextHop.id, receipt?.connection ?? this.connectionOf(packet), packet.outAmount, receipt, {
         direction: 'incoming',
         state: 'received',
         counterpart: from.relation === 'child' ? `${this.ilpAddress}.${from.id}` : from.id,
