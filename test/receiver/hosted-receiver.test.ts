@@ -45,6 +45,21 @@ async function spsp(farm: TestFarm, id: string) {
   return { status: res.statusCode, type: res.headers['content-type'], json: JSON.parse(text) as Record<string, unknown> }
 }
 
+/** Alice, through `via`, opens a STREAM connection to the SPSP details and sends `amount` on one stream, then ends it. */
+async function payFromAlice(via: TestFarm, details: Record<string, unknown>, amount: number) {
+  const alice = createPlugin({ port: await freePort(), farmUrl: via.url, accountId: 'alice', outgoingToken: 'alice-token', incomingToken: 'farm-to-alice' })
+  plugins.push(alice)
+  const connection = await createConnection({
+    plugin: alice.plugin,
+    destinationAccount: details.destination_account as string,
+    sharedSecret: Buffer.from(details.shared_secret as string, 'base64'),
+  })
+  const stream = connection.createStream()
+  await stream.sendTotal(amount, { timeout: 15_000 })
+  await connection.end()
+  return { alice, connection, stream }
+}
+
 describe('the farm-hosted receiver', () => {
   it('answers SPSP for a child account: a connection under its hosted address, a fresh one each time; 404 for anything else', async () => {
     const first = await spsp(farms[0]!, 'bob')
@@ -76,19 +91,9 @@ describe('the farm-hosted receiver', () => {
 
   it('an offline user is paid over STREAM through any worker: balances exact, nothing left in flight', async () => {
     const { json } = await spsp(farms[0]!, 'bob')
-    const port = await freePort()
-    const alice = createPlugin({ port, farmUrl: farms[1]!.url, accountId: 'alice', outgoingToken: 'alice-token', incomingToken: 'farm-to-alice' })
-    plugins.push(alice)
-    const connection = await createConnection({
-      plugin: alice.plugin,
-      destinationAccount: json.destination_account as string,
-      sharedSecret: Buffer.from(json.shared_secret as string, 'base64'),
-    })
-    // the receiver tells the sender its asset over STREAM
+    const { alice, connection, stream } = await payFromAlice(farms[1]!, json, 250_000)
+    // the receiver told the sender its asset over STREAM
     expect([connection.destinationAssetCode, connection.destinationAssetScale]).toEqual(['USD', 6])
-    const stream = connection.createStream()
-    await stream.sendTotal(250_000, { timeout: 15_000 })
-    await connection.end()
     expect(stream.totalSent).toBe('250000')
     expect(await balanceOf(farms[0]!.url, 'bob')).toBe('250000')
     expect(await balanceOf(farms[0]!.url, 'alice')).toBe('-250000')
@@ -102,14 +107,9 @@ describe('the farm-hosted receiver', () => {
     const nonce = randomBytes(16)
     const secret = randomBytes(32)
     const res = await request(`${farms[0]!.url}/accounts/bob/spsp`, { headers: { 'receipt-nonce': nonce.toString('base64'), 'receipt-secret': secret.toString('base64') } })
-    const details = (await res.body.json()) as { destination_account: string; shared_secret: string; receipts_enabled: boolean }
+    const details = (await res.body.json()) as Record<string, unknown>
     expect(details.receipts_enabled).toBe(true)
-    const alice = createPlugin({ port: await freePort(), farmUrl: farms[1]!.url, accountId: 'alice', outgoingToken: 'alice-token', incomingToken: 'farm-to-alice' })
-    plugins.push(alice)
-    const connection = await createConnection({ plugin: alice.plugin, destinationAccount: details.destination_account, sharedSecret: Buffer.from(details.shared_secret, 'base64') })
-    const stream = connection.createStream()
-    await stream.sendTotal(40_000, { timeout: 15_000 })
-    await connection.end()
+    const { stream } = await payFromAlice(farms[1]!, details, 40_000)
     const receipt = verifyReceipt(stream.receipt!, secret)
     expect([receipt.nonce.equals(nonce), receipt.totalReceived.toString()]).toEqual([true, '40000'])
     // a receipt made with another secret does not verify
@@ -130,18 +130,10 @@ describe('the farm-hosted receiver', () => {
 
   it('is told the account’s own asset, and is credited in it', async () => {
     const { json } = await spsp(farms[1]!, 'eve')
-    const alice = createPlugin({ port: await freePort(), farmUrl: farms[0]!.url, accountId: 'alice', outgoingToken: 'alice-token', incomingToken: 'farm-to-alice' })
-    plugins.push(alice)
     const before = BigInt(await balanceOf(farms[0]!.url, 'alice'))
-    const connection = await createConnection({
-      plugin: alice.plugin,
-      destinationAccount: json.destination_account as string,
-      sharedSecret: Buffer.from(json.shared_secret as string, 'base64'),
-    })
+    // 1 USD at scale 6 is 100 EUR cents at rate 1
+    const { connection } = await payFromAlice(farms[0]!, json, 1_000_000)
     expect([connection.destinationAssetCode, connection.destinationAssetScale]).toEqual(['EUR', 2])
-    const stream = connection.createStream()
-    await stream.sendTotal(1_000_000, { timeout: 15_000 }) // 1 USD at scale 6 is 100 EUR cents at rate 1
-    await connection.end()
     expect(await balanceOf(farms[0]!.url, 'eve')).toBe('100')
     expect(BigInt(await balanceOf(farms[0]!.url, 'alice'))).toBe(before - 1_000_000n)
   })
