@@ -185,6 +185,8 @@ interface Listener {
  */
 class SharedSubscriber {
   private readonly channels = new Map<string, Set<Listener>>()
+  /** Each channel's SSUBSCRIBE, which a later listener of the channel waits for too. */
+  private readonly subscribing = new Map<string, Promise<void>>()
   private holders = 0
   private connectedOnce = false
   readonly connecting: Promise<void>
@@ -234,15 +236,20 @@ class SharedSubscriber {
     this.client.disconnect()
   }
 
-  /** Adds a listener to `channel`: SSUBSCRIBE when it is the channel's first. */
+  /** Adds a listener to `channel`, resolving once Redis has the channel subscribed (SSUBSCRIBE with its first listener). */
   async add(channel: string, listener: Listener): Promise<void> {
     let listeners = this.channels.get(channel)
-    const first = listeners === undefined
-    if (!listeners) this.channels.set(channel, (listeners = new Set()))
+    let subscribed = this.subscribing.get(channel)
+    if (!listeners || !subscribed) {
+      this.channels.set(channel, (listeners = new Set()))
+      subscribed = this.connecting.then(async () => {
+        await this.client.ssubscribe(channel)
+      })
+      this.subscribing.set(channel, subscribed)
+    }
     listeners.add(listener)
     try {
-      await this.connecting
-      if (first) await this.client.ssubscribe(channel)
+      await subscribed
     } catch (err) {
       await this.remove(channel, listener)
       throw err
@@ -254,6 +261,7 @@ class SharedSubscriber {
     const listeners = this.channels.get(channel)
     if (!listeners?.delete(listener) || listeners.size > 0) return
     this.channels.delete(channel)
+    this.subscribing.delete(channel)
     const unsubscribing = this.client.sunsubscribe(channel).catch(() => undefined)
     // while Redis is away the command waits in the offline queue: a close must not wait with it
     if (this.client.status === 'ready') await unsubscribing
@@ -335,7 +343,6 @@ export async function openChannelSubscriber(
   opts: { onMessage: (channel: string, message: string) => void; onReconnect?: () => void },
 ): Promise<ChannelSubscriber> {
   const subscriber = sharedSubscriber(target)
-  const joined = new Set<string>()
   let reconnectNotice: Listener | undefined
   // one listener per channel; onReconnect rides on one of them, since each channel's listener would call it
   const listenerOf = new Map<string, Listener>()
@@ -349,7 +356,6 @@ export async function openChannelSubscriber(
   const leave = async (channel: string): Promise<void> => {
     const listener = listenerOf.get(channel)
     if (!listener) return
-    joined.delete(channel)
     listenerOf.delete(channel)
     await subscriber.remove(channel, listener)
     if (reconnectNotice === listener) {
@@ -365,8 +371,7 @@ export async function openChannelSubscriber(
   let closed = false
   return {
     async join(channel) {
-      if (joined.has(channel)) return
-      joined.add(channel)
+      if (listenerOf.has(channel)) return
       const listener: Listener = { onMessage: opts.onMessage }
       if (!reconnectNotice) {
         listener.onReconnect = opts.onReconnect
@@ -376,7 +381,6 @@ export async function openChannelSubscriber(
       try {
         await subscriber.add(channel, listener)
       } catch (err) {
-        joined.delete(channel)
         listenerOf.delete(channel)
         if (reconnectNotice === listener) reconnectNotice = undefined
         throw err

@@ -64,6 +64,24 @@ describe('shared subscriber connection', () => {
     await again.close()
   })
 
+  it('a second subscription to a channel whose SSUBSCRIBE is still on its way resolves only once Redis has it', async () => {
+    const heard: string[] = []
+    const resolved: string[] = []
+    const opening = openSubscriber(redis.url, 'ch:e', { onMessage: (m) => heard.push(`1:${m}`) })
+    void opening.then(() => resolved.push('first'))
+    const second = await openSubscriber(redis.url, 'ch:e', { onMessage: (m) => heard.push(`2:${m}`) })
+    resolved.push('second')
+    const first = await opening
+    // the first resolves once its SSUBSCRIBE is answered; the second not before
+    expect(resolved).toEqual(['first', 'second'])
+    try {
+      expect(await publish(redis.client, 'ch:e', 'now')).toBe(1)
+      await eventually(() => expect(heard.sort()).toEqual(['1:now', '2:now']))
+    } finally {
+      await Promise.all([first.close(), second.close()])
+    }
+  })
+
   it('after the connection is lost, every subscriber is told once and hears its channel again', async () => {
     const reconnects = { x: 0, feed: 0 }
     const heard: string[] = []
