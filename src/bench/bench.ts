@@ -117,7 +117,7 @@ export function stopBench(): Promise<void> {
   return cleanup()
 }
 
-/** The farms to measure: per --workers entry, the single-Redis one, then (--redis cluster) cluster and cluster with durability replica. */
+/** The farms to measure: per --workers entry, the single-Redis one, then (--redis cluster) cluster and, unless --cluster-replicas 0, cluster with durability replica. */
 function farmSpecs(opts: BenchOptions): FarmSpec[] {
   const clusterKinds: Array<FarmSpec['redis']> = opts.clusterReplicas > 0 ? ['cluster', 'cluster-replica'] : ['cluster']
   const kinds: Array<FarmSpec['redis']> = opts.redis.includes('cluster') ? ['single', ...clusterKinds] : ['single']
