@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { stringify } from 'yaml'
 import type { FarmConfigInput } from '../../src/config/schema.js'
 import { cleanEnv, isRunning, killAllClis, runCli, sleep, workerPids } from '../helpers/cli.js'
+import { eventually } from '../helpers/async.js'
 import { ADMIN_TOKEN, adminGet } from '../helpers/farm.js'
 import { type LedgerWatch, watchLedger } from '../helpers/ledger-monitor.js'
 import { type Receiver, runLoad, startReceiver, summarize, sum } from '../helpers/load.js'
@@ -80,6 +81,9 @@ describe('kill test', () => {
       const [, url] = await run.waitFor(/listening on (http:\/\/\S+)/, 45_000)
       for (const pid of workerPids(run)) run.track(pid)
       expect(workerPids(run)).toHaveLength(2)
+      // each worker listens to its replies, route changes and account changes over one subscribed connection
+      const subscribed = async () => ((await redis.client.call('CLIENT', 'LIST', 'TYPE', 'pubsub')) as string).split('\n').filter((l) => l.trim() !== '').length
+      await eventually(async () => expect(await subscribed()).toBe(2))
       watch = await watchLedger(redis.url, PREFIX, 'receiver')
       const started = Date.now()
 
