@@ -315,8 +315,12 @@ export async function openSubscriber(target: string | RedisTarget, channel: stri
     await subscriber.release()
     throw err
   }
+  let closed = false
   return {
     async close() {
+      // once only: a second release would take another subscription's hold on the connection
+      if (closed) return
+      closed = true
       await subscriber.remove(channel, listener)
       await subscriber.release()
     },

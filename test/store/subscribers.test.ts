@@ -40,7 +40,8 @@ describe('shared subscriber connection', () => {
       expect(await publish(redis.client, 'ch:d', 'three')).toBe(1)
       await eventually(() => expect(heard).toEqual({ a: ['one'], a2: ['bytes:one'], b: ['two'], feed: ['ch:d=three'] }))
 
-      // a channel keeps its subscription while a listener is left
+      // a channel keeps its subscription while a listener is left; closing twice is closing once
+      await a.close()
       await a.close()
       expect(await subscribersOf('ch:a')).toBe(1)
       await publish(redis.client, 'ch:a', 'four')
@@ -48,10 +49,13 @@ describe('shared subscriber connection', () => {
       expect(heard.a).toEqual(['one'])
       await a2.close()
       expect(await subscribersOf('ch:a')).toBe(0)
+      await a2.close()
       await feed.leave('ch:c')
       expect(await subscribersOf('ch:c')).toBe(0)
       expect(await subscribersOf('ch:d')).toBe(1)
       expect(await pubsubConnections()).toBe(1)
+      await publish(redis.client, 'ch:b', 'five')
+      await eventually(() => expect(heard.b).toEqual(['two', 'five']))
     } finally {
       await Promise.all([a.close(), a2.close(), b.close(), feed.close()])
     }
@@ -59,8 +63,8 @@ describe('shared subscriber connection', () => {
     // a later subscription opens a new connection
     const again = await openSubscriber(redis.url, 'ch:a', { onMessage: (m) => heard.a!.push(m) })
     expect(await pubsubConnections()).toBe(1)
-    await publish(redis.client, 'ch:a', 'five')
-    await eventually(() => expect(heard.a).toEqual(['one', 'five']))
+    await publish(redis.client, 'ch:a', 'six')
+    await eventually(() => expect(heard.a).toEqual(['one', 'six']))
     await again.close()
   })
 
