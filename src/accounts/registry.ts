@@ -54,9 +54,16 @@ export function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex')
 }
 
-/** A fresh bearer token: 256 random bits, URL-safe. */
+/**
+ * A fresh bearer secret (an account token or an onboarding ticket): 256 random bits, base64url.
+ * Drawn again when it would begin with "-", since users pass it on a command line
+ * (`--token <secret>`), where such a value reads as an option. That costs 0.02 bits of entropy.
+ */
 export function newToken(): string {
-  return randomBytes(32).toString('base64url')
+  for (;;) {
+    const token = randomBytes(32).toString('base64url')
+    if (!token.startsWith('-')) return token
+  }
 }
 
 /** The account as it is stored: `incoming.token` replaced by `incoming.tokenHash`. */

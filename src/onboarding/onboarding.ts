@@ -1,4 +1,5 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import { newToken } from '../accounts/registry.js'
 import type { AccountService } from '../accounts/service.js'
 import { allowedCallbackPrefixes } from '../async/callback-policy.js'
 import { parseNewAccount } from '../config/load.js'
@@ -161,7 +162,7 @@ export class Onboarding {
     if ('id' in req.account || 'incoming' in req.account) {
       return { problems: ['account: must not name id or incoming (the id is given apart; the token is made at redemption; allowed URL prefixes are callbackUrls)'] }
     }
-    const ticket = randomBytes(32).toString('base64url')
+    const ticket = newToken()
     const expiresAtMs = Date.now() + req.lifetimeMs
     const record: TicketRecord = {
       account: template,
