@@ -93,12 +93,17 @@ function readBody(req: IncomingMessage, length: number): Promise<Buffer> {
       chunks.push(chunk)
       received += chunk.length
     })
+    let ended = false
     req.on('end', () => {
+      ended = true
       if (received !== length) reject(new Error('body shorter than its Content-Length'))
       else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received))
     })
     req.on('error', reject)
-    // a connection cut off mid-body (the request timeout, the client) may end with neither
-    req.on('close', () => reject(new Error('connection closed before the body ended')))
+    // A connection cut off mid-body (the request timeout, the client) may end with neither. Every
+    // request closes, so the error (its stack trace is most of a packet's cost here) is made only then.
+    req.on('close', () => {
+      if (!ended) reject(new Error('connection closed before the body ended'))
+    })
   })
 }
