@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { type AddressInfo, connect } from 'node:net'
 import { Readable } from 'node:stream'
 import { serializeIlpFulfill, serializeIlpPrepare } from 'ilp-packet'
 import { request } from 'undici'
@@ -123,6 +123,33 @@ describe('the sync ILP-over-HTTP fast path', () => {
     const again = await post(`${farm.url}/accounts/alice/ilp?via=router`, ilpHeaders('alice-token', { 'request-id': id }), body)
     expect(again.body[0]).toBe(14)
     expect(again.body.toString('latin1')).toContain('F00')
+  })
+
+  it('a connection cut off mid-body sends nothing on and moves no money; the next packet is served', async () => {
+    const prepare = serializeIlpPrepare(prepareTo(`${FARM_ADDRESS}.bob`, '7', knownCondition()))
+    const [aliceBefore, bobBefore, forwardedBefore] = [await balanceOf(farm.url, 'alice'), await balanceOf(farm.url, 'bob'), bob.received.length]
+    const fellBefore = fellThrough.length
+    const { port } = new URL(shortcutUrl)
+    const socket = connect(Number(port), '127.0.0.1')
+    await new Promise<void>((resolve) => socket.once('connect', resolve))
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
+    socket.write(
+      `POST /accounts/alice/ilp HTTP/1.1\r\nHost: farm\r\ncontent-type: application/octet-stream\r\n` +
+        `authorization: Bearer alice-token\r\ncontent-length: ${prepare.length}\r\n\r\n`,
+    )
+    socket.write(prepare.subarray(0, prepare.length >> 1))
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    socket.destroy()
+    await closed
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(fellThrough.length, 'the shortcut took it').toBe(fellBefore)
+    expect(bob.received.length).toBe(forwardedBefore)
+    expect([await balanceOf(farm.url, 'alice'), await balanceOf(farm.url, 'bob')]).toEqual([aliceBefore, bobBefore])
+
+    const next = await post(`${shortcutUrl}/accounts/alice/ilp`, ilpHeaders(), prepare)
+    expect(next.body[0]).toBe(13) // Fulfill
+    expect(bob.received.length).toBe(forwardedBefore + 1)
+    expect(BigInt(await balanceOf(farm.url, 'alice'))).toBe(BigInt(aliceBefore) - 7n)
   })
 
   it('leaves to fastify what it does not answer the same way: async, other content types, no or chunked body, a query, other methods and paths, and anything once the server is closing', async () => {
