@@ -9,6 +9,8 @@ import { type ClientCli, runClientCli } from './processes.js'
  * the documented code for "the farm refused or failed".
  */
 
+const DASHED_TOKEN = `-${'a'.repeat(21)}_${'B'.repeat(20)}`
+
 let redis: TestRedis
 let farm: TestFarm
 let openFarm: TestFarm
@@ -20,6 +22,8 @@ beforeAll(async () => {
     account('payer'),
     // its RPC URL may only be under the tunnel server's prefix: the local endpoint's own URL is refused
     account('walled', { incoming: { token: 'walled-token', callbackUrls: ['https://tunnel.example.com/'] } }),
+    // a token of the farm's own shape that begins with "-", as one in 64 did before farms stopped issuing them
+    account('dashed', { incoming: { token: DASHED_TOKEN } }),
   ]
   farm = await startTestFarm(redis.url, accounts) // sign-up off: the default
   const signupAccount = { assetCode: 'USD', assetScale: 6, maxBalance: '5000', maxPacketAmount: '100' }
@@ -93,5 +97,20 @@ describe('ilp-farm-client: bad usage', () => {
     const run = await cli(['balance', '--rpc', `${farm.url}/rpc`, '--token', 'payer-token', '--colour'])
     expect(run.stderr).toMatch(/^ilp-farm-client balance: Unknown option '--colour'/)
     expect(run.code, run.stderr).toBe(2)
+  })
+})
+
+describe('ilp-farm-client: a token or ticket that begins with "-"', () => {
+  it('is taken as the value of --token or --ticket, not as an option', async () => {
+    expect(DASHED_TOKEN).toHaveLength(43)
+    const balance = await cli(['balance', '--rpc', `${farm.url}/rpc`, '--token', DASHED_TOKEN])
+    expect(balance.code, balance.stderr).toBe(0)
+    expect(balance.stdout).toContain('dashed')
+    // a ticket of that shape reaches the farm, which does not know it (exit 1, not a usage error's 2)
+    const redeem = await cli(['redeem', '--rpc', `${farm.url}/rpc`, '--ticket', `-${'c'.repeat(42)}`])
+    expectRefusal(redeem, /^ilp-farm-client redeem: ilp_redeemTicket: unknown, used or expired ticket \(reason: invalid-ticket\)$/)
+    // anything else that begins with "-" after --token is still parseArgs' usage error
+    const missing = await cli(['balance', '--rpc', `${farm.url}/rpc`, '--token', '--json'])
+    expect(missing.code, missing.stderr).toBe(2)
   })
 })

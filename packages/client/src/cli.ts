@@ -188,8 +188,30 @@ async function signup(args: string[]): Promise<number> {
 
 const commands: Record<string, (args: string[]) => Promise<number>> = { receive, pay, balance, redeem, signup }
 
+/** A farm's token or ticket: 256 bits in base64url. */
+const FARM_SECRET = /^[A-Za-z0-9_-]{43}$/
+
+/**
+ * `--token <secret>` and `--ticket <secret>` as `--token=<secret>` when the
+ * secret begins with "-", which parseArgs would take for an option. Farms
+ * no longer issue such secrets, but tokens issued before may be in use.
+ */
+function secretValuesJoined(args: string[]): string[] {
+  const joined: string[] = []
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!
+    const next = args[i + 1]
+    if ((arg === '--token' || arg === '--ticket') && next?.startsWith('-') === true && FARM_SECRET.test(next)) {
+      joined.push(`${arg}=${next}`)
+      i++
+    } else joined.push(arg)
+  }
+  return joined
+}
+
 async function main(argv: string[]): Promise<number> {
-  const [name, ...args] = argv
+  const [name, ...given] = argv
+  const args = secretValuesJoined(given)
   if (name === undefined || name === '-h' || name === '--help' || args.includes('-h') || args.includes('--help')) {
     console.log(USAGE)
     return name === undefined ? 2 : 0
