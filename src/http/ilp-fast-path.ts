@@ -101,7 +101,7 @@ function readBody(req: IncomingMessage, length: number): Promise<Buffer> {
     })
     req.on('error', reject)
     // A connection cut off mid-body (the request timeout, the client) may end with neither. Every
-    // request closes, so the error (its stack trace is most of a packet's cost here) is made only then.
+    // request emits close, after its end too: the error, with its costly stack trace, only when it did not end.
     req.on('close', () => {
       if (!ended) reject(new Error('connection closed before the body ended'))
     })
