@@ -38,6 +38,7 @@ import { FARM_MAIN, untilListening } from './farms.js'
 import { childPids, cpuOf } from './measure.js'
 import { ENV_SECRET, fulfillmentFor, outcomeOf, RECEIVER_TOKEN } from './packets.js'
 import { median } from './report.js'
+import { cleanUpOnFatalError } from './fatal.js'
 import { startRole } from './roles.js'
 
 const ADMIN_TOKEN = 'bench-admin-token'
@@ -168,6 +169,7 @@ export async function accountsBenchMain(argv: string[]): Promise<number> {
   const onSignal = () => void cleanup().finally(() => process.exit(130))
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
+  cleanUpOnFatalError(cleanup)
   try {
     redis = await startEmbeddedRedis({ dataDir: join(tmp, 'redis'), appendonly: true, appendfsync: 'everysec' })
     client = new Redis(redis.url, { maxRetriesPerRequest: 1 })

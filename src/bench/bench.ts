@@ -28,6 +28,7 @@ import {
   stopFarm,
   waitExit,
 } from './farms.js'
+import { cleanUpOnFatalError } from './fatal.js'
 import { type BenchProgress, clusterProbe, load, LoadProgress, singleProbe, type TargetName } from './measure.js'
 import type { BenchOptions } from './options.js'
 import { ENV_SECRET, OCTET, outcomeOf, PacketFactory, SENDER_TOKEN } from './packets.js'
@@ -115,6 +116,11 @@ export async function runBench(opts: BenchOptions, hooks: BenchHooks = {}): Prom
 /** Interrupts a running bench and releases its processes and files (for a signal handler). */
 export function stopBench(): Promise<void> {
   return cleanup()
+}
+
+/** Stops the bench and exits 1 when its output goes away or an uncaught error escapes (see fatal.ts). */
+export function stopBenchOnFatalError(): void {
+  cleanUpOnFatalError(cleanup)
 }
 
 /** The farms to measure: per --workers entry, the single-Redis one, then (--redis cluster) cluster and, unless --cluster-replicas 0, cluster with durability replica. */

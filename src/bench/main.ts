@@ -26,7 +26,7 @@
  * `ilp-farm bench` (src/cli/commands/bench.ts) calls too; run as a script,
  * this prints the plain table (or --json).
  */
-import { runBench, stopBench } from './bench.js'
+import { runBench, stopBench, stopBenchOnFatalError } from './bench.js'
 import { BENCH_USAGE, type BenchOptions, parseBenchOptions } from './options.js'
 import { benchJson, benchText } from './report.js'
 import { runRole } from './roles.js'
@@ -61,6 +61,7 @@ async function main(): Promise<number> {
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
   process.on('SIGHUP', onSignal)
+  stopBenchOnFatalError()
   const result = await runBench(opts)
   if (!result) return 130
   process.stdout.write(opts.json ? benchJson(result) : benchText(result))

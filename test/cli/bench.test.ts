@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { cleanEnv, descendantsOf, killAllClis, ROOT, runCli } from '../helpers/cli.js'
+import { cleanEnv, descendantsOf, killAllClis, ROOT, runCli, waitUntilGone } from '../helpers/cli.js'
 
 /**
  * `ilp-farm bench` and `npm run bench` (src/bench/main.ts), short runs: each
@@ -229,5 +230,53 @@ describe('npm run bench (src/bench/main.ts as a script)', () => {
       )
     },
     CLUSTER_TIMEOUT_MS + 2_000,
+  )
+
+  it(
+    'a reader that goes away (a closed pipe, as `npm run bench | head`) stops it: exit 1, and its farms, Redis and files go with it',
+    async () => {
+      const child = spawn(
+        process.execPath,
+        ['--conditions=ilp-farm-source', '--import', 'tsx', join(ROOT, 'src', 'bench', 'main.ts'), ...SHORT, '--duration', '3', '--no-connector'],
+        { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'], detached: true },
+      )
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+      let err = ''
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`the load did not begin:\n${err}`)), 30_000)
+        child.stderr.setEncoding('utf8').on('data', (c: string) => {
+          err += c
+          if (/^bench: concurrency /m.test(err)) {
+            clearTimeout(timer)
+            resolve()
+          }
+        })
+      })
+      // what it started: Redis, the receiver, the floor, the farm's supervisor (its own process group) and worker
+      const started = descendantsOf(child.pid!)
+      const farmTmp = started
+        .map((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').match(/ilp-farm-bench-[^/\0]+/)?.[0])
+        .find((dir) => dir !== undefined)
+      expect(farmTmp, 'a farm runs from the bench folder').toBeDefined()
+      expect(started.length).toBeGreaterThanOrEqual(5)
+      child.stdout.destroy()
+      child.stderr.destroy()
+      try {
+        const code = await Promise.race([exited, new Promise((resolve) => setTimeout(() => resolve('still running'), 40_000))])
+        expect(code).toBe(1)
+        for (const pid of started) await waitUntilGone(pid, 5_000)
+        expect(existsSync(join('/tmp', farmTmp!))).toBe(false)
+      } finally {
+        // a bench that failed this leaves them: nothing may outlive the test
+        for (const pid of [-child.pid!, ...started]) {
+          try {
+            process.kill(pid, 'SIGKILL')
+          } catch {
+            // gone, as it should be
+          }
+        }
+      }
+    },
+    80_000,
   )
 })

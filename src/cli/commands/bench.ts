@@ -52,6 +52,7 @@ export async function runBenchCommand(argv: string[]): Promise<number> {
   }
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
+  bench.stopBenchOnFatalError()
   let report: Awaited<ReturnType<BenchModules['bench']['runBench']>>
   try {
     report = await bench.runBench(opts, { onProgress: (p) => bar.update(p), log: (line) => bar.log(line) })
