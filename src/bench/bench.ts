@@ -137,6 +137,8 @@ async function startBenchCluster(tmp: string, replicasPerMaster: number): Promis
     masters: CLUSTER_MASTERS,
     replicasPerMaster,
     nodeTimeoutMs: CLUSTER_NODE_TIMEOUT_MS,
+    // persisted as the single Redis is: the two are compared like for like
+    appendonly: true,
   })
   resources.cluster = local
   if (aborted) await local.stop() // cleanup() ran while it started
@@ -182,7 +184,7 @@ async function setUpAndMeasure(opts: BenchOptions, onProgress: (p: BenchProgress
     step('starting the Redis Cluster')
     const local = await clusterStarting
     cluster = { seeds: local.seeds, probe: await clusterProbe(local, resources.clusterClients) }
-    log(`bench: Redis Cluster of ${CLUSTER_MASTERS} masters x ${opts.clusterReplicas} replica at ${local.seeds.join(',')} (appendonly no)`)
+    log(`bench: Redis Cluster of ${CLUSTER_MASTERS} masters x ${opts.clusterReplicas} replica at ${local.seeds.join(',')} (appendonly yes, appendfsync everysec, as the single Redis)`)
   }
   // the farms start side by side: each is idle until its turn under load
   step(`starting ${specs.length === 1 ? farmLabel(specs[0]!) : `${specs.length} farms`}`)

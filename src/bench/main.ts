@@ -17,7 +17,8 @@
  *   - farms: `node dist/src/cli/main.js start --config <tmp>.json` with REDIS_URL set,
  *     one per --workers entry (each its own key prefix in the same Redis; farms.ts)
  *   - with --redis cluster: a local Redis Cluster (startLocalCluster: 3 masters,
- *     1 replica each, in the temp dir) and, per --workers entry, two more farms
+ *     1 replica each, in the temp dir, appendonly yes, appendfsync everysec as the
+ *     single Redis) and, per --workers entry, two more farms
  *     on it (REDIS_CLUSTER set): redis.durability none and replica. The
  *     single-Redis farms still run: they are the cluster's baseline.
  * The load generator runs here: C requests in flight, each a unique prepare (drive.ts).

@@ -466,7 +466,7 @@ export function benchText(r: BenchReport, renderTable: TableRenderer = plainTabl
     const t = clusterTableRows(levels)
     lines.push(
       '',
-      `Redis Cluster (${CLUSTER_MASTERS} masters x ${r.options.clusterReplicas} replica, local, appendonly no) against the single Redis (appendonly everysec), same load and run:`,
+      `Redis Cluster (${CLUSTER_MASTERS} masters x ${r.options.clusterReplicas} replica, local, appendonly everysec on every node) against the single Redis (appendonly everysec), same load and run:`,
       '',
       renderTable(t.head, t.rows),
       '',

@@ -43,6 +43,12 @@ export interface LocalClusterOptions {
   replicasPerMaster?: number
   /** cluster-node-timeout: how long a silent master has before its replica takes over. */
   nodeTimeoutMs?: number
+  /**
+   * Each node's append-only file (everysec), as docs/SCALING.md has operators run it; default off, for
+   * tests that need no persistence. The bench turns it on, so that the cluster is compared with a
+   * single Redis that has its own.
+   */
+  appendonly?: boolean
   redisCli?: string
 }
 
@@ -81,7 +87,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     const redis = await startEmbeddedRedis({
       dataDir,
       port,
-      appendonly: false,
+      appendonly: opts.appendonly === true,
       extraArgs: [
         '--cluster-enabled', 'yes',
         '--cluster-config-file', join(dataDir, 'nodes.conf'),

@@ -220,7 +220,7 @@ describe('npm run bench (src/bench/main.ts as a script)', () => {
       const { code, out, err } = await runScript([...SHORT, '--redis', 'cluster', '--cluster-replicas', '0', '--no-connector'], CLUSTER_TIMEOUT_MS)
       expect(code, err).toBe(0)
       expect(err).toMatch(/^bench: Redis Cluster of 3 masters x 0 replica at redis:\/\/127\.0\.0\.1:\d+/m)
-      expect(out).toMatch(/^Redis Cluster \(3 masters x 0 replica, local, appendonly no\)/m)
+      expect(out).toMatch(/^Redis Cluster \(3 masters x 0 replica, local, appendonly everysec on every node\)/m)
       const num = String.raw`\d+(?:\.\d+)?`
       // no replica: none of their CPU
       expect(out).toMatch(new RegExp(String.raw`^ +cluster 1w +\d+ +${num} +${num} ms +${num} ms +${num} +${num} +\d+ us +0 us +${num}%$`, 'm'))
