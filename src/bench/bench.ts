@@ -236,7 +236,7 @@ async function setUpAndMeasure(opts: BenchOptions, onProgress: (p: BenchProgress
   const progress = new LoadProgress(perRun, totalMs, onProgress)
   let levels: LevelResult[] | undefined
   try {
-    levels = await load(opts, { targets, farms, floor, ...(connector ? { connector } : {}), packets }, progress, { log, stopped: () => aborted })
+    levels = await load(opts, { targets, farms, floor, receiver, ...(connector ? { connector } : {}), packets }, progress, { log, stopped: () => aborted })
   } finally {
     progress.stop()
   }

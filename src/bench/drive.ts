@@ -29,6 +29,11 @@ export interface RunResult {
   redisCommands?: Record<string, number>
   /** CPU time of the forwarding process(es) (floor, or the farm's workers) per fulfilled packet, in µs. */
   hopCpuUsPerPacket?: number
+  /**
+   * CPU time of the two ends, the load generator (this process) and the receiver, per fulfilled packet, in
+   * µs: on one machine they share its cores with the target, so what they take is not the target's to use.
+   */
+  endsCpuUsPerPacket?: number
   /** Farm runs: redis-server CPU time per fulfilled packet, in µs (on a cluster, its masters'). */
   redisCpuUsPerPacket?: number
   /** Cluster farm runs: the replicas' CPU time per fulfilled packet, in µs. */

@@ -197,6 +197,8 @@ export interface LoadSetup {
   targets: Map<TargetName, Target>
   farms: Map<TargetName, FarmHandle>
   floor: { child: ChildProcess }
+  /** The receiver every target forwards to: one of the two ends whose CPU each run counts. */
+  receiver: { child: ChildProcess }
   /** ilp-connector's process; absent with --no-connector. */
   connector?: { child: ChildProcess; output: () => string }
   packets: PacketFactory
@@ -247,15 +249,19 @@ async function measureRun(name: TargetName, concurrency: number, opts: BenchOpti
   // the farm's workers are its supervisor's children; the floor and ilp-connector are each one process
   const hopPids = farm ? childPids(farm.child.pid!) : [(connector ?? setup.floor).child.pid!]
   const hopCpuBefore = cpuOf(hopPids)
+  const endsCpuBefore = endsCpu(setup)
   const redisCpuBefore = farm?.probe.cpu()
   const result = await drive(setup.targets.get(name)!, setup.packets, concurrency, opts.warmupMs, opts.durationMs, ctx.stopped)
   if (ctx.stopped()) return undefined
   const hopCpuAfter = cpuOf(hopPids)
+  const endsCpuAfter = endsCpu(setup)
   const redisCpuAfter = farm?.probe.cpu()
   const perPacket = (from: number | undefined, to: number | undefined) =>
     from !== undefined && to !== undefined && result.fulfilledTotal > 0 ? (to - from) / result.fulfilledTotal : undefined
   const hop = perPacket(hopCpuBefore, hopCpuAfter)
   if (hop !== undefined) result.hopCpuUsPerPacket = hop
+  const ends = perPacket(endsCpuBefore, endsCpuAfter)
+  if (ends !== undefined) result.endsCpuUsPerPacket = ends
   if (farm && before) {
     result.redisCommands = commandDelta(before, await farm.probe.commandStats())
     const masters = perPacket(redisCpuBefore?.masters, redisCpuAfter?.masters)
@@ -266,12 +272,21 @@ async function measureRun(name: TargetName, concurrency: number, opts: BenchOpti
   return result
 }
 
+/** CPU µs so far of the load generator (this process: the lanes, its HTTP client) and the receiver. */
+function endsCpu(setup: LoadSetup): number | undefined {
+  const receiver = cpuOf([setup.receiver.child.pid!])
+  if (receiver === undefined) return undefined
+  const own = process.cpuUsage()
+  return receiver + own.user + own.system
+}
+
 function logRun(ctx: RunContext, concurrency: number, run: number, runs: number, name: TargetName, result: RunResult, nameWidth: number): void {
   const bad = Object.entries(result.nonFulfill)
   ctx.log(
     `  c=${String(concurrency).padStart(3)} run ${run + 1}/${runs} ${name.padEnd(nameWidth)} ` +
       `${fmt(result.pps).padStart(6)} pkt/s  p50 ${fmt(result.p50Ms, 2)} ms  p99 ${fmt(result.p99Ms, 2)} ms` +
       `  cpu ${fmt(result.hopCpuUsPerPacket ?? NaN)} us/pkt` +
+      `  ends ${fmt(result.endsCpuUsPerPacket ?? NaN)} us/pkt` +
       (bad.length > 0 ? `  non-fulfill: ${bad.map(([k, v]) => `${k} x${v}`).join(', ')}` : ''),
   )
 }

@@ -45,6 +45,8 @@ export interface TargetSummary {
   pps: number
   /** Median CPU µs per fulfilled packet of the forwarding process(es). */
   cpuUsPerPacket: number
+  /** Median CPU µs per fulfilled packet of the load generator and the receiver (RunResult.endsCpuUsPerPacket). */
+  endsCpuUsPerPacket: number
   p50Ms: number
   p99Ms: number
   nonFulfill: number
@@ -130,6 +132,7 @@ export function summarize(runs: RunResult[]): TargetSummary {
   return {
     pps: median(runs.map((r) => r.pps)),
     cpuUsPerPacket: median(runs.map((r) => r.hopCpuUsPerPacket ?? NaN)),
+    endsCpuUsPerPacket: median(runs.map((r) => r.endsCpuUsPerPacket ?? NaN)),
     p50Ms: median(runs.map((r) => r.p50Ms)),
     p99Ms: median(runs.map((r) => r.p99Ms)),
     nonFulfill: Object.values(byReason).reduce((a, b) => a + b, 0),
@@ -433,6 +436,24 @@ export function benchJson(r: BenchReport): string {
   return `${JSON.stringify(r, round, 2)}\n`
 }
 
+/**
+ * Each target's share of the machine, per fulfilled packet: its own processes, and the two ends (load
+ * generator and receiver), which run on the same cores. The pkt/s ratios follow from these sums: what
+ * a target leaves to the ends is what the machine can spend on more packets.
+ */
+function machineCpuLine(l: LevelResult): string {
+  const ends = (t: TargetSummary) => `ends ${fmt(t.endsCpuUsPerPacket)} = ${fmt(t.cpuUsPerPacket + t.endsCpuUsPerPacket)} us`
+  const parts = [`floor ${fmt(l.floor.cpuUsPerPacket)} + ${ends(l.floor)}`]
+  if (l.connector) parts.push(`${CONNECTOR} ${fmt(l.connector.cpuUsPerPacket)} + ${ends(l.connector)}`)
+  for (const f of l.farms) {
+    const redis = f.redis.cpuUsPerPacket
+    parts.push(
+      `farm ${f.workers}w ${fmt(f.cpuUsPerPacket)} + redis ${fmt(redis)} + ends ${fmt(f.endsCpuUsPerPacket)} = ${fmt(f.cpuUsPerPacket + redis + f.endsCpuUsPerPacket)} us`,
+    )
+  }
+  return `machine CPU per fulfilled packet @${l.concurrency} (ends = the load generator and the receiver, on the same cores): ${parts.join('; ')}`
+}
+
 /** The human output: the table, what its columns mean, the Redis breakdown, non-fulfill reasons, the summary line. */
 export function benchText(r: BenchReport, renderTable: TableRenderer = plainTable): string {
   const { levels, options: opts } = r
@@ -461,6 +482,7 @@ export function benchText(r: BenchReport, renderTable: TableRenderer = plainTabl
           .join(', '),
     )
   }
+  lines.push(machineCpuLine(headline))
   const cluster = levels.some((l) => l.cluster)
   if (cluster) {
     const t = clusterTableRows(levels)

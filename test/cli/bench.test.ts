@@ -179,7 +179,21 @@ describe('npm run bench (src/bench/main.ts as a script)', () => {
       )
       expect(out).not.toContain('cluster')
       expect(err).toMatch(/^ {2}c= {2}5 run 1\/1 floor +\d+ pkt\/s/m)
-      expect(err).toMatch(/^ {2}c= {2}5 run 1\/1 ilp-connector +\d+ pkt\/s .*cpu \d+ us\/pkt$/m)
+      expect(err).toMatch(/^ {2}c= {2}5 run 1\/1 ilp-connector +\d+ pkt\/s .*cpu \d+ us\/pkt {2}ends \d+ us\/pkt$/m)
+      // each target's share of the machine: its own CPU, Redis' for a farm, and the ends' (load generator, receiver)
+      const machine = new RegExp(
+        String.raw`^machine CPU per fulfilled packet @5 \(ends = the load generator and the receiver, on the same cores\): ` +
+          String.raw`floor (\d+) \+ ends (\d+) = (\d+) us; ilp-connector (\d+) \+ ends (\d+) = (\d+) us; farm 1w (\d+) \+ redis (\d+) \+ ends (\d+) = (\d+) us$`,
+        'm',
+      ).exec(out)
+      expect(machine, out).not.toBeNull()
+      const [floorCpu, floorEnds, floorSum, connCpu, connEnds, connSum, farmCpu, redisCpu, farmEnds, farmSum] = machine!.slice(1).map(Number)
+      for (const ends of [floorEnds!, connEnds!, farmEnds!]) expect(ends).toBeGreaterThan(0)
+      expect(redisCpu).toBeGreaterThan(0)
+      // whole microseconds, each rounded on its own
+      expect(Math.abs(floorCpu! + floorEnds! - floorSum!)).toBeLessThanOrEqual(1)
+      expect(Math.abs(connCpu! + connEnds! - connSum!)).toBeLessThanOrEqual(1)
+      expect(Math.abs(farmCpu! + redisCpu! + farmEnds! - farmSum!)).toBeLessThanOrEqual(2)
       expect(err).toMatch(/^bench: ilp-connector 23\.\S+ \(pid \d+, in-memory balances, rate limit off\) at http/m)
       expect(err).not.toContain('bench [') // no progress bar as a script
     },
