@@ -32,7 +32,7 @@ import { cleanUpOnFatalError } from './fatal.js'
 import { type BenchProgress, clusterProbe, load, LoadProgress, singleProbe, type TargetName } from './measure.js'
 import type { BenchOptions } from './options.js'
 import { ENV_SECRET, OCTET, outcomeOf, PacketFactory, SENDER_TOKEN } from './packets.js'
-import { type BenchReport, CONNECTOR, type LevelResult, report } from './report.js'
+import { type BenchReport, CONNECTOR, type LevelResult, REDIS_FLOOR, report } from './report.js'
 import { connectorVersion, floorEnv, type RoleHandle, startRole } from './roles.js'
 
 export type { BenchProgress } from './measure.js'
@@ -148,7 +148,7 @@ async function startBenchCluster(tmp: string, replicasPerMaster: number): Promis
 async function setUpAndMeasure(opts: BenchOptions, onProgress: (p: BenchProgress) => void): Promise<LevelResult[] | undefined> {
   const perRun = opts.warmupMs + opts.durationMs
   const specs = farmSpecs(opts)
-  const targetCount = 1 + (opts.connector ? 1 : 0) + specs.length
+  const targetCount = 1 + (opts.redisFloor ? 1 : 0) + (opts.connector ? 1 : 0) + specs.length
   const totalMs = opts.concurrency.length * opts.runs * targetCount * perRun
   const step = (name: string) => onProgress({ doneMs: 0, totalMs, step: name })
 
@@ -168,11 +168,16 @@ async function setUpAndMeasure(opts: BenchOptions, onProgress: (p: BenchProgress
   const clusterStarting = opts.redis.includes('cluster') ? startBenchCluster(tmp, opts.clusterReplicas) : undefined
   clusterStarting?.catch(() => undefined) // awaited below; a failure meanwhile is not unhandled
 
-  step(opts.connector ? `starting receiver, floor and ${CONNECTOR}` : 'starting receiver and floor')
+  step(`starting receiver, floor${opts.redisFloor ? `, ${REDIS_FLOOR}` : ''}${opts.connector ? ` and ${CONNECTOR}` : ''}`)
   const receiver = await startRole('receiver', { [ENV_SECRET]: secret.toString('hex') }, resources.children)
   log(`bench: receiver (pid ${receiver.child.pid}) at ${receiver.url}`)
   const floor = await startRole('floor', floorEnv(receiver.url), resources.children)
   log(`bench: floor (pid ${floor.child.pid}) at ${floor.url}`)
+  let redisFloor: RoleHandle | undefined
+  if (opts.redisFloor) {
+    redisFloor = await startRole('redis-floor', floorEnv(receiver.url, redis.url), resources.children)
+    log(`bench: ${REDIS_FLOOR} (pid ${redisFloor.child.pid}, each packet's record written to the farms' Redis and deleted once answered) at ${redisFloor.url}`)
+  }
   let connector: RoleHandle | undefined
   if (opts.connector) {
     connector = await startRole('connector', floorEnv(receiver.url), resources.children)
@@ -215,20 +220,26 @@ async function setUpAndMeasure(opts: BenchOptions, onProgress: (p: BenchProgress
   }
   const headers = { 'content-type': OCTET, authorization: `Bearer ${SENDER_TOKEN}` }
   const targets = new Map<TargetName, Target>([['floor', { name: 'floor', pool: pool(floor.url), path: new URL(floor.url).pathname, headers }]])
+  if (redisFloor) targets.set(REDIS_FLOOR, { name: 'floor', pool: pool(redisFloor.url), path: new URL(redisFloor.url).pathname, headers })
   if (connector) targets.set(CONNECTOR, { name: CONNECTOR, pool: pool(connector.url), path: new URL(connector.url).pathname, headers })
   for (const [name, farm] of farms) {
     targets.set(name, { name: 'farm', pool: pool(farm.url), path: '/accounts/sender/ilp', headers })
   }
   const packets = new PacketFactory(secret)
   const farmOutput = () => [...farms.values()].map((f) => f.output()).join('\n')
-  const outputOf = (name: TargetName) => (name === CONNECTOR ? `${CONNECTOR} output:\n${connector!.output()}` : `farm output:\n${farmOutput()}`)
+  const outputOf = (name: TargetName) =>
+    name === CONNECTOR
+      ? `${CONNECTOR} output:\n${connector!.output()}`
+      : farms.has(name)
+        ? `farm output:\n${farmOutput()}`
+        : `${name} printed to the bench's stderr, above`
 
   step('preflight')
   await preflight(targets, packets, outputOf)
 
   const estimate = Math.ceil((opts.concurrency.length * opts.runs * targets.size * perRun) / 1000)
   log(
-    `bench: concurrency ${opts.concurrency.join(',')}, floor${connector ? `, ${CONNECTOR}` : ''}, farms of ${opts.workers.join(',')} worker(s)` +
+    `bench: concurrency ${opts.concurrency.join(',')}, floor${redisFloor ? `, ${REDIS_FLOOR}` : ''}${connector ? `, ${CONNECTOR}` : ''}, farms of ${opts.workers.join(',')} worker(s)` +
       `${cluster ? ` on a single Redis and on the Redis Cluster (${opts.clusterReplicas > 0 ? 'durability none, replica' : 'masters only'})` : ''}, ${opts.runs} run(s) x ` +
       `${opts.durationMs / 1000} s (+${opts.warmupMs / 1000} s warm-up) per target; about ${estimate} s of load`,
   )
@@ -236,7 +247,16 @@ async function setUpAndMeasure(opts: BenchOptions, onProgress: (p: BenchProgress
   const progress = new LoadProgress(perRun, totalMs, onProgress)
   let levels: LevelResult[] | undefined
   try {
-    levels = await load(opts, { targets, farms, floor, receiver, ...(connector ? { connector } : {}), packets }, progress, { log, stopped: () => aborted })
+    const setup = {
+      targets,
+      farms,
+      floor,
+      receiver,
+      ...(redisFloor ? { redisFloor: { child: redisFloor.child, probe: single } } : {}),
+      ...(connector ? { connector } : {}),
+      packets,
+    }
+    levels = await load(opts, setup, progress, { log, stopped: () => aborted })
   } finally {
     progress.stop()
   }

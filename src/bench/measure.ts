@@ -14,9 +14,20 @@ import { drive, type RunResult, type Target } from './drive.js'
 import { CLUSTER_MASTERS, exited, type FarmHandle, farmLabel, type FarmSpec, type RedisProbe } from './farms.js'
 import type { BenchOptions } from './options.js'
 import type { PacketFactory } from './packets.js'
-import { CONNECTOR, fmt, type LevelResult, levelTargets, summarize, summarizeCluster, summarizeConnector, summarizeFarm } from './report.js'
+import {
+  CONNECTOR,
+  fmt,
+  type LevelResult,
+  levelTargets,
+  REDIS_FLOOR,
+  summarize,
+  summarizeCluster,
+  summarizeConnector,
+  summarizeFarm,
+  summarizeRedisFloor,
+} from './report.js'
 
-/** 'floor', 'ilp-connector' (CONNECTOR), or a farm's label (farmLabel). */
+/** 'floor', 'floor+redis' (REDIS_FLOOR), 'ilp-connector' (CONNECTOR), or a farm's label (farmLabel). */
 export type TargetName = string
 
 /** Where the load's lines go, and whether the bench was interrupted. */
@@ -197,6 +208,8 @@ export interface LoadSetup {
   targets: Map<TargetName, Target>
   farms: Map<TargetName, FarmHandle>
   floor: { child: ChildProcess }
+  /** The floor that keeps each packet's record in the farms' single Redis, with that Redis' probe; absent with --no-redis-floor. */
+  redisFloor?: { child: ChildProcess; probe: RedisProbe }
   /** The receiver every target forwards to: one of the two ends whose CPU each run counts. */
   receiver: { child: ChildProcess }
   /** ilp-connector's process; absent with --no-connector. */
@@ -226,11 +239,12 @@ export async function load(opts: BenchOptions, setup: LoadSetup, progress: LoadP
       }
     }
     const floorSummary = summarize(runs.get('floor')!)
+    const redisFloor = setup.redisFloor ? summarizeRedisFloor(runs.get(REDIS_FLOOR)!, floorSummary) : undefined
     const connector = setup.connector ? summarizeConnector(runs.get(CONNECTOR)!, floorSummary) : undefined
     const farmsOf = (kind: FarmSpec['redis']) =>
-      opts.workers.map((workers) => summarizeFarm(workers, runs.get(farmLabel({ workers, redis: kind }))!, floorSummary, connector))
+      opts.workers.map((workers) => summarizeFarm(workers, runs.get(farmLabel({ workers, redis: kind }))!, floorSummary, connector, redisFloor))
     const farms = farmsOf('single')
-    const level: LevelResult = { concurrency, floor: floorSummary, ...(connector ? { connector } : {}), farms }
+    const level: LevelResult = { concurrency, floor: floorSummary, ...(redisFloor ? { redisFloor } : {}), ...(connector ? { connector } : {}), farms }
     const targets = levelTargets(level)
     if (targets) level.targets = targets
     if (opts.redis.includes('cluster')) level.cluster = summarizeCluster(farms, farmsOf('cluster'), opts.clusterReplicas > 0 ? farmsOf('cluster-replica') : [])
@@ -239,31 +253,35 @@ export async function load(opts: BenchOptions, setup: LoadSetup, progress: LoadP
   return levels
 }
 
-/** One run against one target, with its CPU time and (farms) Redis command counts. */
+/** One run against one target, with its CPU time and (farms, the redis floor) Redis command counts. */
 async function measureRun(name: TargetName, concurrency: number, opts: BenchOptions, setup: LoadSetup, ctx: RunContext): Promise<RunResult | undefined> {
   const farm = setup.farms.get(name)
   if (farm && exited(farm.child)) throw new Error(`a farm exited during the bench:\n${farm.output()}`)
   const connector = name === CONNECTOR ? setup.connector! : undefined
   if (connector && exited(connector.child)) throw new Error(`ilp-connector exited during the bench:\n${connector.output()}`)
-  const before = farm ? await farm.probe.commandStats() : undefined
-  // the farm's workers are its supervisor's children; the floor and ilp-connector are each one process
-  const hopPids = farm ? childPids(farm.child.pid!) : [(connector ?? setup.floor).child.pid!]
+  const redisFloor = name === REDIS_FLOOR ? setup.redisFloor! : undefined
+  if (redisFloor && exited(redisFloor.child)) throw new Error(`${REDIS_FLOOR} exited during the bench`)
+  // only the target under load uses Redis meanwhile: its commands and CPU are this target's
+  const probe = farm?.probe ?? redisFloor?.probe
+  const before = probe ? await probe.commandStats() : undefined
+  // the farm's workers are its supervisor's children; the floors and ilp-connector are each one process
+  const hopPids = farm ? childPids(farm.child.pid!) : [(connector ?? redisFloor ?? setup.floor).child.pid!]
   const hopCpuBefore = cpuOf(hopPids)
   const endsCpuBefore = endsCpu(setup)
-  const redisCpuBefore = farm?.probe.cpu()
+  const redisCpuBefore = probe?.cpu()
   const result = await drive(setup.targets.get(name)!, setup.packets, concurrency, opts.warmupMs, opts.durationMs, ctx.stopped)
   if (ctx.stopped()) return undefined
   const hopCpuAfter = cpuOf(hopPids)
   const endsCpuAfter = endsCpu(setup)
-  const redisCpuAfter = farm?.probe.cpu()
+  const redisCpuAfter = probe?.cpu()
   const perPacket = (from: number | undefined, to: number | undefined) =>
     from !== undefined && to !== undefined && result.fulfilledTotal > 0 ? (to - from) / result.fulfilledTotal : undefined
   const hop = perPacket(hopCpuBefore, hopCpuAfter)
   if (hop !== undefined) result.hopCpuUsPerPacket = hop
   const ends = perPacket(endsCpuBefore, endsCpuAfter)
   if (ends !== undefined) result.endsCpuUsPerPacket = ends
-  if (farm && before) {
-    result.redisCommands = commandDelta(before, await farm.probe.commandStats())
+  if (probe && before) {
+    result.redisCommands = commandDelta(before, await probe.commandStats())
     const masters = perPacket(redisCpuBefore?.masters, redisCpuAfter?.masters)
     if (masters !== undefined) result.redisCpuUsPerPacket = masters
     const replicas = perPacket(redisCpuBefore?.replicas, redisCpuAfter?.replicas)

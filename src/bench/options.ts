@@ -26,6 +26,8 @@ export interface BenchOptions {
   clusterReplicas: 0 | 1
   /** ilp-connector (a devDependency) measured beside the floor and the farms; off with --no-connector. */
   connector: boolean
+  /** The redis floor (the floor keeping a record of each packet in Redis) measured beside the floor; off with --no-redis-floor. */
+  redisFloor: boolean
   durationMs: number
   warmupMs: number
   runs: number
@@ -43,6 +45,9 @@ export const BENCH_OPTIONS_HELP = `  --concurrency LIST   comma-separated in-fli
   --no-connector       leave out ilp-connector, the reference connector (measured by default, in its own process,
                        with in-memory balances and its rate limit off; it is a devDependency, so an install
                        without devDependencies needs this flag)
+  --no-redis-floor     leave out floor+redis, the floor that also writes each packet's record to the farm's
+                       Redis before forwarding it and deletes it once answered (measured by default: the
+                       least that a ledger in Redis costs, against which the farm's own cost shows)
   --duration SECONDS   measured time per run and target (default 5)
   --warmup SECONDS     unmeasured load before each measured run (default 1)
   --runs N             runs per concurrency and target; medians are reported (default 3)
@@ -66,6 +71,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions | undefined {
       redis: { type: 'string', default: 'single' },
       'cluster-replicas': { type: 'string', default: '1' },
       'no-connector': { type: 'boolean', default: false },
+      'no-redis-floor': { type: 'boolean', default: false },
       duration: { type: 'string', default: '5' },
       warmup: { type: 'string', default: '1' },
       runs: { type: 'string', default: '3' },
@@ -101,6 +107,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions | undefined {
     redis: REDIS_MODES.filter((m) => redis.includes(m)),
     clusterReplicas: clusterReplicas === '0' ? 0 : 1,
     connector: !values['no-connector'],
+    redisFloor: !values['no-redis-floor'],
     durationMs: seconds('duration', values.duration, 0.2, 120),
     warmupMs: seconds('warmup', values.warmup, 0, 30),
     runs,

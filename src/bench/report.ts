@@ -15,6 +15,8 @@ const SCRIPT_COMMANDS = new Set(['eval', 'evalsha', 'eval_ro', 'evalsha_ro', 'fc
 
 /** ilp-connector's name as a target: in the runs, the logs and the tables. */
 export const CONNECTOR = 'ilp-connector'
+/** The redis floor's name as a target: the floor that keeps a record of each packet in Redis (roles.ts). */
+export const REDIS_FLOOR = 'floor+redis'
 
 /** What a one-worker farm is held to, each against a baseline measured in the same run. */
 export const TARGETS = {
@@ -65,6 +67,16 @@ export interface FarmRedis {
   breakdownPerPacket: Record<string, number>
 }
 
+/**
+ * The floor that also writes each packet's record to Redis and deletes it
+ * once answered: the least a ledger in Redis costs, to set the farm against.
+ */
+export interface RedisFloorResult extends TargetSummary {
+  redis: FarmRedis
+  /** median pps / median floor pps */
+  ratio: number
+}
+
 /** ilp-connector, the reference connector, between the same sender and receiver. */
 export interface ConnectorResult extends TargetSummary {
   /** median ilp-connector pps / median floor pps */
@@ -78,6 +90,8 @@ export interface FarmResult extends TargetSummary {
   ratio: number
   /** median farm pps / median ilp-connector pps; null when ilp-connector is not measured (--no-connector) */
   vsConnector: number | null
+  /** median farm pps / median floor+redis pps; null when it is not measured (--no-redis-floor) */
+  vsRedisFloor: number | null
 }
 
 /** A farm on the local Redis Cluster, against the single-Redis farm of its size measured in the same run. */
@@ -107,8 +121,8 @@ export interface LevelTargets {
   /** null when ilp-connector is not measured (--no-connector) */
   vsConnector: TargetCheck | null
   p99VsFloor: TargetCheck
-  /** Non-fulfilled % of all answered packets, per target of the comparison (connector null when not measured). */
-  nonFulfilledPct: { floor: number; connector: number | null; farm: number }
+  /** Non-fulfilled % of all answered packets, per target of the comparison (redisFloor, connector null when not measured). */
+  nonFulfilledPct: { floor: number; redisFloor: number | null; connector: number | null; farm: number }
   /** No packet to any of them was answered with anything but a Fulfill. */
   allFulfilled: boolean
   /** Every check meets, and allFulfilled; false when ilp-connector is not measured, as that target cannot be shown met. */
@@ -118,6 +132,8 @@ export interface LevelTargets {
 export interface LevelResult {
   concurrency: number
   floor: TargetSummary
+  /** absent with --no-redis-floor */
+  redisFloor?: RedisFloorResult
   /** absent with --no-connector */
   connector?: ConnectorResult
   farms: FarmResult[]
@@ -166,7 +182,8 @@ export function summarizeConnector(runs: RunResult[], floor: TargetSummary): Con
   return { ...summary, ratio: summary.pps / floor.pps }
 }
 
-export function summarizeFarm(workers: number, runs: RunResult[], floor: TargetSummary, connector: TargetSummary | undefined): FarmResult {
+/** The Redis calls of a target's runs, per fulfilled packet, and its Redis' median CPU per packet. */
+function redisOf(runs: RunResult[]): FarmRedis {
   const fulfilled = runs.reduce((a, r) => a + r.fulfilledTotal, 0)
   const perPacket = (calls: number) => (fulfilled > 0 ? calls / fulfilled : NaN)
   const total = sumCounts(runs.map((r) => r.redisCommands ?? {}))
@@ -176,18 +193,34 @@ export function summarizeFarm(workers: number, runs: RunResult[], floor: TargetS
   }
   const scriptCalls = Object.entries(total).reduce((a, [name, calls]) => a + (SCRIPT_COMMANDS.has(name) ? calls : 0), 0)
   const allCalls = Object.values(total).reduce((a, b) => a + b, 0)
+  return {
+    cpuUsPerPacket: median(runs.map((r) => r.redisCpuUsPerPacket ?? NaN)),
+    scriptCallsPerPacket: perPacket(scriptCalls),
+    commandsPerPacket: perPacket(allCalls),
+    breakdownPerPacket,
+  }
+}
+
+export function summarizeRedisFloor(runs: RunResult[], floor: TargetSummary): RedisFloorResult {
+  const summary = summarize(runs)
+  return { ...summary, redis: redisOf(runs), ratio: summary.pps / floor.pps }
+}
+
+export function summarizeFarm(
+  workers: number,
+  runs: RunResult[],
+  floor: TargetSummary,
+  connector: TargetSummary | undefined,
+  redisFloor: TargetSummary | undefined,
+): FarmResult {
   const summary = summarize(runs)
   return {
     ...summary,
     workers,
-    redis: {
-      cpuUsPerPacket: median(runs.map((r) => r.redisCpuUsPerPacket ?? NaN)),
-      scriptCallsPerPacket: perPacket(scriptCalls),
-      commandsPerPacket: perPacket(allCalls),
-      breakdownPerPacket,
-    },
+    redis: redisOf(runs),
     ratio: summary.pps / floor.pps,
     vsConnector: connector ? summary.pps / connector.pps : null,
+    vsRedisFloor: redisFloor ? summary.pps / redisFloor.pps : null,
   }
 }
 
@@ -200,8 +233,13 @@ export function levelTargets(l: LevelResult): LevelTargets | undefined {
   const vsFloor = atLeast(one.ratio, TARGETS.vsFloor)
   const vsConnector = one.vsConnector === null ? null : atLeast(one.vsConnector, TARGETS.vsConnector)
   const p99VsFloor = atMost(one.p99Ms / l.floor.p99Ms, TARGETS.p99VsFloor)
-  const nonFulfilled = { floor: nonFulfillPct(l.floor), connector: l.connector ? nonFulfillPct(l.connector) : null, farm: nonFulfillPct(one) }
-  const allFulfilled = l.floor.nonFulfill === 0 && one.nonFulfill === 0 && (l.connector?.nonFulfill ?? 0) === 0
+  const nonFulfilled = {
+    floor: nonFulfillPct(l.floor),
+    redisFloor: l.redisFloor ? nonFulfillPct(l.redisFloor) : null,
+    connector: l.connector ? nonFulfillPct(l.connector) : null,
+    farm: nonFulfillPct(one),
+  }
+  const allFulfilled = l.floor.nonFulfill === 0 && one.nonFulfill === 0 && (l.connector?.nonFulfill ?? 0) === 0 && (l.redisFloor?.nonFulfill ?? 0) === 0
   return {
     workers: 1,
     vsFloor,
@@ -223,7 +261,7 @@ export type TableRenderer = (head: string[], rows: string[][]) => string
 
 /**
  * The results table's cells: for each concurrency, one row for the floor,
- * one for ilp-connector, then one per farm size. The vs ilp-connector column
+ * one for the floor with Redis, one for ilp-connector, then one per farm size. The vs ilp-connector column
  * is there only when ilp-connector was measured.
  */
 export function levelRows(levels: LevelResult[]): { head: string[]; rows: string[][] } {
@@ -234,6 +272,12 @@ export function levelRows(levels: LevelResult[]): { head: string[]; rows: string
   const latencies = (t: TargetSummary) => [`${fmt(t.p50Ms, 2)} ms`, `${fmt(t.p99Ms, 2)} ms`, `${fmt(t.cpuUsPerPacket)} us`]
   for (const l of levels) {
     rows.push([String(l.concurrency), 'floor', fmt(l.floor.pps), '', ...vsConnector(''), ...latencies(l.floor), '', String(l.floor.nonFulfill), '', ''])
+    if (l.redisFloor) {
+      const r = l.redisFloor
+      // no script: no round trip counted as one (RT/pkt counts script calls)
+      rows.push(['', REDIS_FLOOR, fmt(r.pps), fmt(r.ratio, 2), ...vsConnector(''), ...latencies(r), `${fmt(r.redis.cpuUsPerPacket)} us`,
+        String(r.nonFulfill), '', fmt(r.redis.commandsPerPacket, 2)])
+    }
     if (l.connector) {
       const c = l.connector
       rows.push(['', CONNECTOR, fmt(c.pps), fmt(c.ratio, 2), ...vsConnector(''), ...latencies(c), '', String(c.nonFulfill), '', ''])
@@ -345,8 +389,8 @@ const mark = (c: TargetCheck) => (c.meets ? 'MEETS' : 'BELOW')
 /** The one-worker farm's targets, each marked: `farm/floor 0.83 MEETS (target >= 0.8), ...`. */
 function targetsText(t: LevelTargets): string {
   const pct = (name: string, n: number | null) => (n === null ? [] : [`${name} ${n === 0 ? '0' : fmt(n, 2)}%`])
-  const { floor, connector, farm } = t.nonFulfilledPct
-  const nonFulfilled = [...pct('floor', floor), ...pct(CONNECTOR, connector), ...pct(workersLabel(t.workers), farm)]
+  const { floor, redisFloor, connector, farm } = t.nonFulfilledPct
+  const nonFulfilled = [...pct('floor', floor), ...pct(REDIS_FLOOR, redisFloor), ...pct(CONNECTOR, connector), ...pct(workersLabel(t.workers), farm)]
   return [
     `farm/floor ${fmt(t.vsFloor.value, 2)} ${mark(t.vsFloor)} (target >= ${t.vsFloor.target})`,
     t.vsConnector
@@ -364,13 +408,17 @@ const verdict = (t: LevelTargets) => (t.vsConnector === null ? '' : ` ${t.meets 
 function summaryLine(l: LevelResult): string {
   const one = l.farms.find((f) => f.workers === 1)
   const parts = l.farms.map(
-    (f) => `${workersLabel(f.workers)} ${fmt(f.pps)} pkt/s (${fmt(f.ratio, 2)} of floor${f.vsConnector === null ? '' : `, ${fmt(f.vsConnector, 2)}x ${CONNECTOR}`})`,
+    (f) =>
+      `${workersLabel(f.workers)} ${fmt(f.pps)} pkt/s (${fmt(f.ratio, 2)} of floor` +
+      `${f.vsRedisFloor === null ? '' : `, ${fmt(f.vsRedisFloor, 2)} of ${REDIS_FLOOR}`}` +
+      `${f.vsConnector === null ? '' : `, ${fmt(f.vsConnector, 2)}x ${CONNECTOR}`})`,
   )
   const scaling = l.farms
     .filter((f) => one && f.workers > 1)
     .map((f) => `${f.workers}w/1w x${fmt(f.pps / one!.pps, 2)}`)
   return (
     `summary @${l.concurrency} concurrent: floor ${fmt(l.floor.pps)} pkt/s` +
+    (l.redisFloor ? `; ${REDIS_FLOOR} ${fmt(l.redisFloor.pps)} pkt/s (${fmt(l.redisFloor.ratio, 2)} of floor)` : '') +
     (l.connector ? `; ${CONNECTOR} ${fmt(l.connector.pps)} pkt/s` : '') +
     `; ${parts.join('; ')}` +
     (scaling.length > 0 ? `; scaling ${scaling.join(', ')}` : '') +
@@ -392,8 +440,10 @@ export interface BenchReport {
   summary: {
     concurrency: number
     floorPps: number
+    /** null with --no-redis-floor */
+    redisFloorPps: number | null
     connectorPps: number | null
-    farms: Array<{ workers: number; pps: number; ratio: number; vsConnector: number | null; cpuUsPerPacket: number }>
+    farms: Array<{ workers: number; pps: number; ratio: number; vsRedisFloor: number | null; vsConnector: number | null; cpuUsPerPacket: number }>
     redisRoundTripsPerPacket: number | null
     redisCommandsPerPacket: number | null
     /** The one-worker farm against TARGETS; null without one. */
@@ -419,8 +469,16 @@ export function report(opts: BenchOptions, levels: LevelResult[], connectorVersi
     summary: {
       concurrency: headline.concurrency,
       floorPps: headline.floor.pps,
+      redisFloorPps: headline.redisFloor?.pps ?? null,
       connectorPps: headline.connector?.pps ?? null,
-      farms: headline.farms.map((f) => ({ workers: f.workers, pps: f.pps, ratio: f.ratio, vsConnector: f.vsConnector, cpuUsPerPacket: f.cpuUsPerPacket })),
+      farms: headline.farms.map((f) => ({
+        workers: f.workers,
+        pps: f.pps,
+        ratio: f.ratio,
+        vsRedisFloor: f.vsRedisFloor,
+        vsConnector: f.vsConnector,
+        cpuUsPerPacket: f.cpuUsPerPacket,
+      })),
       redisRoundTripsPerPacket: one?.redis.scriptCallsPerPacket ?? null,
       redisCommandsPerPacket: one?.redis.commandsPerPacket ?? null,
       targets: headline.targets ?? null,
@@ -444,6 +502,10 @@ export function benchJson(r: BenchReport): string {
 function machineCpuLine(l: LevelResult): string {
   const ends = (t: TargetSummary) => `ends ${fmt(t.endsCpuUsPerPacket)} = ${fmt(t.cpuUsPerPacket + t.endsCpuUsPerPacket)} us`
   const parts = [`floor ${fmt(l.floor.cpuUsPerPacket)} + ${ends(l.floor)}`]
+  if (l.redisFloor) {
+    const r = l.redisFloor
+    parts.push(`${REDIS_FLOOR} ${fmt(r.cpuUsPerPacket)} + redis ${fmt(r.redis.cpuUsPerPacket)} + ends ${fmt(r.endsCpuUsPerPacket)} = ${fmt(r.cpuUsPerPacket + r.redis.cpuUsPerPacket + r.endsCpuUsPerPacket)} us`)
+  }
   if (l.connector) parts.push(`${CONNECTOR} ${fmt(l.connector.cpuUsPerPacket)} + ${ends(l.connector)}`)
   for (const f of l.farms) {
     const redis = f.redis.cpuUsPerPacket
@@ -468,10 +530,16 @@ export function benchText(r: BenchReport, renderTable: TableRenderer = plainTabl
     renderTable(head, rows),
     '',
     'vs floor = pkt/s / floor pkt/s in the same run; non-fulfill = packets answered with anything but a Fulfill (warm-up included)',
+    ...(levels.some((l) => l.redisFloor)
+      ? [
+          `${REDIS_FLOOR} = the floor that also writes each packet's record to the farm's Redis before forwarding it and deletes it once answered ` +
+            '(HSET, HDEL, auto-pipelined; no script, no balance): the least a ledger in Redis costs',
+        ]
+      : []),
     ...(r.ilpConnector
       ? [`${CONNECTOR} = the reference connector in its own process (in-memory balances, rate limit off); vs ${CONNECTOR} = farm pkt/s / its pkt/s`]
       : []),
-    `cpu/pkt = CPU time per fulfilled packet of the floor process, ${r.ilpConnector ? `${CONNECTOR}'s process ` : ''}or all the farm's workers; redis cpu/pkt = redis-server (Linux /proc)`,
+    `cpu/pkt = CPU time per fulfilled packet of the target's own process (a farm's: all its workers); redis cpu/pkt = redis-server (Linux /proc)`,
     'redis RT/pkt = fcall/evalsha/eval calls per fulfilled packet; cmds/pkt = every Redis command per fulfilled packet, inside scripts too',
   ]
   if (one) {
@@ -502,6 +570,7 @@ export function benchText(r: BenchReport, renderTable: TableRenderer = plainTabl
   }
   const reasons = levels.flatMap((l) => [
     ...Object.entries(l.floor.nonFulfillByReason).map(([k, v]) => `  c=${l.concurrency} floor: ${k} x${v}`),
+    ...Object.entries(l.redisFloor?.nonFulfillByReason ?? {}).map(([k, v]) => `  c=${l.concurrency} ${REDIS_FLOOR}: ${k} x${v}`),
     ...Object.entries(l.connector?.nonFulfillByReason ?? {}).map(([k, v]) => `  c=${l.concurrency} ${CONNECTOR}: ${k} x${v}`),
     ...l.farms.flatMap((f) => Object.entries(f.nonFulfillByReason).map(([k, v]) => `  c=${l.concurrency} ${workersLabel(f.workers)}: ${k} x${v}`)),
     ...(l.cluster ?? []).flatMap((f) => Object.entries(f.nonFulfillByReason).map(([k, v]) => `  c=${l.concurrency} ${clusterLabel(f)}: ${k} x${v}`)),

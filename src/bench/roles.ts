@@ -1,10 +1,12 @@
 /**
  * The bench's helper processes, forked from its entry (main.ts) with
- * `--role receiver`, `--role floor` or `--role connector`: the receiver
- * fulfills every prepare, the floor is one pass-through Node HTTP hop (the
- * baseline the farm is compared with), the connector is ilp-connector, the
- * reference connector, between the same sender and receiver. Each tells the
- * bench its URL over IPC once it listens.
+ * `--role receiver`, `--role floor`, `--role redis-floor` or `--role connector`:
+ * the receiver fulfills every prepare, the floor is one pass-through Node
+ * HTTP hop (the baseline the farm is compared with), the redis floor is the
+ * same hop paying the least that keeping a record of each packet in Redis
+ * costs, the connector is ilp-connector, the reference connector, between the
+ * same sender and receiver. Each tells the bench its URL over IPC once it
+ * listens.
  */
 import { type ChildProcess, fork } from 'node:child_process'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
@@ -13,21 +15,27 @@ import type { AddressInfo } from 'node:net'
 import { extname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { deserializeIlpPrepare, serializeIlpFulfill } from 'ilp-packet'
+import { Redis } from 'ioredis'
 import { Pool } from 'undici'
 import { freePort } from '../farm/embedded-redis.js'
+import { CallBatcher } from '../store/batcher.js'
 import { ENV_SECRET, fulfillmentFor, OCTET, RECEIVER_TOKEN, SENDER_TOKEN } from './packets.js'
 
 /** The module the roles run from: main.ts under tsx, main.js once built. */
 export const ROLE_ENTRY = fileURLToPath(new URL(`./main${extname(fileURLToPath(import.meta.url))}`, import.meta.url))
 
 const ENV_TARGET = 'ILP_BENCH_TARGET'
+/** The redis floor's Redis: the farms' single Redis, its append-only file on. */
+const ENV_REDIS = 'ILP_BENCH_REDIS'
+/** The redis floor's records: one hash, as a farm keeps an account's packets in flight. */
+const REDIS_FLOOR_KEY = 'bench:redis-floor:in-flight'
 /** Same per-peer connection count as the farm's OutgoingClient. */
 const FORWARD_CONNECTIONS = 128
 
 type ChildMessage = { type: 'ready'; url: string }
 
 /** The helper processes main.ts runs with --role. */
-export type RoleName = 'receiver' | 'floor' | 'connector'
+export type RoleName = 'receiver' | 'floor' | 'redis-floor' | 'connector'
 
 function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -76,15 +84,55 @@ function runReceiver(): void {
 }
 
 function runFloor(): void {
+  serveFloor(undefined)
+}
+
+/** Where the redis floor keeps a packet's record while it is forwarded. */
+interface PacketRecords {
+  write(id: string, record: string): Promise<unknown>
+  delete(id: string): Promise<unknown>
+}
+
+/**
+ * The floor with the least that any farm recording each packet in Redis must
+ * pay: a write of the packet's record before it is forwarded and its deletion
+ * once answered, both waited for. The packets of one turn of the event loop
+ * share one HSET and one HDEL, batched as the farm's script calls are
+ * (CallBatcher); no script, no balance, nothing read. What the farm does
+ * beyond this is its ledger's own cost.
+ */
+function runRedisFloor(): void {
+  const redis = new Redis(process.env[ENV_REDIS] ?? '', { enableAutoPipelining: true, maxRetriesPerRequest: 1 })
+  redis.on('error', () => {
+    // a failed call answers its packet 502: counted as not fulfilled
+  })
+  const done = (n: number) => new Array<string>(n).fill('OK')
+  const writes = new CallBatcher<[string, string]>(async (batch) => {
+    await redis.hset(REDIS_FLOOR_KEY, ...batch.flat())
+    return done(batch.length)
+  })
+  const deletes = new CallBatcher<string>(async (ids) => {
+    await redis.hdel(REDIS_FLOOR_KEY, ...ids)
+    return done(ids.length)
+  })
+  serveFloor({ write: (id, record) => writes.call([id, record]), delete: (id) => deletes.call(id) })
+}
+
+/** The pass-through hop; with `records`, each packet's record kept in Redis while it is forwarded. */
+function serveFloor(records: PacketRecords | undefined): void {
   const target = new URL(process.env[ENV_TARGET] ?? '')
   const pool = new Pool(target.origin, { connections: FORWARD_CONNECTIONS, keepAliveTimeout: 30_000 })
   const path = `${target.pathname}${target.search}`
   const headers = { 'content-type': OCTET, authorization: `Bearer ${RECEIVER_TOKEN}` }
+  let sequence = 0
   const server = createServer((req, res) => {
     readBody(req)
       .then(async (body) => {
+        const id = records === undefined ? '' : String(++sequence)
+        if (records !== undefined) await records.write(id, `${process.pid}|${id}|${Date.now()}|${body.length}`)
         const answer = await pool.request({ method: 'POST', path, headers, body })
         const buf = Buffer.from(await answer.body.arrayBuffer())
+        if (records !== undefined) await records.delete(id)
         res.writeHead(answer.statusCode, { 'content-type': OCTET }).end(buf)
       })
       .catch(() => {
@@ -202,6 +250,7 @@ function runConnector(): void {
 export function runRole(role: string | undefined): boolean {
   if (role === 'receiver') runReceiver()
   else if (role === 'floor') runFloor()
+  else if (role === 'redis-floor') runRedisFloor()
   else if (role === 'connector') runConnector()
   else return false
   return true
@@ -250,7 +299,7 @@ export async function startRole(role: RoleName, env: Record<string, string>, chi
   return { child, url, output: () => tail }
 }
 
-/** The environment that points the floor, or ilp-connector, at the receiver. */
-export function floorEnv(receiverUrl: string): Record<string, string> {
-  return { [ENV_TARGET]: receiverUrl }
+/** The environment that points the floor, or ilp-connector, at the receiver; and the redis floor at its Redis. */
+export function floorEnv(receiverUrl: string, redisUrl?: string): Record<string, string> {
+  return redisUrl === undefined ? { [ENV_TARGET]: receiverUrl } : { [ENV_TARGET]: receiverUrl, [ENV_REDIS]: redisUrl }
 }

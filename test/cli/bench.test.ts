@@ -6,8 +6,8 @@ import { cleanEnv, descendantsOf, killAllClis, ROOT, runCli, waitUntilGone } fro
 
 /**
  * `ilp-farm bench` and `npm run bench` (src/bench/main.ts), short runs: each
- * starts its own redis-server, receiver, floor, ilp-connector and a
- * one-worker farm.
+ * starts its own redis-server, receiver, floor, floor+redis, ilp-connector
+ * and a one-worker farm.
  */
 
 const SHORT = ['--duration', '1', '--warmup', '0', '--runs', '1', '--concurrency', '5', '--workers', '1']
@@ -27,16 +27,24 @@ interface Report {
   node: string
   cores: number
   ilpConnector: string | null
-  options: { concurrency: number[]; workers: number[]; connector: boolean; durationMs: number; runs: number }
+  options: { concurrency: number[]; workers: number[]; connector: boolean; redisFloor: boolean; durationMs: number; runs: number }
   levels: Array<{
     concurrency: number
     floor: { pps: number; nonFulfill: number }
+    redisFloor?: {
+      pps: number
+      ratio: number
+      cpuUsPerPacket: number
+      nonFulfill: number
+      redis: { cpuUsPerPacket: number; scriptCallsPerPacket: number; commandsPerPacket: number; breakdownPerPacket: Record<string, number> }
+    }
     connector?: { pps: number; ratio: number; cpuUsPerPacket: number; nonFulfill: number }
-    farms: Array<{ workers: number; pps: number; ratio: number; vsConnector: number | null; redis: { scriptCallsPerPacket: number } }>
+    farms: Array<{ workers: number; pps: number; ratio: number; vsConnector: number | null; vsRedisFloor: number | null; redis: { scriptCallsPerPacket: number } }>
   }>
   summary: {
     concurrency: number
     floorPps: number
+    redisFloorPps: number | null
     connectorPps: number | null
     farms: Array<{ workers: number; pps: number }>
     targets: { vsFloor: Check; vsConnector: Check | null; p99VsFloor: Check; allFulfilled: boolean; meets: boolean } | null
@@ -47,12 +55,27 @@ interface Report {
 function checkReport(report: Report): void {
   expect(Object.keys(report)).toEqual(['node', 'cores', 'ilpConnector', 'options', 'packet', 'levels', 'summary'])
   expect(report.ilpConnector).toMatch(/^23\./)
-  expect(report.options).toMatchObject({ concurrency: [5], workers: [1], connector: true, durationMs: 1000, runs: 1 })
+  expect(report.options).toMatchObject({ concurrency: [5], workers: [1], connector: true, redisFloor: true, durationMs: 1000, runs: 1 })
   expect(report.levels).toHaveLength(1)
   const [level] = report.levels
   expect(level!.concurrency).toBe(5)
   expect(level!.floor.pps).toBeGreaterThan(0)
   expect(level!.floor.nonFulfill).toBe(0)
+  // the floor with Redis: every packet's record written and deleted, plain commands batched per turn, no script
+  const redisFloor = level!.redisFloor!
+  expect(redisFloor.pps).toBeGreaterThan(0)
+  expect(redisFloor.nonFulfill).toBe(0)
+  expect(redisFloor.ratio).toBeCloseTo(redisFloor.pps / level!.floor.pps, 2)
+  expect(redisFloor.cpuUsPerPacket).toBeGreaterThan(0)
+  expect(redisFloor.redis.cpuUsPerPacket).toBeGreaterThan(0)
+  // at most one HSET and one HDEL per packet (fewer when a turn's packets share them); the idle farm's own
+  // background calls (heartbeats, the sweeper) on the same Redis are a few over the whole run
+  const { hset, hdel } = redisFloor.redis.breakdownPerPacket
+  expect(hset).toBeGreaterThan(0)
+  expect(hdel).toBeGreaterThan(0)
+  expect(hset! + hdel!).toBeLessThanOrEqual(2.01)
+  expect(redisFloor.redis.scriptCallsPerPacket).toBeLessThan(0.05)
+  expect(report.summary.redisFloorPps).toBe(redisFloor.pps)
   // ilp-connector forwarded every packet, and its own process's CPU was read
   expect(level!.connector!.pps).toBeGreaterThan(0)
   expect(level!.connector!.nonFulfill).toBe(0)
@@ -63,6 +86,7 @@ function checkReport(report: Report): void {
   const farm = level!.farms[0]!
   expect(farm.pps).toBeGreaterThan(0)
   expect(farm.vsConnector).toBeCloseTo(farm.pps / level!.connector!.pps, 2)
+  expect(farm.vsRedisFloor).toBeCloseTo(farm.pps / redisFloor.pps, 2)
   expect(farm.redis.scriptCallsPerPacket).toBeGreaterThan(0)
   expect(report.summary).toMatchObject({ concurrency: 5, connectorPps: level!.connector!.pps, farms: [{ workers: 1 }] })
   const targets = report.summary.targets!
@@ -83,10 +107,10 @@ describe('ilp-farm bench', () => {
       const run = runCli(['bench', ...SHORT, '--json'])
       expect(await run.waitForExit(BENCH_TIMEOUT_MS)).toEqual({ code: 0, signal: null })
       // Not a terminal here: cli-progress prints the bar as a line at each tick, and a last one at the end.
-      // 1 s of load for each of the floor, ilp-connector and the farm
-      const bars = run.stderr().match(/^bench \[[=-]+\] \d+% \| [\d.]+\/3 s of load \| .*$/gm) ?? []
+      // 1 s of load for each of the floor, floor+redis, ilp-connector and the farm
+      const bars = run.stderr().match(/^bench \[[=-]+\] \d+% \| [\d.]+\/4 s of load \| .*$/gm) ?? []
       expect(bars.length).toBeGreaterThan(1)
-      expect(bars.at(-1)).toMatch(/ 100% \| 3\/3 s of load \| done$/)
+      expect(bars.at(-1)).toMatch(/ 100% \| 4\/4 s of load \| done$/)
       expect(run.stderr()).toMatch(/bench: farm \(pid \d+, 1 worker\) at http/)
       checkReport(JSON.parse(run.stdout()) as Report)
     },
@@ -101,9 +125,10 @@ describe('ilp-farm bench', () => {
       const out = run.stdout()
       expect(out).toMatch(/│ conc +│ target +│ +pkt\/s │ vs floor │ vs ilp-connector │/)
       expect(out).toMatch(/│ 5 +│ floor +│ +\d+ │/)
+      expect(out).toMatch(/│ +│ floor\+redis +│ +\d+ │ +\d+\.\d\d │ +│/)
       expect(out).toMatch(/│ +│ ilp-connector +│ +\d+ │ +\d+\.\d\d │ +│/)
       expect(out).toMatch(/│ +│ farm 1w +│ +\d+ │ +\d+\.\d\d │ +\d+\.\d\d │/)
-      expect(out).toMatch(/^summary @5 concurrent: floor \d+ pkt\/s; ilp-connector \d+ pkt\/s; farm 1w \d+ pkt\/s/m)
+      expect(out).toMatch(/^summary @5 concurrent: floor \d+ pkt\/s; floor\+redis \d+ pkt\/s \(\d+\.\d\d of floor\); ilp-connector \d+ pkt\/s; farm 1w \d+ pkt\/s/m)
     },
     BENCH_TIMEOUT_MS + 2_000,
   )
@@ -166,14 +191,17 @@ describe('npm run bench (src/bench/main.ts as a script)', () => {
       const num = String.raw`\d+(?:\.\d+)?`
       expect(out).toMatch(/^conc +target +pkt\/s +vs floor +vs ilp-connector +p50/m)
       expect(out).toMatch(/^5 +floor +\d+/m)
+      // floor+redis: its Redis CPU and commands per packet, no script round trip
+      expect(out).toMatch(new RegExp(String.raw`^ +floor\+redis +\d+ +${num} +${num} ms +${num} ms +\d+ us +\d+ us +0 +${num} *$`, 'm'))
       expect(out).toMatch(new RegExp(String.raw`^ +ilp-connector +\d+ +${num} +${num} ms +${num} ms +\d+ us +0 *$`, 'm'))
       expect(out).toMatch(new RegExp(String.raw`^ +farm 1w +\d+ +${num} +${num} +${num} ms`, 'm'))
       const mark = '(MEETS|BELOW)'
       expect(out).toMatch(
         new RegExp(
-          String.raw`^summary @5 concurrent: floor \d+ pkt/s; ilp-connector \d+ pkt/s; farm 1w \d+ pkt/s \(${num} of floor, ${num}x ilp-connector\); .*` +
+          String.raw`^summary @5 concurrent: floor \d+ pkt/s; floor\+redis \d+ pkt/s \(${num} of floor\); ilp-connector \d+ pkt/s; ` +
+            String.raw`farm 1w \d+ pkt/s \(${num} of floor, ${num} of floor\+redis, ${num}x ilp-connector\); .*` +
             String.raw` -> 1 worker (MEETS|is BELOW) the targets: farm/floor ${num} ${mark} \(target >= 0\.8\), farm/ilp-connector ${num} ${mark} \(target >= 3\), ` +
-            String.raw`p99 farm/floor ${num} ${mark} \(target <= 1\.5\), non-fulfilled floor 0% ilp-connector 0% farm 1w 0% MEETS \(target 0%\)$`,
+            String.raw`p99 farm/floor ${num} ${mark} \(target <= 1\.5\), non-fulfilled floor 0% floor\+redis 0% ilp-connector 0% farm 1w 0% MEETS \(target 0%\)$`,
           'm',
         ),
       )
@@ -183,18 +211,24 @@ describe('npm run bench (src/bench/main.ts as a script)', () => {
       // each target's share of the machine: its own CPU, Redis' for a farm, and the ends' (load generator, receiver)
       const machine = new RegExp(
         String.raw`^machine CPU per fulfilled packet @5 \(ends = the load generator and the receiver, on the same cores\): ` +
-          String.raw`floor (\d+) \+ ends (\d+) = (\d+) us; ilp-connector (\d+) \+ ends (\d+) = (\d+) us; farm 1w (\d+) \+ redis (\d+) \+ ends (\d+) = (\d+) us$`,
+          String.raw`floor (\d+) \+ ends (\d+) = (\d+) us; floor\+redis (\d+) \+ redis (\d+) \+ ends (\d+) = (\d+) us; ` +
+          String.raw`ilp-connector (\d+) \+ ends (\d+) = (\d+) us; farm 1w (\d+) \+ redis (\d+) \+ ends (\d+) = (\d+) us$`,
         'm',
       ).exec(out)
       expect(machine, out).not.toBeNull()
-      const [floorCpu, floorEnds, floorSum, connCpu, connEnds, connSum, farmCpu, redisCpu, farmEnds, farmSum] = machine!.slice(1).map(Number)
-      for (const ends of [floorEnds!, connEnds!, farmEnds!]) expect(ends).toBeGreaterThan(0)
+      const [floorCpu, floorEnds, floorSum, rfCpu, rfRedis, rfEnds, rfSum, connCpu, connEnds, connSum, farmCpu, redisCpu, farmEnds, farmSum] = machine!
+        .slice(1)
+        .map(Number)
+      for (const ends of [floorEnds!, rfEnds!, connEnds!, farmEnds!]) expect(ends).toBeGreaterThan(0)
       expect(redisCpu).toBeGreaterThan(0)
+      expect(rfRedis).toBeGreaterThan(0)
       // whole microseconds, each rounded on its own
       expect(Math.abs(floorCpu! + floorEnds! - floorSum!)).toBeLessThanOrEqual(1)
+      expect(Math.abs(rfCpu! + rfRedis! + rfEnds! - rfSum!)).toBeLessThanOrEqual(2)
       expect(Math.abs(connCpu! + connEnds! - connSum!)).toBeLessThanOrEqual(1)
       expect(Math.abs(farmCpu! + redisCpu! + farmEnds! - farmSum!)).toBeLessThanOrEqual(2)
       expect(err).toMatch(/^bench: ilp-connector 23\.\S+ \(pid \d+, in-memory balances, rate limit off\) at http/m)
+      expect(err).toMatch(/^bench: floor\+redis \(pid \d+, each packet's record written to the farms' Redis and deleted once answered\) at http/m)
       expect(err).not.toContain('bench [') // no progress bar as a script
     },
     BENCH_TIMEOUT_MS + 2_000,
@@ -229,10 +263,13 @@ describe('npm run bench (src/bench/main.ts as a script)', () => {
   )
 
   it(
-    '--cluster-replicas 0: a cluster of masters only, as the single Redis; no durability replica farm, and the summary says so',
+    '--cluster-replicas 0: a cluster of masters only, as the single Redis; no durability replica farm, and the summary says so; --no-redis-floor leaves floor+redis out',
     async () => {
-      const { code, out, err } = await runScript([...SHORT, '--redis', 'cluster', '--cluster-replicas', '0', '--no-connector'], CLUSTER_TIMEOUT_MS)
+      const { code, out, err } = await runScript([...SHORT, '--redis', 'cluster', '--cluster-replicas', '0', '--no-connector', '--no-redis-floor'], CLUSTER_TIMEOUT_MS)
       expect(code, err).toBe(0)
+      // --no-redis-floor: no floor+redis process, row or ratio
+      expect(err).not.toMatch(/^bench: floor\+redis/m)
+      expect(out).not.toContain('floor+redis')
       expect(err).toMatch(/^bench: Redis Cluster of 3 masters x 0 replica at redis:\/\/127\.0\.0\.1:\d+/m)
       expect(out).toMatch(/^Redis Cluster \(3 masters x 0 replica, local, appendonly everysec on every node\)/m)
       const num = String.raw`\d+(?:\.\d+)?`
