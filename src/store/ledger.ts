@@ -466,6 +466,8 @@ export class Ledger {
       outgoingAccount: r.outgoingAccount,
       bootId,
       attempt: (this.attempts++).toString(36),
+      // the chain writes an outgoing record only to hold a maxBalance's headroom
+      ...(!this.split && (r.maxBalance ?? '') === '' ? { outgoingRecord: false as const } : {}),
     }
     const from = this.keys.packetKeys(r.incomingAccount)
     const to = this.keys.packetKeys(r.outgoingAccount)
@@ -540,7 +542,9 @@ export class Ledger {
     const to = this.keys.packetKeys(outgoingAccount)
     let result: string
     if (!this.split) {
-      result = await this.call('fulfill', [from.account, from.inflight, to.account, to.credits], [packetId, r.bootId, r.attempt, outgoingAccount, field])
+      // '' for the outgoing record's field: this reservation wrote none, the chain looks for none
+      const outgoingField = r.outgoingRecord === false ? '' : field
+      result = await this.call('fulfill', [from.account, from.inflight, to.account, to.credits], [packetId, r.bootId, r.attempt, outgoingAccount, outgoingField])
     } else {
       // On a cluster the sweeper's refund is two calls: a late fulfill could land between them, so none is honoured.
       result = await this.call('fulfill-incoming', [from.inflight], [packetId, r.bootId, r.attempt, outgoingAccount, ''])

@@ -6,6 +6,11 @@ export interface OwnReservation {
   /** Owner written into the records (the ledger's boot id, or the one the reservation named). */
   bootId: string
   attempt: string
+  /**
+   * false: this reservation wrote no outgoing record (one Redis, a next hop
+   * without maxBalance), so its fulfill looks for none. Absent: it may have.
+   */
+  outgoingRecord?: false
 }
 
 /**

@@ -93,9 +93,12 @@ end
 
 -- An outgoing record without its incoming one is a fulfilled packet: a
 -- retried fulfill whose first try landed (its answer lost) still credits it.
+-- An empty outgoing field: the reservation wrote no outgoing record (its
+-- prepare had no maxBalance), so there is none of its own to look for.
 local function chain_fulfill(keys, args)
   local result, record = transition_fulfill_incoming({ keys[2] }, { args[1], args[2], args[3], args[4], '1' })
-  local credited = transition_fulfill_outgoing({ keys[3], keys[4] }, { args[5], args[2], args[3] })
+  local credited = 'GONE'
+  if args[5] ~= '' then credited = transition_fulfill_outgoing({ keys[3], keys[4] }, { args[5], args[2], args[3] }) end
   if result == 'OK' and credited ~= 'OK' then hash_add(keys[3], 'cold', record.outAmount) end
   if result == 'GONE' and credited == 'OK' then return 'OK' end
   return result

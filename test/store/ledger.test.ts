@@ -134,7 +134,11 @@ describe.each([
     const credits = (await ledger.pendingCredits()).map((c) => c.packetId).sort()
     expect(credits).toEqual(splitMode ? [plain.packetId, capped.packetId].sort() : [capped.packetId])
     expect((await ledger.hotSet()).map((e) => e.packetId).sort()).toEqual([plain.packetId, capped.packetId].sort())
+    const hgets = async () => Number(/cmdstat_hget:calls=(\d+)/.exec(await client.info('commandstats'))?.[1] ?? 0)
+    const before = await hgets()
     expect(await ledger.fulfill('alice', plain.packetId, 'bob')).toBe('ok')
+    // the incoming record is read; chained, the outgoing one that this reservation never wrote is not looked for
+    expect((await hgets()) - before).toBe(splitMode ? 2 : 1)
     expect((await ledger.balance('bob')).balance).toBe('93')
     expect(await ledger.fulfill('alice', capped.packetId, 'bob')).toBe('ok')
     expect(await ledger.balance('bob')).toMatchObject({ balance: '184', creditsInFlight: '0' })
