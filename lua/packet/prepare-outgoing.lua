@@ -23,6 +23,13 @@ local field, owner, attempt, expiresAt = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local outAmount, maxBalance = ARGV[5], ARGV[6]
 
 if ARGV[8] ~= '1' and now_ms() >= tonumber(expiresAt) then return 'EXPIRED' end
+if ARGV[7] ~= '1' and (maxBalance == '' or outAmount == '0') then
+  -- no headroom to check or hold: the write is the duplicate check
+  if redis.call('HSETNX', KEYS[2], field, owner .. '|' .. attempt .. '|' .. expiresAt .. '|' .. outAmount .. '|0') == 0 then
+    return 'DUPLICATE'
+  end
+  return 'OK'
+end
 if redis.call('HEXISTS', KEYS[2], field) == 1 then return 'DUPLICATE' end
 
 local headroom = '0'

@@ -359,3 +359,35 @@ describe.each([
     expect(await ledger.prepare(erin('250'))).toBe('ok')
   })
 })
+
+// Split only: on one Redis a packet's records are settled in one call, so no record waits for its credit.
+describe('Ledger (Lua scripts), split: a credit owed', () => {
+  beforeAll(() => {
+    split = true
+  })
+
+  it('refuses the id again while its credit is still owed (the outgoing record waits), with or without a maxBalance; the refused prepare is undone', async () => {
+    const other = new Ledger(client, prefix, { split })
+    for (const maxBalance of [undefined, '1000000']) {
+      const r = reservation({ maxBalance })
+      const alice = BigInt((await ledger.balance('alice')).balance)
+      const bob = BigInt((await ledger.balance('bob')).balance)
+      expect(await ledger.prepare(r)).toBe('ok')
+      // decided, its credit owed: the incoming record gone (as a fulfill-incoming leaves it), the outgoing one waiting
+      expect(await client.hdel(ledger.keys.packetKeys('alice').inflight, r.packetId)).toBe(1)
+      const [owed] = await ledger.pendingCredits()
+      expect(owed?.packetId).toBe(r.packetId)
+      const records = await client.hgetall(ledger.keys.packetKeys('bob').credits)
+      // another worker takes the same packet id: refused at the next hop's side, its incoming reservation undone
+      expect(await other.prepare(r)).toBe('duplicate')
+      expect(BigInt((await ledger.balance('alice')).balance)).toBe(alice - 100n)
+      expect(await ledger.hotSet()).toEqual([])
+      expect(await client.hgetall(ledger.keys.packetKeys('bob').credits)).toEqual(records)
+      // the owed credit lands once
+      expect(await ledger.creditRecord(owed!)).toBe('ok')
+      expect(await ledger.creditRecord(owed!)).toBe('gone')
+      expect(BigInt((await ledger.balance('bob')).balance)).toBe(bob + 100n)
+      expect(await ledger.pendingCredits()).toEqual([])
+    }
+  })
+})
