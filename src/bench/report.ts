@@ -274,7 +274,7 @@ export function levelRows(levels: LevelResult[]): { head: string[]; rows: string
     rows.push([String(l.concurrency), 'floor', fmt(l.floor.pps), '', ...vsConnector(''), ...latencies(l.floor), '', String(l.floor.nonFulfill), '', ''])
     if (l.redisFloor) {
       const r = l.redisFloor
-      // no script: no round trip counted as one (RT/pkt counts script calls)
+      // RT/pkt counts script calls: it makes none
       rows.push(['', REDIS_FLOOR, fmt(r.pps), fmt(r.ratio, 2), ...vsConnector(''), ...latencies(r), `${fmt(r.redis.cpuUsPerPacket)} us`,
         String(r.nonFulfill), '', fmt(r.redis.commandsPerPacket, 2)])
     }
