@@ -75,12 +75,16 @@ export interface RedisFloorResult extends TargetSummary {
   redis: FarmRedis
   /** median pps / median floor pps */
   ratio: number
+  /** pps / floor pps, run by run (see byRun) */
+  ratioByRun: number[]
 }
 
 /** ilp-connector, the reference connector, between the same sender and receiver. */
 export interface ConnectorResult extends TargetSummary {
   /** median ilp-connector pps / median floor pps */
   ratio: number
+  /** pps / floor pps, run by run (see byRun) */
+  ratioByRun: number[]
 }
 
 export interface FarmResult extends TargetSummary {
@@ -92,6 +96,8 @@ export interface FarmResult extends TargetSummary {
   vsConnector: number | null
   /** median farm pps / median floor+redis pps; null when it is not measured (--no-redis-floor) */
   vsRedisFloor: number | null
+  /** The same ratios run by run (see byRun); null where the baseline is not measured. */
+  byRun: { vsFloor: number[]; vsRedisFloor: number[] | null; vsConnector: number[] | null }
 }
 
 /** A farm on the local Redis Cluster, against the single-Redis farm of its size measured in the same run. */
@@ -177,9 +183,18 @@ export function summarizeCluster(single: FarmResult[], none: FarmResult[], repli
   return none.flatMap((f, i) => [row(f, i, 'none'), ...(replica[i] ? [row(replica[i], i, 'replica')] : [])])
 }
 
+/**
+ * A target's pps over a baseline's, run by run: the targets of one run are
+ * measured back to back, so a machine whose speed drifts between runs moves
+ * both alike. The medians' ratio can pair runs minutes apart.
+ */
+export function byRun(runs: RunResult[], base: TargetSummary): number[] {
+  return runs.map((r, i) => r.pps / (base.runs[i]?.pps ?? NaN))
+}
+
 export function summarizeConnector(runs: RunResult[], floor: TargetSummary): ConnectorResult {
   const summary = summarize(runs)
-  return { ...summary, ratio: summary.pps / floor.pps }
+  return { ...summary, ratio: summary.pps / floor.pps, ratioByRun: byRun(runs, floor) }
 }
 
 /** The Redis calls of a target's runs, per fulfilled packet, and its Redis' median CPU per packet. */
@@ -203,7 +218,7 @@ function redisOf(runs: RunResult[]): FarmRedis {
 
 export function summarizeRedisFloor(runs: RunResult[], floor: TargetSummary): RedisFloorResult {
   const summary = summarize(runs)
-  return { ...summary, redis: redisOf(runs), ratio: summary.pps / floor.pps }
+  return { ...summary, redis: redisOf(runs), ratio: summary.pps / floor.pps, ratioByRun: byRun(runs, floor) }
 }
 
 export function summarizeFarm(
@@ -221,6 +236,11 @@ export function summarizeFarm(
     ratio: summary.pps / floor.pps,
     vsConnector: connector ? summary.pps / connector.pps : null,
     vsRedisFloor: redisFloor ? summary.pps / redisFloor.pps : null,
+    byRun: {
+      vsFloor: byRun(runs, floor),
+      vsRedisFloor: redisFloor ? byRun(runs, redisFloor) : null,
+      vsConnector: connector ? byRun(runs, connector) : null,
+    },
   }
 }
 
@@ -516,6 +536,21 @@ function machineCpuLine(l: LevelResult): string {
   return `machine CPU per fulfilled packet @${l.concurrency} (ends = the load generator and the receiver, on the same cores): ${parts.join('; ')}`
 }
 
+/** The one-worker farm's ratios (else the smallest farm's), and floor+redis', run by run. */
+function byRunLine(l: LevelResult): string {
+  const one = l.farms.find((f) => f.workers === 1) ?? l.farms[0]
+  const list = (values: number[]) => values.map((v) => fmt(v, 2)).join(' ')
+  const parts: string[] = []
+  if (one) {
+    const name = workersLabel(one.workers)
+    parts.push(`${name}/floor ${list(one.byRun.vsFloor)}`)
+    if (one.byRun.vsRedisFloor) parts.push(`${name}/${REDIS_FLOOR} ${list(one.byRun.vsRedisFloor)}`)
+    if (one.byRun.vsConnector) parts.push(`${name}/${CONNECTOR} ${list(one.byRun.vsConnector)}`)
+  }
+  if (l.redisFloor) parts.push(`${REDIS_FLOOR}/floor ${list(l.redisFloor.ratioByRun)}`)
+  return `by run @${l.concurrency} (each run's targets measured back to back): ${parts.join('; ')}`
+}
+
 /** The human output: the table, what its columns mean, the Redis breakdown, non-fulfill reasons, the summary line. */
 export function benchText(r: BenchReport, renderTable: TableRenderer = plainTable): string {
   const { levels, options: opts } = r
@@ -551,6 +586,7 @@ export function benchText(r: BenchReport, renderTable: TableRenderer = plainTabl
     )
   }
   lines.push(machineCpuLine(headline))
+  if (opts.runs > 1) lines.push(...levels.map(byRunLine))
   const cluster = levels.some((l) => l.cluster)
   if (cluster) {
     const t = clusterTableRows(levels)

@@ -39,7 +39,16 @@ interface Report {
       redis: { cpuUsPerPacket: number; scriptCallsPerPacket: number; commandsPerPacket: number; breakdownPerPacket: Record<string, number> }
     }
     connector?: { pps: number; ratio: number; cpuUsPerPacket: number; nonFulfill: number }
-    farms: Array<{ workers: number; pps: number; ratio: number; vsConnector: number | null; vsRedisFloor: number | null; redis: { scriptCallsPerPacket: number } }>
+    farms: Array<{
+      workers: number
+      pps: number
+      ratio: number
+      vsConnector: number | null
+      vsRedisFloor: number | null
+      byRun: { vsFloor: number[]; vsRedisFloor: number[] | null; vsConnector: number[] | null }
+      redis: { scriptCallsPerPacket: number }
+      runs: Array<{ pps: number }>
+    }>
   }>
   summary: {
     concurrency: number
@@ -87,6 +96,11 @@ function checkReport(report: Report): void {
   expect(farm.pps).toBeGreaterThan(0)
   expect(farm.vsConnector).toBeCloseTo(farm.pps / level!.connector!.pps, 2)
   expect(farm.vsRedisFloor).toBeCloseTo(farm.pps / redisFloor.pps, 2)
+  // one run: the ratios run by run are the medians' ratios
+  expect(farm.byRun.vsFloor).toHaveLength(1)
+  expect(farm.byRun.vsFloor[0]).toBeCloseTo(farm.ratio, 2)
+  expect(farm.byRun.vsRedisFloor![0]).toBeCloseTo(farm.vsRedisFloor!, 2)
+  expect(farm.byRun.vsConnector![0]).toBeCloseTo(farm.vsConnector!, 2)
   expect(farm.redis.scriptCallsPerPacket).toBeGreaterThan(0)
   expect(report.summary).toMatchObject({ concurrency: 5, connectorPps: level!.connector!.pps, farms: [{ workers: 1 }] })
   const targets = report.summary.targets!
@@ -118,9 +132,9 @@ describe('ilp-farm bench', () => {
   )
 
   it(
-    'without --json: the results as a table',
+    'without --json: the results as a table; with two runs, each run\'s ratios too',
     async () => {
-      const run = runCli(['bench', ...SHORT])
+      const run = runCli(['bench', ...SHORT, '--runs', '2'])
       expect(await run.waitForExit(BENCH_TIMEOUT_MS)).toEqual({ code: 0, signal: null })
       const out = run.stdout()
       expect(out).toMatch(/│ conc +│ target +│ +pkt\/s │ vs floor │ vs ilp-connector │/)
@@ -129,6 +143,14 @@ describe('ilp-farm bench', () => {
       expect(out).toMatch(/│ +│ ilp-connector +│ +\d+ │ +\d+\.\d\d │ +│/)
       expect(out).toMatch(/│ +│ farm 1w +│ +\d+ │ +\d+\.\d\d │ +\d+\.\d\d │/)
       expect(out).toMatch(/^summary @5 concurrent: floor \d+ pkt\/s; floor\+redis \d+ pkt\/s \(\d+\.\d\d of floor\); ilp-connector \d+ pkt\/s; farm 1w \d+ pkt\/s/m)
+      const two = String.raw`\d+\.\d\d \d+\.\d\d`
+      expect(out).toMatch(
+        new RegExp(
+          String.raw`^by run @5 \(each run's targets measured back to back\): farm 1w/floor ${two}; farm 1w/floor\+redis ${two}; ` +
+            String.raw`farm 1w/ilp-connector ${two}; floor\+redis/floor ${two}$`,
+          'm',
+        ),
+      )
     },
     BENCH_TIMEOUT_MS + 2_000,
   )
