@@ -467,7 +467,7 @@ export class Ledger {
       bootId,
       attempt: (this.attempts++).toString(36),
       // the chain writes an outgoing record only to hold a maxBalance's headroom
-      ...(!this.split && (r.maxBalance ?? '') === '' ? { outgoingRecord: false as const } : {}),
+      outgoingRecord: this.split || (r.maxBalance ?? '') !== '',
     }
     const from = this.keys.packetKeys(r.incomingAccount)
     const to = this.keys.packetKeys(r.outgoingAccount)

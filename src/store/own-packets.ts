@@ -8,9 +8,10 @@ export interface OwnReservation {
   attempt: string
   /**
    * false: this reservation wrote no outgoing record (one Redis, a next hop
-   * without maxBalance), so its fulfill looks for none. Absent: it may have.
+   * without maxBalance), so its fulfill looks for none. True or absent (a
+   * reservation read back from its records): it may have.
    */
-  outgoingRecord?: false
+  outgoingRecord?: boolean
 }
 
 /**
