@@ -23,6 +23,7 @@ import {
   type FarmHandle,
   farmLabel,
   type FarmSpec,
+  onReplicatedCluster,
   type RedisProbe,
   startFarm,
   stopFarm,
@@ -47,13 +48,14 @@ const resources: {
   tmp?: string
   redis?: EmbeddedRedis
   redisClient?: Redis
-  cluster?: LocalCluster
-  /** One client per cluster node, for INFO. */
+  /** The masters-only cluster, then (--cluster-replicas 1) the one with replicas. */
+  clusters: LocalCluster[]
+  /** One client per cluster master, for INFO. */
   clusterClients: Redis[]
   children: ChildProcess[]
   farms: ChildProcess[]
   pools: Pool[]
-} = { children: [], farms: [], pools: [], clusterClients: [] }
+} = { children: [], farms: [], pools: [], clusters: [], clusterClients: [] }
 let cleaningUp: Promise<void> | undefined
 let aborted = false
 /** One bench per process: its processes and temp folder live in the module state above. */
@@ -74,7 +76,7 @@ function cleanup(): Promise<void> {
     resources.redisClient?.disconnect()
     for (const client of resources.clusterClients) client.disconnect()
     if (resources.redis) await resources.redis.stop().catch(() => undefined)
-    if (resources.cluster) await resources.cluster.stop().catch(() => undefined)
+    await Promise.allSettled(resources.clusters.map((c) => c.stop()))
     if (resources.tmp) rmSync(resources.tmp, { recursive: true, force: true })
   })()
   return cleaningUp
@@ -98,6 +100,8 @@ export async function runBench(opts: BenchOptions, hooks: BenchHooks = {}): Prom
   resources.children = []
   resources.farms = []
   resources.pools = []
+  resources.clusters = []
+  resources.clusterClients = []
   cleaningUp = undefined
   aborted = false
   log = hooks.log ?? stderrLog
@@ -123,24 +127,28 @@ export function stopBenchOnFatalError(): void {
   cleanUpOnFatalError(cleanup)
 }
 
-/** The farms to measure: per --workers entry, the single-Redis one, then (--redis cluster) cluster and, unless --cluster-replicas 0, cluster with durability replica. */
+/**
+ * The farms to measure: per --workers entry, the single-Redis one, then
+ * (--redis cluster) the masters-only cluster's and, unless --cluster-replicas
+ * 0, the replicated cluster's with durability none and replica.
+ */
 function farmSpecs(opts: BenchOptions): FarmSpec[] {
-  const clusterKinds: Array<FarmSpec['redis']> = opts.clusterReplicas > 0 ? ['cluster', 'cluster-replica'] : ['cluster']
+  const clusterKinds: Array<FarmSpec['redis']> = opts.clusterReplicas > 0 ? ['cluster', 'cluster-replicated', 'cluster-replica'] : ['cluster']
   const kinds: Array<FarmSpec['redis']> = opts.redis.includes('cluster') ? ['single', ...clusterKinds] : ['single']
   return kinds.flatMap((redis) => opts.workers.map((workers) => ({ workers, redis })))
 }
 
-/** The bench's local cluster, in its temp dir, stopped by cleanup(). */
+/** One of the bench's local clusters, in its temp dir, stopped by cleanup(). */
 async function startBenchCluster(tmp: string, replicasPerMaster: number): Promise<LocalCluster> {
   const local = await startLocalCluster({
-    dataDir: join(tmp, 'cluster'),
+    dataDir: join(tmp, `cluster-${replicasPerMaster}`),
     masters: CLUSTER_MASTERS,
     replicasPerMaster,
     nodeTimeoutMs: CLUSTER_NODE_TIMEOUT_MS,
     // persisted as the single Redis is: the two are compared like for like
     appendonly: true,
   })
-  resources.cluster = local
+  resources.clusters.push(local)
   if (aborted) await local.stop() // cleanup() ran while it started
   return local
 }
@@ -164,9 +172,15 @@ async function setUpAndMeasure(opts: BenchOptions, onProgress: (p: BenchProgress
   await redisClient.connect()
   log(`bench: redis-server at ${redis.url} (appendonly yes, appendfsync everysec)`)
 
-  // the cluster comes up (node start, redis-cli --cluster create, replicas syncing) while the rest starts
-  const clusterStarting = opts.redis.includes('cluster') ? startBenchCluster(tmp, opts.clusterReplicas) : undefined
-  clusterStarting?.catch(() => undefined) // awaited below; a failure meanwhile is not unhandled
+  // the clusters come up (node start, redis-cli --cluster create, replicas syncing) while the rest starts;
+  // one after the other, so that the two never pick the same free port
+  const clustersStarting = opts.redis.includes('cluster')
+    ? (async () => {
+        const mastersOnly = await startBenchCluster(tmp, 0)
+        return { mastersOnly, replicated: opts.clusterReplicas > 0 ? await startBenchCluster(tmp, opts.clusterReplicas) : undefined }
+      })()
+    : undefined
+  clustersStarting?.catch(() => undefined) // awaited below; a failure meanwhile is not unhandled
 
   step(`starting receiver, floor${opts.redisFloor ? `, ${REDIS_FLOOR}` : ''}${opts.connector ? ` and ${CONNECTOR}` : ''}`)
   const receiver = await startRole('receiver', { [ENV_SECRET]: secret.toString('hex') }, resources.children)
@@ -184,26 +198,39 @@ async function setUpAndMeasure(opts: BenchOptions, onProgress: (p: BenchProgress
     log(`bench: ${CONNECTOR} ${connectorVersion()} (pid ${connector.child.pid}, in-memory balances, rate limit off) at ${connector.url}`)
   }
   const single = singleProbe(redis, redisClient)
-  let cluster: { seeds: readonly string[]; probe: RedisProbe } | undefined
-  if (clusterStarting) {
-    step('starting the Redis Cluster')
-    const local = await clusterStarting
-    cluster = { seeds: local.seeds, probe: await clusterProbe(local, resources.clusterClients) }
-    log(`bench: Redis Cluster of ${CLUSTER_MASTERS} masters x ${opts.clusterReplicas} replica at ${local.seeds.join(',')} (appendonly yes, appendfsync everysec, as the single Redis)`)
+  type MeasuredCluster = { seeds: readonly string[]; probe: RedisProbe }
+  let mastersOnly: MeasuredCluster | undefined
+  let replicated: MeasuredCluster | undefined
+  if (clustersStarting) {
+    step('starting the Redis Clusters')
+    const local = await clustersStarting
+    const measured = async (c: LocalCluster, replicas: number, why: string): Promise<MeasuredCluster> => {
+      log(`bench: Redis Cluster of ${CLUSTER_MASTERS} masters x ${replicas} replica at ${c.seeds.join(',')} (appendonly yes, appendfsync everysec, as the single Redis): ${why}`)
+      return { seeds: c.seeds, probe: await clusterProbe(c, resources.clusterClients) }
+    }
+    mastersOnly = await measured(local.mastersOnly, 0, 'like for like with the single Redis, which has no replica either')
+    if (local.replicated) replicated = await measured(local.replicated, opts.clusterReplicas, 'durability none against replica')
   }
+  const clusterOf = (spec: FarmSpec): MeasuredCluster => (onReplicatedCluster(spec) ? replicated! : mastersOnly!)
   // the farms start side by side: each is idle until its turn under load
   step(`starting ${specs.length === 1 ? farmLabel(specs[0]!) : `${specs.length} farms`}`)
   const started = await Promise.all(
     specs.map((spec) => {
-      const target = spec.redis === 'single' ? { url: redis.url } : { cluster: cluster!.seeds }
-      return startFarm(tmp, target, receiver.url, spec, spec.redis === 'single' ? single : cluster!.probe, resources.farms)
+      if (spec.redis === 'single') return startFarm(tmp, { url: redis.url }, receiver.url, spec, single, resources.farms)
+      const cluster = clusterOf(spec)
+      return startFarm(tmp, { cluster: cluster.seeds }, receiver.url, spec, cluster.probe, resources.farms)
     }),
   )
   const farms = new Map<TargetName, FarmHandle>()
   for (const farm of started) {
     const { spec } = farm
     farms.set(farmLabel(spec), farm)
-    const what = spec.redis === 'single' ? '' : spec.redis === 'cluster' ? ', Redis Cluster' : ', Redis Cluster, durability replica'
+    const what = {
+      single: '',
+      cluster: ', Redis Cluster of masters only',
+      'cluster-replicated': ', Redis Cluster with replicas',
+      'cluster-replica': ', Redis Cluster with replicas, durability replica',
+    }[spec.redis]
     log(`bench: farm (pid ${farm.child.pid}, ${spec.workers} worker${spec.workers === 1 ? '' : 's'}${what}) at ${farm.url}`)
   }
 
@@ -240,7 +267,7 @@ async function setUpAndMeasure(opts: BenchOptions, onProgress: (p: BenchProgress
   const estimate = Math.ceil((opts.concurrency.length * opts.runs * targets.size * perRun) / 1000)
   log(
     `bench: concurrency ${opts.concurrency.join(',')}, floor${redisFloor ? `, ${REDIS_FLOOR}` : ''}${connector ? `, ${CONNECTOR}` : ''}, farms of ${opts.workers.join(',')} worker(s)` +
-      `${cluster ? ` on a single Redis and on the Redis Cluster (${opts.clusterReplicas > 0 ? 'durability none, replica' : 'masters only'})` : ''}, ${opts.runs} run(s) x ` +
+      `${mastersOnly ? ` on a single Redis and on a Redis Cluster of masters only${replicated ? ', and of masters with replicas (durability none, replica)' : ''}` : ''}, ${opts.runs} run(s) x ` +
       `${opts.durationMs / 1000} s (+${opts.warmupMs / 1000} s warm-up) per target; about ${estimate} s of load`,
   )
 

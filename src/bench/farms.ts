@@ -14,7 +14,7 @@ import { RECEIVER_TOKEN, SENDER_TOKEN } from './packets.js'
 /** The farm's CLI beside this module: src/cli/main.ts under tsx, dist/src/cli/main.js once built. */
 export const FARM_MAIN = fileURLToPath(new URL(`../cli/main${extname(fileURLToPath(import.meta.url))}`, import.meta.url))
 
-/** The local cluster's masters; each has --cluster-replicas replicas (default 1, so that durability replica can be measured). */
+/** The masters of each local cluster: one of masters only, and (--cluster-replicas 1, the default) one whose masters have a replica each, so that durability replica can be measured. */
 export const CLUSTER_MASTERS = 3
 /** Long enough that a node busy under the bench on a small machine is never taken for dead (a failover mid-run). */
 export const CLUSTER_NODE_TIMEOUT_MS = 15_000
@@ -26,11 +26,21 @@ export interface RedisProbe {
   cpu(): { masters: number | undefined; replicas: number | undefined }
 }
 
-/** A farm to measure: its size and its Redis (one server, a cluster, a cluster with redis.durability replica). */
+/**
+ * A farm to measure: its size and its Redis. `single`: the one server.
+ * `cluster`: the cluster of masters only, compared like for like with the
+ * single Redis, which has no replica either. `cluster-replicated`: the
+ * cluster whose masters have a replica each, durability none, and
+ * `cluster-replica` the same cluster with redis.durability replica: the two
+ * give what waiting for the replicas costs.
+ */
 export interface FarmSpec {
   workers: number
-  redis: 'single' | 'cluster' | 'cluster-replica'
+  redis: 'single' | 'cluster' | 'cluster-replicated' | 'cluster-replica'
 }
+
+/** Whether a farm runs on the cluster with replicas (else on the single Redis or the masters-only cluster). */
+export const onReplicatedCluster = (spec: FarmSpec): boolean => spec.redis === 'cluster-replicated' || spec.redis === 'cluster-replica'
 
 export interface FarmHandle {
   spec: FarmSpec
@@ -164,8 +174,20 @@ export async function untilListening(child: ChildProcess, timeoutMs: number): Pr
 
 /** A single-Redis farm's name: `farm 1w`. */
 export const workersLabel = (w: number) => `farm ${w}w`
-/** A farm's name in the logs and the targets: `farm 1w` (single Redis), `cluster 1w`, `cluster 1w replica`. */
+/**
+ * A farm's name in the logs and the targets: `farm 1w` (single Redis),
+ * `cluster 1w` (masters only), `cluster+r 1w` (masters with a replica each)
+ * and `cluster+r 1w replica` (the same, durability replica).
+ */
 export function farmLabel(spec: FarmSpec): string {
-  if (spec.redis === 'single') return workersLabel(spec.workers)
-  return `cluster ${spec.workers}w${spec.redis === 'cluster-replica' ? ' replica' : ''}`
+  switch (spec.redis) {
+    case 'single':
+      return workersLabel(spec.workers)
+    case 'cluster':
+      return `cluster ${spec.workers}w`
+    case 'cluster-replicated':
+      return `cluster+r ${spec.workers}w`
+    case 'cluster-replica':
+      return `cluster+r ${spec.workers}w replica`
+  }
 }

@@ -16,11 +16,12 @@
  *     balances, its rate limit off, one-to-one rates (roles.ts); not with --no-connector
  *   - farms: `node dist/src/cli/main.js start --config <tmp>.json` with REDIS_URL set,
  *     one per --workers entry (each its own key prefix in the same Redis; farms.ts)
- *   - with --redis cluster: a local Redis Cluster (startLocalCluster: 3 masters,
- *     1 replica each, in the temp dir, appendonly yes, appendfsync everysec as the
- *     single Redis) and, per --workers entry, two more farms
- *     on it (REDIS_CLUSTER set): redis.durability none and replica. The
- *     single-Redis farms still run: they are the cluster's baseline.
+ *   - with --redis cluster: two local Redis Clusters (startLocalCluster, in the temp
+ *     dir, appendonly yes, appendfsync everysec as the single Redis): 3 masters with
+ *     no replica, like the single Redis, and one farm per --workers entry on it;
+ *     3 masters x 1 replica (unless --cluster-replicas 0), and two farms per entry
+ *     on it, redis.durability none and replica (REDIS_CLUSTER set). The
+ *     single-Redis farms still run: they are the clusters' baseline.
  * The load generator runs here: C requests in flight, each a unique prepare (drive.ts).
  *
  * The measurement is `runBench(options, hooks)` (bench.ts), which

@@ -247,7 +247,14 @@ export async function load(opts: BenchOptions, setup: LoadSetup, progress: LoadP
     const level: LevelResult = { concurrency, floor: floorSummary, ...(redisFloor ? { redisFloor } : {}), ...(connector ? { connector } : {}), farms }
     const targets = levelTargets(level)
     if (targets) level.targets = targets
-    if (opts.redis.includes('cluster')) level.cluster = summarizeCluster(farms, farmsOf('cluster'), opts.clusterReplicas > 0 ? farmsOf('cluster-replica') : [])
+    if (opts.redis.includes('cluster')) {
+      const replicas = opts.clusterReplicas > 0
+      level.cluster = summarizeCluster(farms, {
+        mastersOnly: farmsOf('cluster'),
+        replicated: replicas ? farmsOf('cluster-replicated') : [],
+        replica: replicas ? farmsOf('cluster-replica') : [],
+      })
+    }
     levels.push(level)
   }
   return levels

@@ -15,13 +15,14 @@ export interface BenchOptions {
   concurrency: number[]
   /** Farm sizes to measure, each a separate farm process with that many workers. */
   workers: number[]
-  /** 'cluster' adds the farms on a local Redis Cluster (durability none and replica) next to the single-Redis ones. */
+  /** 'cluster' adds the farms on local Redis Clusters (masters only; with replicas, durability none and replica) next to the single-Redis ones. */
   redis: RedisMode[]
   /**
-   * Replicas per master of the local cluster (0 or 1, default 1). With 0 the
-   * cluster is masters only, like the single Redis, which has no replica: on
-   * one box the replicas take CPU from the farm that hosts of their own would
-   * not; durability replica cannot be measured then.
+   * Replicas per master of the second local cluster, the one durability
+   * replica is measured on (0 or 1, default 1). The first cluster is always
+   * masters only, like the single Redis, which has no replica: on one box the
+   * replicas take CPU from the farm that hosts of their own would not. With 0
+   * there is no second cluster, and durability replica is not measured.
    */
   clusterReplicas: 0 | 1
   /** ilp-connector (a devDependency) measured beside the floor and the farms; off with --no-connector. */
@@ -38,10 +39,11 @@ export interface BenchOptions {
 export const BENCH_OPTIONS_HELP = `  --concurrency LIST   comma-separated in-flight request counts (default 1,10,50,100)
   --workers LIST       farm sizes to measure, comma-separated (default 1,2, plus the core count when larger)
   --redis LIST         single, cluster or single,cluster (default single); cluster adds, per farm size, a farm
-                       on a local 3-master Redis Cluster (1 replica each) and one with redis.durability replica,
-                       compared with the single-Redis farm measured in the same run
-  --cluster-replicas N replicas per master of that cluster, 0 or 1 (default 1); 0: masters only, as the single
-                       Redis has no replica (the replicas share this machine's cores), and no durability replica farm
+                       on a local 3-master Redis Cluster (no replica, as the single Redis: the cluster/single
+                       goal), and two on a second one with replicas, durability none and replica (what waiting
+                       for the replicas costs), all compared with the single-Redis farm measured in the same run
+  --cluster-replicas N replicas per master of the second cluster, 0 or 1 (default 1); 0 leaves it out, and
+                       durability replica is not measured
   --no-connector       leave out ilp-connector, the reference connector (measured by default, in its own process,
                        with in-memory balances and its rate limit off; it is a devDependency, so an install
                        without devDependencies needs this flag)

@@ -100,14 +100,18 @@ export interface FarmResult extends TargetSummary {
   byRun: { vsFloor: number[]; vsRedisFloor: number[] | null; vsConnector: number[] | null }
 }
 
-/** A farm on the local Redis Cluster, against the single-Redis farm of its size measured in the same run. */
+/** A farm on a local Redis Cluster, against the single-Redis farm of its size measured in the same run. */
 export interface ClusterFarmResult extends FarmResult {
+  /** false: the cluster of masters only; true: the one whose masters have a replica each */
+  replicated: boolean
   durability: 'none' | 'replica'
   /** Median CPU µs per fulfilled packet of the cluster's replicas (redis.cpuUsPerPacket is its masters'). */
   replicaCpuUsPerPacket: number
   /** median pps / the single-Redis farm's median pps, same workers */
   vsSingle: number
-  /** durability replica: median pps / the cluster's durability-none farm's; null for none */
+  /** The same, run by run (see byRun) */
+  vsSingleByRun: number[]
+  /** durability replica: median pps / the replicated cluster's durability-none farm's; null for none */
   vsNone: number | null
   /** Packets answered with anything but a Fulfill, % of all answered (warm-up included). */
   nonFulfillPct: number
@@ -145,7 +149,7 @@ export interface LevelResult {
   farms: FarmResult[]
   /** absent when no one-worker farm is measured */
   targets?: LevelTargets
-  /** --redis cluster: per farm size, durability none then replica. */
+  /** --redis cluster: per farm size, masters only, then (with replicas) durability none and replica. */
   cluster?: ClusterFarmResult[]
 }
 
@@ -169,18 +173,30 @@ export function nonFulfillPct(t: TargetSummary): number {
   return answered > 0 ? (100 * t.nonFulfill) / answered : NaN
 }
 
+/** A level's cluster farms, per farm size (same index as the single-Redis farms); the replicated ones are empty with --cluster-replicas 0. */
+export interface ClusterFarms {
+  mastersOnly: FarmResult[]
+  replicated: FarmResult[]
+  replica: FarmResult[]
+}
+
 /** The cluster farms of a level, each against the single-Redis farm of the same size (same index). */
-export function summarizeCluster(single: FarmResult[], none: FarmResult[], replica: FarmResult[]): ClusterFarmResult[] {
-  const row = (f: FarmResult, i: number, durability: 'none' | 'replica'): ClusterFarmResult => ({
+export function summarizeCluster(single: FarmResult[], farms: ClusterFarms): ClusterFarmResult[] {
+  const row = (f: FarmResult, i: number, replicated: boolean, durability: 'none' | 'replica'): ClusterFarmResult => ({
     ...f,
+    replicated,
     durability,
     replicaCpuUsPerPacket: median(f.runs.map((r) => r.redisReplicaCpuUsPerPacket ?? NaN)),
     vsSingle: f.pps / single[i]!.pps,
-    vsNone: durability === 'replica' ? f.pps / none[i]!.pps : null,
+    vsSingleByRun: byRun(f.runs, single[i]!),
+    vsNone: durability === 'replica' ? f.pps / farms.replicated[i]!.pps : null,
     nonFulfillPct: nonFulfillPct(f),
   })
-  // no replica farms: a cluster of masters only (--cluster-replicas 0)
-  return none.flatMap((f, i) => [row(f, i, 'none'), ...(replica[i] ? [row(replica[i], i, 'replica')] : [])])
+  return farms.mastersOnly.flatMap((f, i) => [
+    row(f, i, false, 'none'),
+    ...(farms.replicated[i] ? [row(farms.replicated[i], i, true, 'none')] : []),
+    ...(farms.replica[i] ? [row(farms.replica[i], i, true, 'replica')] : []),
+  ])
 }
 
 /**
@@ -311,12 +327,14 @@ export function levelRows(levels: LevelResult[]): { head: string[]; rows: string
   return { head, rows }
 }
 
-const clusterLabel = (c: ClusterFarmResult) => farmLabel({ workers: c.workers, redis: c.durability === 'none' ? 'cluster' : 'cluster-replica' })
+const clusterLabel = (c: ClusterFarmResult) =>
+  farmLabel({ workers: c.workers, redis: !c.replicated ? 'cluster' : c.durability === 'none' ? 'cluster-replicated' : 'cluster-replica' })
 
 /**
  * The Redis Cluster table (--redis cluster): per concurrency and farm size,
- * the single-Redis farm, then the same farm on the cluster with durability
- * none and replica, all from the same run.
+ * the single-Redis farm, then the same farm on the cluster of masters only
+ * and on the one with replicas, durability none and replica, all from the
+ * same run.
  */
 export function clusterTableRows(levels: LevelResult[]): { head: string[]; rows: string[][] } {
   const head = ['conc', 'target', 'pkt/s', 'vs single', 'vs none', 'p50', 'p99', 'redis RT/pkt', 'cmds/pkt', 'redis cpu/pkt', 'replicas cpu/pkt', 'non-fulfill %']
@@ -355,17 +373,22 @@ export interface ClusterSummary {
   workers: number
   singlePps: number
   clusterPps: number
-  /** cluster pps / single pps */
+  /** cluster pps / single pps: the cluster of masters only, like for like with the single Redis, which has no replica either */
   ratio: number
+  /** The same ratio run by run (each run's farms measured back to back) */
+  ratioByRun: number[]
   /** fcall/evalsha/eval calls per fulfilled packet, summed over the cluster's masters */
   roundTripsPerPacket: number
   singleRoundTripsPerPacket: number
-  /** The durability replica farm; null on a cluster of masters only (--cluster-replicas 0) */
+  /** The replicated cluster's farm, durability none, and its pps / the single farm's; null with --cluster-replicas 0 */
+  replicatedPps: number | null
+  replicatedRatio: number | null
+  /** The durability replica farm; null with --cluster-replicas 0 */
   replicaPps: number | null
-  /** What durability replica costs: 1 - replica pps / none pps, in %; null without it */
+  /** What durability replica costs: 1 - replica pps / replicated none pps, in %; null without it */
   replicaCostPct: number | null
-  p99Ms: { single: number; cluster: number; replica: number | null }
-  /** Replicas per master of the cluster measured */
+  p99Ms: { single: number; cluster: number; replicated: number | null; replica: number | null }
+  /** Replicas per master of the replicated cluster (0: none measured) */
   replicasPerMaster: number
   /** ratio >= 0.9, round trips <= 2, every packet fulfilled */
   meetsGoal: boolean
@@ -374,8 +397,10 @@ export interface ClusterSummary {
 function clusterSummary(l: LevelResult, replicasPerMaster: number): ClusterSummary | undefined {
   if (!l.cluster || l.farms.length === 0) return undefined
   const single = l.farms.find((f) => f.workers === 1) ?? l.farms.reduce((a, b) => (b.workers < a.workers ? b : a))
-  const none = l.cluster.find((c) => c.workers === single.workers && c.durability === 'none')
-  const replica = l.cluster.find((c) => c.workers === single.workers && c.durability === 'replica')
+  const ofSize = l.cluster.filter((c) => c.workers === single.workers)
+  const none = ofSize.find((c) => !c.replicated)
+  const replicated = ofSize.find((c) => c.replicated && c.durability === 'none')
+  const replica = ofSize.find((c) => c.durability === 'replica')
   if (!none) return undefined
   return {
     concurrency: l.concurrency,
@@ -383,11 +408,14 @@ function clusterSummary(l: LevelResult, replicasPerMaster: number): ClusterSumma
     singlePps: single.pps,
     clusterPps: none.pps,
     ratio: none.vsSingle,
+    ratioByRun: none.vsSingleByRun,
     roundTripsPerPacket: none.redis.scriptCallsPerPacket,
     singleRoundTripsPerPacket: single.redis.scriptCallsPerPacket,
+    replicatedPps: replicated ? replicated.pps : null,
+    replicatedRatio: replicated ? replicated.vsSingle : null,
     replicaPps: replica ? replica.pps : null,
     replicaCostPct: replica ? 100 * (1 - replica.vsNone!) : null,
-    p99Ms: { single: single.p99Ms, cluster: none.p99Ms, replica: replica ? replica.p99Ms : null },
+    p99Ms: { single: single.p99Ms, cluster: none.p99Ms, replicated: replicated ? replicated.p99Ms : null, replica: replica ? replica.p99Ms : null },
     replicasPerMaster,
     meetsGoal: none.vsSingle >= 0.9 && none.redis.scriptCallsPerPacket <= 2 && none.nonFulfill === 0,
   }
@@ -395,11 +423,13 @@ function clusterSummary(l: LevelResult, replicasPerMaster: number): ClusterSumma
 
 function clusterSummaryLine(c: ClusterSummary): string {
   return (
-    `cluster summary: cluster/single ${fmt(c.ratio, 2)} at c=${c.concurrency}, ${c.workers} worker${c.workers === 1 ? '' : 's'} (goal >= 0.9); ` +
+    `cluster summary: cluster/single ${fmt(c.ratio, 2)} at c=${c.concurrency}, ${c.workers} worker${c.workers === 1 ? '' : 's'} (goal >= 0.9` +
+    `${c.ratioByRun.length > 1 ? `; by run ${c.ratioByRun.map((r) => fmt(r, 2)).join(' ')}` : ''}); ` +
     `${fmt(c.roundTripsPerPacket, 2)} Redis round trips per fulfilled packet (goal <= 2; single ${fmt(c.singleRoundTripsPerPacket, 2)}); ` +
     (c.replicaCostPct === null
       ? 'masters only (--cluster-replicas 0): durability replica not measured'
-      : `durability replica costs ${fmt(c.replicaCostPct, 1)}% pkt/s (p99 ${fmt(c.p99Ms.cluster, 2)} -> ${fmt(c.p99Ms.replica!, 2)} ms)`) +
+      : `with ${c.replicasPerMaster} replica per master on these same cores, cluster+r/single ${fmt(c.replicatedRatio!, 2)}, ` +
+        `and durability replica costs ${fmt(c.replicaCostPct, 1)}% pkt/s (p99 ${fmt(c.p99Ms.replicated!, 2)} -> ${fmt(c.p99Ms.replica!, 2)} ms)`) +
     ` -> the cluster ${c.meetsGoal ? 'MEETS' : 'is BELOW'} the goal`
   )
 }
@@ -592,16 +622,22 @@ export function benchText(r: BenchReport, renderTable: TableRenderer = plainTabl
     const t = clusterTableRows(levels)
     lines.push(
       '',
-      `Redis Cluster (${CLUSTER_MASTERS} masters x ${r.options.clusterReplicas} replica, local, appendonly everysec on every node) against the single Redis (appendonly everysec), same load and run:`,
+      `Redis Clusters (local, appendonly everysec on every node: ${CLUSTER_MASTERS} masters` +
+        `${r.options.clusterReplicas > 0 ? `; cluster+r: ${CLUSTER_MASTERS} masters x ${r.options.clusterReplicas} replica` : ''}) ` +
+        'against the single Redis (appendonly everysec), same load and run:',
       '',
       renderTable(t.head, t.rows),
       '',
-      'vs single = cluster pkt/s / single-Redis pkt/s, same farm size; vs none = durability replica pkt/s / durability none pkt/s',
+      'vs single = cluster pkt/s / single-Redis pkt/s, same farm size; vs none = durability replica pkt/s / cluster+r durability none pkt/s',
       'redis RT/pkt, cmds/pkt and redis cpu/pkt: summed over the cluster\'s masters; replicas cpu/pkt: its replicas\' CPU per fulfilled packet',
-      r.options.clusterReplicas === 0
-        ? 'masters only (--cluster-replicas 0), as the single Redis: no replica takes CPU from the farm on this machine, and durability replica is not measured'
-        : 'cluster <n>w replica = redis.durability replica: each batch also waits for WAIT 1 on its master (not counted in redis RT/pkt; ' +
-          `wait/pkt @${headline.concurrency}: ${(headline.cluster ?? []).filter((c) => c.durability === 'replica').map((c) => `${c.workers}w ${fmt(c.redis.breakdownPerPacket.wait ?? 0, 2)}`).join(', ')})`,
+      'cluster <n>w = masters only, like for like with the single Redis, which has no replica either: no replica takes CPU from the farm on these cores',
+      ...(r.options.clusterReplicas === 0
+        ? ['--cluster-replicas 0: no cluster with replicas, so durability replica is not measured']
+        : [
+            'cluster+r <n>w = masters with a replica each, whose CPU shares these cores with the farm (on hosts of their own it would not); ' +
+              'cluster+r <n>w replica = the same with redis.durability replica: each batch also waits for WAIT 1 on its master (not counted in redis RT/pkt; ' +
+              `wait/pkt @${headline.concurrency}: ${(headline.cluster ?? []).filter((c) => c.durability === 'replica').map((c) => `${c.workers}w ${fmt(c.redis.breakdownPerPacket.wait ?? 0, 2)}`).join(', ')})`,
+          ]),
     )
   }
   const reasons = levels.flatMap((l) => [
