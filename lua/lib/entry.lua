@@ -41,10 +41,22 @@ local function outgoing_parse(value)
   return { owner = owner, attempt = attempt, expiresAt = expiresAt, outAmount = outAmount, headroom = headroom }
 end
 
--- Redis' own clock, in ms: the expiry fences compare it with expiresAt.
+-- Redis' own clock, in ms: the expiry fences compare it with expiresAt. Read
+-- once per call (reset_clock at its start): a call runs whole, before or
+-- after any other, so the instant it first reads is after every earlier
+-- call's, and a batch's transitions all fence against it as one.
+local clock_ms = nil
 local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if not clock_ms then
+    local t = redis.call('TIME')
+    clock_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return clock_ms
+end
+
+-- A library's state outlives its calls: each call that fences starts here.
+local function reset_clock()
+  clock_ms = nil
 end
 
 -- Adds the decimal string `amount` to a hash field: HINCRBY while the field

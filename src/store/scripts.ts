@@ -134,6 +134,7 @@ local OPERATIONS = {
 local KEY_INDEX = {}
 
 local function batch(keys, args)
+  reset_clock()
   for j = #KEY_INDEX + 1, #keys do KEY_INDEX[tostring(j)] = j end
   local out = {}
   local i, n = 1, 0

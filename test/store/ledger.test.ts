@@ -391,3 +391,33 @@ describe('Ledger (Lua scripts), split: a credit owed', () => {
     }
   })
 })
+
+describe("Ledger (Lua scripts), split: Redis' clock", () => {
+  beforeAll(() => {
+    split = true
+  })
+
+  it('fences a batch against one reading of the clock: TIME once per call, and a packet past its expiry in the batch is still refused, the rest granted', async () => {
+    // each batch's prepares are granted on the incoming side first, then written at the next hop's in a second batch
+    const late = reservation({ expiresAtMs: Date.now() - 1 })
+    const packets = Array.from({ length: 20 }, () => reservation({ inAmount: '10', outAmount: '10' }))
+    await ledger.load()
+    await client.config('RESETSTAT')
+    const outcomes = await Promise.all([late, ...packets].map((p) => ledger.prepare(p)))
+    expect(outcomes).toEqual(['expired', ...packets.map(() => 'ok')])
+    const stats = await client.info('commandstats')
+    const calls = (name: string) => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(stats)?.[1] ?? 0)
+    // 21 outgoing records fenced (the undo of the late one fences nothing): the clock read once per FCALL
+    expect(calls('fcall')).toBeLessThan(21)
+    expect(calls('time')).toBeGreaterThan(0)
+    expect(calls('time')).toBeLessThanOrEqual(calls('fcall'))
+    // the late one changed nothing; the others debited the sender once each
+    expect((await ledger.balance('alice')).balance).toBe('-200')
+    expect((await ledger.hotSet()).map((e) => e.packetId).sort()).toEqual(packets.map((p) => p.packetId).sort())
+    expect((await ledger.pendingCredits()).length).toBe(20)
+    // each call reads the clock afresh: a packet that expires between two calls is refused by the second
+    const soon = reservation({ expiresAtMs: Date.now() + 50 })
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(await ledger.prepare(soon)).toBe('expired')
+  })
+})
