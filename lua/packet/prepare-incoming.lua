@@ -15,26 +15,33 @@
 --   pass here; a second is Redis' own, a fixed window.
 --
 -- Returns 'OK', 'DUPLICATE', 'TOO_MANY_IN_FLIGHT', 'RATE_LIMITED',
--- 'THROUGHPUT_EXCEEDED' or 'INSUFFICIENT_BALANCE'. Every check runs before
--- the first write: a refused prepare changes nothing (only granted packets
--- count against the limits).
+-- 'THROUGHPUT_EXCEEDED' or 'INSUFFICIENT_BALANCE'. The record's write comes
+-- first, as the duplicate check (HSETNX); every other check runs before any
+-- other write, and a refusal deletes the record again: a refused prepare
+-- changes nothing (only granted packets count against the limits).
 
 local packetId, shard, owner, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local expiresAt, inAmount, outAccount, outAmount = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local minBalance = ARGV[9]
 local parallelism = tonumber(ARGV[10]) or 1
 
-if redis.call('HEXISTS', KEYS[2], packetId) == 1 then return 'DUPLICATE' end
+local record = shard .. '|' .. owner .. '|' .. attempt .. '|' .. expiresAt .. '|' .. inAmount .. '|' .. outAccount .. '|' .. outAmount
+if redis.call('HSETNX', KEYS[2], packetId, record) == 0 then return 'DUPLICATE' end
+local function refuse(reason)
+  redis.call('HDEL', KEYS[2], packetId)
+  return reason
+end
 
 local maxInFlight, maxPackets, maxAmount = ARGV[11], ARGV[12], ARGV[13]
-if maxInFlight ~= '' and redis.call('HLEN', KEYS[2]) >= tonumber(maxInFlight) then return 'TOO_MANY_IN_FLIGHT' end
+-- the count includes this packet's own record, written above
+if maxInFlight ~= '' and redis.call('HLEN', KEYS[2]) > tonumber(maxInFlight) then return refuse('TOO_MANY_IN_FLIGHT') end
 local window, windowPackets, windowAmount = nil, 0, '0'
 if maxPackets ~= '' or maxAmount ~= '' then
   window = redis.call('TIME')[1]
   local w = redis.call('HMGET', KEYS[3], 's', 'n', 'a')
   if w[1] == window then windowPackets, windowAmount = tonumber(w[2]) or 0, w[3] or '0' end
-  if maxPackets ~= '' and windowPackets + 1 > tonumber(maxPackets) then return 'RATE_LIMITED' end
-  if maxAmount ~= '' and big_cmp(big_add(windowAmount, inAmount), maxAmount) > 0 then return 'THROUGHPUT_EXCEEDED' end
+  if maxPackets ~= '' and windowPackets + 1 > tonumber(maxPackets) then return refuse('RATE_LIMITED') end
+  if maxAmount ~= '' and big_cmp(big_add(windowAmount, inAmount), maxAmount) > 0 then return refuse('THROUGHPUT_EXCEEDED') end
 end
 
 -- Incoming side. Invariants: every hot balance >= 0 and cold >= minBalance,
@@ -68,7 +75,7 @@ if inAmount ~= '0' then
       end
       after = big_add(after, reclaimed)
       if big_cmp(after, minBalance) < 0 then
-        return 'INSUFFICIENT_BALANCE'
+        return refuse('INSUFFICIENT_BALANCE')
       end
       cold = big_add(cold, reclaimed)
     end
@@ -103,6 +110,4 @@ if window then
   redis.call('HSET', KEYS[3], 's', window, 'n', windowPackets + 1, 'a', big_add(windowAmount, inAmount))
   redis.call('PEXPIRE', KEYS[3], 2000)
 end
-redis.call('HSET', KEYS[2], packetId,
-  shard .. '|' .. owner .. '|' .. attempt .. '|' .. expiresAt .. '|' .. inAmount .. '|' .. outAccount .. '|' .. outAmount)
 return 'OK'
