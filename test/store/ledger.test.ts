@@ -421,3 +421,22 @@ describe("Ledger (Lua scripts), split: Redis' clock", () => {
     expect(await ledger.prepare(soon)).toBe('expired')
   })
 })
+
+describe('Ledger (Lua scripts), split: batches', () => {
+  beforeAll(() => {
+    split = true
+  })
+
+  it('collects its calls over two turns of the event loop: two packets begun a turn apart share each FCALL', async () => {
+    // the first packet adds the accounts to the owner index: the two below need no more than their FCALLs
+    expect(await ledger.prepare(reservation())).toBe('ok')
+    await client.config('RESETSTAT')
+    const first = ledger.prepare(reservation())
+    await new Promise<void>((resolve) => setImmediate(resolve))
+    const second = ledger.prepare(reservation())
+    expect(await Promise.all([first, second])).toEqual(['ok', 'ok'])
+    // one FCALL for both incoming records, one for both outgoing ones
+    expect(Number(/cmdstat_fcall:calls=(\d+)/.exec(await client.info('commandstats'))?.[1])).toBe(2)
+    expect((await ledger.hotSet()).length).toBe(3)
+  })
+})
