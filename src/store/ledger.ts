@@ -202,7 +202,7 @@ export interface LedgerOptions {
  * Turns of the event loop a batch of split calls collects over. Split, a
  * turn's calls go out as one FCALL per slot, each a round trip of its own to
  * its node (a write, a wake-up, a reply), for half the packets' steps each:
- * two turns make them half as many, for a turn's wait. Chained, the one FCALL
+ * two turns make about a third fewer, for a turn's wait. Chained, the one FCALL
  * per turn carries each step whole; measured, a second turn saves no CPU
  * there (docs/PERFORMANCE.md).
  */
