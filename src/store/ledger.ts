@@ -203,7 +203,7 @@ export interface LedgerOptions {
  * turn's calls go out as one FCALL per slot, each a round trip of its own to
  * its node (a write, a wake-up, a reply), for half the packets' steps each:
  * two turns make about a third fewer, for a turn's wait. Chained, the one FCALL
- * per turn carries each step whole; measured, a second turn saves no CPU
+ * per turn carries each step whole; measured, a second turn gains nothing
  * there (docs/PERFORMANCE.md).
  */
 const SPLIT_BATCH_TURNS = 2
