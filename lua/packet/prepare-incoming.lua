@@ -37,7 +37,8 @@ local maxInFlight, maxPackets, maxAmount = ARGV[11], ARGV[12], ARGV[13]
 if maxInFlight ~= '' and redis.call('HLEN', KEYS[2]) > tonumber(maxInFlight) then return refuse('TOO_MANY_IN_FLIGHT') end
 local window, windowPackets, windowAmount = nil, 0, '0'
 if maxPackets ~= '' or maxAmount ~= '' then
-  window = redis.call('TIME')[1]
+  -- the second of Redis' clock, read once per call (lua/lib/entry.lua)
+  window = string.format('%d', math.floor(now_ms() / 1000))
   local w = redis.call('HMGET', KEYS[3], 's', 'n', 'a')
   if w[1] == window then windowPackets, windowAmount = tonumber(w[2]) or 0, w[3] or '0' end
   if maxPackets ~= '' and windowPackets + 1 > tonumber(maxPackets) then return refuse('RATE_LIMITED') end

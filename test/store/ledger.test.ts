@@ -420,6 +420,20 @@ describe("Ledger (Lua scripts), split: Redis' clock", () => {
     await new Promise((resolve) => setTimeout(resolve, 100))
     expect(await ledger.prepare(soon)).toBe('expired')
   })
+
+  it("counts a sending-rate window by the same reading: a batch of prepares with limits reads Redis' clock once", async () => {
+    const limits = { maxPacketsPerSecond: 1000, maxAmountPerSecond: '100000' }
+    const packets = Array.from({ length: 20 }, () => reservation({ inAmount: '10', outAmount: '10', limits }))
+    await ledger.load()
+    await client.config('RESETSTAT')
+    expect(await Promise.all(packets.map((p) => ledger.prepare(p)))).toEqual(packets.map(() => 'ok'))
+    const stats = await client.info('commandstats')
+    const calls = (name: string) => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(stats)?.[1] ?? 0)
+    // the incoming calls (their windows) and the outgoing ones (their fences): one reading each
+    expect(calls('time')).toBeLessThanOrEqual(calls('fcall'))
+    // one window for the batch, counting every packet (a second's boundary may split them in two)
+    expect(await client.hget(`${prefix}{acct:alice}:rate`, 'n')).toMatch(/^([1-9]|1\d|20)$/)
+  })
 })
 
 describe('Ledger (Lua scripts), split: batches', () => {
