@@ -432,7 +432,7 @@ describe("Ledger (Lua scripts), split: Redis' clock", () => {
     // the incoming calls (their windows) and the outgoing ones (their fences): one reading each
     expect(calls('time')).toBeLessThanOrEqual(calls('fcall'))
     // one window for the batch, counting every packet (a second's boundary may split them in two)
-    expect(await client.hget(`${prefix}{acct:alice}:rate`, 'n')).toMatch(/^([1-9]|1\d|20)$/)
+    expect(await client.hget(ledger.keys.packetKeys('alice').rate, 'n')).toMatch(/^([1-9]|1\d|20)$/)
   })
 })
 
