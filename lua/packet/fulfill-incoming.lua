@@ -1,14 +1,20 @@
 -- fulfill-incoming: the packet succeeded. Deleting the incoming record makes
 -- the sender's debit final and decides the packet: its outgoing record is
 -- now owed its credit (fulfill-outgoing), by the owner or, should it die, by
--- the sweeper (lua/lib/entry.lua).
+-- the sweeper (lua/lib/entry.lua). A packet without an outgoing record (on
+-- a cluster, a next hop without a maxBalance) adds its credit to what the
+-- incoming account owes the next hop instead, in the same step
+-- (lua/packet/transfer-begin.lua moves it on).
 --
 -- KEYS[1] incoming account's in-flight records (hash)
+-- KEYS[2] incoming account's owed credits (hash; used with ARGV[6] only)
 -- ARGV[1] packet id   ARGV[2] owner   ARGV[3] attempt
 -- ARGV[4] outgoing account id (checked against the record)
 -- ARGV[5] '1': honour it even after the expiry (until the sweeper refunds
 --   it): only where the sweeper's refund is one call (a chain on one Redis),
 --   so a fulfill can never land between the refund's two steps.
+-- ARGV[6] '1': the packet has no outgoing record: owe its outAmount to the
+--   next hop (field o:<outAccount> of KEYS[2])
 --
 -- Returns 'OK' and the record as parsed (a chain credits from it when the
 -- packet has no outgoing record); 'GONE' when this reservation's record is not there (already
@@ -26,4 +32,5 @@ end
 if ARGV[5] ~= '1' and now_ms() >= tonumber(e.expiresAt) then return 'EXPIRED' end
 
 redis.call('HDEL', KEYS[1], ARGV[1])
+if ARGV[6] == '1' then hash_add(KEYS[2], 'o:' .. e.outAccount, e.outAmount) end
 return 'OK', e

@@ -51,7 +51,7 @@ interface DeadOwner {
 
 /**
  * Leader duty: settles the packets of worker processes that are gone, once
- * they have expired. Every process names itself in `{farm}:owners` and, before
+ * they have expired, and moves the credits their fulfills left owed. Every process names itself in `{farm}:owners` and, before
  * its first record on an account, adds the account to its own index
  * (Keys.ownerAccounts): the sweeper reads the index of each owner whose
  * heartbeat is gone, never every account. For each of the owner's records
@@ -61,7 +61,10 @@ interface DeadOwner {
  *   released and the sender refunded (Ledger.refundRecord);
  * - an outgoing record whose incoming record is gone: the packet was
  *   fulfilled and its credit never landed: the next hop is credited
- *   (Ledger.creditRecord).
+ *   (Ledger.creditRecord);
+ * - on a cluster, what the account owes its next hops for fulfilled packets
+ *   without an outgoing record (a transfer the owner did not finish, or
+ *   begin): moved to them (Ledger.transferAllOwed), whoever owed it.
  *
  * Each step names the record's owner and attempt, so it can never settle a
  * newer reservation of the same packet id, and carries the time before which
@@ -193,6 +196,7 @@ export class Sweeper {
           ...outgoing.map((c) => this.settleOutgoing(c, now, report)),
         ])
         const left = settled.filter((until) => until !== undefined)
+        if (ledger.split && !(await this.transferOwed(account, report))) left.push(now + this.intervalMs)
         if (left.length === 0) await ledger.redis.srem(indexKey, account)
         for (const until of left) earliest = Math.min(earliest, until)
       }
@@ -206,6 +210,23 @@ export class Sweeper {
     }
     dead.nextCheckAt = complete ? Math.min(earliest, now + 60_000) : 0
     return budget
+  }
+
+  /**
+   * Moves what the account owes its next hops for fulfilled packets (a
+   * cluster's, without outgoing records): owed by any process, so the
+   * account leaves a dead owner's index only once nothing is. False if a
+   * transfer failed (tried again on the next sweep).
+   */
+  private async transferOwed(account: string, report: SweepReport): Promise<boolean> {
+    try {
+      report.credited += await this.opts.ledger.transferAllOwed(account)
+      return true
+    } catch (err) {
+      report.failed++
+      this.opts.log.warn({ err, incomingAccount: account }, 'sweeper could not transfer owed credits')
+      return false
+    }
   }
 
   /** One owner's records in one of an account's two hashes. */

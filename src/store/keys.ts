@@ -12,6 +12,15 @@ export interface AccountPacketKeys {
   credits: string
   /** The account's sending-rate window (second, packets, amount): its maxPacketsPerSecond and maxAmountPerSecond. */
   rate: string
+  /**
+   * What the account, as a sender, owes its next hops for fulfilled packets
+   * without an outgoing record (a cluster's), and the transfers moving it
+   * to them: a hash, `o:<out>` owed, `t:<out>` `<seq>|<amount>` in
+   * progress, `n:<out>` the last transfer number (lua/packet/transfer-begin.lua).
+   */
+  owed: string
+  /** The last transfer applied to the account from each incoming account: a hash, `<in>` → seq (lua/packet/transfer-apply.lua). */
+  received: string
 }
 
 /**
@@ -259,7 +268,14 @@ export class Keys {
     let keys = this.accountKeys.get(id)
     if (keys === undefined) {
       const account = `${this.prefix}{acct:${id}}`
-      keys = { account, inflight: `${account}:inflight`, credits: `${account}:credits`, rate: `${account}:rate` }
+      keys = {
+        account,
+        inflight: `${account}:inflight`,
+        credits: `${account}:credits`,
+        rate: `${account}:rate`,
+        owed: `${account}:owed`,
+        received: `${account}:received`,
+      }
       if (this.accountKeys.size < 10_000) this.accountKeys.set(id, keys)
     }
     return keys

@@ -163,6 +163,14 @@ function recordOutcome(result: string): RecordOutcome {
   return resolveOutcome(result)
 }
 
+/** One pair's transfers of owed credits in this process: a run in progress, and whether it must go round again. */
+interface PairTransfer {
+  incomingAccount: string
+  outgoingAccount: string
+  running: Promise<void> | undefined
+  again: boolean
+}
+
 /** The hash tag of a key (`{acct:alice}`): calls with the same tag share a slot. */
 function slotTag(key: string): string {
   const open = key.indexOf('{')
@@ -173,9 +181,10 @@ function slotTag(key: string): string {
 export interface FulfillOptions {
   /**
    * On a cluster, answer once the fulfill is decided (the sender's debit is
-   * final) and let the next hop's credit land after: its outgoing record
-   * holds it until then, the owner retries a credit that failed, and the
-   * sweeper credits it should the owner die. The packet path takes this: one
+   * final) and let the next hop's credit land after: its outgoing record, or
+   * the amount owed in the incoming slot, holds it until then, the owner
+   * retries a credit or transfer that failed, and the sweeper makes it
+   * should the owner die. The packet path takes this: one
    * round trip less before the Fulfill goes upstream. Default: the credit is
    * waited for. No effect on one Redis, where both are one call.
    */
@@ -190,6 +199,13 @@ export interface LedgerOptions {
    * in one call. Default: split on a Redis Cluster only.
    */
   split?: boolean
+  /**
+   * Split: a fulfill owes the credit of a packet whose next hop has no
+   * maxBalance in the incoming slot, for a transfer to move on, rather than
+   * writing an outgoing record for every packet (see Ledger.owesCredits).
+   * Default: split without `durability`.
+   */
+  owesCredits?: boolean
   /**
    * `redis.durability: replica`: every call waits until a replica has it
    * (WAIT 1, once per batch and node) before its outcome is used; a wait
@@ -212,9 +228,12 @@ const SPLIT_BATCH_TURNS = 2
  * The balances and the packets in flight. Each transition is one Lua
  * function over the keys of one account, so Redis applies it whole or not at
  * all, in one hash slot. A packet has a record in the slot of each of its two
- * accounts (lua/lib/entry.lua); the order of the transitions keeps the pair
+ * accounts (lua/lib/entry.lua), or, towards a next hop without a maxBalance,
+ * its incoming record alone; the order of the transitions keeps the records
  * consistent whatever fails between them, and on a single Redis a packet's
- * step runs as one chained call, all of it or none.
+ * step runs as one chained call, all of it or none. On a cluster such a
+ * packet's fulfill owes its credit in the incoming slot, and transfers move
+ * what is owed to the next hop (owesCredits).
  */
 export class Ledger {
   readonly keys: Keys
@@ -225,6 +244,15 @@ export class Ledger {
   /** This process's own open packets and suspected orphans (see own-packets.ts). */
   readonly own = new OwnPackets()
   readonly split: boolean
+  /**
+   * Split, without `durability: replica`: a packet whose next hop has no
+   * maxBalance is its incoming record alone, as on one Redis; its fulfill
+   * owes the credit in the incoming slot, and transfers move what is owed
+   * to the next hop's balance after (transfer-begin.lua). Under `replica` every
+   * packet keeps its outgoing record: a retried fulfill whose first try's
+   * answer was lost finds its decision there.
+   */
+  readonly owesCredits: boolean
   private readonly durability: { timeoutMs: number } | undefined
   /** `redis.durability: replica`: how long a write waits for a replica; undefined for `none`. */
   get durabilityTimeoutMs(): number | undefined {
@@ -243,6 +271,9 @@ export class Ledger {
   /** Credits a fulfill left to land after it answered (FulfillOptions.creditLater), until they do. */
   private readonly crediting = new Map<RecordRef, Promise<void>>()
   private owedTimer: NodeJS.Timeout | undefined
+  /** Pairs (`<in>|<out>`) whose owed credits this process moves to the next hop, until a transfer finds nothing owed. */
+  private readonly transfers = new Map<string, PairTransfer>()
+  private transferTimer: NodeJS.Timeout | undefined
 
   constructor(
     readonly redis: RedisClient,
@@ -254,6 +285,7 @@ export class Ledger {
     if (!BOOT_ID.test(this.bootId)) throw new Error(`invalid boot id ${JSON.stringify(this.bootId)}`)
     this.split = opts.split ?? isCluster(redis)
     this.durability = opts.durability
+    this.owesCredits = this.split && (opts.owesCredits ?? opts.durability === undefined)
     this.batcher = new CallBatcher<Call>((calls) => this.send(calls), { turns: this.split ? SPLIT_BATCH_TURNS : 1 })
   }
 
@@ -415,6 +447,7 @@ export class Ledger {
     }
     for (const r of [...this.own.reservations(), ...this.own.suspects.values()]) hold(r.bootId, r.incomingAccount, r.outgoingAccount)
     for (const c of [...this.owedCredits, ...this.crediting.keys()]) hold(c.bootId, c.incomingAccount, c.outgoingAccount)
+    for (const t of this.transfers.values()) hold(this.bootId, t.incomingAccount)
     await this.register(this.bootId)
     for (const [owner, accounts] of held) {
       await this.register(owner)
@@ -436,6 +469,7 @@ export class Ledger {
     const busy = new Set<string>()
     for (const r of [...this.own.reservations(), ...this.own.suspects.values()]) busy.add(`${r.bootId}|${r.incomingAccount}`).add(`${r.bootId}|${r.outgoingAccount}`)
     for (const c of [...this.owedCredits, ...this.crediting.keys()]) busy.add(`${c.bootId}|${c.incomingAccount}`).add(`${c.bootId}|${c.outgoingAccount}`)
+    for (const t of this.transfers.values()) busy.add(`${this.bootId}|${t.incomingAccount}`)
     const now = Date.now()
     const over = this.indexed.size - maxIndexed
     const byAge = over > 0 ? [...this.indexed].sort((x, y) => x[1] - y[1]).slice(0, over).map(([key]) => key) : []
@@ -460,7 +494,7 @@ export class Ledger {
 
   /**
    * Claims the packet and reserves its amounts: the incoming record first,
-   * then the outgoing one (undone if refused). The records are this process's
+   * then the outgoing one where there is one (undone if refused). The records are this process's
    * from the moment the first call is sent until fulfill/reject settle them;
    * a call whose outcome stays unknown makes the reservation a suspect (see
    * OwnPackets), which the orphan audit refunds.
@@ -477,8 +511,8 @@ export class Ledger {
       outgoingAccount: r.outgoingAccount,
       bootId,
       attempt: (this.attempts++).toString(36),
-      // the chain writes an outgoing record only to hold a maxBalance's headroom
-      outgoingRecord: this.split || (r.maxBalance ?? '') !== '',
+      // an outgoing record only to hold a maxBalance's headroom, or where a fulfill cannot owe the credit
+      outgoingRecord: (r.maxBalance ?? '') !== '' || (this.split && !this.owesCredits),
     }
     const from = this.keys.packetKeys(r.incomingAccount)
     const to = this.keys.packetKeys(r.outgoingAccount)
@@ -504,7 +538,7 @@ export class Ledger {
         result = await this.call('prepare', [from.account, from.inflight, to.account, to.credits, from.rate], [...incomingArgs, field, r.maxBalance ?? ''])
       } else {
         result = await this.call('prepare-incoming', [from.account, from.inflight, from.rate], incomingArgs)
-        if (result === 'OK') {
+        if (result === 'OK' && reservation.outgoingRecord) {
           result = await this.call('prepare-outgoing', [to.account, to.credits], [
             field,
             bootId,
@@ -536,7 +570,8 @@ export class Ledger {
 
   /**
    * The packet was fulfilled: the sender's debit becomes final, then the next
-   * hop is credited. 'gone': the reservation was already settled or refunded,
+   * hop is credited (split without an outgoing record: owed in the same step,
+   * then moved by a transfer). 'gone': the reservation was already settled or refunded,
    * or, on a cluster, the fulfill came after the packet's expiry (it is
    * refunded then: the sweeper's refund is two calls there, which a late
    * fulfill could split). On one Redis a late fulfill is honoured until the
@@ -556,9 +591,17 @@ export class Ledger {
       // '' for the outgoing record's field: this reservation wrote none, the chain looks for none
       const outgoingField = r.outgoingRecord === false ? '' : field
       result = await this.call('fulfill', [from.account, from.inflight, to.account, to.credits], [packetId, r.bootId, r.attempt, outgoingAccount, outgoingField])
+    } else if (r.outgoingRecord === false) {
+      // the decision and the credit it owes are one step; a transfer moves the credit on
+      result = await this.call('fulfill-incoming', [from.inflight, from.owed], [packetId, r.bootId, r.attempt, outgoingAccount, '', '1'])
+      // GONE: refunded, or decided by an earlier try whose answer was lost: whatever it owes is moved too
+      if (result !== 'EXPIRED') {
+        const moving = this.transferOwed(incomingAccount, outgoingAccount)
+        if (result === 'OK' && !opts.creditLater) await moving
+      } else await this.refundSteps(r, '')
     } else {
       // On a cluster the sweeper's refund is two calls: a late fulfill could land between them, so none is honoured.
-      result = await this.call('fulfill-incoming', [from.inflight], [packetId, r.bootId, r.attempt, outgoingAccount, ''])
+      result = await this.call('fulfill-incoming', [from.inflight, from.inflight], [packetId, r.bootId, r.attempt, outgoingAccount, '', ''])
       // decided: the credit follows, and a credit that fails is owed, not undone
       if (result === 'OK') {
         if (opts.creditLater) this.creditLater(r)
@@ -607,8 +650,11 @@ export class Ledger {
     if (!this.split) {
       return recordOutcome(await this.call('reject', [from.account, from.inflight, to.account, to.credits], [r.packetId, r.bootId, r.attempt, field, notBefore]))
     }
-    const released = await this.call('reject-outgoing', [to.account, to.credits], [field, r.bootId, r.attempt, notBefore])
-    if (released === 'EARLY') return 'early'
+    // a record read back from Redis (the sweeper's, the audit's) may have an outgoing record: look for it
+    if (r.outgoingRecord !== false) {
+      const released = await this.call('reject-outgoing', [to.account, to.credits], [field, r.bootId, r.attempt, notBefore])
+      if (released === 'EARLY') return 'early'
+    }
     return recordOutcome(await this.call('reject-incoming', [from.account, from.inflight], [r.packetId, r.bootId, r.attempt, notBefore]))
   }
 
@@ -635,9 +681,93 @@ export class Ledger {
     if (this.owedCredits.length > 0) this.owedTimer ??= setTimeout(() => void this.retryCredits(), 1000)
   }
 
+  /**
+   * Moves what `incomingAccount` owes `outgoingAccount` into its balance
+   * (transfer-begin, -apply, -end), until nothing is owed; a run already
+   * under way for the pair goes round once more. Resolves once the pair's
+   * run has ended (at once for one that failed: it is retried on a timer).
+   * Never rejects.
+   */
+  transferOwed(incomingAccount: string, outgoingAccount: string): Promise<void> {
+    const key = `${incomingAccount}|${outgoingAccount}`
+    let t = this.transfers.get(key)
+    if (t?.running) {
+      t.again = true
+      return t.running
+    }
+    t ??= { incomingAccount, outgoingAccount, running: undefined, again: false }
+    this.transfers.set(key, t)
+    const pair = t
+    pair.running = this.runTransfers(pair).then(
+      () => {
+        pair.running = undefined
+        if (pair.again) return this.transferOwed(incomingAccount, outgoingAccount)
+        this.transfers.delete(key)
+      },
+      () => {
+        // kept, so the owner index keeps the account; retried on a timer
+        pair.running = undefined
+        this.transferTimer ??= setTimeout(() => void this.retryTransfers(), 200)
+      },
+    )
+    return pair.running
+  }
+
+  /** One pair's transfers, one after the other, until nothing more is owed. */
+  private async runTransfers(t: PairTransfer): Promise<void> {
+    // the sweeper finds what this process leaves owed through its owner index
+    const indexing = this.index(this.bootId, t.incomingAccount, t.incomingAccount)
+    if (indexing) await indexing
+    do t.again = false
+    while ((await this.transferOnce(t.incomingAccount, t.outgoingAccount)) === 'more')
+  }
+
+  /**
+   * One transfer of what an account owes a next hop (or the pair's transfer
+   * in progress, whoever began it): 'none' when nothing was owed, 'more'
+   * when more was owed meanwhile.
+   */
+  private async transferOnce(incomingAccount: string, outgoingAccount: string): Promise<'none' | 'done' | 'more'> {
+    const from = this.keys.packetKeys(incomingAccount)
+    const to = this.keys.packetKeys(outgoingAccount)
+    const begun = await this.call('transfer-begin', [from.owed], [outgoingAccount])
+    if (begun === 'NONE') return 'none'
+    const bar = begun.indexOf('|')
+    const seq = begun.slice(0, bar)
+    const amount = begun.slice(bar + 1)
+    if (!/^\d+$/.test(seq) || !/^\d+$/.test(amount)) throw new Error(`unexpected transfer ${begun}`)
+    await this.call('transfer-apply', [to.account, to.received], [incomingAccount, seq, amount])
+    return (await this.call('transfer-end', [from.owed], [outgoingAccount, seq])) === 'MORE' ? 'more' : 'done'
+  }
+
+  private async retryTransfers(): Promise<void> {
+    this.transferTimer = undefined
+    await Promise.all([...this.transfers.values()].filter((t) => !t.running).map((t) => this.transferOwed(t.incomingAccount, t.outgoingAccount)))
+    if ([...this.transfers.values()].some((t) => !t.running)) this.transferTimer ??= setTimeout(() => void this.retryTransfers(), 1000)
+  }
+
+  /**
+   * Moves everything an account owes, to every next hop, including
+   * transfers that another process began (the sweeper, for an owner that
+   * died). Throws if a transfer could not be made.
+   */
+  async transferAllOwed(incomingAccount: string): Promise<number> {
+    const pairs = await this.owedBy(incomingAccount)
+    for (const outgoingAccount of pairs) while ((await this.transferOnce(incomingAccount, outgoingAccount)) !== 'none');
+    return pairs.length
+  }
+
+  /** The next hops an account owes credits to, or has a transfer in progress to. */
+  async owedBy(incomingAccount: string): Promise<string[]> {
+    const fields = await this.redis.hkeys(this.keys.packetKeys(incomingAccount).owed)
+    const out = new Set<string>()
+    for (const f of fields) if (f.startsWith('o:') || f.startsWith('t:')) out.add(f.slice(2))
+    return [...out].sort()
+  }
+
   /** Credits still owed by this process (a cluster's fulfills whose credit has not landed yet), in flight or to retry. */
   get owedCreditCount(): number {
-    return this.owedCredits.length + this.crediting.size
+    return this.owedCredits.length + this.crediting.size + this.transfers.size
   }
 
   /**
@@ -647,6 +777,11 @@ export class Ledger {
    */
   async flushCredits(): Promise<void> {
     await Promise.all(this.crediting.values())
+    if (this.transferTimer) clearTimeout(this.transferTimer)
+    this.transferTimer = undefined
+    await Promise.all([...this.transfers.values()].map((t) => t.running ?? this.transferOwed(t.incomingAccount, t.outgoingAccount)))
+    if (this.transferTimer) clearTimeout(this.transferTimer)
+    this.transferTimer = undefined
     if (this.owedTimer) clearTimeout(this.owedTimer)
     await this.retryCredits()
     if (this.owedTimer) clearTimeout(this.owedTimer)

@@ -16,6 +16,9 @@ const TRANSITIONS = [
   'fulfill-outgoing',
   'reject-outgoing',
   'reject-incoming',
+  'transfer-begin',
+  'transfer-apply',
+  'transfer-end',
 ] as const
 export type Transition = (typeof TRANSITIONS)[number]
 
@@ -40,10 +43,13 @@ export interface FunctionLibrary {
 export const OPERATION_CODES: Record<Operation, { code: string; keys: number; args: number }> = {
   'prepare-incoming': { code: 'pi', keys: 3, args: 13 },
   'prepare-outgoing': { code: 'po', keys: 2, args: 8 },
-  'fulfill-incoming': { code: 'fi', keys: 1, args: 5 },
+  'fulfill-incoming': { code: 'fi', keys: 2, args: 6 },
   'fulfill-outgoing': { code: 'fo', keys: 2, args: 3 },
   'reject-outgoing': { code: 'ro', keys: 2, args: 4 },
   'reject-incoming': { code: 'ri', keys: 2, args: 4 },
+  'transfer-begin': { code: 'tb', keys: 1, args: 1 },
+  'transfer-apply': { code: 'ta', keys: 2, args: 3 },
+  'transfer-end': { code: 'te', keys: 1, args: 2 },
   // KEYS: incoming account, its in-flight records, outgoing account, its credits (prepare: then the incoming rate window)
   // prepare ARGV: prepare-incoming's thirteen, then the outgoing field and maxBalance
   prepare: { code: 'P', keys: 5, args: 15 },
@@ -96,7 +102,7 @@ end
 -- An empty outgoing field: the reservation wrote no outgoing record (its
 -- prepare had no maxBalance), so there is none of its own to look for.
 local function chain_fulfill(keys, args)
-  local result, record = transition_fulfill_incoming({ keys[2] }, { args[1], args[2], args[3], args[4], '1' })
+  local result, record = transition_fulfill_incoming({ keys[2], keys[2] }, { args[1], args[2], args[3], args[4], '1', '' })
   local credited = 'GONE'
   if args[5] ~= '' then credited = transition_fulfill_outgoing({ keys[3], keys[4] }, { args[5], args[2], args[3] }) end
   if result == 'OK' and credited ~= 'OK' then hash_add(keys[3], 'cold', record.outAmount) end

@@ -4,13 +4,15 @@ import type { RedisClient } from '../../src/store/redis.js'
 
 /**
  * Records of packets in flight left in Redis, farm-wide: incoming records
- * (reserved, not settled) and outgoing records (waiting for their credit or
- * release), found through the owners' indexes as the sweeper finds them.
+ * (reserved, not settled), outgoing records (waiting for their credit or
+ * release) and credits owed to a next hop that no transfer has moved yet,
+ * found through the owners' indexes as the sweeper finds them.
  */
 export async function recordsLeft(client: RedisClient, prefix: string): Promise<number> {
   const ledger = new Ledger(client, prefix)
-  const [incoming, outgoing] = await Promise.all([ledger.hotSet(), ledger.pendingCredits()])
-  return incoming.length + outgoing.length
+  const [incoming, outgoing, accounts] = await Promise.all([ledger.hotSet(), ledger.pendingCredits(), ledger.accountsWithRecords()])
+  const owed = await Promise.all(accounts.map((a) => ledger.owedBy(a)))
+  return incoming.length + outgoing.length + owed.flat().length
 }
 
 export interface PlantedPacket {

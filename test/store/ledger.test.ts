@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { Ledger, type Reservation } from '../../src/store/ledger.js'
+import { Ledger, type LedgerOptions, type Reservation } from '../../src/store/ledger.js'
 import { startTestRedis, type TestRedis } from '../helpers/redis.js'
 
 /** The Lua scripts through their typed bindings, against a real Redis. */
@@ -18,11 +18,13 @@ afterAll(async () => {
   client?.disconnect()
   await redis?.close()
 })
-let split = false
+let mode: LedgerOptions = {}
 beforeEach(() => {
   prefix = `l${++seq}:`
-  ledger = new Ledger(client, prefix, { split })
+  ledger = new Ledger(client, prefix, mode)
 })
+/** Split, with an outgoing record for every packet (as under durability replica). */
+const RECORDS: LedgerOptions = { split: true, owesCredits: false }
 
 function reservation(fields: Partial<Reservation> = {}): Reservation {
   return {
@@ -54,13 +56,17 @@ async function snapshot(): Promise<Record<string, Record<string, string>>> {
   return out
 }
 
-// Each step as one chained call (a single Redis), and as one call per account (as on a cluster).
+// Each step as one chained call (a single Redis), and as one call per account (as on a cluster), there
+// with an outgoing record for every packet, or with a fulfill that owes the credit for a transfer to move.
 describe.each([
-  ['chained', false],
-  ['split', true],
-])('Ledger (Lua scripts), %s', (_mode, splitMode) => {
+  ['chained', { split: false }],
+  ['split, an outgoing record per packet', RECORDS],
+  ['split, credits owed', { split: true }],
+] as Array<[string, LedgerOptions]>)('Ledger (Lua scripts), %s', (_mode, options) => {
+  const splitMode = options.split === true
+  const owes = splitMode && options.owesCredits !== false
   beforeAll(() => {
-    split = splitMode
+    mode = options
   })
 
   it('loads its scripts as one Redis Functions library, and loads them again if Redis lost them', async () => {
@@ -103,7 +109,8 @@ describe.each([
     if (splitMode) {
       // and the ledger keeps its accounts in its owner index until it lands
       await ledger.pruneIndex(0)
-      expect((await client.smembers(ledger.keys.ownerAccounts(ledger.bootId))).sort()).toEqual(['alice', 'bob'])
+      // (a credit owed waits in the incoming slot: the sweeper needs only that account)
+      expect((await client.smembers(ledger.keys.ownerAccounts(ledger.bootId))).sort()).toEqual(owes ? ['alice'] : ['alice', 'bob'])
       await ledger.flushCredits()
     }
     expect(ledger.owedCreditCount).toBe(0)
@@ -126,19 +133,21 @@ describe.each([
     expect(await ledger.hotSet()).toEqual([])
   })
 
-  it('writes the outgoing record where it is needed: always split, chained only for a next hop with a maxBalance; fulfill credits the outgoing amount either way', async () => {
+  it('writes the outgoing record where it is needed: for a next hop with a maxBalance, or for every packet split without owed credits; fulfill credits the outgoing amount either way', async () => {
     const plain = reservation({ inAmount: '100', outAmount: '93' })
     const capped = reservation({ inAmount: '100', outAmount: '91', maxBalance: '1000' })
     expect(await ledger.prepare(plain)).toBe('ok')
     expect(await ledger.prepare(capped)).toBe('ok')
     const credits = (await ledger.pendingCredits()).map((c) => c.packetId).sort()
-    expect(credits).toEqual(splitMode ? [plain.packetId, capped.packetId].sort() : [capped.packetId])
+    expect(credits).toEqual(splitMode && !owes ? [plain.packetId, capped.packetId].sort() : [capped.packetId])
     expect((await ledger.hotSet()).map((e) => e.packetId).sort()).toEqual([plain.packetId, capped.packetId].sort())
     const hgets = async () => Number(/cmdstat_hget:calls=(\d+)/.exec(await client.info('commandstats'))?.[1] ?? 0)
     const before = await hgets()
     expect(await ledger.fulfill('alice', plain.packetId, 'bob')).toBe('ok')
-    // the incoming record is read; chained, the outgoing one that this reservation never wrote is not looked for
-    expect((await hgets()) - before).toBe(splitMode ? 2 : 1)
+    // the incoming record is read; chained, the outgoing one that this reservation never wrote is not looked
+    // for; owed, the transfer reads the pair's three fields, the next hop's last transfer and the pair's again
+    expect((await hgets()) - before).toBe(owes ? 6 : splitMode ? 2 : 1)
+    expect(await ledger.owedBy('alice')).toEqual([])
     expect((await ledger.balance('bob')).balance).toBe('93')
     expect(await ledger.fulfill('alice', capped.packetId, 'bob')).toBe('ok')
     expect(await ledger.balance('bob')).toMatchObject({ balance: '184', creditsInFlight: '0' })
@@ -363,11 +372,11 @@ describe.each([
 // Split only: on one Redis a packet's records are settled in one call, so no record waits for its credit.
 describe('Ledger (Lua scripts), split: a credit owed', () => {
   beforeAll(() => {
-    split = true
+    mode = RECORDS
   })
 
   it('refuses the id again while its credit is still owed (the outgoing record waits), with or without a maxBalance; the refused prepare is undone', async () => {
-    const other = new Ledger(client, prefix, { split })
+    const other = new Ledger(client, prefix, mode)
     for (const maxBalance of [undefined, '1000000']) {
       const r = reservation({ maxBalance })
       const alice = BigInt((await ledger.balance('alice')).balance)
@@ -394,7 +403,7 @@ describe('Ledger (Lua scripts), split: a credit owed', () => {
 
 describe("Ledger (Lua scripts), split: Redis' clock", () => {
   beforeAll(() => {
-    split = true
+    mode = RECORDS
   })
 
   it('fences a batch against one reading of the clock: TIME once per call, and a packet past its expiry in the batch is still refused, the rest granted', async () => {
@@ -438,7 +447,7 @@ describe("Ledger (Lua scripts), split: Redis' clock", () => {
 
 describe('Ledger (Lua scripts), split: batches', () => {
   beforeAll(() => {
-    split = true
+    mode = RECORDS
   })
 
   it('collects its calls over two turns of the event loop: two packets begun a turn apart share each FCALL', async () => {
@@ -452,5 +461,86 @@ describe('Ledger (Lua scripts), split: batches', () => {
     // one FCALL for both incoming records, one for both outgoing ones
     expect(Number(/cmdstat_fcall:calls=(\d+)/.exec(await client.info('commandstats'))?.[1])).toBe(2)
     expect((await ledger.hotSet()).length).toBe(3)
+  })
+})
+
+// Split, without an outgoing record: a fulfill owes the credit in the incoming slot; transfers move it.
+describe('Ledger (Lua scripts), split: credits owed, moved by transfers', () => {
+  beforeAll(() => {
+    mode = { split: true }
+  })
+  const owedHash = () => client.hgetall(ledger.keys.packetKeys('alice').owed)
+
+  it('a prepare is one call and a fulfill owes the credit in the same step; the transfer moves it, batched with the next packets', async () => {
+    expect(await ledger.prepare(reservation())).toBe('ok') // the owner index, once
+    await client.config('RESETSTAT')
+    const packets = Array.from({ length: 20 }, () => reservation({ inAmount: '10', outAmount: '9' }))
+    expect(await Promise.all(packets.map((p) => ledger.prepare(p)))).toEqual(packets.map(() => 'ok'))
+    // the incoming records only, in one FCALL: no outgoing record
+    expect(Number(/cmdstat_fcall:calls=(\d+)/.exec(await client.info('commandstats'))?.[1])).toBe(1)
+    expect(await ledger.pendingCredits()).toEqual([])
+    expect(await Promise.all(packets.map((p) => ledger.fulfill('alice', p.packetId, 'bob', { creditLater: true })))).toEqual(packets.map(() => 'ok'))
+    await ledger.flushCredits()
+    expect(ledger.owedCreditCount).toBe(0)
+    expect((await ledger.balance('bob')).balance).toBe('180')
+    expect((await ledger.balance('alice')).balance).toBe('-300')
+    // nothing owed or in transfer; the pair's last number stays
+    expect(Object.keys(await owedHash())).toEqual(['n:bob'])
+    const received = await client.hget(ledger.keys.packetKeys('bob').received, 'alice')
+    expect(received).toBe((await owedHash())['n:bob'])
+  })
+
+  it('a transfer that was applied but not ended, or begun but not applied, is finished by anyone, once', async () => {
+    const owed = ledger.keys.packetKeys('alice').owed
+    const received = ledger.keys.packetKeys('bob').received
+    // applied, not ended (its owner died between the two): ended without a second credit
+    await client.hset(owed, 'n:bob', '1000', 't:bob', '1000|70')
+    await client.hset(received, 'alice', '1000')
+    await client.hset(ledger.keys.account('bob'), 'cold', '70')
+    const sweeper = new Ledger(client, prefix, mode)
+    expect(await sweeper.owedBy('alice')).toEqual(['bob'])
+    expect(await sweeper.transferAllOwed('alice')).toBe(1)
+    expect((await ledger.balance('bob')).balance).toBe('70')
+    expect(await sweeper.owedBy('alice')).toEqual([])
+    // begun, not applied, with more owed since: both land, once each
+    await client.hset(owed, 'n:bob', '2000', 't:bob', '2000|5', 'o:bob', '8')
+    await Promise.all([sweeper.transferAllOwed('alice'), ledger.transferAllOwed('alice'), ledger.transferOwed('alice', 'bob')])
+    expect((await ledger.balance('bob')).balance).toBe('83')
+    expect(await sweeper.owedBy('alice')).toEqual([])
+    // a late copy of an applied transfer's credit changes nothing
+    const last = (await client.hget(received, 'alice'))!
+    expect(Number(last)).toBeGreaterThan(2000)
+    await client.hset(owed, 't:bob', '2000|5')
+    await ledger.transferAllOwed('alice')
+    expect((await ledger.balance('bob')).balance).toBe('83')
+    expect(await client.hget(received, 'alice')).toBe(last)
+  })
+
+  it('two processes fulfilling packets of one pair at once: every credit lands, once', async () => {
+    const other = new Ledger(client, prefix, mode)
+    const packets = Array.from({ length: 200 }, (_, i) => ({ r: reservation({ inAmount: '3', outAmount: String(1 + (i % 7)), minBalance: undefined }), by: i % 2 === 0 ? ledger : other }))
+    expect(await Promise.all(packets.map(({ r, by }) => by.prepare(r)))).toEqual(packets.map(() => 'ok'))
+    const outcomes = await Promise.all(packets.map(({ r, by }) => by.fulfill('alice', r.packetId, 'bob', { creditLater: true })))
+    expect(outcomes).toEqual(packets.map(() => 'ok'))
+    await Promise.all([ledger.flushCredits(), other.flushCredits()])
+    const total = packets.reduce((a, { r }) => a + BigInt(r.outAmount), 0n)
+    expect((await ledger.balance('bob')).balance).toBe(String(total))
+    expect((await ledger.balance('alice')).balance).toBe(String(-3n * 200n))
+    expect(await ledger.owedBy('alice')).toEqual([])
+  })
+
+  it('a fulfill after the expiry is refused and refunded; a reject refunds; neither owes anything', async () => {
+    const late = reservation({ expiresAtMs: Date.now() + 60 })
+    const failed = reservation()
+    expect(await ledger.prepare(late)).toBe('ok')
+    expect(await ledger.prepare(failed)).toBe('ok')
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(await ledger.fulfill('alice', late.packetId, 'bob')).toBe('gone')
+    expect(await ledger.reject('alice', failed.packetId, 'bob')).toBe('ok')
+    await ledger.flushCredits()
+    expect((await ledger.balance('alice')).balance).toBe('0')
+    expect((await ledger.balance('bob')).balance).toBe('0')
+    expect(await ledger.owedBy('alice')).toEqual([])
+    expect(await ledger.hotSet()).toEqual([])
   })
 })
