@@ -85,6 +85,31 @@ local function account_balance(key)
   return balance, credits, all
 end
 
+-- Owes `amount` to next hop `out` in an incoming account's owed hash
+-- (`key`: o:<out> owed, t:<out> the transfer in progress, n:<out> the last
+-- transfer number; lua/packet/transfer-begin.lua) and, unless the pair has a
+-- transfer in progress (whose end then says MORE), begins one of all that is
+-- owed: returns it as '<seq>|<amount>', or nil. Numbers grow by one and
+-- with Redis' clock (ms), so one lost in a failover of this slot's master is
+-- never handed out again for a different amount.
+local function owe_credit(key, out, amount)
+  if redis.call('HEXISTS', key, 't:' .. out) == 1 then
+    hash_add(key, 'o:' .. out, amount)
+    return nil
+  end
+  local owed = redis.call('HGET', key, 'o:' .. out)
+  if owed then
+    redis.call('HDEL', key, 'o:' .. out)
+    amount = big_add(owed, amount)
+  end
+  if amount == '0' then return nil end
+  local last = tonumber(redis.call('HGET', key, 'n:' .. out) or '0')
+  local seq = string.format('%d', math.max(last + 1, now_ms()))
+  local transfer = seq .. '|' .. amount
+  redis.call('HSET', key, 'n:' .. out, seq, 't:' .. out, transfer)
+  return transfer
+end
+
 local function release_headroom(key, headroom)
   if headroom ~= '0' then hash_add(key, 'creditsInFlight', big_neg(headroom)) end
 end

@@ -14,19 +14,10 @@
 -- ARGV[1] outgoing account id
 --
 -- Returns '<seq>|<amount>' (a new transfer, or the one in progress), or
--- 'NONE' when nothing is owed. Transfer numbers grow with Redis' clock (ms)
--- as well as by one, so a number reused after a failover that lost a begin
--- is never taken for one already applied (unless the clocks of the two
--- masters differ by more than the failover took).
+-- 'NONE' when nothing is owed. A fulfill begins its pair's transfer itself
+-- when none is in progress (owe_credit, lua/lib/entry.lua): this one is for
+-- what was owed while another ran, and for whoever finishes a transfer.
 
-local out = ARGV[1]
-local pending = redis.call('HGET', KEYS[1], 't:' .. out)
+local pending = redis.call('HGET', KEYS[1], 't:' .. ARGV[1])
 if pending then return pending end
-local owed = redis.call('HGET', KEYS[1], 'o:' .. out)
-if not owed or owed == '0' then return 'NONE' end
-local last = tonumber(redis.call('HGET', KEYS[1], 'n:' .. out) or '0')
-local seq = math.max(last + 1, now_ms())
-local transfer = string.format('%d', seq) .. '|' .. owed
-redis.call('HSET', KEYS[1], 'n:' .. out, string.format('%d', seq), 't:' .. out, transfer)
-redis.call('HDEL', KEYS[1], 'o:' .. out)
-return transfer
+return owe_credit(KEYS[1], ARGV[1], '0') or 'NONE'

@@ -593,10 +593,15 @@ export class Ledger {
       result = await this.call('fulfill', [from.account, from.inflight, to.account, to.credits], [packetId, r.bootId, r.attempt, outgoingAccount, outgoingField])
     } else if (r.outgoingRecord === false) {
       // the decision and the credit it owes are one step; a transfer moves the credit on
-      result = await this.call('fulfill-incoming', [from.inflight, from.owed], [packetId, r.bootId, r.attempt, outgoingAccount, '', '1'])
+      // a transfer of the pair running here takes what this one owes when it ends (MORE); else this one begins it
+      const running = this.transfers.get(`${incomingAccount}|${outgoingAccount}`)?.running !== undefined
+      result = await this.call('fulfill-incoming', [from.inflight, from.owed], [packetId, r.bootId, r.attempt, outgoingAccount, '', running ? '1' : '2'])
+      // 'T<transfer>': it began the pair's transfer too (none was in progress)
+      const begun = result.startsWith('T') ? result.slice(1) : undefined
+      if (begun !== undefined) result = 'OK'
       // GONE: refunded, or decided by an earlier try whose answer was lost: whatever it owes is moved too
       if (result !== 'EXPIRED') {
-        const moving = this.transferOwed(incomingAccount, outgoingAccount)
+        const moving = this.transferOwed(incomingAccount, outgoingAccount, begun)
         if (result === 'OK' && !opts.creditLater) await moving
       } else await this.refundSteps(r, '')
     } else {
@@ -683,12 +688,13 @@ export class Ledger {
 
   /**
    * Moves what `incomingAccount` owes `outgoingAccount` into its balance
-   * (transfer-begin, -apply, -end), until nothing is owed; a run already
-   * under way for the pair goes round once more. Resolves once the pair's
-   * run has ended (at once for one that failed: it is retried on a timer).
-   * Never rejects.
+   * (transfer-begin, -apply, -end), until nothing is owed, starting with
+   * `begun` (a transfer a fulfill began) if given; a run already under way
+   * for the pair goes round once more (and finds that transfer in
+   * progress). Resolves once the pair's run has ended (at once for one that
+   * failed: it is retried on a timer). Never rejects.
    */
-  transferOwed(incomingAccount: string, outgoingAccount: string): Promise<void> {
+  transferOwed(incomingAccount: string, outgoingAccount: string, begun?: string): Promise<void> {
     const key = `${incomingAccount}|${outgoingAccount}`
     let t = this.transfers.get(key)
     if (t?.running) {
@@ -698,7 +704,7 @@ export class Ledger {
     t ??= { incomingAccount, outgoingAccount, running: undefined, again: false }
     this.transfers.set(key, t)
     const pair = t
-    pair.running = this.runTransfers(pair).then(
+    pair.running = this.runTransfers(pair, begun).then(
       () => {
         pair.running = undefined
         if (pair.again) return this.transferOwed(incomingAccount, outgoingAccount)
@@ -714,12 +720,14 @@ export class Ledger {
   }
 
   /** One pair's transfers, one after the other, until nothing more is owed. */
-  private async runTransfers(t: PairTransfer): Promise<void> {
+  private async runTransfers(t: PairTransfer, begun: string | undefined): Promise<void> {
     // the sweeper finds what this process leaves owed through its owner index
     const indexing = this.index(this.bootId, t.incomingAccount, t.incomingAccount)
     if (indexing) await indexing
-    do t.again = false
-    while ((await this.transferOnce(t.incomingAccount, t.outgoingAccount)) === 'more')
+    for (let next = begun; ; next = undefined) {
+      t.again = false
+      if ((await this.transferOnce(t.incomingAccount, t.outgoingAccount, next)) !== 'more') return
+    }
   }
 
   /**
@@ -727,10 +735,10 @@ export class Ledger {
    * in progress, whoever began it): 'none' when nothing was owed, 'more'
    * when more was owed meanwhile.
    */
-  private async transferOnce(incomingAccount: string, outgoingAccount: string): Promise<'none' | 'done' | 'more'> {
+  private async transferOnce(incomingAccount: string, outgoingAccount: string, begunAlready?: string): Promise<'none' | 'done' | 'more'> {
     const from = this.keys.packetKeys(incomingAccount)
     const to = this.keys.packetKeys(outgoingAccount)
-    const begun = await this.call('transfer-begin', [from.owed], [outgoingAccount])
+    const begun = begunAlready ?? (await this.call('transfer-begin', [from.owed], [outgoingAccount]))
     if (begun === 'NONE') return 'none'
     const bar = begun.indexOf('|')
     const seq = begun.slice(0, bar)
