@@ -21,7 +21,10 @@
 -- and an incoming record without its outgoing record was not (refund it).
 -- On one Redis, where a step's transitions run as one call, the outgoing
 -- record is written only to hold a next hop's maxBalance headroom: the
--- fulfill chain credits the outAmount of the incoming record otherwise.
+-- fulfill chain credits the outAmount of the incoming record otherwise. On
+-- a cluster such a packet is its incoming record alone too (unless every
+-- write must reach a replica): its fulfill owes the credit in the incoming
+-- slot (owe_credit below), and transfers move it to the next hop.
 
 local INCOMING = '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$'
 local OUTGOING = '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$'
