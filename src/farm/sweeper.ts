@@ -33,7 +33,7 @@ export interface SweeperOptions {
 export interface SweepReport {
   /** Refunded now (the packet's records released and the sender refunded). */
   refunded: number
-  /** Fulfilled packets whose next hop the dead owner had not credited yet: credited now. */
+  /** Fulfilled packets whose next hop the dead owner had not credited yet, and pairs whose owed credits were moved: credited now. */
   credited: number
   /** Dead owners whose records were all settled: dropped from the list of owners. */
   ownersDone: number
@@ -51,11 +51,12 @@ interface DeadOwner {
 
 /**
  * Leader duty: settles the packets of worker processes that are gone, once
- * they have expired, and moves the credits their fulfills left owed. Every process names itself in `{farm}:owners` and, before
- * its first record on an account, adds the account to its own index
- * (Keys.ownerAccounts): the sweeper reads the index of each owner whose
- * heartbeat is gone, never every account. For each of the owner's records
- * past its expiry (plus the clock margin):
+ * they have expired, and moves the credits their fulfills left owed. Every
+ * process names itself in `{farm}:owners` and, before its first record on
+ * an account, adds the account to its own index (Keys.ownerAccounts): the
+ * sweeper reads the index of each owner whose heartbeat is gone, never
+ * every account. For each of the owner's records past its expiry (plus the
+ * clock margin):
  *
  * - an incoming record: the packet was not fulfilled: its outgoing record is
  *   released and the sender refunded (Ledger.refundRecord);
